@@ -1,0 +1,67 @@
+/// The event ids seen within the dedup horizon, as 128-bit fingerprints with their event time.
+///
+/// An open-addressing table of 24-byte entries kept at most half full; expired entries are dropped
+/// when the table would grow. A lookup ignores entries older than the horizon, so the answer depends
+/// only on the watermark, not on when the table was last cleaned.
+/// Memory: about 48-96 bytes per id seen within the horizon (the table is 2-4x the live count).
+struct DedupSet: Sendable {
+    private struct Entry: Sendable {
+        var high: UInt64
+        var low: UInt64
+        var time: Int64
+    }
+
+    private var entries: [Entry]
+    private var mask: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 1 << 12) {
+        var size = 16
+        while size < capacity { size <<= 1 }
+        self.entries = Array(repeating: Entry(high: 0, low: 0, time: .min), count: size)
+        self.mask = size - 1
+    }
+
+    var bytes: Int { self.entries.count * 24 }
+
+    /// Records `fingerprint` at `time` unless an entry not older than `cutoff` holds it already.
+    ///
+    /// - Returns: false when it is a duplicate.
+    @inline(__always)
+    mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Bool {
+        var index = Int(truncatingIfNeeded: fingerprint.high) & self.mask
+        var reusable = -1
+        while true {
+            let entry = self.entries[index]
+            if entry.time == .min { break }
+            if entry.high == fingerprint.high && entry.low == fingerprint.low {
+                if entry.time >= cutoff { return false }
+                reusable = index
+                break
+            }
+            index = (index + 1) & self.mask
+        }
+        if reusable >= 0 {
+            self.entries[reusable].time = time
+            return true
+        }
+        self.entries[index] = Entry(high: fingerprint.high, low: fingerprint.low, time: time)
+        self.count += 1
+        if self.count * 2 > self.entries.count { self.rebuild(cutoff: cutoff) }
+        return true
+    }
+
+    private mutating func rebuild(cutoff: Int64) {
+        let live = self.entries.filter { $0.time != .min && $0.time >= cutoff }
+        var size = self.entries.count
+        if live.count * 3 > size { size *= 2 }
+        self.entries = Array(repeating: Entry(high: 0, low: 0, time: .min), count: size)
+        self.mask = size - 1
+        for entry in live {
+            var index = Int(truncatingIfNeeded: entry.high) & self.mask
+            while self.entries[index].time != .min { index = (index + 1) & self.mask }
+            self.entries[index] = entry
+        }
+        self.count = live.count
+    }
+}

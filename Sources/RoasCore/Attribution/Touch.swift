@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An event id kept for ordering ties: its first 16 bytes inline, big-endian, the rest in an arena.
+struct SortKey: Sendable {
+    var high: UInt64
+    var low: UInt64
+    var length: Int32
+    /// Offset of the bytes past the 16th in the owner's `IDArena`; -1 when the id has at most 16 bytes.
+    var tail: Int64
+
+    @inline(__always)
+    init(_ bytes: UnsafeRawBufferPointer, arena: inout IDArena, time: Int64) {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        let count = bytes.count
+        for index in 0..<min(count, 16) {
+            let byte = UInt64(bytes[index])
+            if index < 8 { high |= byte << (56 - 8 * UInt64(index)) } else { low |= byte << (56 - 8 * UInt64(index - 8)) }
+        }
+        self.high = high
+        self.low = low
+        self.length = Int32(count)
+        self.tail = count > 16 ? arena.append(UnsafeRawBufferPointer(rebasing: bytes[16...]), time: time) : -1
+    }
+
+    /// Bytewise order of the ids (a prefix sorts first).
+    @inline(__always)
+    static func compare(_ a: SortKey, _ b: SortKey, arena: IDArena) -> Int {
+        if a.high != b.high { return a.high < b.high ? -1 : 1 }
+        if a.low != b.low { return a.low < b.low ? -1 : 1 }
+        if a.length > 16 && b.length > 16 {
+            let order = arena.compare(a.tail, Int(a.length) - 16, b.tail, Int(b.length) - 16)
+            if order != 0 { return order }
+        }
+        return a.length == b.length ? 0 : (a.length < b.length ? -1 : 1)
+    }
+}
+
+/// Append-only storage for the tails of long ids, in chunks freed once event time has passed them.
+struct IDArena: Sendable {
+    private struct Chunk {
+        var bytes: [UInt8]
+        var base: Int64
+        var newestTime: Int64
+    }
+
+    private var chunks: [Chunk] = []
+    private var nextOffset: Int64 = 0
+    static let chunkSize = 1 << 20
+
+    var bytes: Int { self.chunks.reduce(0) { $0 + $1.bytes.capacity } }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer, time: Int64) -> Int64 {
+        if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].bytes.count + bytes.count > IDArena.chunkSize {
+            var chunk = Chunk(bytes: [], base: self.nextOffset, newestTime: time)
+            chunk.bytes.reserveCapacity(max(IDArena.chunkSize, bytes.count))
+            self.chunks.append(chunk)
+        }
+        let last = self.chunks.count - 1
+        let offset = self.chunks[last].base + Int64(self.chunks[last].bytes.count)
+        self.chunks[last].bytes.append(contentsOf: bytes)
+        self.chunks[last].newestTime = max(self.chunks[last].newestTime, time)
+        self.nextOffset = offset + Int64(bytes.count)
+        return offset
+    }
+
+    /// Frees chunks all of whose ids belong to events older than `time`.
+    mutating func release(olderThan time: Int64) {
+        var drop = 0
+        while drop < self.chunks.count - 1, self.chunks[drop].newestTime < time { drop += 1 }
+        if drop > 0 { self.chunks.removeFirst(drop) }
+    }
+
+    func compare(_ a: Int64, _ aLength: Int, _ b: Int64, _ bLength: Int) -> Int {
+        IDArena.compare(self, a, aLength, self, b, bLength)
+    }
+
+    static func compare(_ leftArena: IDArena, _ a: Int64, _ aLength: Int, _ rightArena: IDArena, _ b: Int64, _ bLength: Int) -> Int {
+        leftArena.withBytes(a, aLength) { left in
+            rightArena.withBytes(b, bLength) { right in
+                let common = min(left.count, right.count)
+                let order = memcmp(left.baseAddress!, right.baseAddress!, common)
+                if order != 0 { return order < 0 ? -1 : 1 }
+                return left.count == right.count ? 0 : (left.count < right.count ? -1 : 1)
+            }
+        }
+    }
+
+    private func withBytes<R>(_ offset: Int64, _ length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var low = 0
+        var high = self.chunks.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if self.chunks[middle].base <= offset { low = middle } else { high = middle - 1 }
+        }
+        let chunk = self.chunks[low]
+        let start = Int(offset - chunk.base)
+        return chunk.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
+    }
+}
+
+/// A view or click kept for attribution: 48 bytes.
+struct Touch: Sendable {
+    var time: Int64
+    var creator: Int32
+    var campaign: Int32
+    var id: SortKey
+}
+
+/// One identity's views and clicks, each sorted by time.
+struct TouchList: Sendable {
+    var clicks: [Touch] = []
+    var views: [Touch] = []
+
+    @inline(__always)
+    static func insert(_ touch: Touch, into list: inout [Touch]) {
+        var index = list.count
+        while index > 0 && list[index - 1].time > touch.time { index -= 1 }
+        if index == list.count { list.append(touch) } else { list.insert(touch, at: index) }
+    }
+
+    @inline(__always)
+    static func evict(_ list: inout [Touch], before time: Int64) -> Int {
+        var count = 0
+        while count < list.count && list[count].time < time { count += 1 }
+        if count > 0 { list.removeFirst(count) }
+        return count
+    }
+}

@@ -1,0 +1,106 @@
+/// The header line of a signed batch frame: `{"batch":{"id":…,"timestamp":…,"signature":…,"bytes":N}}`.
+public struct BatchHeader: Sendable, Equatable {
+    public var id: String
+    /// Seconds since the epoch, as the Standard Webhooks `webhook-timestamp`.
+    public var timestamp: Int64
+    /// One or more space-separated `v1,<base64>`.
+    public var signature: String
+    /// Payload length in bytes, final newline included.
+    public var bytes: Int
+
+    public init(id: String, timestamp: Int64, signature: String, bytes: Int) {
+        self.id = id
+        self.timestamp = timestamp
+        self.signature = signature
+        self.bytes = bytes
+    }
+
+    /// The header line, without its newline.
+    public var line: String {
+        "{\"batch\":{\"id\":\(JSONText.quoted(self.id)),\"timestamp\":\(self.timestamp),"
+            + "\"signature\":\(JSONText.quoted(self.signature)),\"bytes\":\(self.bytes)}}"
+    }
+
+    /// True when the line's first member is `"batch"` (the rule that tells a header from an event).
+    @inline(__always)
+    static func looksLikeHeader(_ line: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        @inline(__always) func skip() {
+            while index < line.count, line[index] == 0x20 || line[index] == 0x09 { index += 1 }
+        }
+        skip()
+        guard index < line.count, line[index] == UInt8(ascii: "{") else { return false }
+        index += 1
+        skip()
+        let word: StaticString = "\"batch\""
+        guard line.count - index >= 7 else { return false }
+        for offset in 0..<7 where line[index + offset] != word.utf8Start[offset] { return false }
+        return true
+    }
+
+    /// What reading a header line gave.
+    enum Parsed {
+        case header(BatchHeader)
+        /// Not a valid header; `bytes` is the frame length when it could be read, so the frame can be skipped.
+        case invalid(id: String?, bytes: Int?, detail: String)
+    }
+
+    static func parse(_ line: UnsafeRawBufferPointer) -> Parsed {
+        var batchSpan = JSONSpan()
+        var first = true
+        var firstIsBatch = false
+        var scanner = JSONScanner(line)
+        let result = scanner.scanObject { key, value in
+            if first {
+                first = false
+                firstIsBatch = !key.flag && key.end - key.start == 5 && value.kind == .object
+                    && line[key.start..<key.end].elementsEqual("batch".utf8)
+                if firstIsBatch { batchSpan = value }
+            }
+        }
+        guard result == .object, firstIsBatch else {
+            return .invalid(id: nil, bytes: nil, detail: "the batch header is not a JSON object {\"batch\":{…}}")
+        }
+        let inner = UnsafeRawBufferPointer(rebasing: line[batchSpan.start..<batchSpan.end])
+        var spans = [String: JSONSpan]()
+        var repeated = false
+        var innerScanner = JSONScanner(inner)
+        _ = innerScanner.scanObject { key, value in
+            let name = String(decoding: inner[key.start..<key.end], as: UTF8.self)
+            if spans[name] != nil { repeated = true }
+            spans[name] = value
+        }
+        func string(_ name: String) -> String? {
+            guard let span = spans[name], span.kind == .string else { return nil }
+            if span.flag {
+                var decoded: [UInt8] = []
+                JSONScanner.unescape(inner, span, into: &decoded)
+                return String(decoding: decoded, as: UTF8.self)
+            }
+            return String(decoding: inner[span.start..<span.end], as: UTF8.self)
+        }
+        func integer(_ name: String) -> Int64? {
+            guard let span = spans[name], span.kind == .number, !span.flag else { return nil }
+            return EventParser.integer(UnsafeRawBufferPointer(rebasing: inner[span.start..<span.end]))
+        }
+        let id = string("id")
+        let bytes = integer("bytes").flatMap { $0 >= 0 && $0 <= Int64(Int32.max) * 64 ? Int($0) : nil }
+        if repeated { return .invalid(id: id, bytes: bytes, detail: "the batch header repeats a key") }
+        guard let id, !id.isEmpty, id.utf8.count <= 256 else {
+            return .invalid(id: id, bytes: bytes, detail: "batch.id must be a string of 1 to 256 bytes")
+        }
+        guard !id.contains(".") else {
+            return .invalid(id: id, bytes: bytes, detail: "batch.id must not contain '.'")
+        }
+        guard let timestamp = integer("timestamp") else {
+            return .invalid(id: id, bytes: bytes, detail: "batch.timestamp must be integer epoch seconds")
+        }
+        guard let signature = string("signature") else {
+            return .invalid(id: id, bytes: bytes, detail: "batch.signature must be a string")
+        }
+        guard let bytes else {
+            return .invalid(id: id, bytes: nil, detail: "batch.bytes must be a non-negative integer")
+        }
+        return .header(BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: bytes))
+    }
+}

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Engine {
+    /// Applies a link, purchase or refund whose time the watermark has reached.
+    mutating func apply(_ event: PendingEvent, into output: inout EngineOutput) {
+        switch event.kind {
+        case .link:
+            self.identities.link(event.user, event.linked)
+        case .purchase:
+            guard self.orders[event.order] == nil else {
+                return self.rejectPending(event, Rejection(.duplicateOrder, "order already purchased"), into: &output)
+            }
+            let credits = self.credits(user: event.user, time: event.time)
+            let revenue = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
+            let weights = credits.map(\.weight)
+            let conversions = Micros.allocate(Micros.one, weights: weights)
+            let revenues = Micros.allocate(revenue, weights: weights)
+            var shares: [(key: RowKey, share: Int64)] = []
+            for (index, credit) in credits.enumerated() {
+                self.windows.update(time: event.time, key: credit.key) {
+                    $0.conversions += conversions[index]
+                    $0.revenue += revenues[index]
+                }
+                if let existing = shares.firstIndex(where: { $0.key == credit.key }) {
+                    shares[existing].share += conversions[index]
+                } else {
+                    shares.append((credit.key, conversions[index]))
+                }
+            }
+            self.orders[event.order] = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: shares)
+        case .refund:
+            guard var order = self.orders[event.order] else {
+                return self.rejectPending(event, Rejection(.unknownOrder, "no purchase of this order"), into: &output)
+            }
+            let rates = self.configuration.currencies.rates
+            // Compared in the order's currency; exact when the refund is in the same currency.
+            let inOrderCurrency =
+                event.currency == order.currency
+                ? event.amount : Micros.convert(event.amount, rate: rates[event.currency] / rates[order.currency])
+            guard order.refunded + inOrderCurrency <= order.amount else {
+                return self.rejectPending(
+                    event, Rejection(.overRefund, "refunds would exceed the order amount"), into: &output)
+            }
+            order.refunded += inOrderCurrency
+            self.orders[event.order] = order
+            let refund = Micros.convert(event.amount, rate: rates[event.currency])
+            let parts = Micros.allocate(refund, weights: order.credits.map { Double($0.share) })
+            for (index, credit) in order.credits.enumerated() {
+                self.windows.update(time: event.time, key: credit.key) { $0.refunds += parts[index] }
+            }
+        default:
+            preconditionFailure("only links, purchases and refunds wait for the watermark")
+        }
+        self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
+    }
+
+    private mutating func rejectPending(_ event: PendingEvent, _ rejection: Rejection, into output: inout EngineOutput) {
+        event.raw.withUnsafeBytes { raw in
+            self.reject(rejection, origin: Origin(line: event.line, batch: event.batch, raw: raw), into: &output)
+        }
+    }
+
+    /// A touch that qualifies for a purchase, with the arena that holds its id's tail.
+    struct Candidate {
+        var touch: Touch
+        var isClick: Bool
+    }
+
+    /// The keys a purchase by `user` at `time` is credited to, with unnormalised weights, under the
+    /// configured model; the null key with weight 1 when no touch qualifies.
+    func credits(user: Int32, time: Int64) -> [(key: RowKey, weight: Double)] {
+        let group = self.identities.group(of: user)
+        let configuration = self.configuration
+        let clickFrom = Engine.subtract(time, configuration.clickLookback)
+        let viewFrom = Engine.subtract(time, configuration.viewLookback)
+        var clicks: [Candidate] = []
+        var views: [Candidate] = []
+        for member in group where Int(member) < self.touches.count {
+            for touch in self.touches[Int(member)].clicks where touch.time >= clickFrom && touch.time <= time {
+                clicks.append(Candidate(touch: touch, isClick: true))
+            }
+            for touch in self.touches[Int(member)].views where touch.time >= viewFrom && touch.time <= time {
+                views.append(Candidate(touch: touch, isClick: false))
+            }
+        }
+        if clicks.isEmpty && views.isEmpty { return [(RowKey(creator: -1, campaign: -1), 1)] }
+        let ordered: (Candidate, Candidate) -> Bool = { a, b in self.precedes(a, b) }
+        func key(_ candidate: Candidate) -> RowKey { self.rowKey(candidate.touch.creator, candidate.touch.campaign) }
+        switch configuration.model {
+        case .lastTouch:
+            let pool = clicks.isEmpty ? views : clicks
+            return [(key(pool.max(by: ordered)!), 1)]
+        case .firstTouch:
+            let pool = clicks.isEmpty ? views : clicks
+            return [(key(pool.min(by: ordered)!), 1)]
+        case .linear:
+            return (clicks + views).sorted(by: ordered).map { (key($0), 1) }
+        case .timeDecay:
+            let halfLife = Double(configuration.halfLife)
+            return (clicks + views).sorted(by: ordered).map { candidate -> (key: RowKey, weight: Double) in
+                let age = Double(time - candidate.touch.time)
+                return (key(candidate), Engine.exp2(-age / halfLife))
+            }
+        case .position:
+            let all = (clicks + views).sorted(by: ordered)
+            switch all.count {
+            case 1: return [(key(all[0]), 1)]
+            case 2: return [(key(all[0]), 0.5), (key(all[1]), 0.5)]
+            default:
+                let middle = 0.2 / Double(all.count - 2)
+                return all.enumerated().map { index, candidate -> (key: RowKey, weight: Double) in
+                    let weight = index == 0 || index == all.count - 1 ? 0.4 : middle
+                    return (key(candidate), weight)
+                }
+            }
+        }
+    }
+
+    static func exp2(_ value: Double) -> Double {
+        #if canImport(Glibc)
+        return Glibc.exp2(value)
+        #else
+        return Darwin.exp2(value)
+        #endif
+    }
+
+    /// Orders touches by (time, id bytewise).
+    func precedes(_ a: Candidate, _ b: Candidate) -> Bool {
+        if a.touch.time != b.touch.time { return a.touch.time < b.touch.time }
+        return self.compareIDs(a, b) < 0
+    }
+
+    private func compareIDs(_ a: Candidate, _ b: Candidate) -> Int {
+        if a.touch.id.high != b.touch.id.high || a.touch.id.low != b.touch.id.low
+            || a.touch.id.length <= 16 || b.touch.id.length <= 16
+        {
+            return SortKey.compare(a.touch.id, b.touch.id, arena: self.clickIDs)
+        }
+        // Both ids have tails, possibly in different arenas: compare the tails' bytes.
+        let left = a.isClick ? self.clickIDs : self.viewIDs
+        let right = b.isClick ? self.clickIDs : self.viewIDs
+        return IDArena.compare(left, a.touch.id.tail, Int(a.touch.id.length) - 16, right, b.touch.id.tail, Int(b.touch.id.length) - 16)
+    }
+}

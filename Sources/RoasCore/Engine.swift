@@ -1,0 +1,286 @@
+import HeapModule
+
+/// Where a line came from, for its dead-letter record.
+public struct Origin {
+    public var line: Int
+    public var batch: String?
+    public var raw: UnsafeRawBufferPointer
+
+    public init(line: Int, batch: String?, raw: UnsafeRawBufferPointer) {
+        self.line = line
+        self.batch = batch
+        self.raw = raw
+    }
+}
+
+/// The attribution engine: a plain value that takes parsed events in arrival order and produces
+/// final rows as the watermark passes window ends.
+///
+/// Event time (see README, "Event time"): the watermark is the greatest accepted time minus the
+/// lateness; an event older than the watermark is `late`. Views, clicks and spend count on arrival;
+/// links, purchases and refunds wait in a heap and apply in (time, link < purchase < refund, id) order
+/// once the watermark reaches them, so the result does not depend on arrival order within the
+/// lateness. State is keyed by interned identity handles and evicted as the watermark advances.
+public struct Engine: Sendable {
+    public let configuration: EngineConfiguration
+    /// Greatest accepted time minus the lateness; `Int64.min` before the first event, `.max` at the end.
+    public private(set) var watermark: Int64 = .min
+    private var newestTime: Int64 = .min
+    public internal(set) var statistics = Statistics()
+
+    var users = Interner(capacity: 1 << 16)
+    var creators = Interner()
+    var campaigns = Interner()
+    var touches: [TouchList] = []
+    var identities = IdentityGraph()
+    var pending = Heap<PendingEvent>()
+    var orders: [[UInt8]: Order] = [:]
+    var windows: WindowStore
+    var dedup = DedupSet()
+    var clickIDs = IDArena()
+    var viewIDs = IDArena()
+    private var nextSweep: Int64 = .min
+    private let sweepInterval: Int64
+
+    public init(configuration: EngineConfiguration) {
+        self.configuration = configuration
+        self.windows = WindowStore(window: configuration.window, slide: configuration.slide)
+        self.sweepInterval = max(3_600_000, min(configuration.viewLookback, configuration.clickLookback) / 4)
+    }
+
+    /// Keep track of changed open windows, for `emitUpdates(into:)`.
+    public mutating func trackUpdates(_ enabled: Bool) {
+        self.windows.tracksChanges = enabled
+    }
+
+    // MARK: Counting lines that never reach the engine's state
+
+    public mutating func countLines(read lines: Int, bytes: Int) {
+        self.statistics.linesRead = lines
+        self.statistics.bytesRead = bytes
+    }
+
+    public mutating func countBlankLine() {
+        self.statistics.blankLines += 1
+    }
+
+    public mutating func countAcceptedBatch() {
+        self.statistics.acceptedBatches += 1
+    }
+
+    public mutating func countRejectedBatch(_ reason: Reason) {
+        self.statistics.rejectedBatches[reason.index] += 1
+    }
+
+    /// Records a rejected line.
+    public mutating func reject(_ rejection: Rejection, origin: Origin, into output: inout EngineOutput) {
+        self.statistics.deadLetters[rejection.reason.index] += 1
+        if self.configuration.keepsDeadLetters {
+            output.deadLetters.append(
+                DeadLetter(
+                    reason: rejection.reason, batch: origin.batch, line: origin.line, raw: Array(origin.raw),
+                    detail: rejection.detail))
+        }
+    }
+
+    // MARK: Events
+
+    /// Takes one parsed event: checks `late` then `duplicate`, applies or queues it, then advances the
+    /// watermark, applying what it reaches and emitting the windows it closes.
+    @inline(__always)
+    public mutating func accept(_ event: ParsedEvent, origin: Origin, into output: inout EngineOutput) {
+        // The late check uses the watermark as it stood before this event.
+        if event.time < self.watermark {
+            self.reject(
+                Rejection(.late, "ts \(event.time) is before the watermark \(self.watermark)"), origin: origin,
+                into: &output)
+            return
+        }
+        let cutoff = Engine.subtract(self.watermark, self.configuration.dedupHorizon)
+        guard self.dedup.insert(Fingerprint(event.id), time: event.time, cutoff: cutoff) else {
+            self.reject(Rejection(.duplicate, "event id seen within the dedup horizon"), origin: origin, into: &output)
+            return
+        }
+        switch event.kind {
+        case .view, .click:
+            self.addTouch(event)
+        case .spend:
+            let creator = self.creators.intern(event.creator)
+            let campaign = self.campaignHandle(event.campaign)
+            let amount = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
+            self.windows.update(time: event.time, key: self.rowKey(creator, campaign)) { $0.spend += amount }
+            self.statistics.acceptedEvents[Int(EventKind.spend.rawValue)] += 1
+        case .purchase, .refund, .link:
+            self.enqueue(event, origin: origin)
+        }
+        if event.time > self.newestTime {
+            self.newestTime = event.time
+            let watermark = Engine.subtract(event.time, self.configuration.lateness)
+            if watermark > self.watermark { self.advance(to: watermark, into: &output) }
+        }
+    }
+
+    /// End of input: the watermark becomes +infinity, everything pending applies and every window closes.
+    public mutating func finish(into output: inout EngineOutput) {
+        self.advance(to: .max, into: &output)
+    }
+
+    /// Emits the changed rows of open windows as live updates (`final: false`).
+    public mutating func emitUpdates(into output: inout EngineOutput) {
+        let changes = self.windows.takeChanges()
+        guard !changes.isEmpty else { return }
+        var rows: [(start: Int64, key: RowKey, figures: Aggregate)] = []
+        for change in changes {
+            if let figures = self.windows.figures(of: change.key, inWindowStartingAt: change.start) {
+                rows.append((change.start, change.key, figures))
+            }
+        }
+        rows.sort { a, b in a.start != b.start ? a.start < b.start : self.precedes(a.key, b.key) }
+        for row in rows {
+            output.rows.append(self.makeRow(start: row.start, key: row.key, figures: row.figures, isFinal: false))
+        }
+        self.statistics.updateRows += rows.count
+    }
+
+    // MARK: State figures
+
+    /// Sizes of the engine's state, for the summary and metrics.
+    public struct StateSizes: Sendable {
+        public var identities: Int
+        public var touches: Int
+        public var pending: Int
+        public var orders: Int
+        public var dedupIDs: Int
+        public var openPanes: Int
+    }
+
+    public var stateSizes: StateSizes {
+        StateSizes(
+            identities: self.users.count,
+            touches: self.touches.reduce(0) { $0 + $1.clicks.count + $1.views.count },
+            pending: self.pending.count, orders: self.orders.count, dedupIDs: self.dedup.count,
+            openPanes: self.windows.paneCount)
+    }
+
+    // MARK: Internals
+
+    @inline(__always)
+    static func subtract(_ time: Int64, _ amount: Int64) -> Int64 {
+        if time == .min || time == .max { return time }
+        let (result, overflow) = time.subtractingReportingOverflow(amount)
+        return overflow ? .min : result
+    }
+
+    @inline(__always)
+    func rowKey(_ creator: Int32, _ campaign: Int32) -> RowKey {
+        RowKey(creator: creator, campaign: self.configuration.byCampaign ? campaign : -1)
+    }
+
+    @inline(__always)
+    mutating func campaignHandle(_ bytes: UnsafeRawBufferPointer?) -> Int32 {
+        guard let bytes else { return -1 }
+        return self.campaigns.intern(bytes)
+    }
+
+    @inline(__always)
+    private mutating func addTouch(_ event: ParsedEvent) {
+        let user = Int(self.users.intern(event.user))
+        if user >= self.touches.count { self.touches.append(contentsOf: repeatElement(TouchList(), count: user + 1 - self.touches.count)) }
+        let creator = self.creators.intern(event.creator)
+        let campaign = self.campaignHandle(event.campaign)
+        let key = self.rowKey(creator, campaign)
+        if event.kind == .click {
+            let touch = Touch(time: event.time, creator: creator, campaign: campaign, id: SortKey(event.id, arena: &self.clickIDs, time: event.time))
+            TouchList.insert(touch, into: &self.touches[user].clicks)
+            if self.touches[user].clicks[0].time < Engine.subtract(self.watermark, self.configuration.clickLookback) {
+                _ = TouchList.evict(&self.touches[user].clicks, before: Engine.subtract(self.watermark, self.configuration.clickLookback))
+            }
+            self.windows.update(time: event.time, key: key) { $0.clicks += 1 }
+        } else {
+            let touch = Touch(time: event.time, creator: creator, campaign: campaign, id: SortKey(event.id, arena: &self.viewIDs, time: event.time))
+            TouchList.insert(touch, into: &self.touches[user].views)
+            if self.touches[user].views[0].time < Engine.subtract(self.watermark, self.configuration.viewLookback) {
+                _ = TouchList.evict(&self.touches[user].views, before: Engine.subtract(self.watermark, self.configuration.viewLookback))
+            }
+            self.windows.update(time: event.time, key: key) { $0.views += 1 }
+        }
+        self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
+    }
+
+    private mutating func enqueue(_ event: ParsedEvent, origin: Origin) {
+        var user: Int32 = -1
+        var linked: Int32 = -1
+        if event.kind != .refund { user = self.users.intern(event.user) }
+        if event.kind == .link { linked = self.users.intern(event.linked) }
+        self.pending.insert(
+            PendingEvent(
+                time: event.time, kind: event.kind, id: Array(event.id), user: user, linked: linked,
+                order: Array(event.order), amount: event.amount, currency: event.currency, line: origin.line,
+                batch: origin.batch, raw: self.configuration.keepsDeadLetters ? Array(origin.raw) : []))
+        self.statistics.pendingEvents += 1
+    }
+
+    private mutating func advance(to watermark: Int64, into output: inout EngineOutput) {
+        self.watermark = watermark
+        while let next = self.pending.min, next.time <= watermark {
+            let event = self.pending.removeMin()
+            self.statistics.pendingEvents -= 1
+            self.apply(event, into: &output)
+        }
+        var closed: [(Int64, [RowKey: Aggregate])] = []
+        self.windows.close(upTo: watermark) { start, figures in closed.append((start, figures)) }
+        for (start, figures) in closed { self.emitFinal(start: start, figures: figures, into: &output) }
+        if watermark != .max && watermark >= self.nextSweep {
+            self.sweep()
+            self.nextSweep = Engine.subtract(watermark, -self.sweepInterval)
+        }
+    }
+
+    /// Drops touches the lookbacks no longer reach and id tails no touch needs.
+    private mutating func sweep() {
+        let clickCutoff = Engine.subtract(self.watermark, self.configuration.clickLookback)
+        let viewCutoff = Engine.subtract(self.watermark, self.configuration.viewLookback)
+        for index in self.touches.indices {
+            if let first = self.touches[index].clicks.first, first.time < clickCutoff {
+                _ = TouchList.evict(&self.touches[index].clicks, before: clickCutoff)
+            }
+            if let first = self.touches[index].views.first, first.time < viewCutoff {
+                _ = TouchList.evict(&self.touches[index].views, before: viewCutoff)
+            }
+        }
+        self.clickIDs.release(olderThan: clickCutoff)
+        self.viewIDs.release(olderThan: viewCutoff)
+    }
+
+    private mutating func emitFinal(start: Int64, figures: [RowKey: Aggregate], into output: inout EngineOutput) {
+        let keys = figures.keys.sorted { self.precedes($0, $1) }
+        for key in keys {
+            output.rows.append(self.makeRow(start: start, key: key, figures: figures[key]!, isFinal: true))
+        }
+        self.statistics.finalRows += keys.count
+    }
+
+    /// Row order within a window: creator, then campaign, bytewise, nulls last.
+    func precedes(_ a: RowKey, _ b: RowKey) -> Bool {
+        if a.creator != b.creator { return Engine.precedes(a.creator, b.creator, in: self.creators) }
+        if a.campaign != b.campaign { return Engine.precedes(a.campaign, b.campaign, in: self.campaigns) }
+        return false
+    }
+
+    private static func precedes(_ a: Int32, _ b: Int32, in interner: Interner) -> Bool {
+        if a < 0 { return false }
+        if b < 0 { return true }
+        return interner.compare(a, b)
+    }
+
+    private mutating func makeRow(start: Int64, key: RowKey, figures: Aggregate, isFinal: Bool) -> Row {
+        Row(
+            windowStart: start, windowEnd: start + self.configuration.window,
+            creator: key.creator < 0 ? nil : self.creators.string(for: key.creator),
+            campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: figures,
+            isFinal: isFinal)
+    }
+}
+
+@available(*, unavailable)
+extension ScratchMemory: Sendable {}

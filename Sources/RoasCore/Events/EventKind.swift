@@ -1,0 +1,63 @@
+/// The six kinds of event roas reads.
+public enum EventKind: UInt8, CaseIterable, Sendable, Comparable {
+    case view, click, purchase, refund, link, spend
+
+    /// The wire name, as in the `type` field.
+    public var name: String {
+        switch self {
+        case .view: "view"
+        case .click: "click"
+        case .purchase: "purchase"
+        case .refund: "refund"
+        case .link: "link"
+        case .spend: "spend"
+        }
+    }
+
+    public static func < (lhs: EventKind, rhs: EventKind) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// Links, purchases and refunds wait for the watermark and apply in event-time order.
+    public var isPending: Bool { self == .purchase || self == .refund || self == .link }
+}
+
+/// Why a line or a batch was rejected: the `reason` of a dead-letter record.
+public enum Reason: String, CaseIterable, Sendable, Comparable {
+    case tooLong = "too_long"
+    case badFrame = "bad_frame"
+    case badSignature = "bad_signature"
+    case staleBatch = "stale_batch"
+    case replayedBatch = "replayed_batch"
+    case unsigned
+    case malformed
+    case unknownType = "unknown_type"
+    case invalid
+    case unknownCurrency = "unknown_currency"
+    case late
+    case duplicate
+    case duplicateOrder = "duplicate_order"
+    case unknownOrder = "unknown_order"
+    case overRefund = "over_refund"
+
+    public static func < (lhs: Reason, rhs: Reason) -> Bool {
+        lhs.index < rhs.index
+    }
+
+    /// The reasons a whole batch frame is rejected for.
+    public var isBatchReason: Bool {
+        switch self {
+        case .badFrame, .badSignature, .staleBatch, .replayedBatch: true
+        default: false
+        }
+    }
+}
+
+/// A rejection found while reading a line: the reason and a short human explanation.
+public struct Rejection: Error, Sendable, Equatable {
+    public var reason: Reason
+    public var detail: String
+
+    public init(_ reason: Reason, _ detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+}

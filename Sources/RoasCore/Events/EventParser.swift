@@ -1,0 +1,364 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Turns one NDJSON line into a `ParsedEvent`, or the rejection that applies first.
+///
+/// Checks run in the order of the spec: `malformed` (any RFC 8259 violation), then `unknown_type` /
+/// `invalid`, then `unknown_currency`. It allocates nothing per line: strings with escapes are
+/// decoded into scratch memory that the next line reuses.
+///
+/// Documented choices: a repeated known key (`"ts"` twice) is `invalid`, a repeated unknown key is
+/// ignored; JSON `null` for an optional field (`campaign`, `currency`) means absent; required strings
+/// must be non-empty; `ts` is an integer literal of epoch milliseconds (no fraction or exponent) or an
+/// RFC 3339 string, within years 0000-9999; `amount` is rounded half to even to micro-units and may
+/// not exceed 10^12.
+public struct EventParser {
+    public let currencies: CurrencyTable
+    private let scratch: ScratchMemory
+    private var slots: [JSONSpan] = Array(repeating: JSONSpan(), count: Field.allCases.count)
+
+    public init(currencies: CurrencyTable) {
+        self.currencies = currencies
+        self.scratch = ScratchMemory()
+    }
+
+    enum Field: Int, CaseIterable {
+        case type, id, ts, user, linked, creator, campaign, order, amount, currency
+    }
+
+    static let minimumTime: Int64 = -62_167_219_200_000
+    static let maximumTime: Int64 = 253_402_300_799_999
+    static let maximumAmount: Int64 = 1_000_000_000_000 * Micros.one
+
+    @inline(__always)
+    static func field(_ key: UnsafeRawBufferPointer) -> Field? {
+        @inline(__always) func equals(_ word: StaticString) -> Bool {
+            memcmp(key.baseAddress!, word.utf8Start, key.count) == 0
+        }
+        switch key.count {
+        case 2:
+            if equals("id") { return .id }
+            if equals("ts") { return .ts }
+        case 4:
+            if equals("type") { return .type }
+            if equals("user") { return .user }
+        case 5:
+            if equals("order") { return .order }
+        case 6:
+            if equals("linked") { return .linked }
+            if equals("amount") { return .amount }
+        case 7:
+            if equals("creator") { return .creator }
+        case 8:
+            if equals("campaign") { return .campaign }
+            if equals("currency") { return .currency }
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// Parses `line` (no newline) and calls `body` with the event, or returns the rejection.
+    @inline(__always)
+    public mutating func parse<R>(
+        _ line: UnsafeRawBufferPointer, _ body: (ParsedEvent) -> R
+    ) -> Result<R, Rejection> {
+        self.scratch.reset(minimumCapacity: line.count)
+        for index in 0..<self.slots.count { self.slots[index].kind = .absent }
+        var duplicate: Field? = nil
+        var scanner = JSONScanner(line)
+        let scratch = self.scratch
+        let result = self.slots.withUnsafeMutableBufferPointer { slots in
+            scanner.scanObject { key, value in
+                let keyBytes: UnsafeRawBufferPointer
+                if key.flag {
+                    keyBytes = scratch.unescape(line, key)
+                } else {
+                    keyBytes = UnsafeRawBufferPointer(rebasing: line[key.start..<key.end])
+                }
+                guard keyBytes.count >= 2, let field = EventParser.field(keyBytes) else { return }
+                if slots[field.rawValue].kind != .absent { duplicate = duplicate ?? field }
+                slots[field.rawValue] = value
+            }
+        }
+        switch result {
+        case .malformed: return .failure(Rejection(.malformed, "not valid JSON (RFC 8259)"))
+        case .notObject: return .failure(Rejection(.invalid, "an event must be a JSON object"))
+        case .object: break
+        }
+        let typeSpan = self.slots[Field.type.rawValue]
+        guard typeSpan.kind == .string else {
+            return .failure(Rejection(.invalid, typeSpan.kind == .absent ? "missing type" : "type must be a string"))
+        }
+        guard let kind = EventParser.kind(self.string(line, typeSpan)) else {
+            return .failure(Rejection(.unknownType, "type must be view, click, purchase, refund, link or spend"))
+        }
+        if let duplicate { return .failure(Rejection(.invalid, "duplicate key \(duplicate)")) }
+
+        let id = self.string(line, self.slots[Field.id.rawValue])
+        guard self.slots[Field.id.rawValue].kind == .string, id.count >= 1, id.count <= 256 else {
+            return .failure(Rejection(.invalid, "id must be a string of 1 to 256 bytes"))
+        }
+        guard let time = self.time(line, self.slots[Field.ts.rawValue]) else {
+            return .failure(
+                Rejection(.invalid, "ts must be integer epoch milliseconds or an RFC 3339 string with offset"))
+        }
+        var event = ParsedEvent(kind: kind, time: time, id: id)
+        switch kind {
+        case .view, .click:
+            guard let user = self.required(line, .user) else { return .failure(self.missing(.user)) }
+            guard let creator = self.required(line, .creator) else { return .failure(self.missing(.creator)) }
+            event.user = user
+            event.creator = creator
+            guard self.optional(line, .campaign, into: &event.campaign) else { return .failure(self.missing(.campaign)) }
+        case .link:
+            guard let user = self.required(line, .user) else { return .failure(self.missing(.user)) }
+            guard let linked = self.required(line, .linked) else { return .failure(self.missing(.linked)) }
+            event.user = user
+            event.linked = linked
+        case .purchase, .refund:
+            if kind == .purchase {
+                guard let user = self.required(line, .user) else { return .failure(self.missing(.user)) }
+                event.user = user
+            }
+            guard let order = self.required(line, .order) else { return .failure(self.missing(.order)) }
+            event.order = order
+        case .spend:
+            guard let creator = self.required(line, .creator) else { return .failure(self.missing(.creator)) }
+            event.creator = creator
+            guard self.optional(line, .campaign, into: &event.campaign) else { return .failure(self.missing(.campaign)) }
+        }
+        if kind == .purchase || kind == .refund || kind == .spend {
+            let amountSpan = self.slots[Field.amount.rawValue]
+            guard amountSpan.kind == .number, let amount = EventParser.micros(line, amountSpan),
+                amount <= EventParser.maximumAmount
+            else {
+                return .failure(Rejection(.invalid, "amount must be a JSON number between 0 and 10^12"))
+            }
+            event.amount = amount
+            var currency: UnsafeRawBufferPointer? = nil
+            guard self.optional(line, .currency, into: &currency) else { return .failure(self.missing(.currency)) }
+            if let currency {
+                guard let index = self.currencies.index(of: currency) else {
+                    return .failure(Rejection(.unknownCurrency, "currency is not the base currency or in the rates"))
+                }
+                event.currency = index
+            }
+        }
+        return .success(body(event))
+    }
+
+    private func missing(_ field: Field) -> Rejection {
+        switch self.slots[field.rawValue].kind {
+        case .absent: Rejection(.invalid, "missing \(field)")
+        default: Rejection(.invalid, "\(field) must be a non-empty string")
+        }
+    }
+
+    @inline(__always)
+    private func string(_ line: UnsafeRawBufferPointer, _ span: JSONSpan) -> UnsafeRawBufferPointer {
+        guard span.kind == .string else { return ParsedEvent.empty }
+        if span.flag { return self.scratch.unescape(line, span) }
+        return UnsafeRawBufferPointer(rebasing: line[span.start..<span.end])
+    }
+
+    @inline(__always)
+    private func required(_ line: UnsafeRawBufferPointer, _ field: Field) -> UnsafeRawBufferPointer? {
+        let span = self.slots[field.rawValue]
+        guard span.kind == .string else { return nil }
+        let bytes = self.string(line, span)
+        return bytes.isEmpty ? nil : bytes
+    }
+
+    /// False when the field is present but neither null nor a non-empty string.
+    @inline(__always)
+    private func optional(
+        _ line: UnsafeRawBufferPointer, _ field: Field, into value: inout UnsafeRawBufferPointer?
+    ) -> Bool {
+        let span = self.slots[field.rawValue]
+        switch span.kind {
+        case .absent, .null:
+            return true
+        case .string:
+            let bytes = self.string(line, span)
+            guard !bytes.isEmpty else { return false }
+            value = bytes
+            return true
+        default:
+            return false
+        }
+    }
+
+    @inline(__always)
+    static func kind(_ bytes: UnsafeRawBufferPointer) -> EventKind? {
+        @inline(__always) func equals(_ word: StaticString) -> Bool {
+            memcmp(bytes.baseAddress!, word.utf8Start, bytes.count) == 0
+        }
+        switch bytes.count {
+        case 4:
+            if equals("view") { return .view }
+            if equals("link") { return .link }
+        case 5:
+            if equals("click") { return .click }
+            if equals("spend") { return .spend }
+        case 6:
+            if equals("refund") { return .refund }
+        case 8:
+            if equals("purchase") { return .purchase }
+        default:
+            break
+        }
+        return nil
+    }
+
+    @inline(__always)
+    private func time(_ line: UnsafeRawBufferPointer, _ span: JSONSpan) -> Int64? {
+        let value: Int64?
+        switch span.kind {
+        case .number:
+            guard !span.flag else { return nil }
+            value = EventParser.integer(UnsafeRawBufferPointer(rebasing: line[span.start..<span.end]))
+        case .string:
+            value = Timestamp.parseRFC3339(self.string(line, span))
+        default:
+            return nil
+        }
+        guard let value, value >= EventParser.minimumTime, value <= EventParser.maximumTime else { return nil }
+        return value
+    }
+
+    /// An integer literal (`-?[0-9]+`, already validated) or nil on overflow.
+    @inline(__always)
+    static func integer(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        var index = 0
+        let negative = bytes[0] == UInt8(ascii: "-")
+        if negative { index = 1 }
+        guard bytes.count - index <= 18 else { return nil }
+        var value: Int64 = 0
+        while index < bytes.count {
+            value = value * 10 + Int64(bytes[index] &- 0x30)
+            index += 1
+        }
+        return negative ? -value : value
+    }
+
+    static let powersOfTen: [UInt64] = (0...19).map { power in (0..<power).reduce(UInt64(1)) { value, _ in value * 10 } }
+
+    /// Micro-units of a validated JSON number, rounded half to even; nil when negative (other than
+    /// `-0`) or too large for an `Int64`.
+    static func micros(_ line: UnsafeRawBufferPointer, _ span: JSONSpan) -> Int64? {
+        var index = span.start
+        let end = span.end
+        var negative = false
+        if line[index] == UInt8(ascii: "-") {
+            negative = true
+            index += 1
+        }
+        // The value is `digits` x 10^exponent, plus digits dropped past the 18th significant one:
+        // the first of those, and whether any later one is non-zero.
+        var digits: UInt64 = 0
+        var significant = 0
+        var exponent = 0
+        var firstDropped = -1
+        var sticky = false
+        var inFraction = false
+        while index < end {
+            let byte = line[index]
+            if byte == UInt8(ascii: ".") {
+                inFraction = true
+                index += 1
+                continue
+            }
+            guard byte >= 0x30 && byte <= 0x39 else { break }
+            let digit = Int(byte - 0x30)
+            if significant == 0 && digit == 0 {
+                if inFraction { exponent -= 1 }
+            } else if significant < 18 {
+                digits = digits * 10 + UInt64(digit)
+                significant += 1
+                if inFraction { exponent -= 1 }
+            } else {
+                if firstDropped < 0 { firstDropped = digit } else if digit != 0 { sticky = true }
+                if !inFraction { exponent += 1 }
+            }
+            index += 1
+        }
+        if index < end {
+            index += 1
+            var exponentNegative = false
+            if line[index] == UInt8(ascii: "+") || line[index] == UInt8(ascii: "-") {
+                exponentNegative = line[index] == UInt8(ascii: "-")
+                index += 1
+            }
+            var value = 0
+            while index < end {
+                if value < 100_000 { value = value * 10 + Int(line[index] - 0x30) }
+                index += 1
+            }
+            exponent += exponentNegative ? -value : value
+        }
+        if digits == 0 { return 0 }
+        if negative { return nil }
+        let scale = exponent + 6
+        if scale >= 0 {
+            // Dropped non-zero digits past the micro-unit mean at least 10^18 micro-units plus a part.
+            if scale > 0 && (firstDropped > 0 || sticky) { return nil }
+            guard scale <= 19 else { return nil }
+            let (scaled, overflow) = digits.multipliedReportingOverflow(by: powersOfTen[scale])
+            guard !overflow, scaled < UInt64(Int64.max) else { return nil }
+            var result = scaled
+            if scale == 0 && (firstDropped > 5 || (firstDropped == 5 && (sticky || result % 2 == 1))) {
+                result += 1
+            }
+            return Int64(result)
+        }
+        guard -scale <= 19 else { return 0 }
+        let divisor = powersOfTen[-scale]
+        var quotient = digits / divisor
+        let remainder = digits % divisor
+        let half = divisor / 2
+        let more = firstDropped > 0 || sticky
+        if remainder > half || (remainder == half && (more || quotient % 2 == 1)) { quotient += 1 }
+        return Int64(quotient)
+    }
+}
+
+/// Scratch memory for decoded strings; reset per line, never reallocated during one.
+final class ScratchMemory {
+    private var memory: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var used = 0
+    private var buffer: [UInt8] = []
+
+    init() {
+        self.capacity = 4096
+        self.memory = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+    }
+
+    deinit { self.memory.deallocate() }
+
+    /// Makes room for the strings of a line of `minimumCapacity` bytes (decoded text is never longer).
+    @inline(__always)
+    func reset(minimumCapacity: Int) {
+        self.used = 0
+        if minimumCapacity > self.capacity {
+            self.memory.deallocate()
+            self.capacity = max(minimumCapacity, self.capacity * 2)
+            self.memory = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        }
+    }
+
+    func unescape(_ line: UnsafeRawBufferPointer, _ span: JSONSpan) -> UnsafeRawBufferPointer {
+        self.buffer.removeAll(keepingCapacity: true)
+        JSONScanner.unescape(line, span, into: &self.buffer)
+        let start = self.memory + self.used
+        let count = self.buffer.count
+        precondition(self.used + count <= self.capacity, "decoded text is never longer than its line")
+        self.buffer.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: count) }
+        self.used += count
+        return UnsafeRawBufferPointer(start: start, count: count)
+    }
+}

@@ -1,0 +1,105 @@
+/// One output row: the figures of one key in one window.
+public struct Row: Sendable, Equatable {
+    public var windowStart: Int64
+    public var windowEnd: Int64
+    /// nil for unattributed revenue.
+    public var creator: String?
+    public var campaign: String?
+    public var figures: Aggregate
+    /// True once the watermark has passed the window's end; false for live updates.
+    public var isFinal: Bool
+
+    public init(windowStart: Int64, windowEnd: Int64, creator: String?, campaign: String?, figures: Aggregate, isFinal: Bool) {
+        self.windowStart = windowStart
+        self.windowEnd = windowEnd
+        self.creator = creator
+        self.campaign = campaign
+        self.figures = figures
+        self.isFinal = isFinal
+    }
+
+    /// (revenue - refunds) / spend, or nil when spend is 0.
+    public var roas: Double? {
+        self.figures.spend == 0 ? nil : Double(self.figures.revenue - self.figures.refunds) / Double(self.figures.spend)
+    }
+
+    /// `roas` printed with at most six decimals.
+    public static func roasText(_ value: Double?) -> String {
+        guard let value else { return "null" }
+        let micros = Int64((value * 1_000_000).rounded(.toNearestOrEven))
+        return Micros.text(micros)
+    }
+
+    /// The row as one line of JSON (no newline).
+    public func appendJSON(to output: inout [UInt8]) {
+        JSONText.append("{\"window_start\":\"\(Timestamp.format(milliseconds: self.windowStart))\"", to: &output)
+        JSONText.append(",\"window_end\":\"\(Timestamp.format(milliseconds: self.windowEnd))\",\"creator\":", to: &output)
+        if let creator = self.creator { JSONText.appendQuoted(creator.utf8, to: &output) } else { JSONText.append("null", to: &output) }
+        JSONText.append(",\"campaign\":", to: &output)
+        if let campaign = self.campaign { JSONText.appendQuoted(campaign.utf8, to: &output) } else { JSONText.append("null", to: &output) }
+        let f = self.figures
+        JSONText.append(
+            ",\"views\":\(f.views),\"clicks\":\(f.clicks),\"conversions\":\(Micros.text(f.conversions))"
+                + ",\"revenue\":\(Micros.text(f.revenue)),\"refunds\":\(Micros.text(f.refunds))"
+                + ",\"spend\":\(Micros.text(f.spend)),\"roas\":\(Row.roasText(self.roas)),\"final\":\(self.isFinal)}",
+            to: &output)
+    }
+
+    public var json: String {
+        var output: [UInt8] = []
+        self.appendJSON(to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+/// A rejected line: why, where it came from, and the line itself.
+public struct DeadLetter: Sendable, Equatable {
+    public var reason: Reason
+    /// The id of the batch the line came in, or nil for a line outside any batch.
+    public var batch: String?
+    /// Physical line number in the input, from 1.
+    public var line: Int
+    /// The raw line without its newline (for `too_long`, its first 1 KiB).
+    public var raw: [UInt8]
+    /// A short human explanation.
+    public var detail: String
+
+    public init(reason: Reason, batch: String?, line: Int, raw: [UInt8], detail: String) {
+        self.reason = reason
+        self.batch = batch
+        self.line = line
+        self.raw = raw
+        self.detail = detail
+    }
+
+    public func appendJSON(to output: inout [UInt8]) {
+        JSONText.append("{\"reason\":\"\(self.reason.rawValue)\",\"batch\":", to: &output)
+        if let batch = self.batch { JSONText.appendQuoted(batch.utf8, to: &output) } else { JSONText.append("null", to: &output) }
+        JSONText.append(",\"line\":\(self.line),\"raw\":", to: &output)
+        JSONText.appendQuoted(self.raw, to: &output)
+        JSONText.append(",\"detail\":", to: &output)
+        JSONText.appendQuoted(self.detail.utf8, to: &output)
+        output.append(UInt8(ascii: "}"))
+    }
+
+    public var json: String {
+        var output: [UInt8] = []
+        self.appendJSON(to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+/// What the engine produced since it was last drained.
+public struct EngineOutput: Sendable {
+    public var rows: [Row] = []
+    public var deadLetters: [DeadLetter] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { self.rows.isEmpty && self.deadLetters.isEmpty }
+
+    public mutating func removeAll() {
+        self.rows.removeAll(keepingCapacity: true)
+        self.deadLetters.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,58 @@
+/// Counts of everything the run read and did; every input line lands in exactly one of
+/// accepted (events and batch headers), dead-lettered, blank, or still pending.
+public struct Statistics: Sendable, Equatable {
+    public var linesRead = 0
+    public var bytesRead = 0
+    public var blankLines = 0
+    /// Applied events by kind (`EventKind.rawValue`).
+    public var acceptedEvents = [Int](repeating: 0, count: EventKind.allCases.count)
+    /// Accepted batch frames (each has one header line).
+    public var acceptedBatches = 0
+    /// Rejected batch frames by reason (`Reason.index`).
+    public var rejectedBatches = [Int](repeating: 0, count: Reason.allCases.count)
+    /// Dead-lettered lines by reason (`Reason.index`).
+    public var deadLetters = [Int](repeating: 0, count: Reason.allCases.count)
+    /// Accepted links, purchases and refunds waiting for the watermark.
+    public var pendingEvents = 0
+    public var finalRows = 0
+    public var updateRows = 0
+
+    public init() {}
+
+    public var acceptedEventCount: Int { self.acceptedEvents.reduce(0, +) }
+    public var deadLetterCount: Int { self.deadLetters.reduce(0, +) }
+    /// Lines accepted: applied events plus accepted batch headers.
+    public var acceptedLines: Int { self.acceptedEventCount + self.acceptedBatches }
+
+    /// True when every line read is accounted for.
+    public var balances: Bool {
+        self.acceptedLines + self.deadLetterCount + self.blankLines + self.pendingEvents == self.linesRead
+    }
+
+    public func accepted(_ kind: EventKind) -> Int { self.acceptedEvents[Int(kind.rawValue)] }
+    public func deadLetters(_ reason: Reason) -> Int { self.deadLetters[reason.index] }
+    public func rejectedBatches(_ reason: Reason) -> Int { self.rejectedBatches[reason.index] }
+}
+
+extension Reason {
+    /// Position in `Reason.allCases`, for counter arrays.
+    public var index: Int {
+        switch self {
+        case .tooLong: 0
+        case .badFrame: 1
+        case .badSignature: 2
+        case .staleBatch: 3
+        case .replayedBatch: 4
+        case .unsigned: 5
+        case .malformed: 6
+        case .unknownType: 7
+        case .invalid: 8
+        case .unknownCurrency: 9
+        case .late: 10
+        case .duplicate: 11
+        case .duplicateOrder: 12
+        case .unknownOrder: 13
+        case .overRefund: 14
+        }
+    }
+}

@@ -1,0 +1,248 @@
+import ArgumentParser
+import Foundation
+import RoasCore
+
+@main
+struct Roas: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "roas",
+        abstract: "Attributes creator-commerce events to creators and emits rolling ROAS.",
+        discussion: "Read the README for the formats. Start with: roas run --sample",
+        version: "0.1.0",
+        subcommands: [Run.self, SampleCommand.self]
+    )
+}
+
+/// Flags shared by everything that runs the engine.
+struct EngineOptions: ParsableArguments {
+    @Option(name: .customLong("secret"), help: "A signing secret, whsec_<base64>; repeat for key rotation.")
+    var secrets: [String] = []
+
+    @Option(help: "A file with one whsec_ secret per line (# comments allowed).")
+    var secretsFile: String?
+
+    @Option(help: "Largest allowed |now - batch timestamp|, as seconds or a duration; 0 disables (replaying archives).")
+    var tolerance: String = "300s"
+
+    @Option(help: "Longest line in bytes; longer lines are dead-lettered too_long.")
+    var maxLine: Int = 1 << 20
+
+    @Option(help: "Largest batch payload in bytes; larger frames are bad_frame.")
+    var maxBatch: Int = 16 << 20
+
+    @Option(help: "Attribution model: last-touch, first-touch, linear, time-decay, position.")
+    var model: String = "last-touch"
+
+    @Option(help: "How far back a click qualifies for a purchase.")
+    var clickLookback: String = "7d"
+
+    @Option(help: "How far back a view qualifies for a purchase.")
+    var viewLookback: String = "1d"
+
+    @Option(help: "Half-life of the time-decay model.")
+    var halfLife: String = "7d"
+
+    @Option(help: "Window length; windows are aligned to the Unix epoch in UTC.")
+    var window: String = "1h"
+
+    @Option(help: "Hop between windows for hopping windows (window must be a multiple); default: tumbling.")
+    var slide: String?
+
+    @Option(help: "Row key: creator, or creator,campaign.")
+    var by: String = "creator"
+
+    @Option(help: "Allowed disorder: the watermark is the greatest event time seen minus this.")
+    var lateness: String = "5s"
+
+    @Option(help: "How long (event time) an event id is remembered to drop duplicates.")
+    var dedupHorizon: String = "24h"
+
+    @Option(help: "Currency of the output figures (ISO 4217).")
+    var baseCurrency: String = "USD"
+
+    @Option(help: "JSON file of rates to the base currency, {\"EUR\":1.08} = base units per unit.")
+    var rates: String?
+
+    func duration(_ text: String, _ flag: String) throws -> Int64 {
+        guard let value = DurationText.milliseconds(text) else {
+            throw ValidationError("\(flag) must be a duration such as 500ms, 5s, 1h30m or 7d, got '\(text)'")
+        }
+        return value
+    }
+
+    /// The engine configuration the flags describe, with the rates file read.
+    func makeConfiguration(extraRates: [String: Double] = [:]) throws -> EngineConfiguration {
+        var rates = extraRates
+        if let path = self.rates {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw RoasError(.rates, "cannot read the rates file \(path)")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw RoasError(.rates, "the rates file \(path) must be a JSON object such as {\"EUR\":1.08}")
+            }
+            for (code, value) in object {
+                guard let number = value as? NSNumber, !(value is Bool) else {
+                    throw RoasError(.rates, "rates file \(path): the rate of \(code) must be a number")
+                }
+                rates[code] = number.doubleValue
+            }
+        }
+        var configuration = EngineConfiguration(currencies: try CurrencyTable(base: self.baseCurrency, rates: rates))
+        guard let model = AttributionModel(rawValue: self.model) else {
+            let names = AttributionModel.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("--model must be one of \(names), got '\(self.model)'")
+        }
+        configuration.model = model
+        configuration.clickLookback = try self.duration(self.clickLookback, "--click-lookback")
+        configuration.viewLookback = try self.duration(self.viewLookback, "--view-lookback")
+        configuration.halfLife = try self.duration(self.halfLife, "--half-life")
+        configuration.window = try self.duration(self.window, "--window")
+        configuration.slide = try self.slide.map { try self.duration($0, "--slide") } ?? configuration.window
+        configuration.lateness = try self.duration(self.lateness, "--lateness")
+        configuration.dedupHorizon = try self.duration(self.dedupHorizon, "--dedup-horizon")
+        switch self.by {
+        case "creator": configuration.byCampaign = false
+        case "creator,campaign": configuration.byCampaign = true
+        default: throw ValidationError("--by must be creator or creator,campaign, got '\(self.by)'")
+        }
+        do {
+            try configuration.validate()
+        } catch let error as RoasError {
+            throw ValidationError(error.message)
+        }
+        return configuration
+    }
+
+    /// Tolerance in seconds: a plain number is seconds, otherwise a duration.
+    func toleranceSeconds() throws -> Int64 {
+        if let seconds = Int64(self.tolerance), seconds >= 0 { return seconds }
+        return try self.duration(self.tolerance, "--tolerance") / 1000
+    }
+
+    func loadSecrets() throws -> [WebhookSecret] {
+        var secrets = try self.secrets.map { try WebhookSecret($0) }
+        if let path = self.secretsFile { secrets += try WebhookSecret.load(file: path) }
+        return secrets
+    }
+
+    func validateLimits() throws {
+        guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
+        guard self.maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reads an NDJSON event stream (bare events or signed batches) and writes ROAS rows.",
+        discussion: """
+            Input: stdin (or --input). Output: one JSON row per creator and window on stdout (or --output).
+            Rejected lines go to --dead-letter with their reason; a summary goes to stderr.
+            Exit status 0 when the input was processed: rejected lines are data, not failures.
+            """
+    )
+
+    @OptionGroup var options: EngineOptions
+
+    @Option(help: "Read this file instead of stdin.")
+    var input: String?
+
+    @Option(help: "Write rows to this file instead of stdout.")
+    var output: String?
+
+    @Option(help: "Write dead-letter records (NDJSON) to this file; by default they are only counted.")
+    var deadLetter: String?
+
+    @Option(help: "Also emit changed rows of open windows (final:false) every DURATION of wall-clock time.")
+    var emitEvery: String?
+
+    @Option(help: "Summary on stderr: text, json or none.")
+    var summary: String = "text"
+
+    @Flag(help: "Run on the built-in sample stream (signed with the sample secret) instead of stdin.")
+    var sample = false
+
+    func validate() throws {
+        try self.options.validateLimits()
+        guard ["text", "json", "none"].contains(self.summary) else {
+            throw ValidationError("--summary must be text, json or none")
+        }
+        if self.sample && self.input != nil { throw ValidationError("--sample and --input exclude each other") }
+    }
+
+    func run() throws {
+        do {
+            try self.runChecked()
+        } catch let error as RoasError {
+            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    private func runChecked() throws {
+        var configuration = try self.options.makeConfiguration(extraRates: self.sample ? Sample.rates : [:])
+        configuration.keepsDeadLetters = self.deadLetter != nil
+        var secrets = try self.options.loadSecrets()
+        if self.sample && secrets.isEmpty { secrets = [Sample.secret] }
+        let emitEvery = try self.emitEvery.map { try self.options.duration($0, "--emit-every") }
+        if let emitEvery, emitEvery <= 0 { throw ValidationError("--emit-every must be positive") }
+
+        let inputDescriptor: Int32
+        var sampleFile: String? = nil
+        if self.sample {
+            let path = NSTemporaryDirectory() + "roas-sample-\(getpid()).ndjson"
+            let now = Int64(Date().timeIntervalSince1970)
+            guard FileManager.default.createFile(atPath: path, contents: Data(Sample.stream(now: now))) else {
+                throw RoasError(.input, "cannot write the sample stream to \(path)")
+            }
+            sampleFile = path
+            inputDescriptor = open(path, O_RDONLY)
+        } else if let path = self.input {
+            inputDescriptor = open(path, O_RDONLY)
+            guard inputDescriptor >= 0 else {
+                throw RoasError(.input, "cannot open \(path): \(String(cString: strerror(errno)))")
+            }
+        } else {
+            inputDescriptor = STDIN_FILENO
+        }
+        defer {
+            if inputDescriptor != STDIN_FILENO { close(inputDescriptor) }
+            if let sampleFile { try? FileManager.default.removeItem(atPath: sampleFile) }
+        }
+
+        let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
+        let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
+        let pipeline = Pipeline(
+            configuration: configuration, secrets: secrets, tolerance: try self.options.toleranceSeconds(),
+            maximumLineLength: self.options.maxLine, maximumBatchBytes: self.options.maxBatch,
+            now: { Int64(Date().timeIntervalSince1970) })
+        var runner = StreamRunner(pipeline: pipeline, rows: rows, deadLetters: deadLetters, emitEvery: emitEvery)
+        let started = StreamRunner.monotonicMilliseconds()
+        let statistics = try runner.run(input: inputDescriptor)
+        let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
+        let summary = Summary(statistics: statistics, state: runner.pipeline.engine.stateSizes, seconds: seconds)
+        switch self.summary {
+        case "json": FileHandle.standardError.write(Data(summary.json.utf8))
+        case "text": FileHandle.standardError.write(Data(summary.text.utf8))
+        default: break
+        }
+    }
+}
+
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Prints the built-in sample stream (what `roas run --sample` reads), signed now."
+    )
+
+    @Flag(help: "Print the sample secret instead of the stream.")
+    var secret = false
+
+    func run() throws {
+        if self.secret {
+            print(Sample.secret.text)
+            return
+        }
+        let bytes = Sample.stream(now: Int64(Date().timeIntervalSince1970))
+        FileHandle.standardOutput.write(Data(bytes))
+    }
+}
