@@ -1,0 +1,188 @@
+// Benchmarks of RoasCore's hot paths. Every input is synthetic, deterministic (a fixed-seed
+// generator) and built once per benchmark process, outside the measured region; each benchmark
+// builds its fresh per-iteration state (parser, decoder, pipeline) before `startMeasurement()`.
+//
+// Throughput counts logical operations per second: with `scalingFactor: .kilo` an iteration runs
+// 1,000 of them (lines parsed, tags verified); with `.one` an iteration is one whole buffer or
+// stream, whose size README.md gives, so events/s = throughput × events per stream.
+// mallocCountTotal is what the static thresholds in Thresholds/ gate on (see README.md).
+
+import Benchmark
+import RoasCore
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.throughput, .wallClock, .mallocCountTotal],
+        warmupIterations: 3,
+        scalingFactor: .one,
+        maxDuration: .seconds(2),
+        maxIterations: 1_000,
+        // `thresholds check` compares every metric stored in Thresholds/*.p90.json; only
+        // mallocCountTotal is stored there, and it must not grow at all.
+        thresholds: [.mallocCountTotal: .init(relative: [.p90: 0], absolute: [.p90: 0])]
+    )
+    let kilo = configuration(.kilo)
+
+    // MARK: framing
+
+    Benchmark("framing", configuration: configuration(.one)) { benchmark in
+        let input = Inputs.framingInput
+        var decoder = FrameDecoder()
+        var counter = CountingHandler()
+        benchmark.startMeasurement()
+        input.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + Inputs.chunkSize)
+                decoder.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+                decoder.decode(into: &counter)
+                offset = end
+            }
+        }
+        decoder.decode(into: &counter, isFinal: true)
+        benchmark.stopMeasurement()
+        precondition(counter.lines == Inputs.framingLines && counter.other == 0, "framing: \(counter)")
+        blackHole(counter)
+    }
+
+    // MARK: parse
+
+    for kind in [EventKind.view, .click, .purchase, .spend] {
+        Benchmark("parse.\(kind.name)", configuration: kilo) { benchmark in
+            let lines = Inputs.parseLines(kind)
+            var parser = EventParser(currencies: Inputs.currencies)
+            var checksum: Int64 = 0
+            var failures = 0
+            benchmark.startMeasurement()
+            lines.bytes.withUnsafeBytes { all in
+                for index in benchmark.scaledIterations {
+                    let line = UnsafeRawBufferPointer(rebasing: all[lines.ranges[index]])
+                    switch parser.parse(line, { $0.time &+ $0.amount }) {
+                    case .success(let value): checksum &+= value
+                    case .failure: failures += 1
+                    }
+                }
+            }
+            benchmark.stopMeasurement()
+            precondition(failures == 0, "parse.\(kind.name): \(failures) lines rejected")
+            blackHole(checksum)
+        }
+    }
+
+    // MARK: hmac
+
+    for (name, size, scaling) in [("1KiB", 1 << 10, BenchmarkScalingFactor.kilo), ("64KiB", 1 << 16, .one), ("1MiB", 1 << 20, .one)] {
+        Benchmark("hmac.\(name)", configuration: configuration(scaling)) { benchmark in
+            let batch = Inputs.hmacBatch(size: size)
+            let signer = WebhookSigner(secrets: [Inputs.secret])
+            var matched = 0
+            benchmark.startMeasurement()
+            batch.payload.withUnsafeBytes { body in
+                for _ in benchmark.scaledIterations {
+                    if signer.verify(signatures: batch.header.signature, id: batch.header.id, timestamp: batch.header.timestamp, body: body) {
+                        matched += 1
+                    }
+                }
+            }
+            benchmark.stopMeasurement()
+            precondition(matched == benchmark.scaledIterations.count, "hmac.\(name): a signature did not verify")
+        }
+    }
+
+    // MARK: attribution
+
+    for model in AttributionModel.allCases {
+        Benchmark("attribution.\(model.rawValue)", configuration: configuration(.one)) { benchmark in
+            var settings = EngineConfiguration(currencies: Inputs.currencies)
+            settings.model = model
+            let stream = Inputs.attributionStream
+            runPipeline(benchmark, stream, Pipeline(configuration: settings, now: { Inputs.now }))
+        }
+    }
+
+    // MARK: windows
+
+    for (name, window, slide) in [("tumbling", Int64(3_600_000), Int64(3_600_000)), ("hopping24h-1h", 86_400_000, 3_600_000)] {
+        Benchmark("windows.\(name)", configuration: configuration(.one)) { benchmark in
+            var settings = EngineConfiguration(currencies: Inputs.currencies)
+            settings.window = window
+            settings.slide = slide
+            let stream = Inputs.windowStream
+            runPipeline(benchmark, stream, Pipeline(configuration: settings, now: { Inputs.now }))
+        }
+    }
+
+    // MARK: pipeline
+
+    Benchmark("pipeline.signed", configuration: configuration(.one)) { benchmark in
+        let stream = Inputs.signedStream
+        let pipeline = Pipeline(
+            configuration: EngineConfiguration(currencies: Inputs.currencies), secrets: [Inputs.secret], tolerance: 0,
+            now: { Inputs.now })
+        runPipeline(benchmark, stream, pipeline, writesRows: true)
+    }
+}
+
+/// The suite's default configuration with another scaling factor.
+func configuration(_ scaling: BenchmarkScalingFactor) -> Benchmark.Configuration {
+    var configuration = Benchmark.defaultConfiguration
+    configuration.scalingFactor = scaling
+    return configuration
+}
+
+/// Feeds `stream` to a fresh pipeline in read-sized chunks, drains its output after each one as
+/// `roas run` does, and finishes it (every window emitted). With `writesRows`, rows are rendered
+/// to JSON in memory, as they would be written out.
+func runPipeline(_ benchmark: Benchmark, _ stream: EventStream, _ fresh: Pipeline, writesRows: Bool = false) {
+    var pipeline = fresh
+    var sink: [UInt8] = []
+    var rows = 0
+    sink.reserveCapacity(1 << 17)
+    @inline(__always) func drain() {
+        rows += pipeline.output.rows.count
+        if writesRows {
+            for row in pipeline.output.rows {
+                row.appendJSON(to: &sink)
+                sink.append(0x0A)
+            }
+            sink.removeAll(keepingCapacity: true)
+        }
+        pipeline.output.removeAll()
+    }
+    benchmark.startMeasurement()
+    stream.bytes.withUnsafeBytes { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + Inputs.chunkSize)
+            pipeline.consume(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+            drain()
+            offset = end
+        }
+    }
+    pipeline.finish()
+    drain()
+    benchmark.stopMeasurement()
+    let statistics = pipeline.statistics
+    precondition(
+        statistics.deadLetterCount == 0 && statistics.balances && statistics.acceptedEventCount == stream.events
+            && rows > 0,
+        "\(benchmark.name): the synthetic stream did not run clean: \(statistics)")
+    blackHole(rows)
+}
+
+/// A frame handler that only counts what the decoder reports.
+struct CountingHandler: FrameHandler {
+    var lines = 0
+    var bytes = 0
+    var other = 0
+
+    mutating func handle(_ item: FrameItem) {
+        switch item {
+        case .line(let line, _):
+            self.lines += 1
+            self.bytes += line.count
+        default:
+            self.other += 1
+        }
+    }
+}

@@ -1,0 +1,30 @@
+// swift-tools-version:6.1
+// Benchmarks for RoasCore, kept out of the root package so that `swift build` / `swift test`
+// there never fetch or build package-benchmark. Run from this folder:
+//     swift package benchmark
+import PackageDescription
+
+let package = Package(
+    name: "RoasBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "roas", path: ".."),
+        // The malloc counters need the MallocInterposer trait (on by default, but naming traits here
+        // keeps the Linux-6.3-only RuntimeInterposer trait, and its extra dependency, off).
+        .package(
+            url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1",
+            traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "RoasBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "RoasCore", package: "roas"),
+            ],
+            path: "Benchmarks/RoasBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        )
+    ],
+    swiftLanguageModes: [.v6]
+)
