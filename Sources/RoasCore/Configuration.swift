@@ -36,6 +36,7 @@ public struct EngineConfiguration: Sendable {
         guard self.slide <= self.window, self.window % self.slide == 0 else {
             throw RoasError(.options, "--window must be a multiple of --slide")
         }
+        guard self.window <= 366 * 86_400_000 else { throw RoasError(.options, "--window must be at most 366d") }
         guard self.window / self.slide <= 10_000 else {
             throw RoasError(.options, "--window / --slide must be at most 10000 panes")
         }

@@ -163,6 +163,10 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         try self.options.validateLimits()
+        // Flag mistakes are reported here, with usage; file problems (rates) are reported by run().
+        do {
+            _ = try self.options.makeConfiguration()
+        } catch is RoasError {}
         guard ["text", "json", "none"].contains(self.summary) else {
             throw ValidationError("--summary must be text, json or none")
         }

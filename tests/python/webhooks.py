@@ -11,7 +11,7 @@ webhook-signature headers (the package checks the timestamp is within 5 minutes 
 0 when it verifies, 1 when it does not. The payload is the file's bytes, decoded as UTF-8.
 
 Exit status 2 on a usage error, 3 when the package is missing
-(CI installs it: python3 -m pip install standardwebhooks==1.1.0).
+(CI installs it: python3 -m pip install -r tests/python/requirements.txt).
 """
 import argparse
 import sys
@@ -21,7 +21,7 @@ try:
     from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 except ImportError as error:  # pragma: no cover - depends on the environment
     print(f"webhooks.py: the Python package standardwebhooks is missing ({error}); "
-          "install it with: python3 -m pip install standardwebhooks==1.1.0", file=sys.stderr)
+          "install it with: python3 -m pip install -r tests/python/requirements.txt", file=sys.stderr)
     sys.exit(3)
 
 

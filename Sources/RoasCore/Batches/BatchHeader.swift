@@ -53,8 +53,9 @@ public struct BatchHeader: Sendable, Equatable {
         let result = scanner.scanObject { key, value in
             if first {
                 first = false
-                firstIsBatch = !key.flag && key.end - key.start == 5 && value.kind == .object
-                    && line[key.start..<key.end].elementsEqual("batch".utf8)
+                var keyBytes: [UInt8] = []
+                if key.flag { JSONScanner.unescape(line, key, into: &keyBytes) } else { keyBytes = Array(line[key.start..<key.end]) }
+                firstIsBatch = value.kind == .object && keyBytes.elementsEqual("batch".utf8)
                 if firstIsBatch { batchSpan = value }
             }
         }
@@ -66,9 +67,11 @@ public struct BatchHeader: Sendable, Equatable {
         var repeated = false
         var innerScanner = JSONScanner(inner)
         _ = innerScanner.scanObject { key, value in
-            let name = String(decoding: inner[key.start..<key.end], as: UTF8.self)
-            if spans[name] != nil { repeated = true }
-            spans[name] = value
+            var nameBytes: [UInt8] = []
+            if key.flag { JSONScanner.unescape(inner, key, into: &nameBytes) } else { nameBytes = Array(inner[key.start..<key.end]) }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            // A repeated key makes the header bad_frame; the first value still gives the frame length.
+            if spans[name] != nil { repeated = true } else { spans[name] = value }
         }
         func string(_ name: String) -> String? {
             guard let span = spans[name], span.kind == .string else { return nil }

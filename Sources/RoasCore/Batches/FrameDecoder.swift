@@ -58,6 +58,11 @@ public struct FrameDecoder {
 
     static let prefixLength = 1024
 
+    /// Bytes of a line without its newline after which it is known to be too long whatever follows:
+    /// one more than the limit allows for a CR before the LF, and at least the dead letter's prefix is
+    /// buffered, so the outcome does not depend on how the stream was cut into chunks.
+    private var streamingLimit: Int { max(self.maximumLineLength + 1, FrameDecoder.prefixLength) }
+
     public init(maximumLineLength: Int = 1 << 20, maximumBatchBytes: Int = 16 << 20) {
         self.maximumLineLength = maximumLineLength
         self.maximumBatchBytes = maximumBatchBytes
@@ -149,7 +154,7 @@ public struct FrameDecoder {
                 } else if limit == position + frame.remaining || isFinal {
                     line = FrameDecoder.trimmed(all, position, limit)
                     next = limit
-                } else if limit - position > self.maximumLineLength {
+                } else if limit - position > self.streamingLimit {
                     self.lineNumber += 1
                     let prefix = UnsafeRawBufferPointer(rebasing: all[position..<min(end, position + FrameDecoder.prefixLength)])
                     handler.handle(.tooLong(prefix: prefix, number: self.lineNumber, batch: frame.batch))
@@ -182,7 +187,7 @@ public struct FrameDecoder {
                 if let found = FrameDecoder.newline(in: all, from: position, to: end) {
                     line = FrameDecoder.trimmed(all, position, found)
                     lineEnd = found + 1
-                } else if end - position > self.maximumLineLength {
+                } else if end - position > self.streamingLimit {
                     self.lineNumber += 1
                     let prefix = UnsafeRawBufferPointer(rebasing: all[position..<min(end, position + FrameDecoder.prefixLength)])
                     handler.handle(.tooLong(prefix: prefix, number: self.lineNumber, batch: nil))

@@ -9,9 +9,10 @@ public struct WebhookSecret: Sendable, Hashable {
     public init(_ text: String) throws {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard trimmed.hasPrefix("whsec_") else {
-            throw RoasError(.secrets, "a secret must look like whsec_<base64 key>, got '\(trimmed.prefix(12))…'")
+            let shown = trimmed.count > 12 ? trimmed.prefix(12) + "…" : Substring(trimmed)
+            throw RoasError(.secrets, "a secret must look like whsec_<base64 key>, got '\(shown)'")
         }
-        guard let key = Data(base64Encoded: String(trimmed.dropFirst(6))), !key.isEmpty else {
+        guard let key = WebhookSecret.base64Decoded(String(trimmed.dropFirst(6))), !key.isEmpty else {
             throw RoasError(.secrets, "the part of a secret after whsec_ must be non-empty base64")
         }
         self.key = Array(key)
@@ -19,6 +20,14 @@ public struct WebhookSecret: Sendable, Hashable {
 
     public init(key: [UInt8]) {
         self.key = key
+    }
+
+    /// Decodes base64 with or without its `=` padding, as Standard Webhooks libraries accept it.
+    static func base64Decoded(_ text: String) -> Data? {
+        let remainder = text.utf8.count % 4
+        if remainder == 1 { return nil }
+        let padded = remainder == 0 ? text : text + String(repeating: "=", count: 4 - remainder)
+        return Data(base64Encoded: padded)
     }
 
     /// `whsec_<base64 key>`.
@@ -105,7 +114,7 @@ public struct WebhookSigner {
     public func verify(signatures: String, id: String, timestamp: Int64, body: UnsafeRawBufferPointer) -> Bool {
         var candidates: [[UInt8]] = []
         for token in signatures.split(separator: " ") where token.hasPrefix("v1,") {
-            if let decoded = Data(base64Encoded: String(token.dropFirst(3))), decoded.count == 32 {
+            if let decoded = WebhookSecret.base64Decoded(String(token.dropFirst(3))), decoded.count == 32 {
                 candidates.append(Array(decoded))
             }
         }

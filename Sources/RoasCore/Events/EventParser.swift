@@ -13,7 +13,7 @@ import Darwin
 /// Documented choices: a repeated known key (`"ts"` twice) is `invalid`, a repeated unknown key is
 /// ignored; JSON `null` for an optional field (`campaign`, `currency`) means absent; required strings
 /// must be non-empty; `ts` is an integer literal of epoch milliseconds (no fraction or exponent) or an
-/// RFC 3339 string, within years 0000-9999; `amount` is rounded half to even to micro-units and may
+/// RFC 3339 string, from 1970-01-01 to 8999-12-31; `amount` is rounded half to even to micro-units and may
 /// not exceed 10^12.
 public struct EventParser {
     public let currencies: CurrencyTable
@@ -29,8 +29,10 @@ public struct EventParser {
         case type, id, ts, user, linked, creator, campaign, order, amount, currency
     }
 
-    static let minimumTime: Int64 = -62_167_219_200_000
-    static let maximumTime: Int64 = 253_402_300_799_999
+    /// 1970-01-01T00:00:00Z.
+    static let minimumTime: Int64 = 0
+    /// 8999-12-31T23:59:59.999Z: with windows of at most a year, every window stays within RFC 3339's years.
+    static let maximumTime: Int64 = 221_845_392_000_000 - 1
     static let maximumAmount: Int64 = 1_000_000_000_000 * Micros.one
 
     @inline(__always)
@@ -104,7 +106,7 @@ public struct EventParser {
         }
         guard let time = self.time(line, self.slots[Field.ts.rawValue]) else {
             return .failure(
-                Rejection(.invalid, "ts must be integer epoch milliseconds or an RFC 3339 string with offset"))
+                Rejection(.invalid, "ts must be integer epoch milliseconds or an RFC 3339 string with offset, from 1970 to 8999"))
         }
         var event = ParsedEvent(kind: kind, time: time, id: id)
         switch kind {
@@ -245,10 +247,12 @@ public struct EventParser {
         return negative ? -value : value
     }
 
-    static let powersOfTen: [UInt64] = (0...19).map { power in (0..<power).reduce(UInt64(1)) { value, _ in value * 10 } }
-
     /// Micro-units of a validated JSON number, rounded half to even; nil when negative (other than
     /// `-0`) or too large for an `Int64`.
+    ///
+    /// Exact for any literal: the micro-unit integer is read straight from the digit sequence with the
+    /// decimal point moved by the exponent, and the first digit past it (with any non-zero after it)
+    /// decides the rounding.
     static func micros(_ line: UnsafeRawBufferPointer, _ span: JSONSpan) -> Int64? {
         var index = span.start
         let end = span.end
@@ -257,35 +261,21 @@ public struct EventParser {
             negative = true
             index += 1
         }
-        // The value is `digits` x 10^exponent, plus digits dropped past the 18th significant one:
-        // the first of those, and whether any later one is non-zero.
-        var digits: UInt64 = 0
-        var significant = 0
-        var exponent = 0
-        var firstDropped = -1
-        var sticky = false
-        var inFraction = false
-        while index < end {
-            let byte = line[index]
-            if byte == UInt8(ascii: ".") {
-                inFraction = true
-                index += 1
-                continue
-            }
-            guard byte >= 0x30 && byte <= 0x39 else { break }
-            let digit = Int(byte - 0x30)
-            if significant == 0 && digit == 0 {
-                if inFraction { exponent -= 1 }
-            } else if significant < 18 {
-                digits = digits * 10 + UInt64(digit)
-                significant += 1
-                if inFraction { exponent -= 1 }
-            } else {
-                if firstDropped < 0 { firstDropped = digit } else if digit != 0 { sticky = true }
-                if !inFraction { exponent += 1 }
-            }
+        let digitsStart = index
+        var integerDigits = 0
+        while index < end, line[index] >= 0x30, line[index] <= 0x39 {
+            integerDigits += 1
             index += 1
         }
+        var fractionDigits = 0
+        if index < end && line[index] == UInt8(ascii: ".") {
+            index += 1
+            while index < end, line[index] >= 0x30, line[index] <= 0x39 {
+                fractionDigits += 1
+                index += 1
+            }
+        }
+        var exponent = 0
         if index < end {
             index += 1
             var exponentNegative = false
@@ -293,36 +283,53 @@ public struct EventParser {
                 exponentNegative = line[index] == UInt8(ascii: "-")
                 index += 1
             }
-            var value = 0
             while index < end {
-                if value < 100_000 { value = value * 10 + Int(line[index] - 0x30) }
+                if exponent < 1_000_000 { exponent = exponent * 10 + Int(line[index] - 0x30) }
                 index += 1
             }
-            exponent += exponentNegative ? -value : value
+            if exponentNegative { exponent = -exponent }
         }
-        if digits == 0 { return 0 }
+        let total = integerDigits + fractionDigits
+        @inline(__always) func digit(_ position: Int) -> UInt64 {
+            let offset = position < integerDigits ? position : position + 1
+            return UInt64(line[digitsStart + offset] - 0x30)
+        }
+        var isZero = true
+        for position in 0..<total where digit(position) != 0 {
+            isZero = false
+            break
+        }
+        if isZero { return 0 }
         if negative { return nil }
-        let scale = exponent + 6
-        if scale >= 0 {
-            // Dropped non-zero digits past the micro-unit mean at least 10^18 micro-units plus a part.
-            if scale > 0 && (firstDropped > 0 || sticky) { return nil }
-            guard scale <= 19 else { return nil }
-            let (scaled, overflow) = digits.multipliedReportingOverflow(by: powersOfTen[scale])
-            guard !overflow, scaled < UInt64(Int64.max) else { return nil }
-            var result = scaled
-            if scale == 0 && (firstDropped > 5 || (firstDropped == 5 && (sticky || result % 2 == 1))) {
-                result += 1
+        // Digits [0, cut) form the micro-unit integer; digit `cut` and those after it round it.
+        let cut = integerDigits + exponent + 6
+        var result: UInt64 = 0
+        if cut > 0 {
+            for position in 0..<min(cut, total) {
+                let (shifted, overflowA) = result.multipliedReportingOverflow(by: 10)
+                let (next, overflowB) = shifted.addingReportingOverflow(digit(position))
+                guard !overflowA, !overflowB else { return nil }
+                result = next
             }
-            return Int64(result)
+            if cut > total {
+                for _ in total..<cut {
+                    let (shifted, overflow) = result.multipliedReportingOverflow(by: 10)
+                    guard !overflow else { return nil }
+                    result = shifted
+                }
+            }
         }
-        guard -scale <= 19 else { return 0 }
-        let divisor = powersOfTen[-scale]
-        var quotient = digits / divisor
-        let remainder = digits % divisor
-        let half = divisor / 2
-        let more = firstDropped > 0 || sticky
-        if remainder > half || (remainder == half && (more || quotient % 2 == 1)) { quotient += 1 }
-        return Int64(quotient)
+        if cut < total {
+            let first: UInt64 = cut >= 0 ? digit(cut) : 0
+            var sticky = false
+            for position in max(0, cut + 1)..<total where digit(position) != 0 {
+                sticky = true
+                break
+            }
+            if first > 5 || (first == 5 && (sticky || result % 2 == 1)) { result += 1 }
+        }
+        guard result <= UInt64(Int64.max) else { return nil }
+        return Int64(result)
     }
 }
 

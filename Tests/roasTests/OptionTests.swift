@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// `roas run` refuses bad options with a message on stderr and documents every option.
+@Suite("roas run options")
+struct OptionTests {
+    struct BadOption: CustomTestStringConvertible, Sendable {
+        var arguments: [String]
+        /// Text the message on stderr must hold.
+        var message: [String]
+        var testDescription: String { self.arguments.joined(separator: " ") }
+    }
+
+    static let badOptions: [BadOption] = [
+        BadOption(arguments: ["--window", "0"], message: ["--window must be positive"]),
+        BadOption(arguments: ["--window", "1 hour"], message: ["--window must be a duration", "1 hour"]),
+        BadOption(arguments: ["--rates", "/nonexistent"], message: ["rates file", "/nonexistent"]),
+        BadOption(arguments: ["--secret", "nope"], message: ["whsec_"]),
+        BadOption(arguments: ["--secret", "whsec_!!!"], message: ["base64"]),
+        BadOption(arguments: ["--secrets-file", "/nonexistent/secrets"], message: ["/nonexistent/secrets"]),
+        BadOption(arguments: ["--model", "u-shaped"], message: ["--model must be one of", "last-touch"]),
+        BadOption(arguments: ["--by", "campaign"], message: ["--by must be creator or creator,campaign"]),
+        BadOption(arguments: ["--window", "1h", "--slide", "7m"], message: ["multiple of --slide"]),
+        BadOption(arguments: ["--summary", "xml"], message: ["--summary must be text, json or none"]),
+        BadOption(arguments: ["--base-currency", "usd"], message: ["usd", "ISO 4217"]),
+        BadOption(arguments: ["--max-line", "0"], message: ["--max-line must be positive"]),
+    ]
+
+    @Test("a bad option exits non-zero with a clear message on stderr and writes no row", arguments: badOptions)
+    func badOption(_ option: BadOption) throws {
+        let event = #"{"type":"view","id":"v-1","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"# + "\n"
+        let run = try Tools.roas(["run"] + option.arguments, stdin: Data(event.utf8))
+        #expect(run.status != 0, "\(run)")
+        #expect(!run.timedOut, "\(run)")
+        for text in option.message {
+            #expect(run.stderrText.contains(text), "stderr should mention '\(text)':\n\(run)")
+        }
+        #expect(run.stdout.isEmpty, "\(run)")
+    }
+
+    @Test("a rates file that is not a JSON object of numbers is refused")
+    func badRatesFile() throws {
+        for content in [#"[1.08]"#, #"{"EUR":"1.08"}"#, #"{"EUR":-1}"#, #"{"euro":1.1}"#, "not json"] {
+            let path = try Tools.temporaryFile("rates.json", Data(content.utf8))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let run = try Tools.roas(["run", "--rates", path])
+            #expect(run.status != 0, "\(content):\n\(run)")
+            #expect(run.stderrText.contains("rate"), "\(content):\n\(run)")
+        }
+    }
+
+    /// Every option of `roas run` and the default its help must show (nil: no default).
+    static let options: [(String, String?)] = [
+        ("--secret", nil), ("--secrets-file", nil), ("--tolerance", "300s"), ("--max-line", "1048576"),
+        ("--max-batch", "16777216"), ("--model", "last-touch"), ("--click-lookback", "7d"), ("--view-lookback", "1d"),
+        ("--half-life", "7d"), ("--window", "1h"), ("--slide", nil), ("--by", "creator"), ("--lateness", "5s"),
+        ("--dedup-horizon", "24h"), ("--base-currency", "USD"), ("--rates", nil), ("--input", nil), ("--output", nil),
+        ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--version", nil),
+        ("--help", nil),
+    ]
+
+    @Test("roas run --help lists every option with its default")
+    func help() throws {
+        let run = try Tools.roas(["run", "--help"])
+        #expect(run.status == 0, "\(run)")
+        // Entries start with "  --name" (or "  -h, --help"); wrapped lines are indented further.
+        let text = run.stdoutText
+        let section = try #require(text.range(of: "OPTIONS:\n"), "no OPTIONS section:\n\(run)")
+        var entries: [String: String] = [:]
+        var current: String? = nil
+        for line in text[section.upperBound...].split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let indent = line.prefix { $0 == " " }.count
+            if indent == 2, trimmed.hasPrefix("-") {
+                let words = trimmed.split(separator: " ")
+                let name = words.first { $0.hasPrefix("--") }.map { String($0.trimmingCharacters(in: [","])) }
+                current = name
+                if let name { entries[name] = trimmed }
+            } else if let name = current, !trimmed.isEmpty, indent > 2 {
+                entries[name, default: ""] += " " + trimmed
+            } else if trimmed.isEmpty || indent < 2 {
+                current = nil
+            }
+        }
+        let expected = Self.options.map(\.0)
+        #expect(Set(entries.keys) == Set(expected), "options in --help: \(entries.keys.sorted())")
+        for (name, value) in Self.options {
+            guard let entry = entries[name] else { continue }
+            if let value {
+                #expect(entry.contains("(default: \(value))"), "\(name) should show its default \(value): \(entry)")
+            } else {
+                #expect(!entry.contains("(default:"), "\(name) has no default, but help shows one: \(entry)")
+            }
+            #expect(entry.count > name.count + 10, "\(name) has no help text: \(entry)")
+        }
+        #expect(entries["--slide"]?.contains("tumbling") == true, "--slide should say it defaults to tumbling windows")
+    }
+}
