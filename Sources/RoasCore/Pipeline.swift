@@ -95,15 +95,8 @@ public struct Pipeline {
                     self.rejectFrame(header, headerLine, payload, number, rejection)
                 } else {
                     self.engine.countAcceptedBatch()
-                    FrameDecoder.forEachLine(in: payload) { line, offset in
-                        let origin = Origin(line: number + 1 + offset, batch: header.id, raw: line)
-                        if line.count > self.maximumLineLength {
-                            self.tooLong(origin)
-                        } else if FrameDecoder.isBlank(line) {
-                            self.engine.countBlankLine()
-                        } else {
-                            self.event(line, origin: origin)
-                        }
+                    self.forEachPayloadLine(payload, after: number, batch: header.id) { stage, line, origin in
+                        stage.event(line, origin: origin)
                     }
                 }
             }
@@ -123,14 +116,25 @@ public struct Pipeline {
         ) {
             self.engine.countRejectedBatch(rejection.reason)
             self.engine.reject(rejection, origin: Origin(line: number, batch: header.id, raw: headerLine), into: &self.output)
+            self.forEachPayloadLine(payload, after: number, batch: header.id) { stage, _, origin in
+                stage.engine.reject(rejection, origin: origin, into: &stage.output)
+            }
+        }
+
+        /// Calls `body` with each payload line that is neither too long (dead-lettered) nor blank (counted).
+        @inline(__always)
+        private mutating func forEachPayloadLine(
+            _ payload: UnsafeRawBufferPointer, after header: Int, batch: String,
+            _ body: (inout Stage, UnsafeRawBufferPointer, Origin) -> Void
+        ) {
             FrameDecoder.forEachLine(in: payload) { line, offset in
-                let origin = Origin(line: number + 1 + offset, batch: header.id, raw: line)
+                let origin = Origin(line: header + 1 + offset, batch: batch, raw: line)
                 if line.count > self.maximumLineLength {
                     self.tooLong(origin)
                 } else if FrameDecoder.isBlank(line) {
                     self.engine.countBlankLine()
                 } else {
-                    self.engine.reject(rejection, origin: origin, into: &self.output)
+                    body(&self, line, origin)
                 }
             }
         }
