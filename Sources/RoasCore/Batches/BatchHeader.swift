@@ -63,18 +63,18 @@ public struct BatchHeader: Sendable, Equatable {
             return .invalid(id: nil, bytes: nil, detail: "the batch header is not a JSON object {\"batch\":{…}}")
         }
         let inner = UnsafeRawBufferPointer(rebasing: line[batchSpan.start..<batchSpan.end])
-        var spans = [String: JSONSpan]()
+        var spans = [[UInt8]: JSONSpan]()
         var repeated = false
         var innerScanner = JSONScanner(inner)
         _ = innerScanner.scanObject { key, value in
             var nameBytes: [UInt8] = []
             if key.flag { JSONScanner.unescape(inner, key, into: &nameBytes) } else { nameBytes = Array(inner[key.start..<key.end]) }
-            let name = String(decoding: nameBytes, as: UTF8.self)
+            let name = nameBytes
             // A repeated key makes the header bad_frame; the first value still gives the frame length.
             if spans[name] != nil { repeated = true } else { spans[name] = value }
         }
         func string(_ name: String) -> String? {
-            guard let span = spans[name], span.kind == .string else { return nil }
+            guard let span = spans[Array(name.utf8)], span.kind == .string else { return nil }
             if span.flag {
                 var decoded: [UInt8] = []
                 JSONScanner.unescape(inner, span, into: &decoded)
@@ -83,7 +83,7 @@ public struct BatchHeader: Sendable, Equatable {
             return String(decoding: inner[span.start..<span.end], as: UTF8.self)
         }
         func integer(_ name: String) -> Int64? {
-            guard let span = spans[name], span.kind == .number, !span.flag else { return nil }
+            guard let span = spans[Array(name.utf8)], span.kind == .number, !span.flag else { return nil }
             return EventParser.integer(UnsafeRawBufferPointer(rebasing: inner[span.start..<span.end]))
         }
         let id = string("id")

@@ -326,7 +326,11 @@ public struct EventParser {
                 sticky = true
                 break
             }
-            if first > 5 || (first == 5 && (sticky || result % 2 == 1)) { result += 1 }
+            if first > 5 || (first == 5 && (sticky || result % 2 == 1)) {
+                let (rounded, overflow) = result.addingReportingOverflow(1)
+                guard !overflow else { return nil }
+                result = rounded
+            }
         }
         guard result <= UInt64(Int64.max) else { return nil }
         return Int64(result)
