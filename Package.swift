@@ -23,7 +23,7 @@ let package = Package(
             name: "RoasCore",
             dependencies: [
                 "COpenSSL",
-                .product(name: "Collections", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(
