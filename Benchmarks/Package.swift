@@ -9,21 +9,21 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "roas", path: ".."),
-        // The malloc counters need the MallocInterposer trait (on by default, but naming traits here
-        // keeps the Linux-6.3-only RuntimeInterposer trait, and its extra dependency, off).
-        .package(
-            url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1",
-            traits: ["MallocInterposer"]),
+        // ordo-one/benchmark, formerly package-benchmark (its plugin warns about that old identity).
+        // The malloc counters need the MallocInterposer trait; naming the traits leaves out the
+        // Linux-Swift-6.3-only RuntimeInterposer trait and its extra package, which only the ARC
+        // metrics (unused here) need.
+        .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(
             name: "RoasBenchmarks",
             dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "RoasCore", package: "roas"),
             ],
             path: "Benchmarks/RoasBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         )
     ],
     swiftLanguageModes: [.v6]
