@@ -161,6 +161,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Run on the built-in sample stream (signed with the sample secret) instead of stdin.")
     var sample = false
 
+    @Option(help: "1: one thread; 2: framing, signatures and parsing on a second thread (same rows).")
+    var threads: Int = 2
+
     func validate() throws {
         try self.options.validateLimits()
         // Flag mistakes are reported here, with usage; file problems (rates) are reported by run().
@@ -171,6 +174,7 @@ struct Run: ParsableCommand {
             throw ValidationError("--summary must be text, json or none")
         }
         if self.sample && self.input != nil { throw ValidationError("--sample and --input exclude each other") }
+        guard self.threads == 1 || self.threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
     }
 
     func run() throws {
@@ -215,15 +219,18 @@ struct Run: ParsableCommand {
 
         let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
-        let pipeline = Pipeline(
-            configuration: configuration, secrets: secrets, tolerance: try self.options.toleranceSeconds(),
-            maximumLineLength: self.options.maxLine, maximumBatchBytes: self.options.maxBatch,
-            now: { Int64(Date().timeIntervalSince1970) })
-        var runner = StreamRunner(pipeline: pipeline, rows: rows, deadLetters: deadLetters, emitEvery: emitEvery)
+        var settings = RunSettings(configuration: configuration)
+        settings.secrets = secrets
+        settings.tolerance = try self.options.toleranceSeconds()
+        settings.maximumLineLength = self.options.maxLine
+        settings.maximumBatchBytes = self.options.maxBatch
+        settings.emitEvery = emitEvery
+        settings.threads = self.threads
+        let runner = StreamRunner(settings: settings, rows: rows, deadLetters: deadLetters)
         let started = StreamRunner.monotonicMilliseconds()
-        let statistics = try runner.run(input: inputDescriptor)
+        let result = try runner.run(input: inputDescriptor)
         let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
-        let summary = Summary(statistics: statistics, state: runner.pipeline.engine.stateSizes, seconds: seconds)
+        let summary = Summary(statistics: result.statistics, state: result.state, seconds: seconds)
         switch self.summary {
         case "json": FileHandle.standardError.write(Data(summary.json.utf8))
         case "text": FileHandle.standardError.write(Data(summary.text.utf8))

@@ -7,11 +7,11 @@ public struct BatchVerifier {
     /// Seconds; 0 disables the staleness check.
     public let tolerance: Int64
     /// Wall-clock seconds since the epoch.
-    public let now: () -> Int64
+    public let now: @Sendable () -> Int64
     private var accepted: [String: Int64] = [:]
     private var insertionsSincePrune = 0
 
-    public init(secrets: [WebhookSecret], tolerance: Int64, now: @escaping () -> Int64) {
+    public init(secrets: [WebhookSecret], tolerance: Int64, now: @escaping @Sendable () -> Int64) {
         self.signer = WebhookSigner(secrets: secrets)
         self.tolerance = tolerance
         self.now = now

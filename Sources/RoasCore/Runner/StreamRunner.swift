@@ -1,24 +1,49 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// Runs a pipeline over a file descriptor to its end, writing rows and dead letters as they come.
-public struct StreamRunner {
-    public var pipeline: Pipeline
-    public let rows: ByteSink
-    public let deadLetters: ByteSink?
+/// Everything a run needs besides its input and outputs.
+public struct RunSettings: Sendable {
+    public var configuration: EngineConfiguration
+    public var secrets: [WebhookSecret] = []
+    /// Seconds; 0 disables the staleness check.
+    public var tolerance: Int64 = 300
+    public var maximumLineLength = 1 << 20
+    public var maximumBatchBytes = 16 << 20
+    /// Wall-clock seconds since the epoch, for batch staleness.
+    public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
     /// Milliseconds of wall-clock time between live updates; nil for none.
-    public let emitEvery: Int64?
+    public var emitEvery: Int64? = nil
+    /// 1: everything on the calling thread. 2: framing, signatures and parsing on a second thread,
+    /// handing whole parsed chunks to the engine on the calling thread. The rows are the same.
+    public var threads = 2
     public var chunkSize = 1 << 20
 
-    public init(pipeline: Pipeline, rows: ByteSink, deadLetters: ByteSink?, emitEvery: Int64?) {
-        self.pipeline = pipeline
+    public init(configuration: EngineConfiguration) {
+        self.configuration = configuration
+    }
+}
+
+/// Runs the whole path over a file descriptor to its end, writing rows and dead letters as they come.
+public struct StreamRunner {
+    public let settings: RunSettings
+    public let rows: ByteSink
+    public let deadLetters: ByteSink?
+
+    public init(settings: RunSettings, rows: ByteSink, deadLetters: ByteSink?) {
+        self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters
-        self.emitEvery = emitEvery
-        self.pipeline.trackUpdates(emitEvery != nil)
+    }
+
+    /// What a finished run reports.
+    public struct Result: Sendable {
+        public var statistics: Statistics
+        public var state: Engine.StateSizes
     }
 
     /// Monotonic milliseconds.
@@ -28,45 +53,181 @@ public struct StreamRunner {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
-    /// Reads `input` to its end and returns the final statistics.
-    public mutating func run(input: Int32) throws -> Statistics {
-        let chunk = UnsafeMutableRawPointer.allocate(byteCount: self.chunkSize, alignment: 16)
+    /// Reads `input` to its end.
+    public func run(input: Int32) throws -> Result {
+        self.settings.threads >= 2 ? try self.runOnTwoThreads(input: input) : try self.runOnOneThread(input: input)
+    }
+
+    private func runOnOneThread(input: Int32) throws -> Result {
+        let settings = self.settings
+        var pipeline = Pipeline(
+            configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
+            maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
+            now: settings.now)
+        pipeline.trackUpdates(settings.emitEvery != nil)
+        var clock = UpdateClock(every: settings.emitEvery)
+        try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
+            pipeline.consume(bytes)
+            if clock.isDue() { pipeline.emitUpdates() }
+            try self.write(&pipeline.output)
+        }
+        pipeline.finish()
+        try self.write(&pipeline.output)
+        try self.flush()
+        return Result(statistics: pipeline.statistics, state: pipeline.engine.stateSizes)
+    }
+
+    private func runOnTwoThreads(input: Int32) throws -> Result {
+        let settings = self.settings
+        let queue = ChunkQueue(capacity: 4)
+        let reader = Thread {
+            var decoder = FrameDecoder(
+                maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes)
+            var lines = LineReader(
+                sink: ChunkRecorder(keepsRawLines: settings.configuration.keepsDeadLetters),
+                verifier: BatchVerifier(secrets: settings.secrets, tolerance: settings.tolerance, now: settings.now),
+                parser: EventParser(currencies: settings.configuration.currencies),
+                maximumLineLength: settings.maximumLineLength)
+            do {
+                try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
+                    decoder.append(bytes)
+                    decoder.decode(into: &lines, isFinal: false)
+                    guard queue.put(.chunk(lines.sink.take(linesRead: decoder.lineNumber, bytesRead: decoder.bytesRead)))
+                    else { throw CancellationError() }
+                }
+                decoder.decode(into: &lines, isFinal: true)
+                _ = queue.put(.chunk(lines.sink.take(linesRead: decoder.lineNumber, bytesRead: decoder.bytesRead)))
+                _ = queue.put(.end)
+            } catch let error as RoasError {
+                _ = queue.put(.failure(error))
+            } catch {
+                // Cancelled: the engine's thread stopped taking chunks.
+            }
+        }
+        reader.name = "roas-reader"
+        reader.start()
+        defer { queue.cancel() }
+
+        var sink = EngineSink(engine: Engine(configuration: settings.configuration))
+        sink.engine.trackUpdates(settings.emitEvery != nil)
+        var clock = UpdateClock(every: settings.emitEvery)
+        reading: while true {
+            switch queue.take() {
+            case .chunk(let chunk):
+                sink.replay(chunk)
+                if clock.isDue() { sink.engine.emitUpdates(into: &sink.output) }
+                try self.write(&sink.output)
+            case .end:
+                break reading
+            case .failure(let error):
+                throw error
+            }
+        }
+        sink.engine.finish(into: &sink.output)
+        try self.write(&sink.output)
+        try self.flush()
+        return Result(statistics: sink.engine.statistics, state: sink.engine.stateSizes)
+    }
+
+    /// Calls `body` with each chunk read from `input` until its end.
+    static func readAll(_ input: Int32, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { chunk.deallocate() }
-        var nextUpdate = self.emitEvery.map { StreamRunner.monotonicMilliseconds() + $0 }
         while true {
-            let count = read(input, chunk, self.chunkSize)
+            let count = read(input, chunk, chunkSize)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw RoasError(.input, "cannot read input: \(String(cString: strerror(errno)))")
             }
-            if count == 0 { break }
-            self.pipeline.consume(UnsafeRawBufferPointer(start: chunk, count: count))
-            if let due = nextUpdate, let every = self.emitEvery, StreamRunner.monotonicMilliseconds() >= due {
-                self.pipeline.emitUpdates()
-                nextUpdate = StreamRunner.monotonicMilliseconds() + every
-            }
-            try self.drain()
+            if count == 0 { return }
+            try body(UnsafeRawBufferPointer(start: chunk, count: count))
         }
-        self.pipeline.finish()
-        try self.drain()
-        try self.rows.flush()
-        try self.deadLetters?.flush()
-        return self.pipeline.statistics
     }
 
-    /// Writes out what the pipeline produced.
-    public mutating func drain() throws {
-        guard !self.pipeline.output.isEmpty else { return }
-        for row in self.pipeline.output.rows {
+    /// Writes out and clears what the engine produced.
+    func write(_ output: inout EngineOutput) throws {
+        guard !output.isEmpty else { return }
+        for row in output.rows {
             try self.rows.writeLine { row.appendJSON(to: &$0) }
         }
         // Rows are what people watch: hand them on as soon as a chunk produced any.
-        if !self.pipeline.output.rows.isEmpty { try self.rows.flush() }
+        if !output.rows.isEmpty { try self.rows.flush() }
         if let deadLetters = self.deadLetters {
-            for letter in self.pipeline.output.deadLetters {
+            for letter in output.deadLetters {
                 try deadLetters.writeLine { letter.appendJSON(to: &$0) }
             }
         }
-        self.pipeline.output.removeAll()
+        output.removeAll()
+    }
+
+    private func flush() throws {
+        try self.rows.flush()
+        try self.deadLetters?.flush()
+    }
+}
+
+/// When the next live update is due (`--emit-every`), in wall-clock time.
+struct UpdateClock {
+    let every: Int64?
+    var next: Int64?
+
+    init(every: Int64?) {
+        self.every = every
+        self.next = every.map { StreamRunner.monotonicMilliseconds() + $0 }
+    }
+
+    mutating func isDue() -> Bool {
+        guard let next = self.next, let every = self.every else { return false }
+        let now = StreamRunner.monotonicMilliseconds()
+        guard now >= next else { return false }
+        self.next = now + every
+        return true
+    }
+}
+
+/// A bounded queue of parsed chunks between the reading thread and the engine's thread: the reader
+/// blocks when it is full, so memory stays bounded when the engine is the slower side.
+final class ChunkQueue: @unchecked Sendable {
+    enum Item: Sendable {
+        case chunk(ParsedChunk)
+        case end
+        case failure(RoasError)
+    }
+
+    private let condition = NSCondition()
+    private var items: [Item] = []
+    private let capacity: Int
+    private var isCancelled = false
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// Adds an item, waiting while the queue is full; false when the queue was cancelled.
+    func put(_ item: Item) -> Bool {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.items.count >= self.capacity && !self.isCancelled { self.condition.wait() }
+        guard !self.isCancelled else { return false }
+        self.items.append(item)
+        self.condition.broadcast()
+        return true
+    }
+
+    func take() -> Item {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.items.isEmpty { self.condition.wait() }
+        self.condition.broadcast()
+        return self.items.removeFirst()
+    }
+
+    /// Wakes and stops the producer; nothing more is queued.
+    func cancel() {
+        self.condition.lock()
+        self.isCancelled = true
+        self.items.removeAll()
+        self.condition.broadcast()
+        self.condition.unlock()
     }
 }

@@ -1,0 +1,141 @@
+/// What the reading thread verified and parsed from one chunk of input, for the engine's thread:
+/// the bytes of the fields it needs, copied into one buffer, and one entry per line, in order.
+///
+/// Handing over whole chunks keeps the two threads apart for about a megabyte of input at a time;
+/// the engine's thread replays the entries in order, so the result is exactly that of one thread.
+public struct ParsedChunk: Sendable {
+    /// A range of `bytes`; `count == -1` means absent (an optional field).
+    struct Field: Sendable {
+        var offset: Int32
+        var count: Int32
+        static let absent = Field(offset: 0, count: -1)
+    }
+
+    struct Event: Sendable {
+        var kind: EventKind
+        var time: Int64
+        var amount: Int64
+        var currency: Int32
+        var line: Int
+        var batch: Int32
+        var id: Field
+        var user: Field
+        var linked: Field
+        var creator: Field
+        var campaign: Field
+        var order: Field
+        var raw: Field
+    }
+
+    enum Entry: Sendable {
+        case event(Event)
+        case reject(Rejection, line: Int, batch: Int32, raw: Field)
+        case blank
+        case acceptedBatch
+        case rejectedBatch(Reason)
+    }
+
+    var bytes: [UInt8] = []
+    var entries: [Entry] = []
+    var batches: [String] = []
+    /// The decoder's totals once this chunk was read.
+    var linesRead = 0
+    var bytesRead = 0
+
+    public var isEmpty: Bool { self.entries.isEmpty }
+}
+
+/// An `EventSink` that records into a `ParsedChunk`.
+public struct ChunkRecorder: EventSink {
+    var chunk = ParsedChunk()
+    /// Copy raw lines, for dead letters written later (links, purchases and refunds may be
+    /// dead-lettered when they apply).
+    let keepsRawLines: Bool
+
+    public init(keepsRawLines: Bool) {
+        self.keepsRawLines = keepsRawLines
+        self.chunk.bytes.reserveCapacity(1 << 21)
+        self.chunk.entries.reserveCapacity(1 << 14)
+    }
+
+    /// Hands over what was recorded, with the decoder's totals.
+    public mutating func take(linesRead: Int, bytesRead: Int) -> ParsedChunk {
+        var taken = ParsedChunk()
+        swap(&taken, &self.chunk)
+        taken.linesRead = linesRead
+        taken.bytesRead = bytesRead
+        self.chunk.bytes.reserveCapacity(taken.bytes.capacity)
+        self.chunk.entries.reserveCapacity(taken.entries.capacity)
+        return taken
+    }
+
+    @inline(__always)
+    private mutating func field(_ bytes: UnsafeRawBufferPointer) -> ParsedChunk.Field {
+        let offset = Int32(truncatingIfNeeded: self.chunk.bytes.count)
+        self.chunk.bytes.append(contentsOf: bytes)
+        return ParsedChunk.Field(offset: offset, count: Int32(truncatingIfNeeded: bytes.count))
+    }
+
+    @inline(__always)
+    private mutating func batch(_ id: String?) -> Int32 {
+        guard let id else { return -1 }
+        if let last = self.chunk.batches.last, last == id { return Int32(self.chunk.batches.count - 1) }
+        self.chunk.batches.append(id)
+        return Int32(self.chunk.batches.count - 1)
+    }
+
+    @inline(__always)
+    public mutating func accept(_ event: ParsedEvent, origin: Origin) {
+        let recorded = ParsedChunk.Event(
+            kind: event.kind, time: event.time, amount: event.amount, currency: Int32(event.currency),
+            line: origin.line, batch: self.batch(origin.batch), id: self.field(event.id),
+            user: self.field(event.user), linked: self.field(event.linked), creator: self.field(event.creator),
+            campaign: event.campaign.map { self.field($0) } ?? .absent, order: self.field(event.order),
+            raw: self.keepsRawLines ? self.field(origin.raw) : .absent)
+        self.chunk.entries.append(.event(recorded))
+    }
+
+    public mutating func reject(_ rejection: Rejection, origin: Origin) {
+        let raw = self.keepsRawLines ? self.field(origin.raw) : .absent
+        self.chunk.entries.append(.reject(rejection, line: origin.line, batch: self.batch(origin.batch), raw: raw))
+    }
+
+    public mutating func countBlankLine() { self.chunk.entries.append(.blank) }
+    public mutating func countAcceptedBatch() { self.chunk.entries.append(.acceptedBatch) }
+    public mutating func countRejectedBatch(_ reason: Reason) { self.chunk.entries.append(.rejectedBatch(reason)) }
+}
+
+extension EngineSink {
+    /// Applies a recorded chunk exactly as if its lines had been read on this thread.
+    public mutating func replay(_ chunk: ParsedChunk) {
+        chunk.bytes.withUnsafeBytes { bytes in
+            @inline(__always) func buffer(_ field: ParsedChunk.Field) -> UnsafeRawBufferPointer {
+                guard field.count > 0 else { return ParsedEvent.empty }
+                return UnsafeRawBufferPointer(rebasing: bytes[Int(field.offset)..<Int(field.offset + field.count)])
+            }
+            @inline(__always) func batch(_ index: Int32) -> String? {
+                index < 0 ? nil : chunk.batches[Int(index)]
+            }
+            for entry in chunk.entries {
+                switch entry {
+                case .event(let recorded):
+                    let event = ParsedEvent(
+                        kind: recorded.kind, time: recorded.time, id: buffer(recorded.id), user: buffer(recorded.user),
+                        linked: buffer(recorded.linked), creator: buffer(recorded.creator),
+                        campaign: recorded.campaign.count < 0 ? nil : buffer(recorded.campaign),
+                        order: buffer(recorded.order), amount: recorded.amount, currency: Int(recorded.currency))
+                    self.accept(event, origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)))
+                case .reject(let rejection, let line, let index, let raw):
+                    self.reject(rejection, origin: Origin(line: line, batch: batch(index), raw: buffer(raw)))
+                case .blank:
+                    self.countBlankLine()
+                case .acceptedBatch:
+                    self.countAcceptedBatch()
+                case .rejectedBatch(let reason):
+                    self.countRejectedBatch(reason)
+                }
+            }
+        }
+        self.engine.countLines(read: chunk.linesRead, bytes: chunk.bytesRead)
+    }
+}
