@@ -79,13 +79,11 @@ extension Engine {
         let viewFrom = Engine.subtract(time, configuration.viewLookback)
         var clicks: [Candidate] = []
         var views: [Candidate] = []
-        for member in group where Int(member) < self.touches.count {
-            for touch in self.touches[Int(member)].clicks where touch.time >= clickFrom && touch.time <= time {
-                clicks.append(Candidate(touch: touch, isClick: true))
-            }
-            for touch in self.touches[Int(member)].views where touch.time >= viewFrom && touch.time <= time {
-                views.append(Candidate(touch: touch, isClick: false))
-            }
+        clicks.reserveCapacity(8)
+        views.reserveCapacity(8)
+        for member in group {
+            self.clicks.forEach(of: member, in: clickFrom, time) { clicks.append(Candidate(touch: $0, isClick: true)) }
+            self.views.forEach(of: member, in: viewFrom, time) { views.append(Candidate(touch: $0, isClick: false)) }
         }
         if clicks.isEmpty && views.isEmpty { return [(RowKey(creator: -1, campaign: -1), 1)] }
         let ordered: (Candidate, Candidate) -> Bool = { a, b in self.precedes(a, b) }

@@ -31,7 +31,8 @@ public struct Engine: Sendable {
     var users = Interner(capacity: 1 << 16)
     var creators = Interner()
     var campaigns = Interner()
-    var touches: [TouchList] = []
+    var clicks: TouchLog
+    var views: TouchLog
     var identities = IdentityGraph()
     var pending = Heap<PendingEvent>()
     var orders: [[UInt8]: Order] = [:]
@@ -45,7 +46,10 @@ public struct Engine: Sendable {
     public init(configuration: EngineConfiguration) {
         self.configuration = configuration
         self.windows = WindowStore(window: configuration.window, slide: configuration.slide)
-        self.sweepInterval = max(3_600_000, min(configuration.viewLookback, configuration.clickLookback) / 4)
+        self.clicks = TouchLog(lateness: configuration.lateness)
+        self.views = TouchLog(lateness: configuration.lateness)
+        // Eviction only looks at the front of the touch logs: cheap enough to run every second of event time.
+        self.sweepInterval = 1000
     }
 
     /// Keep track of changed open windows, for `emitUpdates(into:)`.
@@ -157,7 +161,7 @@ public struct Engine: Sendable {
     public var stateSizes: StateSizes {
         StateSizes(
             identities: self.users.count,
-            touches: self.touches.reduce(0) { $0 + $1.clicks.count + $1.views.count },
+            touches: self.clicks.count + self.views.count,
             pending: self.pending.count, orders: self.orders.count, dedupIDs: self.dedup.count,
             openPanes: self.windows.paneCount)
     }
@@ -184,24 +188,17 @@ public struct Engine: Sendable {
 
     @inline(__always)
     private mutating func addTouch(_ event: ParsedEvent) {
-        let user = Int(self.users.intern(event.user))
-        if user >= self.touches.count { self.touches.append(contentsOf: repeatElement(TouchList(), count: user + 1 - self.touches.count)) }
+        let user = self.users.intern(event.user)
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)
         if event.kind == .click {
-            let touch = Touch(time: event.time, creator: creator, campaign: campaign, id: SortKey(event.id, arena: &self.clickIDs, time: event.time))
-            TouchList.insert(touch, into: &self.touches[user].clicks)
-            if self.touches[user].clicks[0].time < Engine.subtract(self.watermark, self.configuration.clickLookback) {
-                _ = TouchList.evict(&self.touches[user].clicks, before: Engine.subtract(self.watermark, self.configuration.clickLookback))
-            }
+            let id = SortKey(event.id, arena: &self.clickIDs, time: event.time)
+            self.clicks.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
             self.windows.update(time: event.time, key: key) { $0.clicks += 1 }
         } else {
-            let touch = Touch(time: event.time, creator: creator, campaign: campaign, id: SortKey(event.id, arena: &self.viewIDs, time: event.time))
-            TouchList.insert(touch, into: &self.touches[user].views)
-            if self.touches[user].views[0].time < Engine.subtract(self.watermark, self.configuration.viewLookback) {
-                _ = TouchList.evict(&self.touches[user].views, before: Engine.subtract(self.watermark, self.configuration.viewLookback))
-            }
+            let id = SortKey(event.id, arena: &self.viewIDs, time: event.time)
+            self.views.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
             self.windows.update(time: event.time, key: key) { $0.views += 1 }
         }
         self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
@@ -240,14 +237,8 @@ public struct Engine: Sendable {
     private mutating func sweep() {
         let clickCutoff = Engine.subtract(self.watermark, self.configuration.clickLookback)
         let viewCutoff = Engine.subtract(self.watermark, self.configuration.viewLookback)
-        for index in self.touches.indices {
-            if let first = self.touches[index].clicks.first, first.time < clickCutoff {
-                _ = TouchList.evict(&self.touches[index].clicks, before: clickCutoff)
-            }
-            if let first = self.touches[index].views.first, first.time < viewCutoff {
-                _ = TouchList.evict(&self.touches[index].views, before: viewCutoff)
-            }
-        }
+        self.clicks.evict(before: clickCutoff)
+        self.views.evict(before: viewCutoff)
         self.clickIDs.release(olderThan: clickCutoff)
         self.viewIDs.release(olderThan: viewCutoff)
     }

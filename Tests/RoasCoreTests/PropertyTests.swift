@@ -25,6 +25,11 @@ struct ShuffleWithinLatenessTests {
             $0.byCampaign = seed % 2 == 0
             $0.window = seed % 3 == 0 ? 2 * hour : hour
             $0.slide = hour
+            if seed % 3 == 1 {
+                // Short lookbacks, so walks along an identity's touches stop early and the logs evict.
+                $0.clickLookback = 30 * minute
+                $0.viewLookback = 10 * minute
+            }
         }
         let inOrder = harness.run(events.map(\.line))
         #expect(inOrder.statistics.balances)

@@ -55,7 +55,7 @@ struct OptionTests {
         ("--max-batch", "16777216"), ("--model", "last-touch"), ("--click-lookback", "7d"), ("--view-lookback", "1d"),
         ("--half-life", "7d"), ("--window", "1h"), ("--slide", nil), ("--by", "creator"), ("--lateness", "5s"),
         ("--dedup-horizon", "24h"), ("--base-currency", "USD"), ("--rates", nil), ("--input", nil), ("--output", nil),
-        ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--version", nil),
+        ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--threads", "2"), ("--version", nil),
         ("--help", nil),
     ]
 

@@ -103,31 +103,74 @@ struct IDArena: Sendable {
     }
 }
 
-/// A view or click kept for attribution: 48 bytes.
+/// A view or click kept for attribution: 56 bytes.
 struct Touch: Sendable {
     var time: Int64
     var creator: Int32
     var campaign: Int32
     var id: SortKey
+    /// The log position of the same identity's previous touch, or -1.
+    var previous: Int64 = -1
 }
 
-/// One identity's views and clicks, each sorted by time.
-struct TouchList: Sendable {
-    var clicks: [Touch] = []
-    var views: [Touch] = []
+/// The views (or the clicks) still within their lookback, in arrival order, chained per identity.
+///
+/// Appending is sequential and needs one 8-byte head per identity, with no allocation per identity.
+/// Positions are global and only grow, so chains stay valid when the front is dropped. Because every
+/// accepted event is at most the lateness older than any event that arrived before it, a walk back
+/// along a chain can stop at the first touch more than the lateness before the range it wants.
+struct TouchLog: Sendable {
+    private var touches: [Touch] = []
+    /// Global position of `touches[0]`.
+    private var base: Int64 = 0
+    /// Global position of the first retained touch.
+    private var start: Int64 = 0
+    /// Global position of each identity's latest touch, -1 for none.
+    private var heads: [Int64] = []
+    let lateness: Int64
 
-    @inline(__always)
-    static func insert(_ touch: Touch, into list: inout [Touch]) {
-        var index = list.count
-        while index > 0 && list[index - 1].time > touch.time { index -= 1 }
-        if index == list.count { list.append(touch) } else { list.insert(touch, at: index) }
+    init(lateness: Int64) {
+        self.lateness = lateness
     }
 
+    var count: Int { self.touches.count - Int(self.start - self.base) }
+    var bytes: Int { self.touches.capacity * MemoryLayout<Touch>.stride + self.heads.capacity * 8 }
+
     @inline(__always)
-    static func evict(_ list: inout [Touch], before time: Int64) -> Int {
-        var count = 0
-        while count < list.count && list[count].time < time { count += 1 }
-        if count > 0 { list.removeFirst(count) }
-        return count
+    mutating func append(_ touch: Touch, identity: Int32) {
+        let index = Int(identity)
+        if index >= self.heads.count {
+            self.heads.append(contentsOf: repeatElement(-1, count: max(index + 1 - self.heads.count, self.heads.count / 2)))
+        }
+        var touch = touch
+        touch.previous = self.heads[index]
+        self.heads[index] = self.base + Int64(self.touches.count)
+        self.touches.append(touch)
+    }
+
+    /// Drops touches from the front, in arrival order, while they are older than `cutoff`.
+    mutating func evict(before cutoff: Int64) {
+        var position = Int(self.start - self.base)
+        while position < self.touches.count && self.touches[position].time < cutoff { position += 1 }
+        self.start = self.base + Int64(position)
+        // Compact when at least half the storage is dropped touches: amortised O(1) per touch.
+        if position > 0 && position >= self.touches.count / 2 {
+            self.touches.removeFirst(position)
+            self.base = self.start
+        }
+    }
+
+    /// Calls `body` with every retained touch of `identity` whose time is in `lower...upper`.
+    @inline(__always)
+    func forEach(of identity: Int32, in lower: Int64, _ upper: Int64, _ body: (Touch) -> Void) {
+        guard Int(identity) < self.heads.count else { return }
+        var position = self.heads[Int(identity)]
+        let stop = Engine.subtract(lower, self.lateness)
+        while position >= self.start {
+            let touch = self.touches[Int(position - self.base)]
+            if touch.time < stop { return }
+            if touch.time >= lower && touch.time <= upper { body(touch) }
+            position = touch.previous
+        }
     }
 }
