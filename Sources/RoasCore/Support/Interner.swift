@@ -102,7 +102,15 @@ public struct Interner: Sendable {
         guard length == bytes.count else { return false }
         if length == 0 { return true }
         return self.arena.withUnsafeBytes { arena in
-            memcmp(arena.baseAddress! + start, bytes.baseAddress!, length) == 0
+            let left = arena.baseAddress! + start
+            let right = bytes.baseAddress!
+            // Most ids are short: compare them in at most two overlapping 8-byte words, without a call.
+            if length >= 8 && length <= 16 {
+                return left.loadUnaligned(as: UInt64.self) == right.loadUnaligned(as: UInt64.self)
+                    && left.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+                        == right.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+            }
+            return memcmp(left, right, length) == 0
         }
     }
 

@@ -35,6 +35,73 @@ struct RowKey: Hashable, Sendable {
     var campaign: Int32 { Int32(bitPattern: UInt32(truncatingIfNeeded: self.packed)) }
 }
 
+/// The figures of one pane by key: an open-addressing table with a multiplicative hash, so an
+/// update costs one probe (usually in cache: there are few keys) instead of a `Hasher` round.
+struct PaneTable: Sendable {
+    private(set) var keys: [RowKey] = []
+    private(set) var figures: [Aggregate] = []
+    /// Index + 1 into `keys`/`figures`; 0 is empty.
+    private var slots: [Int32]
+    private var shift: UInt64
+
+    init() {
+        self.slots = Array(repeating: 0, count: 16)
+        self.shift = 64 - 4
+    }
+
+    var count: Int { self.keys.count }
+
+    @inline(__always)
+    private func slot(of key: RowKey) -> Int {
+        Int(truncatingIfNeeded: (key.packed &* 0x9E37_79B9_7F4A_7C15) >> self.shift)
+    }
+
+    /// The position of `key`, or nil.
+    @inline(__always)
+    func find(_ key: RowKey) -> Int? {
+        var slot = self.slot(of: key)
+        let mask = self.slots.count - 1
+        while true {
+            let entry = Int(self.slots[slot])
+            if entry == 0 { return nil }
+            if self.keys[entry - 1] == key { return entry - 1 }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// Changes the figures of `key`, adding it when new.
+    @inline(__always)
+    mutating func update(_ key: RowKey, _ body: (inout Aggregate) -> Void) {
+        var slot = self.slot(of: key)
+        let mask = self.slots.count - 1
+        while true {
+            let entry = Int(self.slots[slot])
+            if entry == 0 { break }
+            if self.keys[entry - 1] == key {
+                body(&self.figures[entry - 1])
+                return
+            }
+            slot = (slot + 1) & mask
+        }
+        self.keys.append(key)
+        self.figures.append(Aggregate())
+        body(&self.figures[self.figures.count - 1])
+        self.slots[slot] = Int32(self.keys.count)
+        if self.keys.count * 2 > self.slots.count { self.grow() }
+    }
+
+    private mutating func grow() {
+        self.slots = Array(repeating: 0, count: self.slots.count * 2)
+        self.shift -= 1
+        let mask = self.slots.count - 1
+        for (index, key) in self.keys.enumerated() {
+            var slot = self.slot(of: key)
+            while self.slots[slot] != 0 { slot = (slot + 1) & mask }
+            self.slots[slot] = Int32(index + 1)
+        }
+    }
+}
+
 /// Aggregates per pane (one slide long) and key; windows are the sum of their panes.
 ///
 /// A hopping window of k slides costs one pane update per event and k pane reads per row at
@@ -42,9 +109,8 @@ struct RowKey: Hashable, Sendable {
 struct WindowStore: Sendable {
     let window: Int64
     let slide: Int64
-    private(set) var panes: [Int64: [RowKey: Aggregate]] = [:]
-    /// Pane starts in ascending order.
-    private var paneStarts: [Int64] = []
+    /// Open panes in ascending order of start.
+    private var panes: [(start: Int64, table: PaneTable)] = []
     /// Windows starting before this have been emitted as final.
     private(set) var nextWindowStart: Int64 = .min
     /// Panes and keys changed since the last live update.
@@ -69,31 +135,39 @@ struct WindowStore: Sendable {
         return remainder >= 0 ? time - remainder : time - remainder - self.slide
     }
 
+    /// The position of the pane starting at `start`, searched from the newest (where events mostly go).
+    @inline(__always)
+    private func paneIndex(_ start: Int64) -> Int? {
+        var index = self.panes.count - 1
+        while index >= 0 {
+            let candidate = self.panes[index].start
+            if candidate == start { return index }
+            if candidate < start { return nil }
+            index -= 1
+        }
+        return nil
+    }
+
     @inline(__always)
     mutating func update(time: Int64, key: RowKey, _ body: (inout Aggregate) -> Void) {
         let pane = self.paneStart(of: time)
-        if self.panes[pane] == nil { self.addPane(pane) }
-        body(&self.panes[pane, default: [:]][key, default: Aggregate()])
+        let index = self.paneIndex(pane) ?? self.addPane(pane)
+        self.panes[index].table.update(key, body)
         if self.tracksChanges { self.changed.insert(PaneKey(pane: pane, key: key)) }
     }
 
-    private mutating func addPane(_ pane: Int64) {
-        self.panes[pane] = [:]
-        var index = self.paneStarts.count
-        while index > 0 && self.paneStarts[index - 1] > pane { index -= 1 }
-        self.paneStarts.insert(pane, at: index)
+    private mutating func addPane(_ start: Int64) -> Int {
+        var index = self.panes.count
+        while index > 0 && self.panes[index - 1].start > start { index -= 1 }
+        self.panes.insert((start, PaneTable()), at: index)
+        return index
     }
 
     /// The sum over the panes of the window starting at `start`, by key.
     func window(startingAt start: Int64) -> [RowKey: Aggregate] {
         var merged: [RowKey: Aggregate] = [:]
-        var pane = start
-        while pane < start + self.window {
-            if let figures = self.panes[pane] {
-                if self.window == self.slide { return figures }
-                for (key, aggregate) in figures { merged[key, default: Aggregate()].add(aggregate) }
-            }
-            pane += self.slide
+        for pane in self.panes where pane.start >= start && pane.start < start + self.window {
+            for (key, figures) in zip(pane.table.keys, pane.table.figures) { merged[key, default: Aggregate()].add(figures) }
         }
         return merged
     }
@@ -101,12 +175,11 @@ struct WindowStore: Sendable {
     /// The figures of one key in the window starting at `start`.
     func figures(of key: RowKey, inWindowStartingAt start: Int64) -> Aggregate? {
         var total: Aggregate? = nil
-        var pane = start
-        while pane < start + self.window {
-            if let aggregate = self.panes[pane]?[key] {
-                if total == nil { total = aggregate } else { total!.add(aggregate) }
+        for pane in self.panes where pane.start >= start && pane.start < start + self.window {
+            if let index = pane.table.find(key) {
+                let figures = pane.table.figures[index]
+                if total == nil { total = figures } else { total!.add(figures) }
             }
-            pane += self.slide
         }
         return total
     }
@@ -114,18 +187,15 @@ struct WindowStore: Sendable {
     /// Emits, in order of start, every window with activity that ends at or before `watermark`,
     /// then forgets panes no open window needs.
     mutating func close(upTo watermark: Int64, _ emit: (Int64, [RowKey: Aggregate]) -> Void) {
-        while let earliest = self.paneStarts.first {
+        while let earliest = self.panes.first?.start {
             let start = max(earliest - self.window + self.slide, self.nextWindowStart)
             guard watermark != .min, watermark == .max || start <= watermark - self.window else { break }
             let figures = self.window(startingAt: start)
             if !figures.isEmpty { emit(start, figures) }
             self.nextWindowStart = start + self.slide
             var drop = 0
-            while drop < self.paneStarts.count && self.paneStarts[drop] < self.nextWindowStart {
-                self.panes[self.paneStarts[drop]] = nil
-                drop += 1
-            }
-            if drop > 0 { self.paneStarts.removeFirst(drop) }
+            while drop < self.panes.count && self.panes[drop].start < self.nextWindowStart { drop += 1 }
+            if drop > 0 { self.panes.removeFirst(drop) }
         }
     }
 
