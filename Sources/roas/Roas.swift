@@ -9,7 +9,7 @@ struct Roas: ParsableCommand {
         abstract: "Attributes creator-commerce events to creators and emits rolling ROAS.",
         discussion: "Read the README for the formats. Start with: roas run --sample",
         version: "0.1.0",
-        subcommands: [Run.self, SampleCommand.self]
+        subcommands: [Run.self, SampleCommand.self, Gen.self]
     )
 }
 

@@ -56,10 +56,10 @@ public enum GeneratorModel {
         /// CPM (USD per 1000 views).
         public var cpm: Int64 {
             switch self {
-            case .nano: 6
-            case .micro: 10
-            case .macro: 14
-            case .mega: 20
+            case .nano: 4
+            case .micro: 6
+            case .macro: 8
+            case .mega: 10
             }
         }
     }
@@ -93,10 +93,12 @@ public enum GeneratorModel {
     public static let cpmViews = 500
     /// Delays, in milliseconds.
     public static let clickDelay: ClosedRange<Double> = 1_000...30_000
-    public static let clickToCheckout: ClosedRange<Double> = 30_000...10_800_000
+    public static let clickToCheckout: ClosedRange<Double> = 20_000...3_600_000
     public static let viewToCheckout: ClosedRange<Double> = 300_000...72_000_000
     public static let checkoutToPurchase: ClosedRange<Int64> = 10_000...120_000
     public static let refundDelay: ClosedRange<Double> = 86_400_000...1_209_600_000
+    /// Shortest click-to-checkout or view-to-checkout delay when the stream is too short for the one drawn.
+    public static let shortestFollowUp: Int64 = 20_000
     /// Shortest refund delay when the stream is too short for the one drawn.
     public static let shortestRefundDelay: Int64 = 60_000
 }

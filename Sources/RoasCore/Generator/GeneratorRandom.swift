@@ -116,10 +116,6 @@ struct Quota {
         return exact >= 9.0e18 ? .max : Int64(exact)
     }
 
-    /// Whether the current trial is a hit, without taking it.
-    @inline(__always)
-    var isDue: Bool { self.trial >= self.nextHit }
-
     /// Takes one trial.
     @inline(__always)
     mutating func next(_ random: inout GeneratorRandom) -> Bool {
