@@ -6,7 +6,7 @@ import Testing
 struct ShuffleWithinLatenessTests {
     /// Delays every event by less than the lateness and sorts by arrival; the watermark then stays
     /// strictly below every event's time when it arrives, so the final rows must be identical.
-    static func disordered(_ events: [(time: Int64, line: String)], lateness: Int64, random: inout SeededRandom) -> [String] {
+    static func disordered(_ events: [(time: Int64, line: String)], lateness: Int64, random: inout SplitMix64) -> [String] {
         events.map { ($0.time + Int64.random(in: 0..<lateness, using: &random), $0.line) }
             .enumerated().sorted { a, b in a.element.0 != b.element.0 ? a.element.0 < b.element.0 : a.offset < b.offset }
             .map(\.element.1)
@@ -34,7 +34,7 @@ struct ShuffleWithinLatenessTests {
         let inOrder = harness.run(events.map(\.line))
         #expect(inOrder.statistics.balances)
         #expect(!inOrder.reasons.contains(.late))
-        var random = SeededRandom(seed: seed ^ 0xDEAD_BEEF)
+        var random = SplitMix64(seed: seed ^ 0xDEAD_BEEF)
         for round in 0..<3 {
             let shuffled = harness.run(Self.disordered(events, lateness: lateness, random: &random))
             #expect(shuffled.finalRows == inOrder.finalRows, "seed \(seed), round \(round), model \(model)")

@@ -1,30 +1,15 @@
 import RoasCore
 
-/// A small seeded generator (SplitMix64) so every generated stream is replayable from its seed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { self.state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Random but plausible event streams for property tests: every kind of event, links between
 /// "tt:" and "amz:" identities, repeated orders, refunds (some of unknown orders or too large),
 /// and resent events.
 struct StreamMaker {
-    var random: SeededRandom
+    var random: SplitMix64
     var users = 40
     var creators = 6
     var campaigns = 3
 
-    init(seed: UInt64) { self.random = SeededRandom(seed: seed) }
+    init(seed: UInt64) { self.random = SplitMix64(seed: seed) }
 
     /// `count` events in event-time order over `span` milliseconds from `start`, with their times.
     mutating func events(count: Int, start: Int64, span: Int64) -> [(time: Int64, line: String)] {
