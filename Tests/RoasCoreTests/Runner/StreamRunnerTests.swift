@@ -41,7 +41,8 @@ struct StreamRunnerTests {
 
     @Test(arguments: [(UInt64(1), 97), (2, 4096), (3, 1 << 20)])
     func twoThreadsGiveExactlyTheRowsOfOne(seed: UInt64, chunkSize: Int) throws {
-        var harness = PipelineHarness()
+        // Seed 2 groups by campaign, so campaign names handed over by the reader appear in rows.
+        var harness = PipelineHarness { $0.byCampaign = seed == 2 }
         harness.secrets = [try WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
         let stream = Self.stream(seed: seed, harness: harness)
         var settings = RunSettings(configuration: harness.configuration)
@@ -53,6 +54,7 @@ struct StreamRunnerTests {
         settings.threads = 2
         let two = try Self.run(stream, settings: settings)
         #expect(!one.rows.isEmpty)
+        #expect(one.rows.contains(#""campaign":"k"#) == (seed == 2))
         #expect(one.rows == two.rows)
         #expect(one.deadLetters == two.deadLetters)
         #expect(one.result.statistics == two.result.statistics)
