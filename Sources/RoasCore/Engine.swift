@@ -28,10 +28,9 @@ public struct Engine: Sendable {
     private var newestTime: Int64 = .min
     public internal(set) var statistics = Statistics()
 
-    /// Names by handle: interned here, or learnt in the order the reading thread interned them.
-    var names = NameTable()
-    /// One more than the greatest identity handle seen (identities may be interned on another thread).
-    private var identityCount: Int32 = 0
+    var users = Interner(capacity: 1 << 16)
+    var creators = Interner()
+    var campaigns = Interner()
     var clicks: TouchLog
     var views: TouchLog
     var identities = IdentityGraph()
@@ -94,63 +93,29 @@ public struct Engine: Sendable {
     /// watermark, applying what it reaches and emitting the windows it closes.
     @inline(__always)
     public mutating func accept(_ event: ParsedEvent, origin: Origin, into output: inout EngineOutput) {
-        guard self.admits(event, origin: origin, into: &output) else { return }
-        let handles = self.names.handles(for: event)
-        self.apply(event, handles: handles, origin: origin, into: &output)
-    }
-
-    /// Takes one parsed event whose names were interned ahead (see `learnName(_:_:)`).
-    @inline(__always)
-    public mutating func accept(
-        _ event: ParsedEvent, handles: EventHandles, origin: Origin, into output: inout EngineOutput
-    ) {
-        guard self.admits(event, origin: origin, into: &output) else { return }
-        self.apply(event, handles: handles, origin: origin, into: &output)
-    }
-
-    /// Records a creator or campaign name interned on the reading thread, in the order it was interned.
-    public mutating func learnName(_ kind: NameTable.Kind, _ bytes: UnsafeRawBufferPointer) {
-        switch kind {
-        case .creator: _ = self.names.creators.intern(bytes)
-        case .campaign: _ = self.names.campaigns.intern(bytes)
-        }
-    }
-
-    /// The `late` and `duplicate` checks.
-    @inline(__always)
-    private mutating func admits(_ event: ParsedEvent, origin: Origin, into output: inout EngineOutput) -> Bool {
         // The late check uses the watermark as it stood before this event.
         if event.time < self.watermark {
             self.reject(
                 Rejection(.late, "ts \(event.time) is before the watermark \(self.watermark)"), origin: origin,
                 into: &output)
-            return false
+            return
         }
         let cutoff = Engine.subtract(self.watermark, self.configuration.dedupHorizon)
         guard self.dedup.insert(Fingerprint(event.id), time: event.time, cutoff: cutoff) else {
             self.reject(Rejection(.duplicate, "event id seen within the dedup horizon"), origin: origin, into: &output)
-            return false
+            return
         }
-        return true
-    }
-
-    /// Applies or queues an admitted event, then advances the watermark.
-    @inline(__always)
-    private mutating func apply(
-        _ event: ParsedEvent, handles: EventHandles, origin: Origin, into output: inout EngineOutput
-    ) {
-        self.identityCount = max(self.identityCount, handles.user + 1, handles.linked + 1)
         switch event.kind {
         case .view, .click:
-            self.addTouch(event, handles: handles)
+            self.addTouch(event)
         case .spend:
+            let creator = self.creators.intern(event.creator)
+            let campaign = self.campaignHandle(event.campaign)
             let amount = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
-            self.windows.update(time: event.time, key: self.rowKey(handles.creator, handles.campaign)) {
-                $0.spend += amount
-            }
+            self.windows.update(time: event.time, key: self.rowKey(creator, campaign)) { $0.spend += amount }
             self.statistics.acceptedEvents[Int(EventKind.spend.rawValue)] += 1
         case .purchase, .refund, .link:
-            self.enqueue(event, handles: handles, origin: origin)
+            self.enqueue(event, origin: origin)
         }
         if event.time > self.newestTime {
             self.newestTime = event.time
@@ -195,7 +160,7 @@ public struct Engine: Sendable {
 
     public var stateSizes: StateSizes {
         StateSizes(
-            identities: Int(self.identityCount),
+            identities: self.users.count,
             touches: self.clicks.count + self.views.count,
             pending: self.pending.count, orders: self.orders.count, dedupIDs: self.dedup.count,
             openPanes: self.windows.paneCount)
@@ -216,26 +181,37 @@ public struct Engine: Sendable {
     }
 
     @inline(__always)
-    private mutating func addTouch(_ event: ParsedEvent, handles: EventHandles) {
-        let key = self.rowKey(handles.creator, handles.campaign)
+    mutating func campaignHandle(_ bytes: UnsafeRawBufferPointer?) -> Int32 {
+        guard let bytes else { return -1 }
+        return self.campaigns.intern(bytes)
+    }
+
+    @inline(__always)
+    private mutating func addTouch(_ event: ParsedEvent) {
+        let user = self.users.intern(event.user)
+        let creator = self.creators.intern(event.creator)
+        let campaign = self.campaignHandle(event.campaign)
+        let key = self.rowKey(creator, campaign)
         if event.kind == .click {
             let id = SortKey(event.id, arena: &self.clickIDs, time: event.time)
-            let touch = Touch(time: event.time, creator: handles.creator, campaign: handles.campaign, id: id)
-            self.clicks.append(touch, identity: handles.user)
+            self.clicks.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
             self.windows.update(time: event.time, key: key) { $0.clicks += 1 }
         } else {
             let id = SortKey(event.id, arena: &self.viewIDs, time: event.time)
-            let touch = Touch(time: event.time, creator: handles.creator, campaign: handles.campaign, id: id)
-            self.views.append(touch, identity: handles.user)
+            self.views.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
             self.windows.update(time: event.time, key: key) { $0.views += 1 }
         }
         self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
     }
 
-    private mutating func enqueue(_ event: ParsedEvent, handles: EventHandles, origin: Origin) {
+    private mutating func enqueue(_ event: ParsedEvent, origin: Origin) {
+        var user: Int32 = -1
+        var linked: Int32 = -1
+        if event.kind != .refund { user = self.users.intern(event.user) }
+        if event.kind == .link { linked = self.users.intern(event.linked) }
         self.pending.insert(
             PendingEvent(
-                time: event.time, kind: event.kind, id: Array(event.id), user: handles.user, linked: handles.linked,
+                time: event.time, kind: event.kind, id: Array(event.id), user: user, linked: linked,
                 order: Array(event.order), amount: event.amount, currency: event.currency, line: origin.line,
                 batch: origin.batch, raw: self.configuration.keepsDeadLetters ? Array(origin.raw) : []))
         self.statistics.pendingEvents += 1
@@ -277,8 +253,8 @@ public struct Engine: Sendable {
 
     /// Row order within a window: creator, then campaign, bytewise, nulls last.
     func precedes(_ a: RowKey, _ b: RowKey) -> Bool {
-        if a.creator != b.creator { return Engine.precedes(a.creator, b.creator, in: self.names.creators) }
-        if a.campaign != b.campaign { return Engine.precedes(a.campaign, b.campaign, in: self.names.campaigns) }
+        if a.creator != b.creator { return Engine.precedes(a.creator, b.creator, in: self.creators) }
+        if a.campaign != b.campaign { return Engine.precedes(a.campaign, b.campaign, in: self.campaigns) }
         return false
     }
 
@@ -291,8 +267,8 @@ public struct Engine: Sendable {
     private mutating func makeRow(start: Int64, key: RowKey, figures: Aggregate, isFinal: Bool) -> Row {
         Row(
             windowStart: start, windowEnd: start + self.configuration.window,
-            creator: key.creator < 0 ? nil : self.names.creators.string(for: key.creator),
-            campaign: key.campaign < 0 ? nil : self.names.campaigns.string(for: key.campaign), figures: figures,
+            creator: key.creator < 0 ? nil : self.creators.string(for: key.creator),
+            campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: figures,
             isFinal: isFinal)
     }
 }

@@ -19,15 +19,16 @@ public struct ParsedChunk: Sendable {
         var line: Int
         var batch: Int32
         var id: Field
-        var handles: EventHandles
+        var user: Field
+        var linked: Field
+        var creator: Field
+        var campaign: Field
         var order: Field
         var raw: Field
     }
 
     enum Entry: Sendable {
         case event(Event)
-        /// A creator or campaign name the reader interned, before the first event that uses it.
-        case name(NameTable.Kind, Field)
         case reject(Rejection, line: Int, batch: Int32, raw: Field)
         case blank
         case acceptedBatch
@@ -44,11 +45,9 @@ public struct ParsedChunk: Sendable {
     public var isEmpty: Bool { self.entries.isEmpty }
 }
 
-/// An `EventSink` that records into a `ParsedChunk`, interning names on the way so that the engine's
-/// thread works with handles only.
+/// An `EventSink` that records into a `ParsedChunk`.
 public struct ChunkRecorder: EventSink {
     var chunk = ParsedChunk()
-    var names = NameTable()
     /// Copy raw lines, for dead letters written later (links, purchases and refunds may be
     /// dead-lettered when they apply).
     let keepsRawLines: Bool
@@ -87,19 +86,12 @@ public struct ChunkRecorder: EventSink {
 
     @inline(__always)
     public mutating func accept(_ event: ParsedEvent, origin: Origin) {
-        let creators = self.names.creators.count
-        let campaigns = self.names.campaigns.count
-        let handles = self.names.handles(for: event)
-        if self.names.creators.count > creators {
-            self.chunk.entries.append(.name(.creator, self.field(event.creator)))
-        }
-        if self.names.campaigns.count > campaigns, let campaign = event.campaign {
-            self.chunk.entries.append(.name(.campaign, self.field(campaign)))
-        }
         let recorded = ParsedChunk.Event(
             kind: event.kind, time: event.time, amount: event.amount, currency: Int32(event.currency),
-            line: origin.line, batch: self.batch(origin.batch), id: self.field(event.id), handles: handles,
-            order: self.field(event.order), raw: self.keepsRawLines ? self.field(origin.raw) : .absent)
+            line: origin.line, batch: self.batch(origin.batch), id: self.field(event.id),
+            user: self.field(event.user), linked: self.field(event.linked), creator: self.field(event.creator),
+            campaign: event.campaign.map { self.field($0) } ?? .absent, order: self.field(event.order),
+            raw: self.keepsRawLines ? self.field(origin.raw) : .absent)
         self.chunk.entries.append(.event(recorded))
     }
 
@@ -128,12 +120,11 @@ extension EngineSink {
                 switch entry {
                 case .event(let recorded):
                     let event = ParsedEvent(
-                        kind: recorded.kind, time: recorded.time, id: buffer(recorded.id), order: buffer(recorded.order),
-                        amount: recorded.amount, currency: Int(recorded.currency))
-                    let origin = Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw))
-                    self.engine.accept(event, handles: recorded.handles, origin: origin, into: &self.output)
-                case .name(let kind, let field):
-                    self.engine.learnName(kind, buffer(field))
+                        kind: recorded.kind, time: recorded.time, id: buffer(recorded.id), user: buffer(recorded.user),
+                        linked: buffer(recorded.linked), creator: buffer(recorded.creator),
+                        campaign: recorded.campaign.count < 0 ? nil : buffer(recorded.campaign),
+                        order: buffer(recorded.order), amount: recorded.amount, currency: Int(recorded.currency))
+                    self.accept(event, origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)))
                 case .reject(let rejection, let line, let index, let raw):
                     self.reject(rejection, origin: Origin(line: line, batch: batch(index), raw: buffer(raw)))
                 case .blank:
