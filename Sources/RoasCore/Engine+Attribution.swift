@@ -129,18 +129,8 @@ extension Engine {
     /// Orders touches by (time, id bytewise).
     func precedes(_ a: Candidate, _ b: Candidate) -> Bool {
         if a.touch.time != b.touch.time { return a.touch.time < b.touch.time }
-        return self.compareIDs(a, b) < 0
-    }
-
-    private func compareIDs(_ a: Candidate, _ b: Candidate) -> Int {
-        if a.touch.id.high != b.touch.id.high || a.touch.id.low != b.touch.id.low
-            || a.touch.id.length <= 16 || b.touch.id.length <= 16
-        {
-            return SortKey.compare(a.touch.id, b.touch.id, arena: self.clickIDs)
-        }
-        // Both ids have tails, possibly in different arenas: compare the tails' bytes.
-        let left = a.isClick ? self.clickIDs : self.viewIDs
-        let right = b.isClick ? self.clickIDs : self.viewIDs
-        return IDArena.compare(left, a.touch.id.tail, Int(a.touch.id.length) - 16, right, b.touch.id.tail, Int(b.touch.id.length) - 16)
+        return SortKey.compare(
+            a.touch.id, in: a.isClick ? self.clickIDs : self.viewIDs, b.touch.id, in: b.isClick ? self.clickIDs : self.viewIDs
+        ) < 0
     }
 }

@@ -272,6 +272,3 @@ public struct Engine: Sendable {
             isFinal: isFinal)
     }
 }
-
-@available(*, unavailable)
-extension ScratchMemory: Sendable {}

@@ -3,7 +3,8 @@
 /// An open-addressing table of 24-byte entries kept at most half full; expired entries are dropped
 /// when the table would grow. A lookup ignores entries older than the horizon, so the answer depends
 /// only on the watermark, not on when the table was last cleaned.
-/// Memory: about 48-96 bytes per id seen within the horizon (the table is 2-4x the live count).
+/// Memory: 48-144 bytes per id seen within the horizon (the table holds 2 to 6 times the live count:
+/// it is rebuilt at half full and doubled when over a third is still live).
 struct DedupSet: Sendable {
     private struct Entry: Sendable {
         var high: UInt64
@@ -21,8 +22,6 @@ struct DedupSet: Sendable {
         self.entries = Array(repeating: Entry(high: 0, low: 0, time: .min), count: size)
         self.mask = size - 1
     }
-
-    var bytes: Int { self.entries.count * 24 }
 
     /// Records `fingerprint` at `time` unless an entry not older than `cutoff` holds it already.
     ///

@@ -6,8 +6,6 @@ struct IdentityGraph: Sendable {
     private var parent: [Int32] = []
     private var members: [Int32: [Int32]] = [:]
 
-    var mergedGroups: Int { self.members.count }
-
     /// The group's representative. Merging the smaller group into the larger keeps paths short
     /// (at most log2 of the group size), so no path compression is needed.
     func root(of identity: Int32) -> Int32 {

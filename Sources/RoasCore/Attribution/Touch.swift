@@ -27,13 +27,13 @@ struct SortKey: Sendable {
         self.tail = count > 16 ? arena.append(UnsafeRawBufferPointer(rebasing: bytes[16...]), time: time) : -1
     }
 
-    /// Bytewise order of the ids (a prefix sorts first).
+    /// Bytewise order of the ids (a prefix sorts first); each id's tail is in its own arena.
     @inline(__always)
-    static func compare(_ a: SortKey, _ b: SortKey, arena: IDArena) -> Int {
+    static func compare(_ a: SortKey, in aArena: IDArena, _ b: SortKey, in bArena: IDArena) -> Int {
         if a.high != b.high { return a.high < b.high ? -1 : 1 }
         if a.low != b.low { return a.low < b.low ? -1 : 1 }
         if a.length > 16 && b.length > 16 {
-            let order = arena.compare(a.tail, Int(a.length) - 16, b.tail, Int(b.length) - 16)
+            let order = IDArena.compare(aArena, a.tail, Int(a.length) - 16, bArena, b.tail, Int(b.length) - 16)
             if order != 0 { return order }
         }
         return a.length == b.length ? 0 : (a.length < b.length ? -1 : 1)
@@ -51,8 +51,6 @@ struct IDArena: Sendable {
     private var chunks: [Chunk] = []
     private var nextOffset: Int64 = 0
     static let chunkSize = 1 << 20
-
-    var bytes: Int { self.chunks.reduce(0) { $0 + $1.bytes.capacity } }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer, time: Int64) -> Int64 {
         if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].bytes.count + bytes.count > IDArena.chunkSize {
@@ -73,10 +71,6 @@ struct IDArena: Sendable {
         var drop = 0
         while drop < self.chunks.count - 1, self.chunks[drop].newestTime < time { drop += 1 }
         if drop > 0 { self.chunks.removeFirst(drop) }
-    }
-
-    func compare(_ a: Int64, _ aLength: Int, _ b: Int64, _ bLength: Int) -> Int {
-        IDArena.compare(self, a, aLength, self, b, bLength)
     }
 
     static func compare(_ leftArena: IDArena, _ a: Int64, _ aLength: Int, _ rightArena: IDArena, _ b: Int64, _ bLength: Int) -> Int {
@@ -134,7 +128,6 @@ struct TouchLog: Sendable {
     }
 
     var count: Int { self.touches.count - Int(self.start - self.base) }
-    var bytes: Int { self.touches.capacity * MemoryLayout<Touch>.stride + self.heads.capacity * 8 }
 
     @inline(__always)
     mutating func append(_ touch: Touch, identity: Int32) {

@@ -19,9 +19,6 @@ public struct BatchVerifier {
 
     public var hasSecrets: Bool { !self.signer.secrets.isEmpty }
 
-    /// The number of batch ids remembered for replay detection.
-    public var rememberedBatches: Int { self.accepted.count }
-
     /// nil when the batch is accepted (and its id is then remembered), else the rejection.
     public mutating func verify(_ header: BatchHeader, payload: UnsafeRawBufferPointer) -> Rejection? {
         guard self.hasSecrets else {

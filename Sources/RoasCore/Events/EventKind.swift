@@ -15,9 +15,6 @@ public enum EventKind: UInt8, CaseIterable, Sendable, Comparable {
     }
 
     public static func < (lhs: EventKind, rhs: EventKind) -> Bool { lhs.rawValue < rhs.rawValue }
-
-    /// Links, purchases and refunds wait for the watermark and apply in event-time order.
-    public var isPending: Bool { self == .purchase || self == .refund || self == .link }
 }
 
 /// Why a line or a batch was rejected: the `reason` of a dead-letter record.
@@ -40,14 +37,6 @@ public enum Reason: String, CaseIterable, Sendable, Comparable {
 
     public static func < (lhs: Reason, rhs: Reason) -> Bool {
         lhs.index < rhs.index
-    }
-
-    /// The reasons a whole batch frame is rejected for.
-    public var isBatchReason: Bool {
-        switch self {
-        case .badFrame, .badSignature, .staleBatch, .replayedBatch: true
-        default: false
-        }
     }
 }
 

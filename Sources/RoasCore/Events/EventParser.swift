@@ -373,3 +373,7 @@ final class ScratchMemory {
         return UnsafeRawBufferPointer(start: start, count: count)
     }
 }
+
+/// Each parser owns its scratch memory; it is never shared between threads.
+@available(*, unavailable)
+extension ScratchMemory: Sendable {}

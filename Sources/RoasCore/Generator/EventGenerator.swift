@@ -560,26 +560,23 @@ public struct EventGenerator {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: LineWriter.capacity) { buffer in
             var line = LineWriter(buffer.baseAddress!)
             let number = Int64(self.statistics.lines) + 1
-            switch event.kind {
-            case .view, .click:
-                if event.kind == .view {
-                    line.put("{\"type\":\"view\",\"id\":\"v-")
-                } else {
-                    line.put("{\"type\":\"click\",\"id\":\"c-")
-                }
+            /// `{"type":"…","id":"x-<number>","ts":<time>`, the start every event line shares.
+            func head(_ opening: StaticString) {
+                line.put(opening)
                 line.put(decimal: number)
                 line.put("\",\"ts\":")
                 line.put(decimal: event.time)
+            }
+            switch event.kind {
+            case .view, .click:
+                head(event.kind == .view ? "{\"type\":\"view\",\"id\":\"v-" : "{\"type\":\"click\",\"id\":\"c-")
                 line.put(",\"user\":\"tt:")
                 line.put(decimal: Int64(event.user) + 1)
                 line.put("\",")
                 self.putCreator(event.creator, into: &line)
                 line.put("}\n")
             case .purchase:
-                line.put("{\"type\":\"purchase\",\"id\":\"p-")
-                line.put(decimal: number)
-                line.put("\",\"ts\":")
-                line.put(decimal: event.time)
+                head("{\"type\":\"purchase\",\"id\":\"p-")
                 line.put(",\"user\":\"")
                 if self.userStates[Int(event.user)] == 2 {
                     self.putAmazon(event.user, into: &line)
@@ -593,30 +590,21 @@ public struct EventGenerator {
                 line.put(cents: event.amount)
                 line.put(currency: event.currency)
             case .refund:
-                line.put("{\"type\":\"refund\",\"id\":\"r-")
-                line.put(decimal: number)
-                line.put("\",\"ts\":")
-                line.put(decimal: event.time)
+                head("{\"type\":\"refund\",\"id\":\"r-")
                 line.put(",\"order\":\"o-")
                 line.put(decimal: event.order)
                 line.put("\",\"amount\":")
                 line.put(cents: event.amount)
                 line.put(currency: event.currency)
             case .link:
-                line.put("{\"type\":\"link\",\"id\":\"l-")
-                line.put(decimal: number)
-                line.put("\",\"ts\":")
-                line.put(decimal: event.time)
+                head("{\"type\":\"link\",\"id\":\"l-")
                 line.put(",\"user\":\"tt:")
                 line.put(decimal: Int64(event.user) + 1)
                 line.put("\",\"linked\":\"")
                 self.putAmazon(event.user, into: &line)
                 line.put("\"}\n")
             case .spend:
-                line.put("{\"type\":\"spend\",\"id\":\"s-")
-                line.put(decimal: number)
-                line.put("\",\"ts\":")
-                line.put(decimal: event.time)
+                head("{\"type\":\"spend\",\"id\":\"s-")
                 line.put(",")
                 self.putCreator(event.creator, into: &line)
                 line.put(",\"amount\":")

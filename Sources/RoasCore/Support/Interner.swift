@@ -26,9 +26,6 @@ public struct Interner: Sendable {
     /// The number of distinct strings interned.
     public var count: Int { self.offsets.count - 1 }
 
-    /// Bytes held by the arena and the table, for the state-size figures.
-    public var approximateBytes: Int { self.arena.capacity + self.slots.count * 8 + self.offsets.capacity * 8 }
-
     /// The handle of `bytes`, adding them when new.
     @inline(__always)
     public mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
@@ -57,22 +54,6 @@ public struct Interner: Sendable {
     public mutating func intern(_ string: String) -> Int32 {
         var copy = string
         return copy.withUTF8 { self.intern(UnsafeRawBufferPointer($0)) }
-    }
-
-    /// The handle of `bytes` if they were interned before.
-    public func lookup(_ bytes: UnsafeRawBufferPointer) -> Int32? {
-        let hash = ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15)
-        let tag = hash >> 32
-        var index = Int(truncatingIfNeeded: hash) & self.mask
-        while true {
-            let slot = self.slots[index]
-            if slot == 0 { return nil }
-            if slot >> 32 == tag {
-                let handle = Int(truncatingIfNeeded: slot & 0xffff_ffff) - 1
-                if self.equals(handle, bytes) { return Int32(truncatingIfNeeded: handle) }
-            }
-            index = (index + 1) & self.mask
-        }
     }
 
     /// The bytes of `handle`.
