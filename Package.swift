@@ -6,11 +6,18 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RoasCore", targets: ["RoasCore"]),
+        .library(name: "RoasServer", targets: ["RoasServer"]),
         .executable(name: "roas", targets: ["roas"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // OpenSSL's libcrypto (Debian: `apt-get install libssl-dev`) for HMAC-SHA256 and constant-time compare.
@@ -26,14 +33,32 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // `roas serve`: TCP and HTTP ingest into the same engine, live views, metrics and the dashboard.
+        .target(
+            name: "RoasServer",
+            dependencies: [
+                "RoasCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "roas",
             dependencies: [
                 "RoasCore",
+                "RoasServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore"]),
+        .testTarget(name: "RoasServerTests", dependencies: ["RoasServer", "RoasCore"]),
         .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore"]),
     ],
     swiftLanguageModes: [.v6]

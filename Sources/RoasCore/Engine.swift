@@ -64,6 +64,11 @@ public struct Engine: Sendable {
         self.statistics.bytesRead = bytes
     }
 
+    public mutating func addLines(read lines: Int, bytes: Int) {
+        self.statistics.linesRead += lines
+        self.statistics.bytesRead += bytes
+    }
+
     public mutating func countBlankLine() {
         self.statistics.blankLines += 1
     }
@@ -127,6 +132,12 @@ public struct Engine: Sendable {
     /// End of input: the watermark becomes +infinity, everything pending applies and every window closes.
     public mutating func finish(into output: inout EngineOutput) {
         self.advance(to: .max, into: &output)
+    }
+
+    /// Moves the watermark forward to `time` without an event (`roas serve --idle-close`: the wall
+    /// clock standing in for a stream that went quiet), applying what it reaches and closing windows.
+    public mutating func advanceIdle(to time: Int64, into output: inout EngineOutput) {
+        if time > self.watermark { self.advance(to: time, into: &output) }
     }
 
     /// Emits the changed rows of open windows as live updates (`final: false`).

@@ -26,6 +26,21 @@ public struct EngineSink: EventSink {
         self.engine.reject(rejection, origin: origin, into: &self.output)
     }
 
+    /// `Engine.advanceIdle(to:into:)` into this sink's output.
+    public mutating func advanceIdle(to time: Int64) {
+        self.engine.advanceIdle(to: time, into: &self.output)
+    }
+
+    /// `Engine.emitUpdates(into:)` into this sink's output.
+    public mutating func emitUpdates() {
+        self.engine.emitUpdates(into: &self.output)
+    }
+
+    /// `Engine.finish(into:)` into this sink's output.
+    public mutating func finish() {
+        self.engine.finish(into: &self.output)
+    }
+
     public mutating func countBlankLine() { self.engine.countBlankLine() }
     public mutating func countAcceptedBatch() { self.engine.countAcceptedBatch() }
     public mutating func countRejectedBatch(_ reason: Reason) { self.engine.countRejectedBatch(reason) }
@@ -65,19 +80,29 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
             if isHeader { self.sink.countRejectedBatch(reason) }
             self.sink.reject(Rejection(reason, detail), origin: Origin(line: number, batch: batch, raw: line))
         case .batch(let header, let headerLine, let payload, let number):
-            if let rejection = self.verifier.verify(header, payload: payload) {
-                self.sink.countRejectedBatch(rejection.reason)
-                self.sink.reject(rejection, origin: Origin(line: number, batch: header.id, raw: headerLine))
-                self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, _, origin in
-                    reader.sink.reject(rejection, origin: origin)
-                }
-            } else {
-                self.sink.countAcceptedBatch()
-                self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, line, origin in
-                    reader.event(line, origin: origin)
-                }
-            }
+            self.batch(header, headerLine: headerLine, payload: payload, line: number)
         }
+    }
+
+    /// Verifies a batch (a frame, or a webhook request whose headers make `header`), then dead-letters
+    /// all its lines with the batch's rejection or parses them. Returns the rejection, if any.
+    @discardableResult
+    public mutating func batch(
+        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, line number: Int
+    ) -> Rejection? {
+        if let rejection = self.verifier.verify(header, payload: payload) {
+            self.sink.countRejectedBatch(rejection.reason)
+            self.sink.reject(rejection, origin: Origin(line: number, batch: header.id, raw: headerLine))
+            self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, _, origin in
+                reader.sink.reject(rejection, origin: origin)
+            }
+            return rejection
+        }
+        self.sink.countAcceptedBatch()
+        self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, line, origin in
+            reader.event(line, origin: origin)
+        }
+        return nil
     }
 
     private var tooLongRejection: Rejection {

@@ -3,13 +3,13 @@ import Foundation
 import RoasCore
 
 @main
-struct Roas: ParsableCommand {
+struct Roas: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "roas",
         abstract: "Attributes creator-commerce events to creators and emits rolling ROAS.",
         discussion: "Read the README for the formats. Start with: roas run --sample",
         version: "0.1.0",
-        subcommands: [Run.self, SampleCommand.self, Gen.self]
+        subcommands: [Run.self, Serve.self, SampleCommand.self, Gen.self]
     )
 }
 
@@ -125,6 +125,22 @@ struct EngineOptions: ParsableArguments {
         return secrets
     }
 
+    /// The settings of a run (or of `roas serve`'s engine) that these flags describe.
+    func makeRunSettings(keepsDeadLetters: Bool, emitEvery: String?, extraRates: [String: Double] = [:]) throws
+        -> RunSettings
+    {
+        var configuration = try self.makeConfiguration(extraRates: extraRates)
+        configuration.keepsDeadLetters = keepsDeadLetters
+        var settings = RunSettings(configuration: configuration)
+        settings.secrets = try self.loadSecrets()
+        settings.tolerance = try self.toleranceSeconds()
+        settings.maximumLineLength = self.maxLine
+        settings.maximumBatchBytes = self.maxBatch
+        settings.emitEvery = try emitEvery.map { try self.duration($0, "--emit-every") }
+        if let every = settings.emitEvery, every <= 0 { throw ValidationError("--emit-every must be positive") }
+        return settings
+    }
+
     func validateLimits() throws {
         guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
         guard self.maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
@@ -187,12 +203,11 @@ struct Run: ParsableCommand {
     }
 
     private func runChecked() throws {
-        var configuration = try self.options.makeConfiguration(extraRates: self.sample ? Sample.rates : [:])
-        configuration.keepsDeadLetters = self.deadLetter != nil
-        var secrets = try self.options.loadSecrets()
-        if self.sample && secrets.isEmpty { secrets = [Sample.secret] }
-        let emitEvery = try self.emitEvery.map { try self.options.duration($0, "--emit-every") }
-        if let emitEvery, emitEvery <= 0 { throw ValidationError("--emit-every must be positive") }
+        var settings = try self.options.makeRunSettings(
+            keepsDeadLetters: self.deadLetter != nil, emitEvery: self.emitEvery,
+            extraRates: self.sample ? Sample.rates : [:])
+        if self.sample && settings.secrets.isEmpty { settings.secrets = [Sample.secret] }
+        settings.threads = self.threads
 
         let inputDescriptor: Int32
         var sampleFile: String? = nil
@@ -219,13 +234,6 @@ struct Run: ParsableCommand {
 
         let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
-        var settings = RunSettings(configuration: configuration)
-        settings.secrets = secrets
-        settings.tolerance = try self.options.toleranceSeconds()
-        settings.maximumLineLength = self.options.maxLine
-        settings.maximumBatchBytes = self.options.maxBatch
-        settings.emitEvery = emitEvery
-        settings.threads = self.threads
         let runner = StreamRunner(settings: settings, rows: rows, deadLetters: deadLetters)
         let started = StreamRunner.monotonicMilliseconds()
         let result = try runner.run(input: inputDescriptor)

@@ -23,6 +23,17 @@ public struct BatchHeader: Sendable, Equatable {
 
     /// True when the line's first member is `"batch"` (the rule that tells a header from an event).
     @inline(__always)
+    /// The header as a frame's header line (for the dead letters of a webhook request's batch).
+    public var json: String {
+        var output: [UInt8] = []
+        JSONText.append("{\"batch\":", to: &output)
+        JSONText.appendQuoted(self.id.utf8, to: &output)
+        JSONText.append(",\"timestamp\":\(self.timestamp),\"signature\":", to: &output)
+        JSONText.appendQuoted(self.signature.utf8, to: &output)
+        JSONText.append(",\"bytes\":\(self.bytes)}", to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
     static func looksLikeHeader(_ line: UnsafeRawBufferPointer) -> Bool {
         var index = 0
         @inline(__always) func skip() {

@@ -1,26 +1,63 @@
+import Synchronization
+
+/// The ids of accepted batches, shared by every reader of one engine (the connections of
+/// `roas serve`), so that a batch replayed on another connection is still `replayed_batch`.
+///
+/// With a tolerance, ids are forgotten once a resend of them would be stale anyway; with
+/// `tolerance == 0` (replaying archives) every accepted id is kept.
+public final class AcceptedBatches: Sendable {
+    private struct State {
+        var timestamps: [String: Int64] = [:]
+        var insertionsSincePrune = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Remembers `id`; false when it was already accepted.
+    func insert(_ id: String, timestamp: Int64, now: Int64, tolerance: Int64) -> Bool {
+        self.state.withLock { state in
+            guard state.timestamps[id] == nil else { return false }
+            state.timestamps[id] = timestamp
+            state.insertionsSincePrune += 1
+            if tolerance > 0 && state.insertionsSincePrune >= 4096 {
+                state.insertionsSincePrune = 0
+                let horizon = now - tolerance - 1
+                state.timestamps = state.timestamps.filter { $0.value >= horizon }
+            }
+            return true
+        }
+    }
+
+    public var count: Int { self.state.withLock { $0.timestamps.count } }
+}
+
 /// Checks a well-formed batch frame, in the order of the spec: bad_signature, stale_batch, replayed_batch.
 ///
-/// Only accepted batch ids count for replay. With a tolerance, ids are forgotten once a resend of
-/// them would be stale anyway; with `tolerance == 0` (replaying archives) every accepted id is kept.
+/// Only accepted batch ids count for replay (see `AcceptedBatches`).
 public struct BatchVerifier {
     public let signer: WebhookSigner
     /// Seconds; 0 disables the staleness check.
     public let tolerance: Int64
     /// Wall-clock seconds since the epoch.
     public let now: @Sendable () -> Int64
-    private var accepted: [String: Int64] = [:]
-    private var insertionsSincePrune = 0
+    private let accepted: AcceptedBatches
 
-    public init(secrets: [WebhookSecret], tolerance: Int64, now: @escaping @Sendable () -> Int64) {
+    public init(
+        secrets: [WebhookSecret], tolerance: Int64, accepted: AcceptedBatches = AcceptedBatches(),
+        now: @escaping @Sendable () -> Int64
+    ) {
         self.signer = WebhookSigner(secrets: secrets)
         self.tolerance = tolerance
+        self.accepted = accepted
         self.now = now
     }
 
     public var hasSecrets: Bool { !self.signer.secrets.isEmpty }
 
     /// nil when the batch is accepted (and its id is then remembered), else the rejection.
-    public mutating func verify(_ header: BatchHeader, payload: UnsafeRawBufferPointer) -> Rejection? {
+    public func verify(_ header: BatchHeader, payload: UnsafeRawBufferPointer) -> Rejection? {
         guard self.hasSecrets else {
             return Rejection(.badSignature, "no secret is configured, so no batch can be verified")
         }
@@ -32,15 +69,8 @@ public struct BatchVerifier {
         if self.tolerance > 0 && abs(now - header.timestamp) > self.tolerance {
             return Rejection(.staleBatch, "timestamp \(header.timestamp) is \(now - header.timestamp) s from now, over --tolerance")
         }
-        if self.accepted[header.id] != nil {
+        guard self.accepted.insert(header.id, timestamp: header.timestamp, now: now, tolerance: self.tolerance) else {
             return Rejection(.replayedBatch, "batch id \(header.id) was already accepted")
-        }
-        self.accepted[header.id] = header.timestamp
-        self.insertionsSincePrune += 1
-        if self.tolerance > 0 && self.insertionsSincePrune >= 4096 {
-            self.insertionsSincePrune = 0
-            let horizon = now - self.tolerance - 1
-            self.accepted = self.accepted.filter { $0.value >= horizon }
         }
         return nil
     }

@@ -38,11 +38,25 @@ public struct ParsedChunk: Sendable {
     var bytes: [UInt8] = []
     var entries: [Entry] = []
     var batches: [String] = []
-    /// The decoder's totals once this chunk was read.
-    var linesRead = 0
-    var bytesRead = 0
+    /// Lines and bytes of input this chunk covers.
+    public internal(set) var linesRead = 0
+    public internal(set) var bytesRead = 0
 
     public var isEmpty: Bool { self.entries.isEmpty }
+
+    /// Parsed events (each may still be `late` or `duplicate` for the engine).
+    public var eventCount: Int {
+        self.entries.reduce(0) { count, entry in
+            if case .event = entry { count + 1 } else { count }
+        }
+    }
+
+    /// Lines rejected while reading (dead letters before the engine).
+    public var rejectedCount: Int {
+        self.entries.reduce(0) { count, entry in
+            if case .reject = entry { count + 1 } else { count }
+        }
+    }
 }
 
 /// An `EventSink` that records into a `ParsedChunk`.
@@ -52,13 +66,13 @@ public struct ChunkRecorder: EventSink {
     /// dead-lettered when they apply).
     let keepsRawLines: Bool
 
-    public init(keepsRawLines: Bool) {
+    public init(keepsRawLines: Bool, capacity: Int = 1 << 21) {
         self.keepsRawLines = keepsRawLines
-        self.chunk.bytes.reserveCapacity(1 << 21)
-        self.chunk.entries.reserveCapacity(1 << 14)
+        self.chunk.bytes.reserveCapacity(capacity)
+        self.chunk.entries.reserveCapacity(capacity >> 7)
     }
 
-    /// Hands over what was recorded, with the decoder's totals.
+    /// Hands over what was recorded, with the lines and bytes it covers.
     public mutating func take(linesRead: Int, bytesRead: Int) -> ParsedChunk {
         var taken = ParsedChunk()
         swap(&taken, &self.chunk)
@@ -136,6 +150,6 @@ extension EngineSink {
                 }
             }
         }
-        self.engine.countLines(read: chunk.linesRead, bytes: chunk.bytesRead)
+        self.engine.addLines(read: chunk.linesRead, bytes: chunk.bytesRead)
     }
 }

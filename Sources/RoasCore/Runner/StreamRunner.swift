@@ -44,6 +44,11 @@ public struct StreamRunner {
     public struct Result: Sendable {
         public var statistics: Statistics
         public var state: Engine.StateSizes
+
+        public init(statistics: Statistics, state: Engine.StateSizes) {
+            self.statistics = statistics
+            self.state = state
+        }
     }
 
     /// Monotonic milliseconds.
@@ -81,22 +86,15 @@ public struct StreamRunner {
         let settings = self.settings
         let queue = ChunkQueue(capacity: 4)
         let reader = Thread {
-            var decoder = FrameDecoder(
-                maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes)
-            var lines = LineReader(
-                sink: ChunkRecorder(keepsRawLines: settings.configuration.keepsDeadLetters),
-                verifier: BatchVerifier(secrets: settings.secrets, tolerance: settings.tolerance, now: settings.now),
-                parser: EventParser(currencies: settings.configuration.currencies),
-                maximumLineLength: settings.maximumLineLength)
+            var parser = ChunkParser(
+                configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
+                maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
+                now: settings.now)
             do {
                 try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
-                    decoder.append(bytes)
-                    decoder.decode(into: &lines, isFinal: false)
-                    guard queue.put(.chunk(lines.sink.take(linesRead: decoder.lineNumber, bytesRead: decoder.bytesRead)))
-                    else { throw CancellationError() }
+                    guard queue.put(.chunk(parser.consume(bytes))) else { throw CancellationError() }
                 }
-                decoder.decode(into: &lines, isFinal: true)
-                _ = queue.put(.chunk(lines.sink.take(linesRead: decoder.lineNumber, bytesRead: decoder.bytesRead)))
+                _ = queue.put(.chunk(parser.finish()))
                 _ = queue.put(.end)
             } catch let error as RoasError {
                 _ = queue.put(.failure(error))

@@ -12,7 +12,7 @@ public struct Aggregate: Sendable, Equatable {
     public init() {}
 
     @inline(__always)
-    mutating func add(_ other: Aggregate) {
+    public mutating func add(_ other: Aggregate) {
         self.views += other.views
         self.clicks += other.clicks
         self.conversions += other.conversions

@@ -1,0 +1,876 @@
+/// The dashboard served at `GET /`: one self-contained page (no CDN, no external assets).
+///
+/// Vanilla JavaScript and inline SVG only. It loads `GET /v1/roas?limit=100&sort=roas`, then follows
+/// `GET /v1/stream` (server-sent `row` and `stats` events), merging rows per (creator, campaign) and
+/// resyncing every 30 s. A `#token=…` fragment is sent as `?access_token=…` on every request.
+/// The creators table is stable for tests: `table#creators tbody tr[data-creator]` rows, each with a
+/// `td.roas` cell whose text is the ROAS as "3.42×" ("–" when spend is 0); unattributed revenue is a
+/// row with `data-unattributed="true"` instead of `data-creator`.
+enum DashboardPage {
+    static let html: String = #"""
+    <!doctype html>
+    <html lang="en">
+    <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>roas — live creator ROAS</title>
+    <style>
+      :root {
+        --bg: #f5f6f8;
+        --card: #ffffff;
+        --border: #e3e6eb;
+        --text: #1b2130;
+        --muted: #6b7385;
+        --faint: #9aa1b0;
+        --good: #0f8a4c;
+        --good-bg: #e3f6ec;
+        --bad: #c62f2f;
+        --bad-bg: #fde8e8;
+        --none: #7b8293;
+        --none-bg: #eef0f3;
+        --accent: #4f46e5;
+        --revenue: #4f46e5;
+        --spend: #f08c2e;
+        --rate: #0e86c9;
+        --rejected: #d64545;
+        --radius: 10px;
+      }
+      * { box-sizing: border-box; }
+      html, body { margin: 0; padding: 0; }
+      body {
+        background: var(--bg);
+        color: var(--text);
+        font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif;
+        -webkit-font-smoothing: antialiased;
+      }
+      .num, td.num, th.num { font-variant-numeric: tabular-nums; }
+      header.top {
+        display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between; gap: 12px;
+        padding: 16px 28px; background: var(--card); border-bottom: 1px solid var(--border);
+      }
+      header.top h1 { margin: 0; font-size: 20px; font-weight: 650; letter-spacing: -0.01em; }
+      header.top h1 .brand { color: var(--accent); }
+      header.top h1 .sub { color: var(--muted); font-weight: 450; }
+      .pills { display: flex; flex-wrap: wrap; gap: 8px; }
+      .pill {
+        display: inline-flex; align-items: center; gap: 6px; white-space: nowrap;
+        padding: 4px 11px; border-radius: 999px; font-size: 12.5px;
+        background: var(--none-bg); color: #3d4456; border: 1px solid transparent;
+      }
+      .pill .k { color: var(--muted); }
+      .pill .v { font-weight: 600; font-variant-numeric: tabular-nums; }
+      .pill .dot { width: 8px; height: 8px; border-radius: 50%; background: var(--none); }
+      .pill.conn.connected { background: var(--good-bg); color: var(--good); }
+      .pill.conn.connected .dot { background: var(--good); box-shadow: 0 0 0 3px rgba(15,138,76,.18); animation: pulse 2s infinite; }
+      .pill.conn.disconnected { background: var(--bad-bg); color: var(--bad); }
+      .pill.conn.disconnected .dot { background: var(--bad); }
+      .pill.conn.stalled { background: #fff4e0; color: #a86200; }
+      .pill.conn.stalled .dot { background: #e8a13a; }
+      @keyframes pulse { 50% { box-shadow: 0 0 0 5px rgba(15,138,76,.05); } }
+      main { padding: 18px 28px 28px; max-width: 1500px; margin: 0 auto; }
+      .banner {
+        display: none; margin-bottom: 14px; padding: 10px 14px; border-radius: var(--radius);
+        background: var(--bad-bg); color: var(--bad); border: 1px solid #f5c2c2; font-weight: 500;
+      }
+      .banner.show { display: block; }
+      .kpis { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 14px; margin-bottom: 14px; }
+      .card {
+        background: var(--card); border: 1px solid var(--border); border-radius: var(--radius);
+        box-shadow: 0 1px 2px rgba(20, 28, 45, .04);
+      }
+      .kpi { padding: 13px 16px 12px; }
+      .kpi .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .05em; font-weight: 600; }
+      .kpi .value { font-size: 26px; font-weight: 650; margin-top: 2px; font-variant-numeric: tabular-nums; letter-spacing: -0.01em; }
+      .kpi .value.good { color: var(--good); }
+      .kpi .value.bad { color: var(--bad); }
+      .kpi .value.none { color: var(--none); }
+      .kpi .hint { color: var(--muted); font-size: 12.5px; margin-top: 1px; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+      .charts { display: grid; grid-template-columns: minmax(0, 1.35fr) minmax(0, 1fr); gap: 14px; margin-bottom: 14px; }
+      .panel-head {
+        display: flex; align-items: baseline; justify-content: space-between; gap: 10px; flex-wrap: wrap;
+        padding: 12px 16px 0;
+      }
+      .panel-head h2 { margin: 0; font-size: 14.5px; font-weight: 650; }
+      .panel-head .meta { color: var(--muted); font-size: 12.5px; }
+      .legend { display: flex; gap: 14px; font-size: 12.5px; color: #3d4456; }
+      .legend .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
+      .legend .sw.line { height: 3px; border-radius: 2px; vertical-align: 2px; width: 14px; }
+      .chart { position: relative; height: 214px; padding: 4px 8px 6px 4px; }
+      .chart svg { display: block; width: 100%; height: 100%; overflow: visible; }
+      .chart .empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center; color: var(--faint); font-size: 13px; pointer-events: none; }
+      svg text { font-size: 11px; fill: var(--muted); font-variant-numeric: tabular-nums; }
+      svg .grid { stroke: #edf0f3; stroke-width: 1; }
+      svg .axis { stroke: #cfd4dc; stroke-width: 1; }
+      svg .axis-title { font-size: 10.5px; fill: var(--faint); }
+      .table-card { overflow: hidden; }
+      .table-card .panel-head { padding-bottom: 10px; }
+      .table-wrap { overflow-x: auto; }
+      table { width: 100%; border-collapse: collapse; }
+      thead th {
+        text-align: left; font-size: 11.5px; text-transform: uppercase; letter-spacing: .05em; font-weight: 650;
+        color: var(--muted); background: #fafbfc; padding: 8px 12px; border-top: 1px solid var(--border); border-bottom: 1px solid var(--border);
+        white-space: nowrap;
+      }
+      th.num, td.num { text-align: right; }
+      tbody td { padding: 8px 12px; border-bottom: 1px solid #eef0f3; white-space: nowrap; font-variant-numeric: tabular-nums; }
+      tbody tr:last-child td { border-bottom: none; }
+      tbody tr:hover td { background: #f8f9fc; }
+      td.rank { color: var(--faint); width: 36px; }
+      td.creator { font-weight: 600; max-width: 260px; overflow: hidden; text-overflow: ellipsis; }
+      td.creator.unattributed { color: var(--muted); font-weight: 500; font-style: italic; }
+      td.campaign { color: #3d4456; max-width: 220px; overflow: hidden; text-overflow: ellipsis; }
+      td.campaign .nil { color: var(--faint); }
+      td.roas { text-align: right; }
+      td.roas .r {
+        display: inline-block; min-width: 66px; text-align: center; padding: 2px 9px; border-radius: 6px;
+        font-weight: 700; font-variant-numeric: tabular-nums;
+      }
+      td.roas.good .r { color: var(--good); background: var(--good-bg); }
+      td.roas.bad .r { color: var(--bad); background: var(--bad-bg); }
+      td.roas.none .r { color: var(--none); background: var(--none-bg); font-weight: 600; }
+      td .refunds { display: block; font-size: 11px; color: var(--bad); line-height: 1.2; }
+      td.muted, .muted { color: var(--faint); }
+      td.window { color: var(--muted); font-size: 12.5px; }
+      .badge {
+        display: inline-block; padding: 1px 7px; border-radius: 999px; font-size: 11px; font-weight: 650;
+        text-transform: uppercase; letter-spacing: .04em; margin-right: 7px; vertical-align: 1px;
+      }
+      .badge.open { background: #e6efff; color: #2557c7; }
+      .badge.closed { background: var(--none-bg); color: var(--none); }
+      tbody tr.flash-up { animation: flashUp 1.6s ease-out; }
+      tbody tr.flash-down { animation: flashDown 1.6s ease-out; }
+      @keyframes flashUp { from { background: #dcf5e7; } to { background: transparent; } }
+      @keyframes flashDown { from { background: #fde2e2; } to { background: transparent; } }
+      td.empty-row { text-align: center; color: var(--faint); padding: 28px 12px; }
+      table.no-campaign .campaign { display: none; }
+      footer.foot { color: var(--muted); font-size: 12px; display: flex; flex-wrap: wrap; gap: 6px 18px; padding: 12px 2px 0; font-variant-numeric: tabular-nums; }
+      footer.foot b { color: #3d4456; font-weight: 600; }
+      @media (max-width: 1000px) {
+        .kpis { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+        .charts { grid-template-columns: minmax(0, 1fr); }
+        main, header.top { padding-left: 14px; padding-right: 14px; }
+      }
+    </style>
+    </head>
+    <body data-loaded="false" data-stream="connecting">
+    <header class="top">
+      <h1><span class="brand">roas</span> <span class="sub">— live creator ROAS</span></h1>
+      <div class="pills">
+        <span class="pill conn" id="pill-conn"><span class="dot"></span><span class="v" id="conn-text">connecting…</span></span>
+        <span class="pill"><span class="k">Watermark</span><span class="v" id="pill-watermark">–</span></span>
+        <span class="pill"><span class="k">Ingest</span><span class="v" id="pill-eps">–</span></span>
+        <span class="pill"><span class="k">Model</span><span class="v" id="pill-model">–</span></span>
+      </div>
+    </header>
+    <main>
+      <div class="banner" id="banner" role="alert"></div>
+      <section class="kpis">
+        <div class="card kpi"><div class="label" id="kpi-roas-label">ROAS</div><div class="value none" id="kpi-roas">–</div><div class="hint" id="kpi-roas-hint">&nbsp;</div></div>
+        <div class="card kpi"><div class="label" id="kpi-rev-label">Revenue</div><div class="value" id="kpi-rev">–</div><div class="hint" id="kpi-rev-hint">&nbsp;</div></div>
+        <div class="card kpi"><div class="label" id="kpi-spend-label">Spend</div><div class="value" id="kpi-spend">–</div><div class="hint" id="kpi-spend-hint">&nbsp;</div></div>
+        <div class="card kpi"><div class="label" id="kpi-conv-label">Conversions</div><div class="value" id="kpi-conv">–</div><div class="hint" id="kpi-conv-hint">&nbsp;</div></div>
+      </section>
+      <section class="charts">
+        <div class="card">
+          <div class="panel-head">
+            <h2>Revenue vs spend by window</h2>
+            <div class="legend"><span><span class="sw" style="background:var(--revenue)"></span>Revenue</span><span><span class="sw" style="background:var(--spend)"></span>Spend</span></div>
+          </div>
+          <div class="chart" id="chart-windows"></div>
+        </div>
+        <div class="card">
+          <div class="panel-head">
+            <h2>Ingest</h2>
+            <div class="legend"><span><span class="sw line" style="background:var(--rate)"></span>Events/s</span><span><span class="sw" style="background:var(--rejected)"></span>Rejected batches</span></div>
+          </div>
+          <div class="chart" id="chart-ingest"></div>
+        </div>
+      </section>
+      <section class="card table-card">
+        <div class="panel-head">
+          <h2>Top creators by rolling ROAS</h2>
+          <div class="meta" id="table-meta"></div>
+        </div>
+        <div class="table-wrap">
+          <table id="creators" class="no-campaign">
+            <thead>
+              <tr>
+                <th class="rank">#</th>
+                <th class="creator">Creator</th>
+                <th class="campaign">Campaign</th>
+                <th class="num roas">ROAS</th>
+                <th class="num revenue">Revenue</th>
+                <th class="num spend">Spend</th>
+                <th class="num conversions">Conversions</th>
+                <th class="num clicks">Clicks</th>
+                <th class="num views">Views</th>
+                <th class="num ctr">CTR</th>
+                <th class="window">Window</th>
+              </tr>
+            </thead>
+            <tbody id="creators-body">
+              <tr><td class="empty-row" colspan="11">Loading…</td></tr>
+            </tbody>
+          </table>
+        </div>
+      </section>
+      <footer class="foot" id="foot"></footer>
+    </main>
+    <script>
+    (function () {
+      "use strict";
+
+      // ---- configuration ------------------------------------------------------------------------
+      var MAX_ROWS = 25;              // rows shown in the table
+      var MAX_WINDOWS = 48;           // windows kept for the revenue/spend chart
+      var INGEST_SPAN_MS = 5 * 60 * 1000;
+      var RESYNC_MS = 30000;
+      var STALL_MS = 5000;
+
+      var hash = new URLSearchParams(location.hash.replace(/^#/, ""));
+      var token = hash.get("token");
+      function api(path) {
+        if (!token) return path;
+        return path + (path.indexOf("?") >= 0 ? "&" : "?") + "access_token=" + encodeURIComponent(token);
+      }
+
+      // ---- state --------------------------------------------------------------------------------
+      var state = {
+        meta: null,                   // {model, window, slide, by}
+        watermark: null,              // ISO string
+        entries: new Map(),           // key -> {creator, campaign, open, closed}
+        windows: [],                  // [{window_start, window_end, revenue, refunds, spend, conversions}]
+        samples: [],                  // [{t, eps, rej}]
+        stats: null,
+        prevStats: null,
+        streamState: "connecting",
+        lastMessageAt: 0,
+        lastSyncAt: 0,
+        loaded: false,
+        previousRoas: new Map()
+      };
+
+      function keyOf(creator, campaign) {
+        return JSON.stringify([creator == null ? null : creator, campaign == null ? null : campaign]);
+      }
+      function ts(iso) { var t = Date.parse(iso); return isNaN(t) ? 0 : t; }
+      function num(v) { v = Number(v); return isFinite(v) ? v : 0; }
+
+      // ---- formatting ---------------------------------------------------------------------------
+      var moneyFmt = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+      var intFmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+      var rateFmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+      var DASH = "\u2013";
+      var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+      function money(v) { return v == null || !isFinite(v) ? DASH : moneyFmt.format(v); }
+      function int(v) { return v == null || !isFinite(v) ? DASH : intFmt.format(v); }
+      function roasText(v) {
+        return v == null || !isFinite(Number(v)) ? DASH : moneyFmt.format(Number(v)) + "\u00d7";
+      }
+      function roasClass(v) {
+        if (v == null || !isFinite(Number(v))) return "none";
+        return Number(v) >= 1 ? "good" : "bad";
+      }
+      function ratio(rev, refunds, spend) { return spend > 0 ? (rev - refunds) / spend : null; }
+      function pad(n) { return (n < 10 ? "0" : "") + n; }
+      function hhmm(t) { var d = new Date(t); return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()); }
+      function hhmmss(t) { var d = new Date(t); return hhmm(t) + ":" + pad(d.getUTCSeconds()); }
+      function dayLabel(t) { var d = new Date(t); return MONTHS[d.getUTCMonth()] + " " + d.getUTCDate(); }
+      function windowLabel(startIso, endIso) {
+        var s = ts(startIso), e = ts(endIso);
+        if (e - s >= 86400000 && s % 86400000 === 0) {
+          return e - s === 86400000 ? dayLabel(s) : dayLabel(s) + DASH + dayLabel(e - 1);
+        }
+        var label = hhmm(s) + DASH + hhmm(e);
+        return label;
+      }
+      function compact(v) {
+        var a = Math.abs(v);
+        if (a >= 1e9) return trim(v / 1e9) + "B";
+        if (a >= 1e6) return trim(v / 1e6) + "M";
+        if (a >= 1e3) return trim(v / 1e3) + "k";
+        return trim(v);
+      }
+      function trim(v) {
+        var s = Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
+        return s.indexOf(".") >= 0 ? s.replace(/\.?0+$/, "") : s;
+      }
+      function durationLabel(w) { return w || "?"; }
+
+      // ---- merging ------------------------------------------------------------------------------
+      function applySnapshot(s) {
+        state.meta = { model: s.model, window: s.window, slide: s.slide, by: s.by };
+        if (s.watermark && (!state.watermark || ts(s.watermark) >= ts(state.watermark))) state.watermark = s.watermark;
+        if (s.watermark === null && !state.watermark) state.watermark = null;
+        var entries = new Map();
+        (s.rows || []).forEach(function (r) {
+          var creator = r.creator == null ? null : r.creator;
+          var campaign = r.campaign == null ? null : r.campaign;
+          entries.set(keyOf(creator, campaign), { creator: creator, campaign: campaign, open: r.open || null, closed: r.closed || null });
+        });
+        state.entries = entries;
+        state.windows = (s.recent_windows || []).map(function (w) {
+          return { window_start: w.window_start, window_end: w.window_end, revenue: num(w.revenue), refunds: num(w.refunds), spend: num(w.spend), conversions: num(w.conversions) };
+        }).sort(function (a, b) { return ts(a.window_start) - ts(b.window_start) || ts(a.window_end) - ts(b.window_end); });
+        if (s.stats) applyStats(s.stats);
+        state.lastSyncAt = Date.now();
+      }
+
+      function addToWindows(row, prev) {
+        var list = state.windows, w = null;
+        for (var i = list.length - 1; i >= 0; i--) {
+          if (list[i].window_start === row.window_start && list[i].window_end === row.window_end) { w = list[i]; break; }
+        }
+        if (!w) {
+          w = { window_start: row.window_start, window_end: row.window_end, revenue: 0, refunds: 0, spend: 0, conversions: 0 };
+          list.push(w);
+          list.sort(function (a, b) { return ts(a.window_start) - ts(b.window_start) || ts(a.window_end) - ts(b.window_end); });
+          while (list.length > MAX_WINDOWS) list.shift();
+        }
+        w.revenue += num(row.revenue) - (prev ? num(prev.revenue) : 0);
+        w.refunds += num(row.refunds) - (prev ? num(prev.refunds) : 0);
+        w.spend += num(row.spend) - (prev ? num(prev.spend) : 0);
+        w.conversions += num(row.conversions) - (prev ? num(prev.conversions) : 0);
+      }
+
+      function applyRow(row) {
+        if (!row || !row.window_start) return;
+        var creator = row.creator == null ? null : row.creator;
+        var campaign = row.campaign == null ? null : row.campaign;
+        var k = keyOf(creator, campaign);
+        var e = state.entries.get(k);
+        if (!e) { e = { creator: creator, campaign: campaign, open: null, closed: null }; state.entries.set(k, e); }
+        var start = ts(row.window_start);
+        if (row.final) {
+          var prev = e.closed;
+          var same = prev && prev.window_start === row.window_start && prev.window_end === row.window_end;
+          // A repeated final row for a window we already counted replaces its contribution.
+          addToWindows(row, same ? prev : null);
+          if (!prev || start >= ts(prev.window_start)) e.closed = row;
+          if (e.open && ts(e.open.window_start) <= start) e.open = null;
+        } else {
+          if (e.closed && ts(e.closed.window_start) >= start) return; // stale: that window already closed
+          if (!e.open || start >= ts(e.open.window_start)) e.open = row;
+        }
+      }
+
+      function applyStats(st) {
+        if (!st) return;
+        var t = ts(st.time);
+        var p = state.prevStats;
+        if (st.watermark) state.watermark = st.watermark;
+        state.stats = st;
+        if (p && t <= p.t) return; // already sampled (snapshot and stream can repeat a second)
+        var rej = 0;
+        var cum = num(st.rejected_batches);
+        if (p && cum >= p.rejected) rej = cum - p.rejected;
+        state.samples.push({ t: t, eps: num(st.events_per_second), rej: rej, first: !p });
+        state.prevStats = { t: t, rejected: cum };
+        var cutoff = t - INGEST_SPAN_MS;
+        while (state.samples.length && state.samples[0].t < cutoff) state.samples.shift();
+      }
+
+      // ---- rendering ----------------------------------------------------------------------------
+      var renderTimer = null;
+      var dirty = { table: true, windows: true, ingest: true };
+      function scheduleRender(parts) {
+        if (parts) parts.forEach(function (p) { dirty[p] = true; });
+        else dirty.table = dirty.windows = dirty.ingest = true;
+        if (renderTimer) return;
+        renderTimer = setTimeout(function () { renderTimer = null; render(); }, 150);
+      }
+
+      function $(id) { return document.getElementById(id); }
+      function setText(id, text) { var n = $(id); if (n && n.textContent !== text) n.textContent = text; }
+
+      function figure(e) { return e.open || e.closed; }
+
+      function sortedEntries() {
+        var list = [];
+        state.entries.forEach(function (e) { if (figure(e)) list.push(e); });
+        list.sort(function (a, b) {
+          var fa = figure(a), fb = figure(b);
+          var ra = fa.roas == null ? null : Number(fa.roas), rb = fb.roas == null ? null : Number(fb.roas);
+          if (ra !== rb) {
+            if (ra == null) return 1;
+            if (rb == null) return -1;
+            if (ra !== ra) return 1;
+            if (rb !== rb) return -1;
+            return rb - ra;
+          }
+          var d = num(fb.revenue) - num(fa.revenue);
+          if (d) return d;
+          return String(a.creator).localeCompare(String(b.creator)) || String(a.campaign).localeCompare(String(b.campaign));
+        });
+        return list;
+      }
+
+      function td(cls, text) {
+        var c = document.createElement("td");
+        c.className = cls;
+        if (text != null) c.textContent = text;
+        return c;
+      }
+
+      var rowNodes = new Map(); // key -> <tr>, reused so a row's highlight survives re-renders
+
+      function fillRow(tr, e, rank) {
+        var f = figure(e);
+        if (e.creator == null) { tr.removeAttribute("data-creator"); tr.setAttribute("data-unattributed", "true"); }
+        else { tr.removeAttribute("data-unattributed"); tr.setAttribute("data-creator", e.creator); }
+        if (e.campaign != null) tr.setAttribute("data-campaign", e.campaign); else tr.removeAttribute("data-campaign");
+        tr.setAttribute("data-window", e.open ? "open" : "closed");
+        var cells = [];
+        cells.push(td("rank num", String(rank)));
+        var c = td("creator" + (e.creator == null ? " unattributed" : ""), e.creator == null ? "(unattributed)" : e.creator);
+        c.title = c.textContent;
+        cells.push(c);
+        var camp = td("campaign");
+        if (e.campaign == null) { var nil = document.createElement("span"); nil.className = "nil"; nil.textContent = DASH; camp.appendChild(nil); }
+        else { camp.textContent = e.campaign; camp.title = e.campaign; }
+        cells.push(camp);
+        var roas = f.roas == null ? null : Number(f.roas);
+        var rc = td("roas " + roasClass(roas));
+        var span = document.createElement("span");
+        span.className = "r";
+        span.textContent = roasText(roas);
+        rc.appendChild(span);
+        cells.push(rc);
+        var rev = td("num revenue", money(num(f.revenue)));
+        if (num(f.refunds) > 0) {
+          var rf = document.createElement("span");
+          rf.className = "refunds";
+          rf.textContent = "\u2212" + money(num(f.refunds)) + " refunds";
+          rev.appendChild(rf);
+        }
+        cells.push(rev);
+        cells.push(td("num spend", money(num(f.spend))));
+        cells.push(td("num conversions", int(num(f.conversions))));
+        cells.push(td("num clicks", int(num(f.clicks))));
+        cells.push(td("num views", int(num(f.views))));
+        var views = num(f.views);
+        cells.push(td("num ctr" + (views > 0 ? "" : " muted"), views > 0 ? (num(f.clicks) / views * 100).toFixed(2) + "%" : DASH));
+        var wc = td("window");
+        var badge = document.createElement("span");
+        badge.className = "badge " + (e.open ? "open" : "closed");
+        badge.textContent = e.open ? "open" : "closed";
+        wc.appendChild(badge);
+        wc.appendChild(document.createTextNode(windowLabel(f.window_start, f.window_end)));
+        wc.title = f.window_start + " \u2192 " + f.window_end + (e.open ? " (still open)" : " (final)");
+        cells.push(wc);
+        tr.replaceChildren.apply(tr, cells);
+        return roas;
+      }
+
+      function flash(tr, up) {
+        tr.classList.remove("flash-up", "flash-down");
+        void tr.offsetWidth; // restart the animation
+        tr.classList.add(up ? "flash-up" : "flash-down");
+        clearTimeout(tr._flashTimer);
+        tr._flashTimer = setTimeout(function () { tr.classList.remove("flash-up", "flash-down"); }, 1700);
+      }
+
+      function renderTable() {
+        var list = sortedEntries();
+        var table = $("creators"), body = $("creators-body");
+        var anyCampaign = false;
+        state.entries.forEach(function (e) { if (e.campaign != null) anyCampaign = true; });
+        table.classList.toggle("no-campaign", !anyCampaign);
+        var shown = list.slice(0, MAX_ROWS);
+        var nextNodes = new Map(), order = [];
+        shown.forEach(function (e, i) {
+          var key = keyOf(e.creator, e.campaign);
+          var tr = rowNodes.get(key) || document.createElement("tr");
+          var roas = fillRow(tr, e, i + 1);
+          var now = roas == null ? NaN : roas;
+          var old = state.previousRoas.get(key);
+          if (old !== undefined && !(old === now || (old !== old && now !== now))) flash(tr, now > old || old !== old);
+          state.previousRoas.set(key, now);
+          nextNodes.set(key, tr);
+          order.push(tr);
+        });
+        if (state.previousRoas.size > 4 * MAX_ROWS) {
+          var keep = new Map();
+          nextNodes.forEach(function (_, k) { keep.set(k, state.previousRoas.get(k)); });
+          state.previousRoas = keep;
+        }
+        rowNodes = nextNodes;
+        if (!order.length) {
+          var tr0 = document.createElement("tr");
+          var cell = td("empty-row", state.loaded ? "No creator activity yet \u2014 waiting for events." : "Loading\u2026");
+          cell.colSpan = 11;
+          tr0.appendChild(cell);
+          order.push(tr0);
+        }
+        var current = body.children, same = current.length === order.length;
+        for (var i = 0; same && i < order.length; i++) if (current[i] !== order[i]) same = false;
+        if (!same) body.replaceChildren.apply(body, order);
+        var by = state.meta && state.meta.by ? state.meta.by.replace(",", " \u00d7 ") : "creator";
+        setText("table-meta", list.length > shown.length
+          ? "top " + shown.length + " of " + intFmt.format(list.length) + " \u00b7 per " + by
+          : intFmt.format(list.length) + (list.length === 1 ? " row" : " rows") + " \u00b7 per " + by);
+      }
+
+      function renderKpis() {
+        // Current figures: the newest open window summed over every key; else the last closed window.
+        var newest = -Infinity, openRows = [];
+        state.entries.forEach(function (e) {
+          if (e.open) { var s = ts(e.open.window_start); if (s > newest) newest = s; }
+        });
+        state.entries.forEach(function (e) { if (e.open && ts(e.open.window_start) === newest) openRows.push(e.open); });
+        var lastClosed = state.windows.length ? state.windows[state.windows.length - 1] : null;
+        var agg = null, scope = "", label = "";
+        if (openRows.length) {
+          agg = { revenue: 0, refunds: 0, spend: 0, conversions: 0, n: openRows.length, start: openRows[0].window_start, end: openRows[0].window_end };
+          openRows.forEach(function (r) { agg.revenue += num(r.revenue); agg.refunds += num(r.refunds); agg.spend += num(r.spend); agg.conversions += num(r.conversions); });
+          scope = "open window";
+          label = windowLabel(agg.start, agg.end) + " UTC";
+        } else if (lastClosed) {
+          agg = { revenue: lastClosed.revenue, refunds: lastClosed.refunds, spend: lastClosed.spend, conversions: lastClosed.conversions, n: null, start: lastClosed.window_start, end: lastClosed.window_end };
+          scope = "last closed window";
+          label = windowLabel(agg.start, agg.end) + " UTC";
+        }
+        if (!agg) {
+          ["kpi-roas", "kpi-rev", "kpi-spend", "kpi-conv"].forEach(function (id) { setText(id, DASH); });
+          return;
+        }
+        var r = ratio(agg.revenue, agg.refunds, agg.spend);
+        setText("kpi-roas-label", "Blended ROAS \u00b7 " + scope);
+        setText("kpi-rev-label", "Revenue \u00b7 " + scope);
+        setText("kpi-spend-label", "Spend \u00b7 " + scope);
+        setText("kpi-conv-label", "Conversions \u00b7 " + scope);
+        setText("kpi-roas", roasText(r));
+        $("kpi-roas").className = "value " + roasClass(r);
+        var prevText = "";
+        if (openRows.length && lastClosed) prevText = "last closed " + roasText(ratio(lastClosed.revenue, lastClosed.refunds, lastClosed.spend)) + " \u00b7 ";
+        setText("kpi-roas-hint", prevText + label);
+        setText("kpi-rev", money(agg.revenue));
+        setText("kpi-rev-hint", agg.refunds > 0 ? "net " + money(agg.revenue - agg.refunds) + " after " + money(agg.refunds) + " refunds" : "no refunds");
+        setText("kpi-spend", money(agg.spend));
+        setText("kpi-spend-hint", agg.conversions > 0 && agg.spend > 0 ? money(agg.spend / agg.conversions) + " per conversion" : "\u00a0");
+        setText("kpi-conv", int(agg.conversions));
+        setText("kpi-conv-hint", agg.n != null ? intFmt.format(agg.n) + (agg.n === 1 ? " row" : " rows") + " with activity" : "\u00a0");
+      }
+
+      function renderPills() {
+        var pill = $("pill-conn");
+        var s = state.streamState;
+        if (s === "connected" && state.lastMessageAt && Date.now() - state.lastMessageAt > STALL_MS) s = "stalled";
+        pill.className = "pill conn " + s;
+        setText("conn-text", s === "connected" ? "live" : s === "stalled" ? "stalled" : s === "disconnected" ? "disconnected" : "connecting\u2026");
+        document.body.setAttribute("data-stream", s);
+        if (state.watermark) {
+          var w = ts(state.watermark);
+          setText("pill-watermark", dayLabel(w) + " " + hhmmss(w) + " UTC");
+          $("pill-watermark").parentNode.title = state.watermark;
+        } else setText("pill-watermark", state.loaded ? "no events yet" : DASH);
+        setText("pill-eps", state.stats ? rateFmt.format(num(state.stats.events_per_second)) + " ev/s" : DASH);
+        var m = state.meta;
+        if (m) {
+          var text = (m.model || "?") + " \u00b7 " + durationLabel(m.window) + " window";
+          if (m.slide && m.slide !== m.window) text += " / " + m.slide + " slide";
+          setText("pill-model", text);
+        }
+      }
+
+      function renderFoot() {
+        var st = state.stats, parts = [];
+        if (st) {
+          parts.push(["Accepted events", int(num(st.accepted_events))]);
+          parts.push(["Dead letters", int(num(st.dead_letters))]);
+          parts.push(["Batches accepted / rejected", int(num(st.accepted_batches)) + " / " + int(num(st.rejected_batches))]);
+          parts.push(["Stream clients", int(num(st.connections))]);
+        }
+        if (state.lastSyncAt) parts.push(["Last resync", new Date(state.lastSyncAt).toLocaleTimeString("en-GB")]);
+        var foot = $("foot");
+        var frag = document.createDocumentFragment();
+        parts.forEach(function (p) {
+          var s = document.createElement("span");
+          s.appendChild(document.createTextNode(p[0] + " "));
+          var b = document.createElement("b");
+          b.textContent = p[1];
+          s.appendChild(b);
+          frag.appendChild(s);
+        });
+        foot.replaceChildren(frag);
+      }
+
+      // ---- charts (inline SVG) ------------------------------------------------------------------
+      var SVGNS = "http://www.w3.org/2000/svg";
+      function svgEl(tag, attrs, parent, text) {
+        var n = document.createElementNS(SVGNS, tag);
+        for (var k in attrs) if (attrs[k] != null) n.setAttribute(k, attrs[k]);
+        if (text != null) n.textContent = text;
+        if (parent) parent.appendChild(n);
+        return n;
+      }
+      function niceScale(max, ticks) {
+        if (!(max > 0)) max = 1;
+        var raw = max / ticks;
+        var mag = Math.pow(10, Math.floor(Math.log10(raw)));
+        var n = raw / mag;
+        var step = (n <= 1 ? 1 : n <= 2 ? 2 : n <= 2.5 ? 2.5 : n <= 5 ? 5 : 10) * mag;
+        return { step: step, max: Math.ceil(max / step - 1e-9) * step };
+      }
+      function chartBox(id) {
+        var host = $(id);
+        var w = Math.max(200, host.clientWidth - 12), h = Math.max(120, host.clientHeight - 10);
+        var svg = svgEl("svg", { width: w, height: h, viewBox: "0 0 " + w + " " + h, role: "img" });
+        return { host: host, svg: svg, w: w, h: h };
+      }
+      function finish(box, emptyText) {
+        var frag = document.createDocumentFragment();
+        frag.appendChild(box.svg);
+        if (emptyText) {
+          var d = document.createElement("div");
+          d.className = "empty";
+          d.textContent = emptyText;
+          frag.appendChild(d);
+        }
+        box.host.replaceChildren(frag);
+      }
+
+      function renderWindowsChart() {
+        var box = chartBox("chart-windows");
+        var data = state.windows;
+        var m = { l: 56, r: 10, t: 14, b: 34 };
+        var pw = box.w - m.l - m.r, ph = box.h - m.t - m.b;
+        var max = 0;
+        data.forEach(function (d) { max = Math.max(max, d.revenue, d.spend); });
+        var sc = niceScale(max, 4);
+        var y = function (v) { return m.t + ph - (v / sc.max) * ph; };
+        var g = svgEl("g", {}, box.svg);
+        for (var v = 0; v <= sc.max + 1e-9; v += sc.step) {
+          svgEl("line", { x1: m.l, x2: m.l + pw, y1: y(v), y2: y(v), "class": v === 0 ? "axis" : "grid" }, g);
+          svgEl("text", { x: m.l - 8, y: y(v) + 4, "text-anchor": "end" }, g, compact(v));
+        }
+        svgEl("text", { x: m.l + pw, y: box.h - 2, "text-anchor": "end", "class": "axis-title" }, g, "window start (UTC)");
+        svgEl("text", { x: 12, y: m.t + ph / 2, "text-anchor": "middle", "class": "axis-title", transform: "rotate(-90 12 " + (m.t + ph / 2) + ")" }, g, "amount");
+        if (!data.length) { finish(box, "No closed windows yet"); return; }
+        var slots = Math.max(data.length, 8);
+        var slotW = pw / slots;
+        var x0 = m.l + (slots - data.length) * slotW; // right-align so the newest window sits at the right edge
+        var barW = Math.max(1.5, Math.min(18, slotW * 0.36));
+        var gap = Math.min(2, barW * 0.15);
+        var labelEvery = Math.max(1, Math.ceil(46 / slotW));
+        var multiDay = data.length > 1 && new Date(ts(data[0].window_start)).getUTCDate() !== new Date(ts(data[data.length - 1].window_start)).getUTCDate();
+        data.forEach(function (d, i) {
+          var cx = x0 + slotW * (i + 0.5);
+          var t = ts(d.window_start);
+          var title = windowLabel(d.window_start, d.window_end) + " UTC (" + dayLabel(t) + ")\nRevenue " + money(d.revenue) +
+            (d.refunds > 0 ? " (refunds " + money(d.refunds) + ")" : "") + "\nSpend " + money(d.spend) +
+            "\nROAS " + roasText(ratio(d.revenue, d.refunds, d.spend)) + "\nConversions " + int(d.conversions);
+          var grp = svgEl("g", {}, g);
+          svgEl("title", {}, grp, title);
+          svgEl("rect", { x: cx - slotW / 2, y: m.t, width: slotW, height: ph, fill: "transparent" }, grp);
+          var rh = Math.max(0, y(0) - y(Math.max(0, d.revenue)));
+          var sh = Math.max(0, y(0) - y(Math.max(0, d.spend)));
+          svgEl("rect", { x: cx - barW - gap / 2, y: y(0) - rh, width: barW, height: rh, rx: Math.min(2, barW / 3), fill: "var(--revenue)" }, grp);
+          svgEl("rect", { x: cx + gap / 2, y: y(0) - sh, width: barW, height: sh, rx: Math.min(2, barW / 3), fill: "var(--spend)" }, grp);
+          if ((data.length - 1 - i) % labelEvery === 0) {
+            var d0 = new Date(t);
+            var lbl = (ts(d.window_end) - t >= 86400000) ? dayLabel(t)
+              : (multiDay && d0.getUTCHours() === 0 && d0.getUTCMinutes() === 0 ? dayLabel(t) : hhmm(t));
+            svgEl("text", { x: cx, y: m.t + ph + 15, "text-anchor": "middle" }, g, lbl);
+          }
+        });
+        finish(box, null);
+      }
+
+      function renderIngestChart() {
+        var box = chartBox("chart-ingest");
+        var data = state.samples;
+        var m = { l: 48, r: 34, t: 14, b: 34 };
+        var pw = box.w - m.l - m.r, ph = box.h - m.t - m.b;
+        var end = data.length ? data[data.length - 1].t : Date.now();
+        var start = end - INGEST_SPAN_MS;
+        var x = function (t) { return m.l + ((t - start) / INGEST_SPAN_MS) * pw; };
+        var maxE = 0, maxR = 0;
+        data.forEach(function (d) { maxE = Math.max(maxE, d.eps); maxR = Math.max(maxR, d.rej); });
+        var se = niceScale(maxE, 4);
+        var sr = niceScale(Math.max(maxR, 4), 4);
+        if (sr.step < 1) sr = { step: 1, max: 4 };
+        var ye = function (v) { return m.t + ph - (v / se.max) * ph; };
+        var yr = function (v) { return m.t + ph - (v / sr.max) * ph; };
+        var g = svgEl("g", {}, box.svg);
+        for (var v = 0; v <= se.max + 1e-9; v += se.step) {
+          svgEl("line", { x1: m.l, x2: m.l + pw, y1: ye(v), y2: ye(v), "class": v === 0 ? "axis" : "grid" }, g);
+          svgEl("text", { x: m.l - 8, y: ye(v) + 4, "text-anchor": "end" }, g, compact(v));
+        }
+        var rticks = Math.round(sr.max / sr.step);
+        for (var i = 0; i <= rticks; i++) {
+          var rv = i * sr.step;
+          svgEl("text", { x: m.l + pw + 8, y: yr(rv) + 4, "text-anchor": "start", fill: "var(--rejected)", style: "fill: var(--rejected); opacity: .8" }, g, compact(rv));
+        }
+        // x ticks every minute, labelled relative to the newest sample
+        for (var k = 0; k <= 5; k++) {
+          var tt = end - (5 - k) * 60000;
+          var xx = x(tt);
+          svgEl("line", { x1: xx, x2: xx, y1: m.t + ph, y2: m.t + ph + 4, "class": "axis" }, g);
+          svgEl("text", { x: xx, y: m.t + ph + 16, "text-anchor": k === 5 ? "end" : k === 0 ? "start" : "middle" }, g, k === 5 ? hhmmss(tt) : "\u2212" + (5 - k) + "m");
+        }
+        svgEl("text", { x: 12, y: m.t + ph / 2, "text-anchor": "middle", "class": "axis-title", transform: "rotate(-90 12 " + (m.t + ph / 2) + ")" }, g, "events/s");
+        svgEl("text", { x: box.w - 2, y: m.t + ph / 2, "text-anchor": "middle", "class": "axis-title", transform: "rotate(90 " + (box.w - 2) + " " + (m.t + ph / 2) + ")" }, g, "rejected");
+        if (!data.length) { finish(box, "Waiting for stats\u2026"); return; }
+        // rejected batches: bars per interval
+        var bw = Math.max(1.5, Math.min(6, pw / (INGEST_SPAN_MS / 1000) * 0.8));
+        data.forEach(function (d) {
+          if (d.rej > 0) {
+            var r = svgEl("rect", { x: x(d.t) - bw / 2, y: yr(d.rej), width: bw, height: yr(0) - yr(d.rej), fill: "var(--rejected)", opacity: 0.85 }, g);
+            svgEl("title", {}, r, hhmmss(d.t) + " UTC: " + int(d.rej) + " rejected batch" + (d.rej === 1 ? "" : "es"));
+          }
+        });
+        // events/s: area + line; break the line where samples are more than 5 s apart
+        var segs = [], cur = [];
+        data.forEach(function (d, i) {
+          if (i && d.t - data[i - 1].t > 5000) { segs.push(cur); cur = []; }
+          cur.push(d);
+        });
+        segs.push(cur);
+        segs.forEach(function (seg) {
+          if (!seg.length) return;
+          var line = seg.map(function (d, i) { return (i ? "L" : "M") + x(d.t).toFixed(1) + " " + ye(d.eps).toFixed(1); }).join(" ");
+          if (seg.length === 1) {
+            svgEl("circle", { cx: x(seg[0].t), cy: ye(seg[0].eps), r: 3, fill: "var(--rate)" }, g);
+            return;
+          }
+          var area = line + " L" + x(seg[seg.length - 1].t).toFixed(1) + " " + ye(0) + " L" + x(seg[0].t).toFixed(1) + " " + ye(0) + " Z";
+          svgEl("path", { d: area, fill: "var(--rate)", opacity: 0.1 }, g);
+          svgEl("path", { d: line, fill: "none", stroke: "var(--rate)", "stroke-width": 2, "stroke-linejoin": "round", "stroke-linecap": "round" }, g);
+        });
+        var last = data[data.length - 1];
+        svgEl("circle", { cx: x(last.t), cy: ye(last.eps), r: 3.5, fill: "#fff", stroke: "var(--rate)", "stroke-width": 2 }, g);
+        finish(box, null);
+      }
+
+      function render() {
+        var d = dirty;
+        dirty = { table: false, windows: false, ingest: false };
+        if (d.table) {
+          try { renderTable(); } catch (err) { console.error(err); }
+          try { renderKpis(); } catch (err) { console.error(err); }
+        }
+        try { renderPills(); } catch (err) { console.error(err); }
+        try { renderFoot(); } catch (err) { console.error(err); }
+        if (d.windows) try { renderWindowsChart(); } catch (err) { console.error(err); }
+        if (d.ingest) try { renderIngestChart(); } catch (err) { console.error(err); }
+      }
+
+      // ---- networking ---------------------------------------------------------------------------
+      function showBanner(text) {
+        var b = $("banner");
+        b.textContent = text || "";
+        b.classList.toggle("show", !!text);
+      }
+
+      var syncing = false, buffered = null;
+      function resync() {
+        if (syncing) return;
+        syncing = true;
+        buffered = [];
+        fetch(api("/v1/roas?limit=100&sort=roas"), { cache: "no-store", headers: { "Accept": "application/json" } })
+          .then(function (res) {
+            if (!res.ok) {
+              var hint = res.status === 401 || res.status === 403 ? " \u2014 check the access token (open the page as /#token=\u2026)" : "";
+              throw new Error("HTTP " + res.status + hint);
+            }
+            return res.json();
+          })
+          .then(function (snap) {
+            var replay = buffered || [];
+            buffered = null;
+            applySnapshot(snap);
+            replay.forEach(function (ev) { if (ev.type === "row") applyRow(ev.data); else applyStats(ev.data); });
+            state.loaded = true;
+            document.body.setAttribute("data-loaded", "true");
+            showBanner(null);
+            dirty.table = dirty.windows = dirty.ingest = true;
+            render();
+          })
+          .catch(function (err) {
+            buffered = null;
+            document.body.setAttribute("data-error", String(err && err.message || err));
+            showBanner("Could not load /v1/roas: " + (err && err.message || err));
+            dirty.table = true;
+            render();
+          })
+          .then(function () { syncing = false; });
+      }
+
+      // Headless Chrome's --virtual-time-budget only advances while no request is pending, and an
+      // EventSource request never ends; so in headless mode the stream is recycled: closed after its
+      // second stats event, reopened (with a resync) a second later. Real browsers keep one connection.
+      var HEADLESS = /HeadlessChrome/.test(navigator.userAgent);
+      var source = null, retryDelay = 1000, retryTimer = null, statsSeen = 0, recycled = false;
+      function onStreamEvent(type, e) {
+        var data;
+        try { data = JSON.parse(e.data); } catch (err) { return; }
+        state.lastMessageAt = Date.now();
+        if (HEADLESS && type === "stats" && ++statsSeen >= 2 && source) {
+          source.close();
+          source = null;
+          recycled = true;
+          retryTimer = setTimeout(connect, 1000);
+        }
+        if (buffered) buffered.push({ type: type, data: data });
+        if (type === "row") {
+          applyRow(data);
+          scheduleRender(data && data.final ? ["table", "windows"] : ["table"]);
+        } else {
+          applyStats(data);
+          scheduleRender(["ingest"]);
+        }
+      }
+      function connect() {
+        retryTimer = null;
+        if (typeof EventSource === "undefined") { state.streamState = "disconnected"; return; }
+        var es;
+        try { es = new EventSource(api("/v1/stream")); } catch (err) { scheduleReconnect(); return; }
+        source = es;
+        statsSeen = 0;
+        es.onopen = function () {
+          if (source !== es) return;
+          var wasDown = state.streamState === "disconnected" || recycled;
+          recycled = false;
+          state.streamState = "connected";
+          state.lastMessageAt = Date.now();
+          retryDelay = 1000;
+          if (wasDown) resync(); // catch up on whatever happened while we were away
+          scheduleRender([]);
+        };
+        es.addEventListener("row", function (e) { if (source === es) onStreamEvent("row", e); });
+        es.addEventListener("stats", function (e) { if (source === es) onStreamEvent("stats", e); });
+        es.onerror = function () {
+          if (source !== es) return;
+          es.close();
+          source = null;
+          state.streamState = "disconnected";
+          scheduleRender([]);
+          scheduleReconnect();
+        };
+      }
+      function scheduleReconnect() {
+        if (retryTimer) return;
+        retryTimer = setTimeout(connect, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 15000);
+      }
+
+      var resizeTimer = null;
+      window.addEventListener("resize", function () {
+        clearTimeout(resizeTimer);
+        resizeTimer = setTimeout(function () { scheduleRender(["windows", "ingest"]); }, 100);
+      });
+      window.addEventListener("hashchange", function () { location.reload(); });
+      setInterval(resync, RESYNC_MS);
+      setInterval(function () { renderPills(); }, 1000);
+
+      render();
+      resync();
+      connect();
+    })();
+    </script>
+    </body>
+    </html>
+    """#
+}

@@ -1,0 +1,180 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RoasCore
+
+/// The HTTP side of `roas serve` (Hummingbird): the webhook endpoint and the read endpoints.
+struct HTTPRoutes: Sendable {
+    let settings: ServeSettings
+    let ingestor: Ingestor
+    /// Set once the listeners are up and the engine takes input (`/readyz`).
+    let readiness: Readiness
+
+    static let webhookID = HTTPField.Name("webhook-id")!
+    static let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
+    static let webhookSignature = HTTPField.Name("webhook-signature")!
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/v1/events") { request, _ in try await self.events(request) }
+        router.get("/v1/roas") { request, _ in try await self.roas(request) }
+        router.get("/v1/stream") { request, _ in try self.stream(request) }
+        router.get("/metrics") { request, _ in
+            try self.authorize(request)
+            return Self.response(.ok, self.ingestor.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
+        router.get("/readyz") { _, _ in
+            self.readiness.isReady
+                ? Self.json(.ok, "{\"status\":\"ready\"}") : Self.json(.serviceUnavailable, "{\"status\":\"starting\"}")
+        }
+        router.get("/") { request, _ in
+            try self.authorize(request)
+            return Self.response(.ok, Array(DashboardPage.html.utf8), type: "text/html; charset=utf-8")
+        }
+        return router
+    }
+
+    // MARK: Webhooks
+
+    /// `POST /v1/events`: one batch, as Standard Webhooks deliver it.
+    private func events(_ request: Request) async throws -> Response {
+        let response = try await self.webhook(request)
+        self.ingestor.metrics.webhookRequests[Int(response.status.code)]?.increment()
+        return response
+    }
+
+    private func webhook(_ request: Request) async throws -> Response {
+        let run = self.settings.run
+        // Saturated: tell the sender to come back rather than queueing without bound.
+        if self.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= self.settings.maximumQueuedChunks {
+            var response = Self.error(.serviceUnavailable, "the engine is saturated; retry later")
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: run.maximumBatchBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return Self.error(.contentTooLarge, "the body is over --max-batch (\(run.maximumBatchBytes) bytes)")
+        }
+        guard let id = request.headers[Self.webhookID], let signature = request.headers[Self.webhookSignature],
+            let timestampText = request.headers[Self.webhookTimestamp]
+        else {
+            return Self.error(.unauthorized, "webhook-id, webhook-timestamp and webhook-signature headers are required")
+        }
+        guard let timestamp = Int64(timestampText) else {
+            return Self.error(.badRequest, "webhook-timestamp must be an integer of seconds")
+        }
+        guard !id.isEmpty, !id.contains(".") else {
+            return Self.error(.badRequest, "webhook-id must be non-empty without \".\"")
+        }
+        var parser = ChunkParser(
+            configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
+            maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
+            accepted: self.ingestor.accepted, capacity: body.readableBytes + 4096, now: run.now)
+        let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: body.readableBytes)
+        let (rejection, chunk) = body.withUnsafeReadableBytes { parser.batch(header, payload: $0) }
+        self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
+        defer { self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed) }
+        let applied: Ingestor.Applied
+        do {
+            applied = try await self.ingestor.apply(chunk)
+        } catch ServeError.finished {
+            var response = Self.error(.serviceUnavailable, "the server is shutting down; retry elsewhere or later")
+            response.headers[.retryAfter] = "5"
+            return response
+        }
+        switch rejection?.reason {
+        case nil:
+            return Self.json(.accepted, "{\"accepted\":\(applied.accepted),\"rejected\":\(applied.rejected)}")
+        case .replayedBatch:
+            // Already accepted: an at-least-once sender may treat it as delivered.
+            return Self.json(.ok, "{\"duplicate\":true,\"accepted\":0,\"rejected\":0}")
+        case .some(let reason):
+            return Self.error(.unauthorized, rejection!.detail, reason: reason.rawValue)
+        }
+    }
+
+    // MARK: Reading
+
+    /// `GET /v1/roas?creator=&campaign=&limit=&sort=roas|revenue|spend`.
+    private func roas(_ request: Request) async throws -> Response {
+        try self.authorize(request)
+        let parameters = request.uri.queryParameters
+        var query = LiveBoard.Query()
+        query.creator = parameters["creator"].map(String.init)
+        query.campaign = parameters["campaign"].map(String.init)
+        if let text = parameters["limit"] {
+            guard let limit = Int(text), limit >= 0 else { return Self.error(.badRequest, "limit must be a count") }
+            query.limit = limit
+        }
+        if let text = parameters["sort"] {
+            guard let order = LiveBoard.Order(rawValue: String(text)) else {
+                return Self.error(.badRequest, "sort must be roas, revenue or spend")
+            }
+            query.order = order
+        }
+        return Self.response(.ok, await self.ingestor.snapshot(query), type: "application/json")
+    }
+
+    /// `GET /v1/stream`: Server-Sent Events, `row` for each row update and `stats` every second.
+    private func stream(_ request: Request) throws -> Response {
+        try self.authorize(request)
+        let events = self.ingestor.hub.subscribe()
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+                for await event in events.cancelOnGracefulShutdown() {
+                    try await writer.write(event)
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    /// With `--api-token`, read endpoints need `Authorization: Bearer TOKEN` (or `?access_token=`,
+    /// for the dashboard's EventSource, which cannot set headers).
+    private func authorize(_ request: Request) throws {
+        guard let token = self.settings.apiToken else { return }
+        if let value = request.headers[.authorization], value.hasPrefix("Bearer "),
+            Self.constantTimeEqual(String(value.dropFirst(7)), token)
+        {
+            return
+        }
+        if let value = request.uri.queryParameters["access_token"], Self.constantTimeEqual(String(value), token) {
+            return
+        }
+        throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a valid bearer token is required")
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for index in x.indices { difference |= x[index] ^ y[index] }
+        return difference == 0
+    }
+
+    // MARK: Responses
+
+    static func response(_ status: HTTPResponse.Status, _ body: [UInt8], type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Self.response(status, Array(text.utf8), type: "application/json")
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) -> Response {
+        var text = "{\"error\":\(JSONText.quoted(message))"
+        if let reason { text += ",\"reason\":\"\(reason)\"" }
+        return Self.json(status, text + "}")
+    }
+}

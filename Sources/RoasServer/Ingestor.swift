@@ -1,0 +1,219 @@
+import Foundation
+import Logging
+import RoasCore
+import Synchronization
+
+/// Counters shared by the ingest paths without going through the engine's actor.
+final class IngestGauges: Sendable {
+    /// Chunks parsed and waiting for the engine.
+    let queuedChunks = Atomic<Int>(0)
+    let connections = Atomic<Int>(0)
+}
+
+/// The one engine of `roas serve`: TCP connections and webhook requests parse on their own tasks and
+/// hand whole parsed chunks here, where they apply in arrival order, exactly as `roas run` applies
+/// the chunks of its reading thread. Rows and dead letters go to the outputs of `roas run`; rows also
+/// feed the live board (`/v1/roas`) and the event stream (`/v1/stream`).
+actor Ingestor {
+    /// What one chunk came to, for a webhook's answer.
+    struct Applied: Sendable {
+        var accepted: Int
+        var rejected: Int
+    }
+
+    private var sink: EngineSink
+    private let settings: ServeSettings
+    private let rows: ByteSink
+    private let deadLetters: ByteSink?
+    private let logger: Logger
+    let hub: StreamHub
+    let metrics: ServeMetrics
+    let gauges: IngestGauges
+    /// Batch ids accepted on any connection or request, for `replayed_batch`.
+    let accepted = AcceptedBatches()
+    private var board = LiveBoard()
+    /// Monotonic milliseconds of the last chunk holding an event.
+    private var lastEventAt: Int64
+    private var reported = Statistics()
+    private var rateSample: (time: Int64, events: Int)
+    private var eventsPerSecond = 0.0
+    private(set) var isFinished = false
+
+    init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
+        var engine = Engine(configuration: settings.run.configuration)
+        engine.trackUpdates(true)
+        self.sink = EngineSink(engine: engine)
+        self.settings = settings
+        self.rows = rows
+        self.deadLetters = deadLetters
+        self.logger = logger
+        self.hub = StreamHub()
+        self.metrics = ServeMetrics()
+        self.gauges = IngestGauges()
+        let now = StreamRunner.monotonicMilliseconds()
+        self.lastEventAt = now
+        self.rateSample = (now, 0)
+    }
+
+    /// Applies one parsed chunk. Throws when the outputs cannot be written or the engine has finished.
+    func apply(_ chunk: ParsedChunk) throws -> Applied {
+        guard !self.isFinished else { throw ServeError.finished }
+        let lateBefore = self.sink.engine.statistics.deadLetters(.late)
+        let duplicateBefore = self.sink.engine.statistics.deadLetters(.duplicate)
+        self.sink.replay(chunk)
+        let statistics = self.sink.engine.statistics
+        let refused = statistics.deadLetters(.late) - lateBefore + statistics.deadLetters(.duplicate) - duplicateBefore
+        let events = chunk.eventCount
+        if events > 0 { self.lastEventAt = StreamRunner.monotonicMilliseconds() }
+        try self.write()
+        return Applied(accepted: events - refused, rejected: chunk.rejectedCount + refused)
+    }
+
+    /// The periodic work: the idle close, live rows of open windows, metrics and the stats event.
+    func tick() throws {
+        guard !self.isFinished else { return }
+        let now = StreamRunner.monotonicMilliseconds()
+        if now - self.lastEventAt >= self.settings.idleClose {
+            let lateness = self.settings.run.configuration.lateness
+            self.sink.advanceIdle(to: self.settings.wallClock() - lateness)
+        }
+        self.sink.emitUpdates()
+        try self.write()
+        let events = self.sink.engine.statistics.acceptedEventCount
+        if now > self.rateSample.time {
+            self.eventsPerSecond = Double(events - self.rateSample.events) * 1000 / Double(now - self.rateSample.time)
+        }
+        self.rateSample = (now, events)
+        self.recordMetrics()
+        self.hub.publish(event: "stats", data: self.statsJSON())
+    }
+
+    /// End of input (shutdown): everything pending applies, every window closes and is written.
+    func finish() throws -> StreamRunner.Result {
+        if !self.isFinished {
+            self.isFinished = true
+            self.sink.finish()
+            try self.write()
+            try self.rows.flush()
+            try self.deadLetters?.flush()
+            self.recordMetrics()
+            self.hub.publish(event: "stats", data: self.statsJSON())
+            self.hub.finish()
+        }
+        return StreamRunner.Result(statistics: self.sink.engine.statistics, state: self.sink.engine.stateSizes)
+    }
+
+    var statistics: Statistics { self.sink.engine.statistics }
+
+    // MARK: Views
+
+    /// `GET /v1/roas`.
+    func snapshot(_ query: LiveBoard.Query) -> [UInt8] {
+        let configuration = self.settings.run.configuration
+        var output: [UInt8] = []
+        JSONText.append("{\"generated_at\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\"", to: &output)
+        JSONText.append(",\"watermark\":\(self.watermarkJSON)", to: &output)
+        JSONText.append(",\"model\":\"\(configuration.model.rawValue)\"", to: &output)
+        JSONText.append(",\"window\":\"\(DurationText.text(configuration.window))\"", to: &output)
+        JSONText.append(",\"slide\":\"\(DurationText.text(configuration.slide))\"", to: &output)
+        JSONText.append(",\"by\":\"\(configuration.byCampaign ? "creator,campaign" : "creator")\",\"rows\":[", to: &output)
+        for (index, item) in self.board.rows(query).enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            JSONText.append("{\"creator\":", to: &output)
+            Self.appendOptional(item.key.creator, to: &output)
+            JSONText.append(",\"campaign\":", to: &output)
+            Self.appendOptional(item.key.campaign, to: &output)
+            JSONText.append(",\"open\":", to: &output)
+            if let row = item.entry.current { row.appendJSON(to: &output) } else { JSONText.append("null", to: &output) }
+            JSONText.append(",\"closed\":", to: &output)
+            if let row = item.entry.closed { row.appendJSON(to: &output) } else { JSONText.append("null", to: &output) }
+            output.append(UInt8(ascii: "}"))
+        }
+        JSONText.append("],\"recent_windows\":[", to: &output)
+        for (index, total) in self.board.recentWindows.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            let f = total.figures
+            JSONText.append(
+                "{\"window_start\":\"\(Timestamp.format(milliseconds: total.start))\""
+                    + ",\"window_end\":\"\(Timestamp.format(milliseconds: total.end))\""
+                    + ",\"revenue\":\(Micros.text(f.revenue)),\"refunds\":\(Micros.text(f.refunds))"
+                    + ",\"spend\":\(Micros.text(f.spend)),\"conversions\":\(Micros.text(f.conversions))}", to: &output)
+        }
+        JSONText.append("],\"stats\":", to: &output)
+        output.append(contentsOf: self.statsJSON())
+        output.append(UInt8(ascii: "}"))
+        return output
+    }
+
+    private static func appendOptional(_ text: String?, to output: inout [UInt8]) {
+        if let text { JSONText.appendQuoted(text.utf8, to: &output) } else { JSONText.append("null", to: &output) }
+    }
+
+    private var watermarkJSON: String {
+        let watermark = self.sink.engine.watermark
+        guard watermark != .min && watermark != .max else { return "null" }
+        return "\"\(Timestamp.format(milliseconds: watermark))\""
+    }
+
+    /// The `stats` event of `/v1/stream`, also the `stats` member of `/v1/roas`.
+    private func statsJSON() -> [UInt8] {
+        let statistics = self.sink.engine.statistics
+        let rate = (self.eventsPerSecond * 10).rounded() / 10
+        return Array(
+            ("{\"time\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\",\"watermark\":\(self.watermarkJSON)"
+                + ",\"events_per_second\":\(rate),\"accepted_events\":\(statistics.acceptedEventCount)"
+                + ",\"dead_letters\":\(statistics.deadLetterCount),\"accepted_batches\":\(statistics.acceptedBatches)"
+                + ",\"rejected_batches\":\(statistics.rejectedBatches.reduce(0, +))"
+                + ",\"connections\":\(self.gauges.connections.load(ordering: .relaxed))}").utf8)
+    }
+
+    private func recordMetrics() {
+        let statistics = self.sink.engine.statistics
+        self.metrics.record(from: self.reported, to: statistics)
+        self.reported = statistics
+        self.metrics.record(self.sink.engine.stateSizes)
+        self.metrics.eventsPerSecond.record(self.eventsPerSecond)
+        let watermark = self.sink.engine.watermark
+        if watermark != .min && watermark != .max {
+            self.metrics.watermarkLag.record(Double(self.settings.wallClock() - watermark) / 1000)
+        }
+        self.metrics.connections.record(self.gauges.connections.load(ordering: .relaxed))
+        self.metrics.queuedChunks.record(self.gauges.queuedChunks.load(ordering: .relaxed))
+        self.metrics.streamSubscribers.record(self.hub.subscriberCount)
+    }
+
+    /// Writes out what the engine produced; rows also go to the board and the stream.
+    private func write() throws {
+        guard !self.sink.output.isEmpty else { return }
+        let writesUpdates = self.settings.run.emitEvery != nil
+        var wroteRow = false
+        for row in self.sink.output.rows {
+            var json: [UInt8] = []
+            row.appendJSON(to: &json)
+            if row.isFinal || writesUpdates {
+                try self.rows.writeLine { $0.append(contentsOf: json) }
+                wroteRow = true
+            }
+            self.board.absorb(row)
+            self.hub.publish(event: "row", data: json)
+        }
+        if wroteRow { try self.rows.flush() }
+        if let deadLetters = self.deadLetters {
+            for letter in self.sink.output.deadLetters {
+                try deadLetters.writeLine { letter.appendJSON(to: &$0) }
+            }
+            if !self.sink.output.deadLetters.isEmpty { try deadLetters.flush() }
+        }
+        self.sink.output.removeAll()
+    }
+}
+
+enum ServeError: Error, CustomStringConvertible {
+    case finished
+
+    var description: String {
+        switch self {
+        case .finished: "the server is shutting down"
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Hummingbird
+import Logging
+import NIOCore
+import RoasCore
+import ServiceLifecycle
+import Synchronization
+
+/// Set once every listener is up (`/readyz`).
+final class Readiness: Sendable {
+    private let listeners: Atomic<Int>
+    init(listeners: Int) { self.listeners = Atomic(listeners) }
+    func listenerStarted() { self.listeners.subtract(1, ordering: .relaxed) }
+    var isReady: Bool { self.listeners.load(ordering: .relaxed) <= 0 }
+}
+
+/// `roas serve`: TCP and webhook ingest into one engine, live views, metrics and the dashboard, run
+/// as a swift-service-lifecycle `ServiceGroup`.
+///
+/// Shutdown (SIGTERM, SIGINT or `shutdown()`): the HTTP server stops accepting and finishes its
+/// requests, the TCP listener stops accepting and each connection applies what it had read, then the
+/// engine applies everything pending and closes every window, as at the end of stdin in `roas run`.
+public final class RoasServer: Sendable {
+    /// Where the listeners ended up (the bound ports, for port 0).
+    public struct Bound: Sendable {
+        public var tcp: ListenAddress?
+        public var http: ListenAddress?
+    }
+
+    private let settings: ServeSettings
+    private let ingestor: Ingestor
+    private let logger: Logger
+    private let group = Mutex<ServiceGroup?>(nil)
+    private let shutdownRequested = Atomic<Bool>(false)
+
+    public init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters, logger: logger)
+    }
+
+    /// Runs until shutdown; `onListening` is called once every listener is bound. Returns what a
+    /// finished `roas run` returns.
+    public func run(
+        handlesSignals: Bool = true, onListening: @escaping @Sendable (Bound) -> Void = { _ in }
+    ) async throws -> StreamRunner.Result {
+        let listeners = (self.settings.tcp == nil ? 0 : 1) + (self.settings.http == nil ? 0 : 1)
+        let readiness = Readiness(listeners: listeners)
+        let bound = Mutex(Bound())
+        let report: @Sendable () -> Void = {
+            readiness.listenerStarted()
+            if readiness.isReady { onListening(bound.withLock { $0 }) }
+        }
+        let engine = EngineService(ingestor: self.ingestor, every: self.settings.liveEvery)
+        var services: [any Service] = [engine]
+        if let address = self.settings.tcp {
+            let tcp = TCPIngest(address: address, settings: self.settings, ingestor: self.ingestor, logger: self.logger)
+            let listener = try await tcp.bind()
+            let port = listener.channel.localAddress?.port ?? address.port
+            bound.withLock { $0.tcp = ListenAddress(host: address.host, port: port) }
+            self.logger.notice("TCP ingest listening", metadata: ["address": "\(address.host):\(port)"])
+            services.append(TCPService(ingest: tcp, listener: listener))
+            report()
+        }
+        if let address = self.settings.http {
+            let routes = HTTPRoutes(settings: self.settings, ingestor: self.ingestor, readiness: readiness)
+            let logger = self.logger
+            let app = Application(
+                router: routes.router(),
+                configuration: .init(address: .hostname(address.host, port: address.port), serverName: "roas"),
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? address.port
+                    bound.withLock { $0.http = ListenAddress(host: address.host, port: port) }
+                    logger.notice("HTTP listening", metadata: ["address": "\(address.host):\(port)"])
+                    report()
+                },
+                logger: logger)
+            services.append(app)
+        }
+        if listeners == 0 { onListening(Bound()) }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
+                logger: self.logger))
+        self.group.withLock { $0 = group }
+        if self.shutdownRequested.load(ordering: .relaxed) { await group.triggerGracefulShutdown() }
+        try await group.run()
+        return try await self.ingestor.finish()
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutdown() async {
+        self.shutdownRequested.store(true, ordering: .relaxed)
+        if let group = self.group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
+    }
+
+    /// The engine's counts so far.
+    public var statistics: Statistics {
+        get async { await self.ingestor.statistics }
+    }
+}
+
+/// The engine's clock: live rows, the idle close, metrics and stats every `every` milliseconds. It
+/// is the first service, so it stops last: after both listeners have drained, it finishes the engine.
+struct EngineService: Service {
+    let ingestor: Ingestor
+    let every: Int64
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: .milliseconds(self.every))
+                    try await self.ingestor.tick()
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown: the listeners have drained (they stop first).
+        }
+        _ = try await self.ingestor.finish()
+    }
+}
+
+/// The TCP listener as a service.
+struct TCPService: Service {
+    let ingest: TCPIngest
+    let listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+
+    func run() async throws {
+        try await self.ingest.serve(self.listener)
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import RoasCore
+
+/// A `HOST:PORT` to listen on; port 0 picks a free port (the bound one is logged and reported).
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// Everything `roas serve` needs: the settings of `roas run` plus where to listen and its limits.
+public struct ServeSettings: Sendable {
+    /// Engine configuration, secrets, tolerance, line and batch limits, and `emitEvery` (live rows
+    /// written to the output; the dashboard gets live rows every second regardless).
+    public var run: RunSettings
+    public var tcp: ListenAddress?
+    public var http: ListenAddress?
+    /// TCP connections at once; more are closed at once with an error line.
+    public var maximumConnections = 1024
+    /// Milliseconds a TCP connection may stay silent before it is closed (a half-sent frame is then
+    /// dead-lettered `bad_frame`, as at the end of stdin).
+    public var connectionIdleTimeout: Int64 = 60_000
+    /// Milliseconds without any event after which the watermark follows the wall clock
+    /// (wall clock minus the lateness), so open windows still close.
+    public var idleClose: Int64 = 30_000
+    /// Bearer token for the read endpoints (`/v1/roas`, `/v1/stream`, `/metrics`, `/`); nil for none.
+    public var apiToken: String?
+    /// Chunks waiting for the engine beyond which webhook requests get 503 with Retry-After.
+    public var maximumQueuedChunks = 64
+    /// Wall-clock milliseconds between live updates on `/v1/stream` and the dashboard.
+    public var liveEvery: Int64 = 1000
+    /// Wall-clock milliseconds since the epoch.
+    public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
+
+    public init(run: RunSettings) {
+        self.run = run
+    }
+
+    public static func epochMilliseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RoasCore
+import RoasServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Runs the engine as a service: TCP and webhook ingest, live ROAS, a dashboard and metrics.",
+        discussion: """
+            The same engine, formats and dead-letter rules as `roas run`. Final rows go to stdout (or --output)
+            as they close. HTTP: POST /v1/events (Standard Webhooks), GET / (dashboard), /v1/roas, /v1/stream
+            (Server-Sent Events), /metrics (Prometheus), /healthz, /readyz. SIGTERM or SIGINT: stop accepting,
+            apply what was accepted, close every window as at the end of stdin, print the summary, exit 0.
+            """
+    )
+
+    @OptionGroup var options: EngineOptions
+
+    @Option(help: "Accept the framed stream of `roas run` on TCP at HOST:PORT (port 0: any free port).")
+    var listenTcp: String?
+
+    @Option(help: "Serve HTTP (webhooks, dashboard, API, metrics) at HOST:PORT (port 0: any free port).")
+    var listenHttp: String = "127.0.0.1:8080"
+
+    @Flag(help: "Do not serve HTTP (TCP ingest only).")
+    var noHttp = false
+
+    @Option(help: "Most TCP connections at once; more are refused with an error line.")
+    var maxConnections: Int = 1024
+
+    @Option(help: "Close a TCP connection that sent nothing for this long (a half-sent frame is then bad_frame).")
+    var idleTimeout: String = "60s"
+
+    @Option(help: "When no event arrives for this long, the watermark follows the wall clock (minus the lateness) so windows close.")
+    var idleClose: String = "30s"
+
+    @Option(help: "Bearer token required by the read endpoints (also from the ROAS_API_TOKEN environment variable).")
+    var apiToken: String?
+
+    @Option(help: "Write final rows to this file instead of stdout.")
+    var output: String?
+
+    @Option(help: "Write dead-letter records (NDJSON) to this file; by default they are only counted.")
+    var deadLetter: String?
+
+    @Option(help: "Also write rows of open windows (final:false) every DURATION; /v1/stream gets them every second regardless.")
+    var emitEvery: String?
+
+    @Option(help: "Parsed chunks waiting for the engine beyond which webhooks answer 503 with Retry-After.")
+    var maxQueued: Int = 64
+
+    @Option(help: "Summary on stderr at exit: text, json or none.")
+    var summary: String = "text"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        try self.options.validateLimits()
+        do {
+            _ = try self.options.makeConfiguration()
+        } catch is RoasError {}
+        if let tcp = self.listenTcp, ListenAddress(tcp) == nil {
+            throw ValidationError("--listen-tcp must be HOST:PORT, got '\(tcp)'")
+        }
+        if ListenAddress(self.listenHttp) == nil {
+            throw ValidationError("--listen-http must be HOST:PORT, got '\(self.listenHttp)'")
+        }
+        if self.noHttp && self.listenTcp == nil { throw ValidationError("--no-http needs --listen-tcp") }
+        guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard ["text", "json", "none"].contains(self.summary) else {
+            throw ValidationError("--summary must be text, json or none")
+        }
+    }
+
+    func run() async throws {
+        do {
+            try await self.runChecked()
+        } catch let error as RoasError {
+            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    private func runChecked() async throws {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "roas")
+
+        let run = try self.options.makeRunSettings(keepsDeadLetters: self.deadLetter != nil, emitEvery: self.emitEvery)
+        var settings = ServeSettings(run: run)
+        settings.tcp = self.listenTcp.flatMap(ListenAddress.init)
+        settings.http = self.noHttp ? nil : ListenAddress(self.listenHttp)
+        settings.maximumConnections = self.maxConnections
+        settings.connectionIdleTimeout = try self.options.duration(self.idleTimeout, "--idle-timeout")
+        settings.idleClose = try self.options.duration(self.idleClose, "--idle-close")
+        settings.apiToken = self.apiToken ?? ProcessInfo.processInfo.environment["ROAS_API_TOKEN"]
+        settings.maximumQueuedChunks = self.maxQueued
+        if let every = run.emitEvery { settings.liveEvery = every }
+
+        let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
+        let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
+        let server = RoasServer(settings: settings, rows: rows, deadLetters: deadLetters, logger: logger)
+        let started = StreamRunner.monotonicMilliseconds()
+        let result = try await server.run { bound in
+            // One line per listener on stderr, in a fixed form scripts (and the tests) can read.
+            var lines = ""
+            if let tcp = bound.tcp { lines += "roas serve: tcp listening on \(tcp)\n" }
+            if let http = bound.http { lines += "roas serve: http listening on \(http)\n" }
+            FileHandle.standardError.write(Data(lines.utf8))
+        }
+        let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
+        let summary = Summary(statistics: result.statistics, state: result.state, seconds: seconds)
+        switch self.summary {
+        case "json": FileHandle.standardError.write(Data(summary.json.utf8))
+        case "text": FileHandle.standardError.write(Data(summary.text.utf8))
+        default: break
+        }
+    }
+}
