@@ -130,7 +130,8 @@ struct HTTPRoutes: Sendable {
             status: .ok, headers: headers,
             body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-                for await event in events.cancelOnGracefulShutdown() {
+                // The stream ends when the engine finishes (shutdown), after its final rows.
+                for await event in events {
                     try await writer.write(event)
                 }
                 try await writer.finish(nil)

@@ -16,9 +16,9 @@ final class Readiness: Sendable {
 /// `roas serve`: TCP and webhook ingest into one engine, live views, metrics and the dashboard, run
 /// as a swift-service-lifecycle `ServiceGroup`.
 ///
-/// Shutdown (SIGTERM, SIGINT or `shutdown()`): the HTTP server stops accepting and finishes its
-/// requests, the TCP listener stops accepting and each connection applies what it had read, then the
-/// engine applies everything pending and closes every window, as at the end of stdin in `roas run`.
+/// Shutdown (SIGTERM, SIGINT or `shutdown()`): the TCP listener stops accepting and each connection
+/// applies what it had read; the engine applies everything pending and closes every window, as at
+/// the end of stdin in `roas run`, and the event streams end; then the HTTP server stops.
 public final class RoasServer: Sendable {
     /// Where the listeners ended up (the bound ports, for port 0).
     public struct Bound: Sendable {
@@ -50,15 +50,19 @@ public final class RoasServer: Sendable {
             readiness.listenerStarted()
             if readiness.isReady { onListening(bound.withLock { $0 }) }
         }
+        // Services stop in reverse order: TCP first (each connection applies what it read), then
+        // the engine (final rows, also to /v1/stream, whose streams then end), then HTTP. A webhook
+        // racing the shutdown is either applied before the engine finishes or answered 503.
         let engine = EngineService(ingestor: self.ingestor, every: self.settings.liveEvery)
-        var services: [any Service] = [engine]
+        var services: [any Service] = []
+        var tcpService: TCPService?
         if let address = self.settings.tcp {
             let tcp = TCPIngest(address: address, settings: self.settings, ingestor: self.ingestor, logger: self.logger)
             let listener = try await tcp.bind()
             let port = listener.channel.localAddress?.port ?? address.port
             bound.withLock { $0.tcp = ListenAddress(host: address.host, port: port) }
             self.logger.notice("TCP ingest listening", metadata: ["address": "\(address.host):\(port)"])
-            services.append(TCPService(ingest: tcp, listener: listener))
+            tcpService = TCPService(ingest: tcp, listener: listener)
             report()
         }
         if let address = self.settings.http {
@@ -76,6 +80,8 @@ public final class RoasServer: Sendable {
                 logger: logger)
             services.append(app)
         }
+        services.append(engine)
+        if let tcpService { services.append(tcpService) }
         if listeners == 0 { onListening(Bound()) }
         let group = ServiceGroup(
             configuration: .init(
@@ -94,14 +100,17 @@ public final class RoasServer: Sendable {
         if let group = self.group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
     }
 
+    /// Open TCP connections.
+    public var connectionCount: Int { self.ingestor.gauges.connections.load(ordering: .relaxed) }
+
     /// The engine's counts so far.
     public var statistics: Statistics {
         get async { await self.ingestor.statistics }
     }
 }
 
-/// The engine's clock: live rows, the idle close, metrics and stats every `every` milliseconds. It
-/// is the first service, so it stops last: after both listeners have drained, it finishes the engine.
+/// The engine's clock: live rows, the idle close, metrics and stats every `every` milliseconds. At
+/// graceful shutdown (after the TCP listener has drained) it finishes the engine.
 struct EngineService: Service {
     let ingestor: Ingestor
     let every: Int64

@@ -26,11 +26,11 @@ public struct BatchHeader: Sendable, Equatable {
     /// The header as a frame's header line (for the dead letters of a webhook request's batch).
     public var json: String {
         var output: [UInt8] = []
-        JSONText.append("{\"batch\":", to: &output)
+        JSONText.append("{\"batch\":{\"id\":", to: &output)
         JSONText.appendQuoted(self.id.utf8, to: &output)
         JSONText.append(",\"timestamp\":\(self.timestamp),\"signature\":", to: &output)
         JSONText.appendQuoted(self.signature.utf8, to: &output)
-        JSONText.append(",\"bytes\":\(self.bytes)}", to: &output)
+        JSONText.append(",\"bytes\":\(self.bytes)}}", to: &output)
         return String(decoding: output, as: UTF8.self)
     }
 

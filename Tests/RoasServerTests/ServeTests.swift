@@ -1,0 +1,279 @@
+import Foundation
+import RoasCore
+import Testing
+
+@testable import RoasServer
+
+/// `roas serve` end to end on loopback: real sockets, the real engine, graceful shutdown.
+@Suite("roas serve", .serialized)
+struct ServeTests {
+    /// Splits a stream of signed frames into (id, whole frame, payload).
+    static func frames(_ bytes: [UInt8]) throws
+        -> [(id: String, timestamp: Int64, signature: String, frame: [UInt8], payload: [UInt8])]
+    {
+        var frames: [(String, Int64, String, [UInt8], [UInt8])] = []
+        var index = 0
+        while index < bytes.count {
+            guard let newline = bytes[index...].firstIndex(of: 10) else { break }
+            let line = try JSONSerialization.jsonObject(with: Data(bytes[index..<newline])) as! [String: Any]
+            let header = line["batch"] as! [String: Any]
+            let count = header["bytes"] as! Int
+            let end = newline + 1 + count
+            frames.append(
+                (header["id"] as! String, (header["timestamp"] as! NSNumber).int64Value, header["signature"] as! String,
+                 Array(bytes[index..<end]), Array(bytes[(newline + 1)..<end])))
+            index = end
+        }
+        return frames
+    }
+
+    /// The rows `roas run` gives for `bytes` with the harness's settings and `lateness`.
+    static func runRows(_ bytes: [UInt8], lateness: Int64) throws -> [String] {
+        var configuration = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
+        configuration.lateness = lateness
+        var pipeline = Pipeline(
+            configuration: configuration, secrets: [ServerHarness.secret], tolerance: 0, now: { ServerHarness.now })
+        pipeline.consume(bytes)
+        pipeline.finish()
+        return pipeline.output.rows.map(\.json)
+    }
+
+    @Test("TCP connections and webhooks at once give the rows of roas run")
+    func concurrentSendersMatchRoasRun() async throws {
+        var generator = GeneratorConfiguration()
+        generator.seed = 7
+        generator.events = 30_000
+        generator.users = 5000
+        generator.creators = 40
+        generator.secret = ServerHarness.secret
+        generator.batchSize = 250
+        generator.dirtyFraction = 0.01
+        generator.badBatchFraction = 0.05
+        generator.currencies = GeneratorConfiguration.defaultCurrencyMix
+        var source = try EventGenerator(configuration: generator, now: { ServerHarness.now })
+        let stream = source.generateAll()
+        let frames = try Self.frames(stream)
+        #expect(frames.count > 100)
+        // Nothing is late whatever the interleaving: the result cannot depend on arrival order.
+        let lateness: Int64 = 30 * 86_400_000
+        let expected = try Self.runRows(stream, lateness: lateness)
+        #expect(expected.count >= 40)
+
+        let server = try await ServerHarness.start { $0.run.configuration.lateness = lateness }
+        let senders = 6
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sender in 0..<senders {
+                let mine = frames.enumerated().filter { $0.offset % senders == sender }.map(\.element)
+                group.addTask {
+                    if sender < 3 {
+                        // TCP, in pieces of odd sizes so frames are cut anywhere.
+                        _ = try await server.sendTCP(mine.flatMap(\.frame), pieces: 7919)
+                    } else {
+                        for frame in mine {
+                            let reply = try await server.post(
+                                frame.payload, id: frame.id, timestamp: frame.timestamp, signature: frame.signature)
+                            #expect([202, 401].contains(reply.status), "\(reply.status) \(reply.text)")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Every line sent is read before the shutdown.
+        let lines = stream.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
+        #expect(try await server.eventually { await server.server.statistics.linesRead == lines })
+        let (result, rows) = try await server.stop()
+        #expect(result.statistics.balances)
+        #expect(result.statistics.rejectedBatches(.badSignature) > 0)
+        #expect(rows.sorted() == expected.sorted())
+        #expect(rows == expected)
+    }
+
+    @Test("a bad frame on one connection leaves another untouched")
+    func badFrameIsolation() async throws {
+        let server = try await ServerHarness.start()
+        let good = Events.campaign(creator: "good", prefix: "g", start: ServerHarness.t0, purchases: 3, amount: "10", spend: "10")
+        // A payload that does not end where its header says: bad_frame, on this connection only.
+        let broken = Array((#"{"batch":{"id":"broken","timestamp":1,"signature":"v1,AAAA","bytes":5}}"# + "\nabcdefgh\n").utf8)
+        async let bad = server.sendTCP(broken)
+        async let other = server.sendTCP(Events.frame(good, id: "fine"))
+        _ = try await (bad, other)
+        #expect(
+            try await server.eventually {
+                let statistics = await server.server.statistics
+                return statistics.acceptedBatches == 1 && statistics.deadLetters(.badFrame) >= 1
+            })
+        let (result, rows) = try await server.stop()
+        #expect(result.statistics.deadLetters(.badFrame) >= 1)
+        #expect(result.statistics.acceptedBatches == 1)
+        #expect(rows.count == 1 && rows[0].contains(#""creator":"good""#) && rows[0].contains(#""roas":3"#))
+    }
+
+    @Test("a connection that sends half a frame and hangs is closed; the half frame is dead-lettered")
+    func halfFrameAndHang() async throws {
+        let server = try await ServerHarness.start { $0.connectionIdleTimeout = 300 }
+        let frame = Events.frame([Events.view("v1", ServerHarness.t0, user: "tt:a", creator: "c")], id: "half")
+        let port = server.tcpPort
+        // The server closes the connection after the idle timeout: the read sees the end.
+        let waited = try await offThread {
+            let socket = try RawSocket(port: port)
+            try socket.send(Array(frame.prefix(frame.count - 10)))
+            let started = Date()
+            _ = socket.receive(timeout: 10)
+            return Date().timeIntervalSince(started)
+        }
+        #expect(waited < 5)
+        #expect(try await server.eventually { server.deadLetters.contains { $0["reason"] as? String == "bad_frame" } })
+        // The server still takes other connections.
+        _ = try await server.sendTCP(Events.frame([Events.view("v2", ServerHarness.t0, user: "tt:a", creator: "c")], id: "whole"))
+        let (result, _) = try await server.stop()
+        #expect(result.statistics.accepted(.view) == 1)
+        #expect(result.statistics.balances)
+    }
+
+    @Test("connections over --max-connections are refused with an error line")
+    func maximumConnections() async throws {
+        let server = try await ServerHarness.start { $0.maximumConnections = 2 }
+        let first = try RawSocket(port: server.tcpPort)
+        let second = try RawSocket(port: server.tcpPort)
+        #expect(try await server.eventually { server.server.connectionCount == 2 })
+        let port = server.tcpPort
+        let reply = try await offThread { String(decoding: try RawSocket(port: port).receive(timeout: 5), as: UTF8.self) }
+        #expect(reply.contains("too many connections"))
+        first.finishSending()
+        second.finishSending()
+        _ = try await server.stop()
+    }
+
+    @Test("webhooks: 202 with counts, 401, 400, 413, 200 for a replay, 503 when saturated")
+    func webhookAnswers() async throws {
+        let server = try await ServerHarness.start {
+            $0.run.tolerance = 300
+            $0.run.maximumBatchBytes = 4096
+        }
+        let lines = [
+            Events.view("w1", ServerHarness.t0, user: "tt:a", creator: "c"),
+            "{not json", Events.click("w2", ServerHarness.t0 + 1, user: "tt:a", creator: "c"),
+        ]
+        let accepted = try await server.post(Events.payload(lines), id: "b1")
+        #expect(accepted.status == 202)
+        #expect(try accepted.json()["accepted"] as? Int == 2)
+        #expect(try accepted.json()["rejected"] as? Int == 1)
+
+        let replay = try await server.post(Events.payload(lines), id: "b1")
+        #expect(replay.status == 200)
+        #expect(try replay.json()["duplicate"] as? Bool == true)
+
+        let forged = try await server.post(
+            Events.payload(lines), id: "b2", secret: try WebhookSecret("whsec_d3Jvbmctc2VjcmV0LWZvci10aGUtdGVzdHMtMTIzNDU="))
+        #expect(forged.status == 401)
+        #expect(try forged.json()["reason"] as? String == "bad_signature")
+
+        let stale = try await server.post(Events.payload(lines), id: "b3", timestamp: ServerHarness.now - 3600)
+        #expect(stale.status == 401)
+        #expect(try stale.json()["reason"] as? String == "stale_batch")
+
+        let unsigned = try await server.request("POST", "/v1/events", body: Events.payload(lines))
+        #expect(unsigned.status == 401)
+
+        let badTimestamp = try await server.request(
+            "POST", "/v1/events",
+            headers: ["webhook-id": "b4", "webhook-timestamp": "soon", "webhook-signature": "v1,AAAA"], body: [10])
+        #expect(badTimestamp.status == 400)
+
+        let large = try await server.post(Array(repeating: UInt8(ascii: " "), count: 5000) + [10], id: "b5")
+        #expect(large.status == 413)
+
+        let (result, _) = try await server.stop()
+        #expect(result.statistics.accepted(.view) == 1 && result.statistics.accepted(.click) == 1)
+        #expect(result.statistics.rejectedBatches(.replayedBatch) == 1)
+        #expect(result.statistics.rejectedBatches(.badSignature) == 1)
+        #expect(result.statistics.rejectedBatches(.staleBatch) == 1)
+
+        let saturated = try await ServerHarness.start { $0.maximumQueuedChunks = 0 }
+        let busy = try await saturated.post(Events.payload(lines), id: "b6")
+        #expect(busy.status == 503)
+        #expect(busy.headers["retry-after"] == "1")
+        let (nothing, _) = try await saturated.stop()
+        #expect(nothing.statistics.linesRead == 0)
+    }
+
+    @Test("read endpoints: /v1/roas with filters and sort, metrics, health, the dashboard, the token")
+    func readEndpoints() async throws {
+        let server = try await ServerHarness.start { $0.apiToken = "s3cret" }
+        let winner = Events.campaign(creator: "winner", prefix: "w", start: ServerHarness.t0, purchases: 4, amount: "25", spend: "20")
+        let loser = Events.campaign(
+            creator: "loser", prefix: "l", start: ServerHarness.t0 + 600_000, purchases: 1, amount: "5", spend: "50")
+        #expect(try await server.post(Events.payload(winner + loser), id: "r1").status == 202)
+        let auth = ["Authorization": "Bearer s3cret"]
+        #expect(
+            try await server.eventually {
+                let reply = try await server.get("/v1/roas", headers: auth)
+                return (try reply.json()["rows"] as? [Any])?.count == 2
+            })
+        let roas = try await server.get("/v1/roas", headers: auth).json()
+        let rows = roas["rows"] as! [[String: Any]]
+        #expect(rows.map { $0["creator"] as? String } == ["winner", "loser"])
+        let open = rows[0]["open"] as! [String: Any]
+        #expect(open["roas"] as? Double == 5 && open["final"] as? Bool == false)
+        #expect(roas["model"] as? String == "last-touch" && roas["window"] as? String == "1h")
+
+        let bySpend = try await server.get("/v1/roas?sort=spend&limit=1", headers: auth).json()["rows"] as! [[String: Any]]
+        #expect(bySpend.map { $0["creator"] as? String } == ["loser"])
+        let filtered = try await server.get("/v1/roas?creator=winner", headers: auth).json()["rows"] as! [[String: Any]]
+        #expect(filtered.count == 1)
+        #expect(try await server.get("/v1/roas?sort=clicks", headers: auth).status == 400)
+
+        #expect(try await server.get("/v1/roas").status == 401)
+        #expect(try await server.get("/v1/roas", headers: ["Authorization": "Bearer nope"]).status == 401)
+        #expect(try await server.get("/v1/roas?access_token=s3cret").status == 200)
+        #expect(try await server.get("/metrics").status == 401)
+        let metrics = try await server.get("/metrics", headers: auth).text
+        #expect(metrics.contains(#"roas_events_accepted_total{type="view"} 5"#))
+        #expect(metrics.contains("roas_batches_accepted_total 1"))
+        #expect(metrics.contains("roas_watermark_lag_seconds"))
+        #expect(try await server.get("/healthz").status == 200)
+        #expect(try await server.get("/readyz").status == 200)
+        let page = try await server.get("/?access_token=s3cret")
+        #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
+        #expect(page.text.contains("/v1/stream"))
+        _ = try await server.stop()
+    }
+
+    @Test("with no events for --idle-close the watermark follows the wall clock and windows close")
+    func idleClose() async throws {
+        let server = try await ServerHarness.start { $0.idleClose = 300 }
+        let lines = Events.campaign(creator: "quiet", prefix: "q", start: ServerHarness.t0, purchases: 2, amount: "30", spend: "20")
+        #expect(try await server.post(Events.payload(lines), id: "i1").status == 202)
+        // The events are from 2026-11-21, long before the wall clock: once idle, their window closes.
+        #expect(try await server.eventually { server.rowsSoFar.contains { $0.contains(#""creator":"quiet""#) } })
+        #expect(server.rowsSoFar.first?.contains(#""final":true"#) == true)
+        let (_, rows) = try await server.stop()
+        #expect(rows.count == 1)
+    }
+
+    @Test("/v1/stream sends row updates and stats as Server-Sent Events")
+    func eventStream() async throws {
+        let server = try await ServerHarness.start()
+        let port = server.httpPort
+        let socket = try await offThread {
+            let socket = try RawSocket(port: port)
+            try socket.send("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            _ = socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains("event: stats") }
+            return socket
+        }
+        let lines = Events.campaign(creator: "live", prefix: "s", start: ServerHarness.t0, purchases: 1, amount: "9", spend: "3")
+        #expect(try await server.post(Events.payload(lines), id: "s1").status == 202)
+        let received = try await offThread {
+            String(
+                decoding: socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains(#""creator":"live""#) },
+                as: UTF8.self)
+        }
+        #expect(received.contains("event: row\ndata: {"))
+        #expect(received.contains(#""creator":"live""#) && received.contains(#""final":false"#))
+        // Shutdown ends the stream with the final row.
+        async let rest = offThread { String(decoding: socket.receive(timeout: 10), as: UTF8.self) }
+        _ = try await server.stop()
+        #expect(try await rest.contains(#""final":true"#))
+    }
+}
