@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RoasCore
+import RoasServer
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,7 @@ import Darwin
 private let systemWrite = Darwin.write
 #endif
 
-struct Gen: ParsableCommand {
+struct Gen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gen",
         abstract: "Generates a realistic, seeded creator-commerce event stream (a load generator for roas run).",
@@ -70,6 +71,15 @@ struct Gen: ParsableCommand {
     @Option(help: "Write the stream to this file instead of stdout.")
     var output: String?
 
+    @Option(help: "Send the stream to a running `roas serve --listen-tcp` at HOST:PORT instead of stdout.")
+    var tcp: String?
+
+    @Option(help: "POST each batch to a running `roas serve` webhook URL (http://HOST:PORT/v1/events) with Standard Webhooks headers; needs --secret.")
+    var http: String?
+
+    @Option(help: "HTTP connections at once with --http.")
+    var connections: Int = 4
+
     @Option(help: "Write the rates JSON matching the currencies here (pass it to roas run --rates).")
     var ratesFile: String?
 
@@ -121,6 +131,16 @@ struct Gen: ParsableCommand {
             throw ValidationError(error.message)
         }
         if let rate = self.rate, !(rate.isFinite && rate > 0) { throw ValidationError("--rate must be positive") }
+        let destinations = [self.output != nil, self.tcp != nil, self.http != nil].filter { $0 }.count
+        if destinations > 1 { throw ValidationError("--output, --tcp and --http exclude each other") }
+        if let tcp = self.tcp, ListenAddress(tcp) == nil { throw ValidationError("--tcp must be HOST:PORT, got '\(tcp)'") }
+        if let http = self.http {
+            guard WebhookSender(url: http) != nil else {
+                throw ValidationError("--http must be a URL such as http://127.0.0.1:8080/v1/events, got '\(http)'")
+            }
+            guard configuration.secret != nil else { throw ValidationError("--http needs --secret: webhooks are signed batches") }
+        }
+        guard self.connections > 0 else { throw ValidationError("--connections must be positive") }
         return configuration
     }
 
@@ -128,21 +148,54 @@ struct Gen: ParsableCommand {
         _ = try self.makeConfiguration()
     }
 
-    func run() throws {
+    func run() async throws {
         do {
-            try self.generate()
+            try await self.generate()
         } catch let error as RoasError {
             FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
             throw ExitCode(2)
         }
     }
 
-    private func generate() throws {
+    private func generate() async throws {
         let configuration = try self.makeConfiguration()
         if let path = self.ratesFile {
             guard FileManager.default.createFile(atPath: path, contents: Data(configuration.ratesJSON.utf8)) else {
                 throw RoasError(.output, "cannot write the rates file \(path)")
             }
+        }
+        if let tcp = self.tcp.flatMap(ListenAddress.init) {
+            do {
+                try await TCPSender.withConnection(host: tcp.host, port: tcp.port) { write in
+                    try await self.generate(configuration) { try await write($0) }
+                }
+            } catch let error as RoasError {
+                throw error
+            } catch {
+                throw RoasError(.output, "cannot send to \(tcp): \(error)")
+            }
+            return
+        }
+        if let url = self.http, let sender = WebhookSender(url: url) {
+            var decoder = FrameDecoder(maximumLineLength: 1 << 30, maximumBatchBytes: 1 << 30)
+            var collector = BatchCollector()
+            do {
+                try await self.generate(configuration) { bytes in
+                    bytes.withUnsafeBytes { decoder.append($0) }
+                    decoder.decode(into: &collector, isFinal: false)
+                    let batches = collector.batches
+                    collector.batches.removeAll()
+                    try await sender.send(batches, connections: self.connections)
+                }
+            } catch let error as RoasError {
+                throw error
+            } catch {
+                throw RoasError(.output, "cannot post to \(url): \(error)")
+            }
+            let answers = sender.answers.statuses.sorted { $0.key < $1.key }.map { "\($0.value) × \($0.key)" }
+            FileHandle.standardError.write(
+                Data("roas gen: webhook answers: \(answers.joined(separator: ", ")); 503 retried \(sender.answers.retries)\n".utf8))
+            return
         }
         let descriptor: Int32
         if let path = self.output {
@@ -154,7 +207,11 @@ struct Gen: ParsableCommand {
             descriptor = STDOUT_FILENO
         }
         defer { if descriptor != STDOUT_FILENO { close(descriptor) } }
+        try await self.generate(configuration) { try Gen.write($0, to: descriptor) }
+    }
 
+    /// Generates the stream in parts of about 1 MiB (or 20 ms of --rate), handing each to `emit`.
+    private func generate(_ configuration: GeneratorConfiguration, emit: ([UInt8]) async throws -> Void) async throws {
         var generator = try EventGenerator(configuration: configuration)
         let showsProgress = self.progress || isatty(STDERR_FILENO) == 1
         let started = Gen.monotonicSeconds()
@@ -167,11 +224,11 @@ struct Gen: ParsableCommand {
         while more {
             buffer.removeAll(keepingCapacity: true)
             more = generator.fill(&buffer, bytes: 1 << 20, lines: step)
-            try Gen.write(buffer, to: descriptor)
+            try await emit(buffer)
             let now = Gen.monotonicSeconds()
             if let rate = self.rate {
                 let due = started + Double(generator.statistics.lines) / rate
-                if due > now { usleep(UInt32(min(1.0, due - now) * 1_000_000)) }
+                if due > now { try await Task.sleep(for: .seconds(min(1.0, due - now))) }
             }
             if showsProgress && now >= nextProgress {
                 nextProgress = now + 0.25

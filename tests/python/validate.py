@@ -29,6 +29,22 @@ def strict_constant(name):
     raise ValueError(f"{name} is not valid JSON (RFC 8259)")
 
 
+def sibling_registry(schema_path):
+    """The schemas next to SCHEMA, by their $id, so that a $ref such as "row.schema.json" resolves
+    offline against the schema's own $id."""
+    import os
+    from referencing import Registry, Resource
+    resources = []
+    folder = os.path.dirname(os.path.abspath(schema_path))
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".schema.json"):
+            with open(os.path.join(folder, name), "rb") as handle:
+                contents = json.load(handle)
+            if "$id" in contents:
+                resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
 def load_line(text):
     return json.loads(text, parse_constant=strict_constant)
 
@@ -49,7 +65,8 @@ def main():
     except (OSError, ValueError, jsonschema.SchemaError) as error:
         print(f"validate.py: cannot use the schema {arguments.schema}: {error}", file=sys.stderr)
         return 2
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    validator = Draft202012Validator(
+        schema, format_checker=FormatChecker(), registry=sibling_registry(arguments.schema))
 
     try:
         if arguments.file == "-":
