@@ -78,7 +78,7 @@ enum DashboardPage {
         background: var(--card); border: 1px solid var(--border); border-radius: var(--radius);
         box-shadow: 0 1px 2px rgba(20, 28, 45, .04);
       }
-      .kpi { padding: 13px 16px 12px; }
+      .kpi { padding: 12px 16px 11px; }
       .kpi .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .05em; font-weight: 600; }
       .kpi .value { font-size: 26px; font-weight: 650; margin-top: 2px; font-variant-numeric: tabular-nums; letter-spacing: -0.01em; }
       .kpi .value.good { color: var(--good); }
@@ -95,7 +95,7 @@ enum DashboardPage {
       .legend { display: flex; gap: 14px; font-size: 12.5px; color: #3d4456; }
       .legend .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
       .legend .sw.line { height: 3px; border-radius: 2px; vertical-align: 2px; width: 14px; }
-      .chart { position: relative; height: 214px; padding: 4px 8px 6px 4px; }
+      .chart { position: relative; height: 200px; padding: 4px 8px 6px 4px; }
       .chart svg { display: block; width: 100%; height: 100%; overflow: visible; }
       .chart .empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center; color: var(--faint); font-size: 13px; pointer-events: none; }
       svg text { font-size: 11px; fill: var(--muted); font-variant-numeric: tabular-nums; }
@@ -128,7 +128,7 @@ enum DashboardPage {
       td.roas.good .r { color: var(--good); background: var(--good-bg); }
       td.roas.bad .r { color: var(--bad); background: var(--bad-bg); }
       td.roas.none .r { color: var(--none); background: var(--none-bg); font-weight: 600; }
-      td .refunds { display: block; font-size: 11px; color: var(--bad); line-height: 1.2; }
+      td .refunds { display: block; font-size: 11px; color: var(--bad); line-height: 1.15; margin-bottom: -2px; }
       td.muted, .muted { color: var(--faint); }
       td.window { color: var(--muted); font-size: 12.5px; }
       .badge {
@@ -139,8 +139,8 @@ enum DashboardPage {
       .badge.closed { background: var(--none-bg); color: var(--none); }
       tbody tr.flash-up { animation: flashUp 1.6s ease-out; }
       tbody tr.flash-down { animation: flashDown 1.6s ease-out; }
-      @keyframes flashUp { from { background: #dcf5e7; } to { background: transparent; } }
-      @keyframes flashDown { from { background: #fde2e2; } to { background: transparent; } }
+      @keyframes flashUp { from { background: #e9f8ef; } to { background: transparent; } }
+      @keyframes flashDown { from { background: #fdeeee; } to { background: transparent; } }
       td.empty-row { text-align: center; color: var(--faint); padding: 28px 12px; }
       table.no-campaign .campaign { display: none; }
       footer.foot { color: var(--muted); font-size: 12px; display: flex; flex-wrap: wrap; gap: 6px 18px; padding: 12px 2px 0; font-variant-numeric: tabular-nums; }
@@ -542,9 +542,9 @@ enum DashboardPage {
         setText("kpi-conv-label", "Conversions \u00b7 " + scope);
         setText("kpi-roas", roasText(r));
         $("kpi-roas").className = "value " + roasClass(r);
-        var prevText = "";
-        if (openRows.length && lastClosed) prevText = "last closed " + roasText(ratio(lastClosed.revenue, lastClosed.refunds, lastClosed.spend)) + " \u00b7 ";
-        setText("kpi-roas-hint", prevText + label);
+        var hint = label;
+        if (openRows.length && lastClosed) hint += " \u00b7 previous " + roasText(ratio(lastClosed.revenue, lastClosed.refunds, lastClosed.spend));
+        setText("kpi-roas-hint", hint);
         setText("kpi-rev", money(agg.revenue));
         setText("kpi-rev-hint", agg.refunds > 0 ? "net " + money(agg.revenue - agg.refunds) + " after " + money(agg.refunds) + " refunds" : "no refunds");
         setText("kpi-spend", money(agg.spend));
@@ -684,8 +684,10 @@ enum DashboardPage {
         var m = { l: 48, r: 34, t: 14, b: 34 };
         var pw = box.w - m.l - m.r, ph = box.h - m.t - m.b;
         var end = data.length ? data[data.length - 1].t : Date.now();
-        var start = end - INGEST_SPAN_MS;
-        var x = function (t) { return m.l + ((t - start) / INGEST_SPAN_MS) * pw; };
+        // the axis spans the data (at least one minute), up to INGEST_SPAN_MS
+        var span = data.length ? Math.min(INGEST_SPAN_MS, Math.max(60000, end - data[0].t)) : INGEST_SPAN_MS;
+        var start = end - span;
+        var x = function (t) { return m.l + ((t - start) / span) * pw; };
         var maxE = 0, maxR = 0;
         data.forEach(function (d) { maxE = Math.max(maxE, d.eps); maxR = Math.max(maxR, d.rej); });
         var se = niceScale(maxE, 4);
@@ -703,18 +705,20 @@ enum DashboardPage {
           var rv = i * sr.step;
           svgEl("text", { x: m.l + pw + 8, y: yr(rv) + 4, "text-anchor": "start", fill: "var(--rejected)", style: "fill: var(--rejected); opacity: .8" }, g, compact(rv));
         }
-        // x ticks every minute, labelled relative to the newest sample
-        for (var k = 0; k <= 5; k++) {
-          var tt = end - (5 - k) * 60000;
-          var xx = x(tt);
+        // x ticks back from the newest sample, labelled relative to it
+        var tick = [10000, 15000, 30000, 60000, 120000].filter(function (st) { return span / st <= 6; })[0] || 300000;
+        for (var back = 0; back <= span + 1; back += tick) {
+          var tt = end - back, xx = x(tt);
+          var secs = Math.round(back / 1000);
+          var lbl = back === 0 ? hhmmss(tt) : "\u2212" + (secs % 60 === 0 ? secs / 60 + "m" : secs + "s");
           svgEl("line", { x1: xx, x2: xx, y1: m.t + ph, y2: m.t + ph + 4, "class": "axis" }, g);
-          svgEl("text", { x: xx, y: m.t + ph + 16, "text-anchor": k === 5 ? "end" : k === 0 ? "start" : "middle" }, g, k === 5 ? hhmmss(tt) : "\u2212" + (5 - k) + "m");
+          svgEl("text", { x: xx, y: m.t + ph + 16, "text-anchor": back === 0 ? "end" : back + tick > span + 1 && xx - m.l < 20 ? "start" : "middle" }, g, lbl);
         }
         svgEl("text", { x: 12, y: m.t + ph / 2, "text-anchor": "middle", "class": "axis-title", transform: "rotate(-90 12 " + (m.t + ph / 2) + ")" }, g, "events/s");
         svgEl("text", { x: box.w - 2, y: m.t + ph / 2, "text-anchor": "middle", "class": "axis-title", transform: "rotate(90 " + (box.w - 2) + " " + (m.t + ph / 2) + ")" }, g, "rejected");
         if (!data.length) { finish(box, "Waiting for stats\u2026"); return; }
         // rejected batches: bars per interval
-        var bw = Math.max(1.5, Math.min(6, pw / (INGEST_SPAN_MS / 1000) * 0.8));
+        var bw = Math.max(1.5, Math.min(6, pw / (span / 1000) * 0.6));
         data.forEach(function (d) {
           if (d.rej > 0) {
             var r = svgEl("rect", { x: x(d.t) - bw / 2, y: yr(d.rej), width: bw, height: yr(0) - yr(d.rej), fill: "var(--rejected)", opacity: 0.85 }, g);

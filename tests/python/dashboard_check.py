@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Loads the roas dashboard in headless Chromium and checks the creators table.
+
+    python3 tests/python/dashboard_check.py BASE_URL --expect CREATOR=ROAS_TEXT [--expect ...]
+                                            [--screenshot PATH] [--token TOKEN] [--timeout SECONDS]
+
+Runs `chromium --headless=new --no-sandbox --disable-gpu --virtual-time-budget=8000 --dump-dom URL`
+(URL is BASE_URL/, or BASE_URL/#token=TOKEN with --token), parses the DOM and asserts that the table
+`table#creators` has, for each --expect, a row `tr[data-creator=CREATOR]` whose `td.roas` text is
+ROAS_TEXT, e.g. --expect c1=3.42x ("x" and "×" are the same; "-" and "–" too, for a null ROAS).
+CREATOR "(unattributed)" matches the row `tr[data-unattributed="true"]`. With rows keyed by
+(creator, campaign), write CREATOR|CAMPAIGN to pick one row; a bare CREATOR passes when any of its
+rows has that ROAS. With --screenshot the page is also rendered to PATH at 1280x900.
+
+Exit status: 0 when every expectation holds, 1 when one does not (the table found is printed),
+2 on a usage error or when Chromium is missing, fails or times out.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from html.parser import HTMLParser
+
+APT_LOG = "/tmp/apt-chromium.log"
+
+
+def find_chromium(wait_seconds):
+    """The chromium binary; waits for a running `apt-get install chromium` (its log ends with "done")."""
+    deadline = time.time() + wait_seconds
+    announced = False
+    while True:
+        for name in ("chromium", "chromium-browser"):
+            path = shutil.which(name)
+            if path:
+                return path
+        installing = os.path.exists(APT_LOG)
+        if installing:
+            with open(APT_LOG, errors="replace") as log:
+                installing = "done" not in log.read()[-2000:]
+        if not installing or time.time() > deadline:
+            return None
+        if not announced:
+            print(f"dashboard_check: waiting for apt-get install chromium ({APT_LOG})", file=sys.stderr)
+            announced = True
+        time.sleep(3)
+
+
+class TableParser(HTMLParser):
+    """Collects rows of table#creators > tbody: attributes and the text of each td by class."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.rows = []          # [{"attrs": {...}, "cells": {class: text}}]
+        self.body_attrs = {}
+        self.banner = ""
+        self.headers = []       # (text, hidden-by-class) of table#creators th
+        self.table_classes = ""
+        self._table_depth = 0   # >0 while inside table#creators
+        self._in_tbody = False
+        self._row = None
+        self._cell = None       # [class, [text]]
+        self._th = None
+        self._banner_depth = 0
+        self._depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "body":
+            self.body_attrs = a
+        if tag == "table":
+            if self._table_depth:
+                self._table_depth += 1
+            elif a.get("id") == "creators":
+                self._table_depth = 1
+                self.table_classes = a.get("class", "")
+        if a.get("id") == "banner" and "show" in a.get("class", "").split():
+            self._banner_depth = 1
+        elif self._banner_depth and tag not in ("br", "img", "input"):
+            self._banner_depth += 1
+        if self._table_depth != 1:
+            return
+        if tag == "tbody":
+            self._in_tbody = True
+        elif tag == "tr" and self._in_tbody:
+            self._row = {"attrs": a, "cells": {}}
+        elif tag == "td" and self._row is not None:
+            self._cell = [a.get("class", ""), []]
+        elif tag == "th":
+            self._th = [a.get("class", ""), []]
+
+    def handle_endtag(self, tag):
+        if self._banner_depth:
+            self._banner_depth -= 1
+        if tag == "table" and self._table_depth:
+            self._table_depth -= 1
+            return
+        if self._table_depth != 1:
+            return
+        if tag == "td" and self._cell is not None and self._row is not None:
+            text = " ".join("".join(self._cell[1]).split())
+            for cls in self._cell[0].split() or [""]:
+                self._row["cells"].setdefault(cls, text)
+            self._cell = None
+        elif tag == "th" and self._th is not None:
+            self.headers.append((" ".join("".join(self._th[1]).split()), self._th[0]))
+            self._th = None
+        elif tag == "tr" and self._row is not None:
+            if self._row["cells"]:
+                self.rows.append(self._row)
+            self._row = None
+        elif tag == "tbody":
+            self._in_tbody = False
+
+    def handle_data(self, data):
+        if self._banner_depth:
+            self.banner += data
+        if self._cell is not None:
+            self._cell[1].append(data)
+        elif self._th is not None:
+            self._th[1].append(data)
+
+
+def normalize_roas(text):
+    t = " ".join(text.split()).replace("x", "×").replace("X", "×")
+    return "–" if t in ("-", "—", "–", "") else t
+
+
+def row_label(row):
+    a = row["attrs"]
+    creator = "(unattributed)" if a.get("data-unattributed") == "true" else a.get("data-creator", "?")
+    return creator + (f"|{a['data-campaign']}" if "data-campaign" in a else "")
+
+
+def run_chromium(chromium, args, timeout):
+    with tempfile.TemporaryDirectory(prefix="dashboard-check-") as profile:
+        cmd = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
+               "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+               "--hide-scrollbars", f"--user-data-dir={profile}"] + args
+        try:
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"dashboard_check: chromium did not finish within {timeout} s: {' '.join(cmd)}", file=sys.stderr)
+            sys.exit(2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="check the roas dashboard's creators table in headless Chromium")
+    ap.add_argument("base_url", metavar="BASE_URL")
+    ap.add_argument("--expect", action="append", default=[], metavar="CREATOR=ROAS_TEXT",
+                    help="a creator (or CREATOR|CAMPAIGN, or (unattributed)) and its ROAS text, e.g. c1=3.42×")
+    ap.add_argument("--screenshot", metavar="PATH", help="also save a 1280x900 PNG of the page")
+    ap.add_argument("--token", help="load BASE_URL/#token=TOKEN")
+    ap.add_argument("--timeout", type=float, default=90, help="seconds to allow each chromium run (default 90)")
+    args = ap.parse_args()
+
+    expectations = []
+    for spec in args.expect:
+        key, sep, roas = spec.rpartition("=")
+        if not sep or not key:
+            ap.error(f"--expect {spec!r}: use CREATOR=ROAS_TEXT")
+        creator, _, campaign = key.partition("|")
+        expectations.append((spec, creator, campaign if "|" in key else None, normalize_roas(roas)))
+
+    chromium = find_chromium(wait_seconds=600)
+    if not chromium:
+        print("dashboard_check: no chromium or chromium-browser on PATH (apt-get install chromium)", file=sys.stderr)
+        return 2
+
+    url = args.base_url.rstrip("/") + "/"
+    if args.token:
+        url += "#token=" + args.token
+
+    result = run_chromium(chromium, ["--dump-dom", url], args.timeout)
+    dom = result.stdout.decode("utf-8", errors="replace")
+    if result.returncode != 0 or not dom.strip():
+        lines = result.stderr.decode(errors="replace").strip().splitlines()
+        noise = ("dbus", "zygote", "Fontconfig", "gcm", "GPU", "gpu")
+        err = [l for l in lines if not any(n in l for n in noise)][-5:] or lines[-5:]
+        print(f"dashboard_check: chromium --dump-dom {url} failed (exit {result.returncode}):\n  " + "\n  ".join(err),
+              file=sys.stderr)
+        return 2
+
+    parser = TableParser()
+    parser.feed(dom)
+    parser.close()
+
+    problems = []
+    if not parser.body_attrs and "table" not in dom:
+        problems.append("the page has no body: is BASE_URL the roas server?")
+    if parser.body_attrs.get("data-loaded") != "true":
+        detail = parser.body_attrs.get("data-error") or "no successful GET /v1/roas"
+        problems.append(f"the page did not load its data ({detail})")
+    if parser.banner.strip():
+        problems.append("the page shows an error: " + " ".join(parser.banner.split()))
+
+    rows = [r for r in parser.rows if "roas" in r["cells"]]
+    for spec, creator, campaign, want in expectations:
+        def matches(r):
+            a = r["attrs"]
+            if creator == "(unattributed)":
+                ok = a.get("data-unattributed") == "true"
+            else:
+                ok = a.get("data-creator") == creator
+            return ok and (campaign is None or a.get("data-campaign", "") == campaign)
+        candidates = [r for r in rows if matches(r)]
+        if not candidates:
+            problems.append(f"--expect {spec}: no row for {creator}" + (f"|{campaign}" if campaign is not None else ""))
+        elif not any(normalize_roas(r["cells"]["roas"]) == want for r in candidates):
+            got = ", ".join(normalize_roas(r["cells"]["roas"]) for r in candidates)
+            problems.append(f"--expect {spec}: ROAS is {got}, expected {want}")
+
+    if args.screenshot:
+        shot = os.path.abspath(args.screenshot)
+        res = run_chromium(chromium, [f"--screenshot={shot}", "--window-size=1280,900", url], args.timeout)
+        if res.returncode != 0 or not os.path.exists(shot):
+            problems.append(f"screenshot failed (chromium exit {res.returncode})")
+        else:
+            print(f"dashboard_check: screenshot saved to {shot}")
+
+    if problems:
+        print(f"dashboard_check: FAILED for {url}", file=sys.stderr)
+        for p in problems:
+            print("  - " + p, file=sys.stderr)
+        print(f"  table#creators rows ({len(rows)}):", file=sys.stderr)
+        for r in rows:
+            print(f"    {row_label(r):<30} roas={r['cells'].get('roas', '?'):<12} "
+                  f"revenue={r['cells'].get('revenue', '?')} spend={r['cells'].get('spend', '?')}", file=sys.stderr)
+        return 1
+    print(f"dashboard_check: OK, {len(expectations)} expectation(s) met in {len(rows)} table row(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+#!/usr/bin/env python3
+"""A stand-in for `roas serve`'s HTTP side, to develop and test the dashboard without the Swift server.
+
+    python3 tests/python/mock_roas_server.py [--port 8787] [--scenario demo|fixed] [--token TOKEN]
+                                             [--by-campaign] [--page Sources/RoasServer/Dashboard/DashboardPage.swift]
+
+Serves:
+  GET /            the dashboard HTML, extracted from DashboardPage.swift (the raw string between
+                   `#\"\"\"` and `\"\"\"#`, with the closing delimiter's indentation removed from every
+                   line, as Swift does for multi-line string literals)
+  GET /v1/roas     a snapshot: {generated_at, watermark, model, window, slide, by, rows, recent_windows, stats}
+  GET /v1/stream   server-sent events: `row` (ROW) and `stats` (STATS, every second)
+
+Scenarios:
+  demo   (default) a dozen creators with live, moving figures; simulated time runs 120x faster
+         than real time so a 1 h window closes every 30 s (final rows, a new bar in the chart).
+  fixed  deterministic data for dashboard_check.py; the stream sends stats every second and, once
+         on the first stream connection, 0.3 s after it opens, these row events (also applied to
+         later snapshots):
+           c2 open row (roas 0.5)               -> c2 shows 0.50x
+           c1 final row for its open window      -> c1 shows its closed figure 2.75x
+           c4 open row with spend 0             -> c4 shows "–"
+         Expected table (ROAS text): c1=2.75x c2=0.50x c3=1.20x c4=–, (unattributed)=–.
+
+With --token every /v1/* request must carry ?access_token=TOKEN (else 401). Exits on Ctrl-C.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import re
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_PAGE = os.path.join(REPO, "Sources", "RoasServer", "Dashboard", "DashboardPage.swift")
+
+
+def extract_swift_raw_string(path):
+    """The value of the first `#\"\"\" ... \"\"\"#` multi-line raw string literal in a Swift file."""
+    text = open(path, encoding="utf-8").read()
+    start = text.index('#"""')
+    start = text.index("\n", start) + 1  # the content starts on the line after the opening delimiter
+    end = text.index('"""#', start)
+    closing_line_start = text.rindex("\n", 0, end) + 1
+    indent = text[closing_line_start:end]
+    if indent.strip():
+        raise ValueError("the closing delimiter must be on its own line")
+    lines = text[start:closing_line_start].split("\n")[:-1]  # the line break before the closing delimiter is not part of the value
+    out = []
+    for number, line in enumerate(lines, 1):
+        if line.startswith(indent):
+            out.append(line[len(indent):])
+        elif line.strip() == "":
+            out.append("")
+        else:
+            raise ValueError(f"line {number} of the string is less indented than the closing delimiter")
+    return "\n".join(out)
+
+
+def iso(dt):
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_row(start, end, creator, campaign, views, clicks, conversions, revenue, refunds, spend, final):
+    revenue, refunds, spend = round(revenue, 2), round(refunds, 2), round(spend, 2)
+    return {
+        "window_start": iso(start), "window_end": iso(end), "creator": creator, "campaign": campaign,
+        "views": views, "clicks": clicks, "conversions": conversions,
+        "revenue": revenue, "refunds": refunds, "spend": spend,
+        "roas": (revenue - refunds) / spend if spend > 0 else None, "final": final,
+    }
+
+
+class World:
+    """Shared state: per-key open/closed rows, recent windows and cumulative stats."""
+
+    def __init__(self, scenario, by_campaign):
+        self.lock = threading.Lock()
+        self.scenario = scenario
+        self.by = "creator,campaign" if by_campaign else "creator"
+        self.rows = {}       # (creator, campaign) -> {"open": ROW|None, "closed": ROW|None}
+        self.windows = []    # closed windows summed over keys
+        self.subscribers = []
+        self.accepted_events = 0
+        self.dead_letters = 0
+        self.accepted_batches = 0
+        self.rejected_batches = 0
+        self.eps = 0.0
+        self.rng = random.Random(7)
+        if scenario == "fixed":
+            self._init_fixed()
+        else:
+            self._init_demo(by_campaign)
+
+    # -- scenarios ---------------------------------------------------------------------------------
+    def _init_fixed(self):
+        self.sim_start = datetime(2026, 11, 21, 10, 4, 55, tzinfo=timezone.utc)
+        self.speed = 1.0
+        self.real_start = time.time()
+        ws = datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
+        we = ws + timedelta(hours=1)
+        ps, pe = ws - timedelta(hours=1), ws
+        self.rows = {
+            ("c1", None): {"open": make_row(ws, we, "c1", None, 100, 10, 2, 120.5, 0, 40, False),
+                           "closed": make_row(ps, pe, "c1", None, 900, 50, 5, 300, 10, 100, True)},
+            ("c2", None): {"open": None,
+                           "closed": make_row(ps, pe, "c2", None, 500, 20, 1, 80, 0, 50, True)},
+            ("c3", None): {"open": make_row(ws, we, "c3", None, 0, 0, 1, 1200, 0, 1000, False), "closed": None},
+            ("c4", None): {"open": make_row(ws, we, "c4", None, 40, 0, 0, 0, 0, 25, False), "closed": None},
+            (None, None): {"open": make_row(ws, we, None, None, 0, 0, 1, 15.25, 0, 0, False), "closed": None},
+        }
+        self.windows = [
+            {"window_start": iso(ws - timedelta(hours=h + 1)), "window_end": iso(ws - timedelta(hours=h)),
+             "revenue": 1000 + 150 * ((h * 7) % 5), "refunds": 20.0, "spend": 700 + 90 * ((h * 3) % 4), "conversions": 10 + h}
+            for h in reversed(range(12))
+        ]
+        # the previous window's final rows (c1 and c2) are part of the newest closed window
+        self.windows[-1].update({"revenue": 380.0, "refunds": 10.0, "spend": 150.0, "conversions": 6})
+        self.script = [
+            make_row(ws, we, "c2", None, 600, 25, 1, 25, 0, 50, False),
+            make_row(ws, we, "c1", None, 120, 12, 3, 110, 0, 40, True),  # (110 - 0) / 40 = 2.75
+            make_row(ws, we, "c4", None, 60, 1, 0, 0, 0, 0, False),
+        ]
+
+    def _init_demo(self, by_campaign):
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.sim_start = now
+        self.speed = 120.0
+        self.real_start = time.time()
+        names = ["mia.makes", "dan_cooks", "glowwithzoe", "techtimtalks", "fit.by.fern", "sam_unboxes",
+                 "luna.styles", "outdoor_ollie", "bookish.bea", "gamer_gus", "petpals.pia", "diy_dev",
+                 "travelwithtara", "mindful.mo"]
+        campaigns = ["black-friday", "winter-drop", None]
+        self.keys = []
+        for i, n in enumerate(names):
+            camp = campaigns[i % 3] if by_campaign else None
+            self.keys.append((n, camp))
+        self.keys.append((None, None))
+        # per-key "quality": conversion value and spend rate
+        self.quality = {k: (self.rng.uniform(0.4, 4.5), self.rng.uniform(30, 220)) for k in self.keys}
+        self.quality[(None, None)] = (1.0, 0.0)
+        self.window_start = self._floor_hour(self.sim_now())
+        for h in reversed(range(1, 25)):
+            s = self.window_start - timedelta(hours=h)
+            rev = 0.0
+            spend = 0.0
+            conv = 0
+            wave = 1.0 + 0.6 * math.sin(h / 3.0)
+            for k in self.keys:
+                q, sp = self.quality[k]
+                spend_k = sp * wave * self.rng.uniform(0.7, 1.3)
+                spend += spend_k
+                rev += spend_k * q * self.rng.uniform(0.6, 1.3) if sp else self.rng.uniform(10, 60)
+                conv += self.rng.randint(0, 9)
+            self.windows.append({"window_start": iso(s), "window_end": iso(s + timedelta(hours=1)),
+                                 "revenue": round(rev, 2), "refunds": round(rev * 0.03, 2),
+                                 "spend": round(spend, 2), "conversions": conv})
+        prev = self.window_start - timedelta(hours=1)
+        for k in self.keys:
+            q, sp = self.quality[k]
+            spend = sp * self.rng.uniform(0.8, 1.2)
+            views = self.rng.randint(2000, 90000) if k[0] else 0
+            clicks = int(views * self.rng.uniform(0.005, 0.06))
+            rev = spend * q * self.rng.uniform(0.7, 1.2) if sp else self.rng.uniform(20, 80)
+            self.rows[k] = {"open": None, "closed": make_row(prev, self.window_start, k[0], k[1], views, clicks,
+                                                                self.rng.randint(1, 30), rev, rev * 0.02, spend, True)}
+        self._new_open_rows()
+
+    @staticmethod
+    def _floor_hour(dt):
+        return dt.replace(minute=0, second=0, microsecond=0)
+
+    def _new_open_rows(self):
+        s, e = self.window_start, self.window_start + timedelta(hours=1)
+        for k in self.keys:
+            q, sp = self.quality[k]
+            spend = sp * 0.15
+            views = self.rng.randint(200, 6000) if k[0] else 0
+            clicks = int(views * self.rng.uniform(0.005, 0.06))
+            rev = spend * q * self.rng.uniform(0.5, 1.5) if sp else self.rng.uniform(2, 10)
+            self.rows[k]["open"] = make_row(s, e, k[0], k[1], views, clicks, self.rng.randint(0, 3), rev, 0, spend, False)
+
+    def sim_now(self):
+        return self.sim_start + timedelta(seconds=(time.time() - self.real_start) * self.speed)
+
+    # -- snapshot and events -------------------------------------------------------------------------
+    def stats(self):
+        now = self.sim_now().replace(microsecond=0)
+        return {"time": iso(datetime.now(timezone.utc)), "watermark": iso(now),
+                "events_per_second": round(self.eps, 1), "accepted_events": self.accepted_events,
+                "dead_letters": self.dead_letters, "accepted_batches": self.accepted_batches,
+                "rejected_batches": self.rejected_batches, "connections": len(self.subscribers)}
+
+    def snapshot(self, limit, sort):
+        with self.lock:
+            rows = [{"creator": k[0], "campaign": k[1], "open": v["open"], "closed": v["closed"]}
+                    for k, v in self.rows.items()]
+
+            def fig(r):
+                f = r["open"] or r["closed"]
+                return (f["roas"] is None, -(f["roas"] or 0), -f["revenue"])
+            if sort == "roas":
+                rows.sort(key=fig)
+            return {"generated_at": iso(datetime.now(timezone.utc)), "watermark": iso(self.sim_now()),
+                    "model": "last-touch", "window": "1h", "slide": "1h", "by": self.by,
+                    "rows": rows[:limit], "recent_windows": self.windows[-48:], "stats": self.stats()}
+
+    def publish(self, event, data):
+        msg = f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        for q in list(self.subscribers):
+            q.append(msg)
+
+    def tick_demo(self, dt):
+        """Advance the demo world by dt real seconds: ingest, row updates, window closes."""
+        with self.lock:
+            self.eps = max(0.0, 9000 + 3500 * math.sin(time.time() / 20) + self.rng.uniform(-900, 900))
+            n = int(self.eps * dt)
+            self.accepted_events += n
+            self.accepted_batches += max(1, n // 500)
+            if self.rng.random() < 0.06 * dt * 5:
+                self.rejected_batches += self.rng.randint(1, 4)
+                self.dead_letters += self.rng.randint(1, 20)
+            now = self.sim_now()
+            if now >= self.window_start + timedelta(hours=1):
+                total = {"window_start": iso(self.window_start), "window_end": iso(self.window_start + timedelta(hours=1)),
+                         "revenue": 0.0, "refunds": 0.0, "spend": 0.0, "conversions": 0}
+                for k in self.keys:
+                    row = dict(self.rows[k]["open"], final=True)
+                    self.rows[k] = {"open": None, "closed": row}
+                    for f in ("revenue", "refunds", "spend", "conversions"):
+                        total[f] += row[f]
+                    self.publish("row", row)
+                self.windows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in total.items()})
+                self.windows = self.windows[-48:]
+                self.window_start = self._floor_hour(now)
+                self._new_open_rows()
+                for k in self.keys:
+                    self.publish("row", self.rows[k]["open"])
+                return
+            for _ in range(self.rng.randint(1, 3)):
+                k = self.rng.choice(self.keys)
+                o = dict(self.rows[k]["open"])
+                q, sp = self.quality[k]
+                ds = sp * self.rng.uniform(0.0, 0.03)
+                o["spend"] = round(o["spend"] + ds, 2)
+                if k[0]:
+                    dv = self.rng.randint(50, 900)
+                    o["views"] += dv
+                    o["clicks"] += int(dv * self.rng.uniform(0.005, 0.06))
+                if self.rng.random() < 0.5:
+                    o["conversions"] += 1
+                    o["revenue"] = round(o["revenue"] + (ds * q * self.rng.uniform(0.5, 2.5) if sp else self.rng.uniform(5, 40)), 2)
+                if self.rng.random() < 0.004:
+                    o["refunds"] = round(o["refunds"] + self.rng.uniform(5, 30), 2)
+                o["roas"] = (o["revenue"] - o["refunds"]) / o["spend"] if o["spend"] > 0 else None
+                self.rows[k]["open"] = o
+                self.publish("row", o)
+
+    def run_script(self):
+        """fixed scenario: apply and publish the scripted rows, once (on the first stream connection)."""
+        with self.lock:
+            script, self.script = self.script, []
+            for row in script:
+                entry = self.rows.setdefault((row["creator"], row["campaign"]), {"open": None, "closed": None})
+                if row["final"]:
+                    entry["closed"], entry["open"] = row, None
+                    w = next((w for w in self.windows if w["window_start"] == row["window_start"]), None)
+                    if w is None:
+                        w = {"window_start": row["window_start"], "window_end": row["window_end"],
+                             "revenue": 0.0, "refunds": 0.0, "spend": 0.0, "conversions": 0}
+                        self.windows.append(w)
+                    for f in ("revenue", "refunds", "spend", "conversions"):
+                        w[f] += row[f]
+                else:
+                    entry["open"] = row
+                self.publish("row", row)
+
+    def tick_fixed(self, dt):
+        with self.lock:
+            self.eps = 12345.6
+            self.accepted_events += int(self.eps * dt)
+            self.accepted_batches += 10
+            self.ticks = getattr(self, "ticks", 0) + 1
+            if self.ticks % 25 == 0:  # a rejected batch every 5 s
+                self.rejected_batches += 1
+                self.dead_letters += 3
+
+
+def make_handler(world, page_path, token):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "mock-roas/1"
+
+        def log_message(self, fmt, *args):  # quiet unless ROAS_MOCK_LOG is set
+            if os.environ.get("ROAS_MOCK_LOG"):
+                sys.stderr.write("mock: " + (fmt % args) + "\n")
+
+        def send_body(self, status, ctype, body, extra=None):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            url = urlparse(self.path)
+            qs = parse_qs(url.query)
+            if url.path == "/":
+                try:
+                    html = extract_swift_raw_string(page_path)
+                except Exception as error:  # show the problem in the browser
+                    return self.send_body(500, "text/plain; charset=utf-8", f"cannot read page: {error}\n".encode())
+                return self.send_body(200, "text/html; charset=utf-8", html.encode())
+            if url.path.startswith("/v1/") and token and qs.get("access_token", [None])[0] != token:
+                return self.send_body(401, "application/json", b'{"error":"unauthorized"}',
+                                      {"WWW-Authenticate": "Bearer"})
+            if url.path == "/v1/roas":
+                limit = int(qs.get("limit", ["100"])[0])
+                sort = qs.get("sort", ["roas"])[0]
+                body = json.dumps(world.snapshot(limit, sort)).encode()
+                return self.send_body(200, "application/json", body)
+            if url.path == "/v1/stream":
+                return self.stream()
+            return self.send_body(404, "application/json", b'{"error":"not found"}')
+
+        def stream(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            queue = []
+            with world.lock:
+                world.subscribers.append(queue)
+            started = time.time()
+            try:
+                self.wfile.write(b": hello\n\n")
+                self.wfile.flush()
+                next_stats = time.time()
+                while True:
+                    now = time.time()
+                    if world.scenario == "fixed" and now - started > 0.3:
+                        world.run_script()
+                    if now >= next_stats:
+                        with world.lock:
+                            st = world.stats()
+                        queue.append(f"event: stats\ndata: {json.dumps(st)}\n\n".encode())
+                        next_stats = now + 1.0
+                    while queue:
+                        self.wfile.write(queue.pop(0))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass
+            finally:
+                with world.lock:
+                    if queue in world.subscribers:
+                        world.subscribers.remove(queue)
+
+    return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser(description="mock roas serve for dashboard development")
+    ap.add_argument("--port", type=int, default=8787)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--scenario", choices=["demo", "fixed"], default="demo")
+    ap.add_argument("--by-campaign", action="store_true", help="rows keyed by (creator, campaign)")
+    ap.add_argument("--token", help="require ?access_token=TOKEN on /v1/*")
+    ap.add_argument("--page", default=DEFAULT_PAGE, help="the Swift file holding the page")
+    args = ap.parse_args()
+
+    extract_swift_raw_string(args.page)  # fail early on a broken page file
+    world = World(args.scenario, args.by_campaign)
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(world, args.page, args.token))
+    server.daemon_threads = True
+
+    def ticker():
+        last = time.time()
+        while True:
+            time.sleep(0.2)
+            now = time.time()
+            (world.tick_fixed if args.scenario == "fixed" else world.tick_demo)(now - last)
+            last = now
+
+    threading.Thread(target=ticker, daemon=True).start()
+    print(f"mock roas server on http://{args.host}:{server.server_address[1]}/ (scenario {args.scenario})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
