@@ -22,6 +22,8 @@ struct TCPIngest: Sendable {
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
+            // A sender that half-closes (sends EOF, then waits for our close) still gets everything read.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 65536, maximum: 262_144))
             .bind(host: self.address.host, port: self.address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -87,7 +89,7 @@ struct TCPIngest: Sendable {
     }
 
     private func apply(_ chunk: ParsedChunk) async throws {
-        guard !chunk.isEmpty || chunk.linesRead > 0 else { return }
+        guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else { return }
         self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
         defer { self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed) }
         _ = try await self.ingestor.apply(chunk)
