@@ -38,6 +38,8 @@ actor Ingestor {
     private var rateSample: (time: Int64, events: Int)
     private var eventsPerSecond = 0.0
     private(set) var isFinished = false
+    /// Live rows that went to the board and the stream only (no `--emit-every`).
+    private var unwrittenUpdates = 0
 
     init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
         var engine = Engine(configuration: settings.run.configuration)
@@ -65,6 +67,9 @@ actor Ingestor {
         let refused = statistics.deadLetters(.late) - lateBefore + statistics.deadLetters(.duplicate) - duplicateBefore
         let events = chunk.eventCount
         if events > 0 { self.lastEventAt = StreamRunner.monotonicMilliseconds() }
+        // A window just closed: bring the board's open rows up to date now rather than at the next
+        // tick, so /v1/roas never shows the closed row in place of the window that follows it.
+        if self.sink.output.rows.contains(where: \.isFinal) { self.sink.emitUpdates() }
         try self.write()
         return Applied(accepted: events - refused, rejected: chunk.rejectedCount + refused)
     }
@@ -100,10 +105,15 @@ actor Ingestor {
             self.hub.publish(event: "stats", data: self.statsJSON())
             self.hub.finish()
         }
-        return StreamRunner.Result(statistics: self.sink.engine.statistics, state: self.sink.engine.stateSizes)
+        return StreamRunner.Result(statistics: self.statistics, state: self.sink.engine.stateSizes)
     }
 
-    var statistics: Statistics { self.sink.engine.statistics }
+    /// The engine's counts, with `updateRows` counting only live rows written to the output.
+    var statistics: Statistics {
+        var statistics = self.sink.engine.statistics
+        statistics.updateRows -= self.unwrittenUpdates
+        return statistics
+    }
 
     // MARK: Views
 
@@ -193,6 +203,8 @@ actor Ingestor {
             if row.isFinal || writesUpdates {
                 try self.rows.writeLine { $0.append(contentsOf: json) }
                 wroteRow = true
+            } else {
+                self.unwrittenUpdates += 1
             }
             self.board.absorb(row)
             self.hub.publish(event: "row", data: json)

@@ -580,7 +580,7 @@ enum DashboardPage {
           parts.push(["Accepted events", int(num(st.accepted_events))]);
           parts.push(["Dead letters", int(num(st.dead_letters))]);
           parts.push(["Batches accepted / rejected", int(num(st.accepted_batches)) + " / " + int(num(st.rejected_batches))]);
-          parts.push(["Stream clients", int(num(st.connections))]);
+          parts.push(["TCP connections", int(num(st.connections))]);
         }
         if (state.lastSyncAt) parts.push(["Last resync", new Date(state.lastSyncAt).toLocaleTimeString("en-GB")]);
         var foot = $("foot");

@@ -1,6 +1,12 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A failure of the test machinery (a missing binary, python3 or Python package) with a message
 /// that says how to fix it.
 struct ToolFailure: Error, CustomStringConvertible {
@@ -172,8 +178,10 @@ enum Tools {
 
     /// Runs one of the tests/python scripts; exit status 3 (a missing Python package) is a failure
     /// of the environment and is thrown with the script's message.
-    static func python(_ script: String, _ arguments: [String], stdin: Data = Data()) throws -> ProcessResult {
-        let result = try run(try python3(), [pythonScript(script)] + arguments, stdin: stdin)
+    static func python(
+        _ script: String, _ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 30
+    ) throws -> ProcessResult {
+        let result = try run(try python3(), [pythonScript(script)] + arguments, stdin: stdin, timeout: timeout)
         if result.status == 3 {
             throw ToolFailure("a Python package these tests need is missing:\n\(result)")
         }
@@ -218,4 +226,130 @@ enum Tools {
         default: nil
         }
     }
+}
+
+/// A long-running child process (a server under test): stdout and stderr go to temporary files
+/// that can be read while it runs, it can be sent a signal and waited for with a timeout, and it is
+/// killed (SIGKILL) if it is still running when the object goes away, so a failing test leaves no
+/// process behind.
+final class ChildProcess: @unchecked Sendable {
+    let command: [String]
+    private let process = Process()
+    private let outputPath: String
+    private let errorPath: String
+    private let finished = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var hasExited = false
+    private var handles: [FileHandle] = []
+
+    /// Starts `executable` with `arguments`; stdin is /dev/null.
+    init(_ executable: URL, _ arguments: [String]) throws {
+        self.command = [executable.path] + arguments
+        self.outputPath = try Tools.temporaryFile("child-stdout", Data())
+        self.errorPath = try Tools.temporaryFile("child-stderr", Data())
+        guard let output = FileHandle(forWritingAtPath: self.outputPath),
+            let error = FileHandle(forWritingAtPath: self.errorPath)
+        else { throw ToolFailure("cannot open the output files of a child process") }
+        self.handles = [output, error]
+        self.process.executableURL = executable
+        self.process.arguments = arguments
+        self.process.standardInput = FileHandle.nullDevice
+        self.process.standardOutput = output
+        self.process.standardError = error
+        self.process.terminationHandler = { [finished = self.finished, lock = self.lock, weak self] _ in
+            lock.lock()
+            self?.hasExited = true
+            lock.unlock()
+            finished.signal()
+        }
+        do {
+            try self.process.run()
+        } catch {
+            throw ToolFailure("cannot run \(executable.path): \(error)")
+        }
+    }
+
+    deinit {
+        self.kill()
+        for handle in self.handles { try? handle.close() }
+        for path in [self.outputPath, self.errorPath] { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    var processIdentifier: Int32 { self.process.processIdentifier }
+
+    var isRunning: Bool {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return !self.hasExited
+    }
+
+    /// What it wrote so far.
+    var stdout: Data { FileManager.default.contents(atPath: self.outputPath) ?? Data() }
+    var stderr: Data { FileManager.default.contents(atPath: self.errorPath) ?? Data() }
+    var stderrText: String { String(decoding: self.stderr, as: UTF8.self) }
+
+    /// Polls stderr until `match` finds what it looks for; throws when the process exits first or
+    /// `timeout` seconds pass (with what it wrote, for the failure message).
+    func waitForStderr<T>(timeout: TimeInterval, _ match: (String) -> T?) throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let found = match(self.stderrText) { return found }
+            if !self.isRunning {
+                if let found = match(self.stderrText) { return found }
+                throw ToolFailure("the child process exited before it was ready:\n\(self.snapshot(timedOut: false))")
+            }
+            if Date() > deadline {
+                throw ToolFailure("the child process was not ready after \(timeout) s:\n\(self.snapshot(timedOut: false))")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// Sends `signal` (SIGTERM by default) if it is still running.
+    func send(_ signal: Int32 = SIGTERM) {
+        guard self.isRunning else { return }
+        _ = sendSignal(self.process.processIdentifier, signal)
+    }
+
+    /// Kills it (SIGKILL) if it is still running, and reaps it.
+    func kill() {
+        guard self.isRunning else { return }
+        _ = sendSignal(self.process.processIdentifier, SIGKILL)
+        _ = self.finished.wait(timeout: .now() + 10)
+    }
+
+    /// Waits at most `timeout` seconds for it to exit (then kills it, and the result says so).
+    func wait(timeout: TimeInterval) -> ProcessResult {
+        var timedOut = false
+        if self.finished.wait(timeout: .now() + timeout) == .timedOut {
+            timedOut = true
+            _ = sendSignal(self.process.processIdentifier, SIGKILL)
+            self.finished.wait()
+        }
+        self.finished.signal()  // later waits (and deinit) return at once
+        return self.snapshot(timedOut: timedOut)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    func terminate(timeout: TimeInterval) -> ProcessResult {
+        self.send(SIGTERM)
+        return self.wait(timeout: timeout)
+    }
+
+    /// What it left behind so far; the status is meaningful once it has exited.
+    func snapshot(timedOut: Bool) -> ProcessResult {
+        ProcessResult(
+            command: self.command, status: self.isRunning ? -1 : self.process.terminationStatus,
+            stdout: self.stdout, stderr: self.stderr, timedOut: timedOut)
+    }
+}
+
+/// kill(2), if `pid` is a real process id.
+private func sendSignal(_ pid: Int32, _ signal: Int32) -> Int32 {
+    guard pid > 0 else { return -1 }
+    #if canImport(Glibc)
+        return Glibc.kill(pid, signal)
+    #else
+        return Darwin.kill(pid, signal)
+    #endif
 }
