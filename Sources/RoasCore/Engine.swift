@@ -25,7 +25,11 @@ public struct Engine: Sendable {
     public let configuration: EngineConfiguration
     /// Greatest accepted time minus the lateness; `Int64.min` before the first event, `.max` at the end.
     public private(set) var watermark: Int64 = .min
-    private var newestTime: Int64 = .min
+    /// `late` and `duplicate`; with events admitted elsewhere (`accept(_:origin:into:admitted:)`)
+    /// it only follows their times.
+    var admission: Admission
+    /// Ids in the dedup horizon of the admission that runs elsewhere, for `stateSizes`.
+    var admittedElsewhereIDs = 0
     public internal(set) var statistics = Statistics()
 
     var users = Interner(capacity: 1 << 16)
@@ -37,7 +41,6 @@ public struct Engine: Sendable {
     var pending = Heap<PendingEvent>()
     var orders: [[UInt8]: Order] = [:]
     var windows: WindowStore
-    var dedup = DedupSet()
     var clickIDs = IDArena()
     var viewIDs = IDArena()
     private var nextSweep: Int64 = .min
@@ -46,6 +49,7 @@ public struct Engine: Sendable {
     public init(configuration: EngineConfiguration) {
         self.configuration = configuration
         self.windows = WindowStore(window: configuration.window, slide: configuration.slide)
+        self.admission = Admission(lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
         self.clicks = TouchLog(lateness: configuration.lateness)
         self.views = TouchLog(lateness: configuration.lateness)
         // Eviction only looks at the front of the touch logs: cheap enough to run every second of event time.
@@ -94,20 +98,15 @@ public struct Engine: Sendable {
 
     // MARK: Events
 
-    /// Takes one parsed event: checks `late` then `duplicate`, applies or queues it, then advances the
-    /// watermark, applying what it reaches and emitting the windows it closes.
+    /// Takes one parsed event: checks `late` then `duplicate` (unless `admitted`: checked already by
+    /// an `Admission` that saw the same events), applies or queues it, then advances the watermark,
+    /// applying what it reaches and emitting the windows it closes.
     @inline(__always)
-    public mutating func accept(_ event: ParsedEvent, origin: Origin, into output: inout EngineOutput) {
-        // The late check uses the watermark as it stood before this event.
-        if event.time < self.watermark {
-            self.reject(
-                Rejection(.late, "ts \(event.time) is before the watermark \(self.watermark)"), origin: origin,
-                into: &output)
-            return
-        }
-        let cutoff = Engine.subtract(self.watermark, self.configuration.dedupHorizon)
-        guard self.dedup.insert(Fingerprint(event.id), time: event.time, cutoff: cutoff) else {
-            self.reject(Rejection(.duplicate, "event id seen within the dedup horizon"), origin: origin, into: &output)
+    public mutating func accept(
+        _ event: ParsedEvent, origin: Origin, into output: inout EngineOutput, admitted: Bool = false
+    ) {
+        if !admitted, let rejection = self.admission.check(time: event.time, id: event.id) {
+            self.reject(rejection, origin: origin, into: &output)
             return
         }
         switch event.kind {
@@ -122,11 +121,7 @@ public struct Engine: Sendable {
         case .purchase, .refund, .link:
             self.enqueue(event, origin: origin)
         }
-        if event.time > self.newestTime {
-            self.newestTime = event.time
-            let watermark = Engine.subtract(event.time, self.configuration.lateness)
-            if watermark > self.watermark { self.advance(to: watermark, into: &output) }
-        }
+        if let watermark = self.admission.observe(event.time) { self.advance(to: watermark, into: &output) }
     }
 
     /// End of input: the watermark becomes +infinity, everything pending applies and every window closes.
@@ -173,7 +168,8 @@ public struct Engine: Sendable {
         StateSizes(
             identities: self.users.count,
             touches: self.clicks.count + self.views.count,
-            pending: self.pending.count, orders: self.orders.count, dedupIDs: self.dedup.count,
+            pending: self.pending.count, orders: self.orders.count,
+            dedupIDs: self.admission.dedupCount + self.admittedElsewhereIDs,
             openPanes: self.windows.paneCount)
     }
 
@@ -230,6 +226,7 @@ public struct Engine: Sendable {
 
     private mutating func advance(to watermark: Int64, into output: inout EngineOutput) {
         self.watermark = watermark
+        self.admission.raise(to: watermark)
         while let next = self.pending.min, next.time <= watermark {
             let event = self.pending.removeMin()
             self.statistics.pendingEvents -= 1

@@ -26,11 +26,14 @@ struct StreamRunnerTests {
         return (rows, dead, result)
     }
 
-    static func stream(seed: UInt64, harness: PipelineHarness) -> [UInt8] {
+    static func stream(seed: UInt64, harness: PipelineHarness, shuffled: Bool = false) -> [UInt8] {
         var maker = StreamMaker(seed: seed)
+        var random = SplitMix64(seed: seed)
         var text = ""
         for batch in 0..<20 {
             var lines = maker.events(count: 300, start: t0 + Int64(batch) * 20 * minute, span: 20 * minute).map(\.line)
+            // Arrival order up to 20 minutes from event time: many events come after the watermark.
+            if shuffled { lines.shuffle(using: &random) }
             lines[5] = "{not json"
             lines[9] = ""
             text += batch % 7 == 6 ? harness.batch(lines, id: "b\(batch)", secret: try! WebhookSecret("whsec_Zm9yZ2Vk")) : harness.batch(lines, id: "b\(batch)")
@@ -65,6 +68,28 @@ struct StreamRunnerTests {
         // The same as the in-memory pipeline the other tests use.
         let reference = harness.run(bytes: stream)
         #expect(one.rows == reference.finalRows.map { $0.json + "\n" }.joined())
+    }
+
+    @Test("late and duplicate checked on the reading thread give the dead letters of one thread")
+    func twoThreadsAgreeOnLateAndDuplicates() throws {
+        var harness = PipelineHarness()
+        harness.secrets = [try WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+        let stream = Self.stream(seed: 4, harness: harness, shuffled: true)
+        var settings = RunSettings(configuration: harness.configuration)
+        settings.secrets = harness.secrets
+        settings.tolerance = 0
+        settings.chunkSize = 1000
+        settings.threads = 1
+        let one = try Self.run(stream, settings: settings)
+        settings.threads = 2
+        let two = try Self.run(stream, settings: settings)
+        #expect(one.result.statistics.deadLetters(.late) > 100)
+        #expect(one.result.statistics.deadLetters(.duplicate) > 10)
+        #expect(one.rows == two.rows)
+        #expect(one.deadLetters == two.deadLetters)
+        #expect(one.result.statistics == two.result.statistics)
+        #expect(one.result.state.dedupIDs == two.result.state.dedupIDs)
+        #expect(two.result.statistics.balances)
     }
 
     @Test func anUnreadableInputIsAnErrorNotACrash() throws {

@@ -1,0 +1,51 @@
+/// The first checks of an accepted event, `late` then `duplicate`, and the watermark they use.
+///
+/// The engine keeps one. `roas run --threads 2` keeps a second one on its reading thread, which then
+/// hands over only admitted events (and the `late` and `duplicate` rejections in their place): both
+/// see the same accepted times in the same order, so they hold the same watermark at every event,
+/// and the dedup table's memory traffic moves off the engine's thread.
+struct Admission: Sendable {
+    let lateness: Int64
+    let dedupHorizon: Int64
+    /// Greatest admitted time minus the lateness (or a later time it was raised to); `.min` first.
+    private(set) var watermark: Int64 = .min
+    private var newestTime: Int64 = .min
+    private var dedup = DedupSet()
+
+    init(lateness: Int64, dedupHorizon: Int64) {
+        self.lateness = lateness
+        self.dedupHorizon = dedupHorizon
+    }
+
+    var dedupCount: Int { self.dedup.count }
+
+    /// nil when the event is admitted (its id is then remembered), else why not. The late check uses
+    /// the watermark as it stood before this event.
+    @inline(__always)
+    mutating func check(time: Int64, id: UnsafeRawBufferPointer) -> Rejection? {
+        if time < self.watermark {
+            return Rejection(.late, "ts \(time) is before the watermark \(self.watermark)")
+        }
+        let cutoff = Engine.subtract(self.watermark, self.dedupHorizon)
+        guard self.dedup.insert(Fingerprint(id), time: time, cutoff: cutoff) else {
+            return Rejection(.duplicate, "event id seen within the dedup horizon")
+        }
+        return nil
+    }
+
+    /// An admitted event's time; returns the new watermark when it moved.
+    @inline(__always)
+    mutating func observe(_ time: Int64) -> Int64? {
+        guard time > self.newestTime else { return nil }
+        self.newestTime = time
+        let watermark = Engine.subtract(time, self.lateness)
+        guard watermark > self.watermark else { return nil }
+        self.watermark = watermark
+        return watermark
+    }
+
+    /// The watermark moved without an event (idle close, end of input).
+    mutating func raise(to watermark: Int64) {
+        if watermark > self.watermark { self.watermark = watermark }
+    }
+}
