@@ -25,11 +25,8 @@ public struct Engine: Sendable {
     public let configuration: EngineConfiguration
     /// Greatest accepted time minus the lateness; `Int64.min` before the first event, `.max` at the end.
     public private(set) var watermark: Int64 = .min
-    /// `late` and `duplicate`; with events admitted elsewhere (`accept(_:origin:into:admitted:)`)
-    /// it only follows their times.
+    /// The `late` and `duplicate` checks and the watermark they use.
     var admission: Admission
-    /// Ids in the dedup horizon of the admission that runs elsewhere, for `stateSizes`.
-    var admittedElsewhereIDs = 0
     public internal(set) var statistics = Statistics()
 
     var users = Interner(capacity: 1 << 16)
@@ -98,14 +95,11 @@ public struct Engine: Sendable {
 
     // MARK: Events
 
-    /// Takes one parsed event: checks `late` then `duplicate` (unless `admitted`: checked already by
-    /// an `Admission` that saw the same events), applies or queues it, then advances the watermark,
-    /// applying what it reaches and emitting the windows it closes.
+    /// Takes one parsed event: checks `late` then `duplicate`, applies or queues it, then advances the
+    /// watermark, applying what it reaches and emitting the windows it closes.
     @inline(__always)
-    public mutating func accept(
-        _ event: ParsedEvent, origin: Origin, into output: inout EngineOutput, admitted: Bool = false
-    ) {
-        if !admitted, let rejection = self.admission.check(time: event.time, id: event.id) {
+    public mutating func accept(_ event: ParsedEvent, origin: Origin, into output: inout EngineOutput) {
+        if let rejection = self.admission.check(time: event.time, id: event.id) {
             self.reject(rejection, origin: origin, into: &output)
             return
         }
@@ -169,7 +163,7 @@ public struct Engine: Sendable {
             identities: self.users.count,
             touches: self.clicks.count + self.views.count,
             pending: self.pending.count, orders: self.orders.count,
-            dedupIDs: self.admission.dedupCount + self.admittedElsewhereIDs,
+            dedupIDs: self.admission.dedupCount,
             openPanes: self.windows.paneCount)
     }
 

@@ -1,9 +1,4 @@
 /// The first checks of an accepted event, `late` then `duplicate`, and the watermark they use.
-///
-/// The engine keeps one. `roas run --threads 2` keeps a second one on its reading thread, which then
-/// hands over only admitted events (and the `late` and `duplicate` rejections in their place): both
-/// see the same accepted times in the same order, so they hold the same watermark at every event,
-/// and the dedup table's memory traffic moves off the engine's thread.
 struct Admission: Sendable {
     let lateness: Int64
     let dedupHorizon: Int64

@@ -12,21 +12,16 @@ public struct ChunkParser {
     /// - Parameters:
     ///   - keepsRawLines: copy raw lines into the chunks, for dead letters.
     ///   - capacity: bytes to reserve for a chunk's copied fields (the entries get a sixteenth of it).
-    ///   - checksAdmission: check `late` and `duplicate` here, for an engine that sees this stream
-    ///     alone (`roas run --threads 2`); not for the connections of `roas serve`, which share one.
     public init(
         configuration: EngineConfiguration, secrets: [WebhookSecret], tolerance: Int64,
         maximumLineLength: Int, maximumBatchBytes: Int, accepted: AcceptedBatches = AcceptedBatches(),
-        capacity: Int = 1 << 21, checksAdmission: Bool = false, now: @escaping @Sendable () -> Int64
+        capacity: Int = 1 << 21, now: @escaping @Sendable () -> Int64
     ) {
         self.decoder = FrameDecoder(maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
         self.lines = LineReader(
             sink: ChunkRecorder(keepsRawLines: configuration.keepsDeadLetters, capacity: capacity),
             verifier: BatchVerifier(secrets: secrets, tolerance: tolerance, accepted: accepted, now: now),
             parser: EventParser(currencies: configuration.currencies), maximumLineLength: maximumLineLength)
-        if checksAdmission {
-            self.lines.sink.admission = Admission(lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
-        }
     }
 
     /// Parses the next chunk of the stream; a frame or line cut by the chunk's end waits for the next.

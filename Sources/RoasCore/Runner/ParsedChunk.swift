@@ -38,10 +38,6 @@ public struct ParsedChunk: Sendable {
     var bytes: [UInt8] = []
     var entries: [Entry] = []
     var batches: [String] = []
-    /// The events were checked for `late` and `duplicate` by the reading side's `Admission`.
-    var isAdmitted = false
-    /// Ids in the reading side's dedup horizon after this chunk.
-    var admittedIDs = 0
     /// Lines and bytes of input this chunk covers.
     public internal(set) var linesRead = 0
     public internal(set) var bytesRead = 0
@@ -69,8 +65,6 @@ public struct ChunkRecorder: EventSink {
     /// Copy raw lines, for dead letters written later (links, purchases and refunds may be
     /// dead-lettered when they apply).
     let keepsRawLines: Bool
-    /// `late` and `duplicate` checked here rather than by the engine (`roas run --threads 2`).
-    var admission: Admission?
 
     public init(keepsRawLines: Bool, capacity: Int = 1 << 21) {
         self.keepsRawLines = keepsRawLines
@@ -84,8 +78,6 @@ public struct ChunkRecorder: EventSink {
         swap(&taken, &self.chunk)
         taken.linesRead = linesRead
         taken.bytesRead = bytesRead
-        taken.isAdmitted = self.admission != nil
-        taken.admittedIDs = self.admission?.dedupCount ?? 0
         self.chunk.bytes.reserveCapacity(taken.bytes.capacity)
         self.chunk.entries.reserveCapacity(taken.entries.capacity)
         return taken
@@ -108,13 +100,6 @@ public struct ChunkRecorder: EventSink {
 
     @inline(__always)
     public mutating func accept(_ event: ParsedEvent, origin: Origin) {
-        if self.admission != nil {
-            if let rejection = self.admission!.check(time: event.time, id: event.id) {
-                self.reject(rejection, origin: origin)
-                return
-            }
-            _ = self.admission!.observe(event.time)
-        }
         let recorded = ParsedChunk.Event(
             kind: event.kind, time: event.time, amount: event.amount, currency: Int32(event.currency),
             line: origin.line, batch: self.batch(origin.batch), id: self.field(event.id),
@@ -153,9 +138,7 @@ extension EngineSink {
                         linked: buffer(recorded.linked), creator: buffer(recorded.creator),
                         campaign: recorded.campaign.count < 0 ? nil : buffer(recorded.campaign),
                         order: buffer(recorded.order), amount: recorded.amount, currency: Int(recorded.currency))
-                    self.engine.accept(
-                        event, origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)),
-                        into: &self.output, admitted: chunk.isAdmitted)
+                    self.accept(event, origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)))
                 case .reject(let rejection, let line, let index, let raw):
                     self.reject(rejection, origin: Origin(line: line, batch: batch(index), raw: buffer(raw)))
                 case .blank:
@@ -168,6 +151,5 @@ extension EngineSink {
             }
         }
         self.engine.addLines(read: chunk.linesRead, bytes: chunk.bytesRead)
-        if chunk.isAdmitted { self.engine.admittedElsewhereIDs = chunk.admittedIDs }
     }
 }

@@ -89,7 +89,7 @@ public struct StreamRunner {
             var parser = ChunkParser(
                 configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
                 maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
-                checksAdmission: true, now: settings.now)
+                now: settings.now)
             do {
                 try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
                     guard queue.put(.chunk(parser.consume(bytes))) else { throw CancellationError() }

@@ -11,16 +11,47 @@ import Darwin
 public struct Interner: Sendable {
     private var arena: [UInt8] = []
     private var offsets: [Int] = [0]
-    /// Each slot is `hash tag << 32 | (handle + 1)`; 0 means empty.
-    private var slots: [UInt64]
+    /// Open addressing; a key of at most 16 bytes is kept in its slot too, so finding it touches
+    /// one cache line instead of three (slot, offsets, arena).
+    private var slots: [Slot]
     private var mask: Int
     private var strings: [String?] = []
 
     public init(capacity: Int = 1024) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        self.slots = Array(repeating: 0, count: size)
+        self.slots = Array(repeating: Slot.empty, count: size)
         self.mask = size - 1
+    }
+
+    /// `meta` is `hash tag (24 bits) << 40 | min(length, 255) << 32 | (handle + 1)`; 0 means empty.
+    /// `first` and `last` hold a key of at most 16 bytes (`Slot.words`).
+    private struct Slot: Sendable {
+        var first: UInt64
+        var last: UInt64
+        var meta: UInt64
+
+        static let empty = Slot(first: 0, last: 0, meta: 0)
+
+        /// A key of at most 16 bytes as two words: bytes 0-7 and the last 8 (overlapping) when 8 or
+        /// more, else the bytes packed into `first`. Equal words and lengths mean equal keys.
+        @inline(__always)
+        static func words(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+            let count = bytes.count
+            guard count > 0 else { return (0, 0) }
+            let base = bytes.baseAddress!
+            if count >= 8 {
+                return (base.loadUnaligned(as: UInt64.self), base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+            }
+            var word: UInt64 = 0
+            for index in 0..<count { word |= UInt64(base.load(fromByteOffset: index, as: UInt8.self)) << (index * 8) }
+            return (word, 0)
+        }
+
+        @inline(__always)
+        static func meta(hash: UInt64, length: Int, handle: Int) -> UInt64 {
+            (hash >> 40) << 40 | UInt64(min(length, 255)) << 32 | UInt64(handle + 1)
+        }
     }
 
     /// The number of distinct strings interned.
@@ -30,14 +61,19 @@ public struct Interner: Sendable {
     @inline(__always)
     public mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
         let hash = ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15)
-        let tag = hash >> 32
+        let probe = Slot.meta(hash: hash, length: bytes.count, handle: -1)
+        let isShort = bytes.count <= 16
+        let (first, last) = isShort ? Slot.words(bytes) : (0, 0)
         var index = Int(truncatingIfNeeded: hash) & self.mask
         while true {
             let slot = self.slots[index]
-            if slot == 0 { break }
-            if slot >> 32 == tag {
-                let handle = Int(truncatingIfNeeded: slot & 0xffff_ffff) - 1
-                if self.equals(handle, bytes) { return Int32(truncatingIfNeeded: handle) }
+            if slot.meta == 0 { break }
+            // Same tag and length (the low 32 bits are the handle).
+            if slot.meta >> 32 == probe >> 32 {
+                let handle = Int(truncatingIfNeeded: slot.meta & 0xffff_ffff) - 1
+                if isShort ? (slot.first == first && slot.last == last) : self.equals(handle, bytes) {
+                    return Int32(truncatingIfNeeded: handle)
+                }
             }
             index = (index + 1) & self.mask
         }
@@ -45,7 +81,7 @@ public struct Interner: Sendable {
         self.arena.append(contentsOf: bytes)
         self.offsets.append(self.arena.count)
         self.strings.append(nil)
-        self.slots[index] = tag << 32 | UInt64(handle + 1)
+        self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
         if self.count * 2 > self.slots.count { self.grow() }
         return Int32(truncatingIfNeeded: handle)
     }
@@ -97,13 +133,17 @@ public struct Interner: Sendable {
 
     private mutating func grow() {
         let size = self.slots.count * 2
-        var slots = [UInt64](repeating: 0, count: size)
+        var slots = [Slot](repeating: Slot.empty, count: size)
         let mask = size - 1
         for handle in 0..<self.count {
-            let hash = self.withBytes(of: Int32(handle)) { ByteHash.hash($0, seed: 0x9e37_79b9_7f4a_7c15) }
+            let (slot, hash): (Slot, UInt64) = self.withBytes(of: Int32(handle)) { bytes in
+                let hash = ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15)
+                let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
+                return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
+            }
             var index = Int(truncatingIfNeeded: hash) & mask
-            while slots[index] != 0 { index = (index + 1) & mask }
-            slots[index] = (hash >> 32) << 32 | UInt64(handle + 1)
+            while slots[index].meta != 0 { index = (index + 1) & mask }
+            slots[index] = slot
         }
         self.slots = slots
         self.mask = mask

@@ -70,7 +70,7 @@ struct StreamRunnerTests {
         #expect(one.rows == reference.finalRows.map { $0.json + "\n" }.joined())
     }
 
-    @Test("late and duplicate checked on the reading thread give the dead letters of one thread")
+    @Test("two threads give the late and duplicate dead letters of one")
     func twoThreadsAgreeOnLateAndDuplicates() throws {
         var harness = PipelineHarness()
         harness.secrets = [try WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
