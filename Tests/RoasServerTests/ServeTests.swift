@@ -1,5 +1,6 @@
 import Foundation
 import RoasCore
+import Synchronization
 import Testing
 
 @testable import RoasServer
@@ -108,6 +109,89 @@ struct ServeTests {
         #expect(result.statistics.linesRead == stream.reduce(0) { $1 == 10 ? $0 + 1 : $0 })
         #expect(result.statistics.bytesRead == stream.count)
         #expect(result.statistics.deadLetterCount == 0)
+        #expect(rows == expected)
+    }
+
+    @Test("when the engine cannot hand rows on, TCP reading stops (back-pressure) and resumes without loss")
+    func backPressure() async throws {
+        // Rows go to a pipe nobody reads yet: once its 64 KiB are full the engine waits on it, so
+        // connections wait on the engine and stop reading; the sender's socket then stalls.
+        var generator = GeneratorConfiguration()
+        generator.seed = 13
+        generator.events = 300_000
+        generator.users = 20_000
+        generator.creators = 50
+        generator.secret = ServerHarness.secret
+        var source = try EventGenerator(configuration: generator, now: { ServerHarness.now })
+        let stream = source.generateAll()
+        let oneMinute: Int64 = 60_000
+        var configuration = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
+        configuration.window = oneMinute
+        configuration.slide = oneMinute
+        var pipeline = Pipeline(configuration: configuration, secrets: [ServerHarness.secret], tolerance: 0, now: { ServerHarness.now })
+        pipeline.consume(stream)
+        pipeline.finish()
+        let expected = pipeline.output.rows.map(\.json)
+        #expect(expected.count > 2000)
+
+        var descriptors: [Int32] = [0, 0]
+        #expect(pipe(&descriptors) == 0)
+        let server = try await ServerHarness.start(rowsDescriptor: descriptors[1]) {
+            $0.run.configuration.window = oneMinute
+            $0.run.configuration.slide = oneMinute
+        }
+        let port = server.tcpPort
+        let sent = Mutex(0)
+        let sending = Task {
+            try await offThread {
+                let socket = try RawSocket(port: port)
+                var offset = 0
+                while offset < stream.count {
+                    let end = min(stream.count, offset + 65536)
+                    try socket.send(Array(stream[offset..<end]))
+                    offset = end
+                    sent.withLock { $0 = offset }
+                }
+                socket.finishSending()
+                _ = socket.receive(timeout: 60)
+            }
+        }
+        // Let the buffers on the way fill up, then check that sending has stopped.
+        try await Task.sleep(for: .seconds(3))
+        let early = sent.withLock { $0 }
+        try await Task.sleep(for: .seconds(2))
+        let later = sent.withLock { $0 }
+        print("back-pressure: sent \(early) then \(later) of \(stream.count) bytes")
+        #expect(later < stream.count, "the whole stream went out although nobody read the rows")
+        #expect(later == early, "the sender kept going (\(early) then \(later) bytes) while the engine was blocked")
+
+        // Start reading the rows: everything flows again and nothing is lost.
+        let reader = descriptors[0]
+        let stopped = Mutex(false)
+        let drained = Task {
+            try await offThread {
+                // Until the server has stopped and the pipe is empty (the server keeps its end open).
+                var bytes: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    var poller = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+                    if poll(&poller, 1, 100) > 0 {
+                        let count = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                        if count <= 0 { break }
+                        bytes.append(contentsOf: buffer[0..<count])
+                    } else if stopped.withLock({ $0 }) {
+                        break
+                    }
+                }
+                close(reader)
+                return bytes
+            }
+        }
+        try await sending.value
+        let (result, _) = try await server.stop()
+        stopped.withLock { $0 = true }
+        let rows = String(decoding: try await drained.value, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(result.statistics.linesRead == stream.reduce(0) { $1 == 10 ? $0 + 1 : $0 })
         #expect(rows == expected)
     }
 

@@ -18,7 +18,10 @@ final class ServerHarness: Sendable {
     let task: Task<StreamRunner.Result, any Error>
 
     /// Defaults: the sample secret above, tolerance 0, dead letters kept, idle close off (1 h).
-    static func start(_ configure: (inout ServeSettings) -> Void = { _ in }) async throws -> ServerHarness {
+    /// - Parameter rowsDescriptor: write rows there (closing it at the end) instead of to a file.
+    static func start(rowsDescriptor: Int32? = nil, _ configure: (inout ServeSettings) -> Void = { _ in }) async throws
+        -> ServerHarness
+    {
         var engine = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
         engine.keepsDeadLetters = true
         var run = RunSettings(configuration: engine)
@@ -38,8 +41,9 @@ final class ServerHarness: Sendable {
         var logger = Logger(label: "roas-test")
         logger.logLevel = .warning
         let server = RoasServer(
-            settings: settings, rows: try ByteSink(path: rowsPath), deadLetters: try ByteSink(path: deadLettersPath),
-            logger: logger)
+            settings: settings,
+            rows: try rowsDescriptor.map { ByteSink(descriptor: $0, closesDescriptor: true) } ?? ByteSink(path: rowsPath),
+            deadLetters: try ByteSink(path: deadLettersPath), logger: logger)
         let (bound, continuation) = AsyncStream.makeStream(of: RoasServer.Bound.self)
         let task = Task {
             try await server.run(handlesSignals: false) { continuation.yield($0) }
