@@ -141,6 +141,17 @@ struct EngineOptions: ParsableArguments {
         return settings
     }
 
+    /// Flag mistakes, reported with usage; file problems (rates, secrets) are reported when running.
+    func validateFlags(summary: String) throws {
+        try self.validateLimits()
+        do {
+            _ = try self.makeConfiguration()
+        } catch is RoasError {}
+        guard ["text", "json", "none"].contains(summary) else {
+            throw ValidationError("--summary must be text, json or none")
+        }
+    }
+
     func validateLimits() throws {
         guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
         guard self.maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
@@ -181,14 +192,7 @@ struct Run: ParsableCommand {
     var threads: Int = 2
 
     func validate() throws {
-        try self.options.validateLimits()
-        // Flag mistakes are reported here, with usage; file problems (rates) are reported by run().
-        do {
-            _ = try self.options.makeConfiguration()
-        } catch is RoasError {}
-        guard ["text", "json", "none"].contains(self.summary) else {
-            throw ValidationError("--summary must be text, json or none")
-        }
+        try self.options.validateFlags(summary: self.summary)
         if self.sample && self.input != nil { throw ValidationError("--sample and --input exclude each other") }
         guard self.threads == 1 || self.threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
     }
@@ -239,11 +243,7 @@ struct Run: ParsableCommand {
         let result = try runner.run(input: inputDescriptor)
         let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
         let summary = Summary(statistics: result.statistics, state: result.state, seconds: seconds)
-        switch self.summary {
-        case "json": FileHandle.standardError.write(Data(summary.json.utf8))
-        case "text": FileHandle.standardError.write(Data(summary.text.utf8))
-        default: break
-        }
+        summary.write(as: self.summary)
     }
 }
 
@@ -263,5 +263,16 @@ struct SampleCommand: ParsableCommand {
         }
         let bytes = Sample.stream(now: Int64(Date().timeIntervalSince1970))
         FileHandle.standardOutput.write(Data(bytes))
+    }
+}
+
+extension Summary {
+    /// Writes the summary to stderr as `--summary` asks: text, json or none.
+    func write(as format: String) {
+        switch format {
+        case "json": FileHandle.standardError.write(Data(self.json.utf8))
+        case "text": FileHandle.standardError.write(Data(self.text.utf8))
+        default: break
+        }
     }
 }

@@ -57,10 +57,7 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        try self.options.validateLimits()
-        do {
-            _ = try self.options.makeConfiguration()
-        } catch is RoasError {}
+        try self.options.validateFlags(summary: self.summary)
         if let tcp = self.listenTcp, ListenAddress(tcp) == nil {
             throw ValidationError("--listen-tcp must be HOST:PORT, got '\(tcp)'")
         }
@@ -72,9 +69,6 @@ struct Serve: AsyncParsableCommand {
         guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        guard ["text", "json", "none"].contains(self.summary) else {
-            throw ValidationError("--summary must be text, json or none")
         }
     }
 
@@ -120,10 +114,6 @@ struct Serve: AsyncParsableCommand {
         }
         let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
         let summary = Summary(statistics: result.statistics, state: result.state, seconds: seconds)
-        switch self.summary {
-        case "json": FileHandle.standardError.write(Data(summary.json.utf8))
-        case "text": FileHandle.standardError.write(Data(summary.text.utf8))
-        default: break
-        }
+        summary.write(as: self.summary)
     }
 }
