@@ -24,8 +24,8 @@ public struct Origin {
 public struct Engine: Sendable {
     public let configuration: EngineConfiguration
     /// Greatest accepted time minus the lateness; `Int64.min` before the first event, `.max` at the end.
-    public private(set) var watermark: Int64 = .min
-    /// The `late` and `duplicate` checks and the watermark they use.
+    public var watermark: Int64 { self.admission.watermark }
+    /// The `late` and `duplicate` checks and the watermark they use (the engine's watermark).
     var admission: Admission
     public internal(set) var statistics = Statistics()
 
@@ -219,7 +219,6 @@ public struct Engine: Sendable {
     }
 
     private mutating func advance(to watermark: Int64, into output: inout EngineOutput) {
-        self.watermark = watermark
         self.admission.raise(to: watermark)
         while let next = self.pending.min, next.time <= watermark {
             let event = self.pending.removeMin()

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import RoasCore
 import Synchronization
 
@@ -25,7 +24,6 @@ actor Ingestor {
     private let settings: ServeSettings
     private let rows: ByteSink
     private let deadLetters: ByteSink?
-    private let logger: Logger
     let hub: StreamHub
     let metrics: ServeMetrics
     let gauges: IngestGauges
@@ -41,14 +39,13 @@ actor Ingestor {
     /// Live rows that went to the board and the stream only (no `--emit-every`).
     private var unwrittenUpdates = 0
 
-    init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
+    init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?) {
         var engine = Engine(configuration: settings.run.configuration)
         engine.trackUpdates(true)
         self.sink = EngineSink(engine: engine)
         self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters
-        self.logger = logger
         self.hub = StreamHub()
         self.metrics = ServeMetrics()
         self.gauges = IngestGauges()

@@ -35,7 +35,7 @@ public final class RoasServer: Sendable {
     public init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
         self.settings = settings
         self.logger = logger
-        self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters, logger: logger)
+        self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters)
     }
 
     /// Runs until shutdown; `onListening` is called once every listener is bound. Returns what a

@@ -28,10 +28,27 @@ struct ServeTests {
         return frames
     }
 
-    /// The rows `roas run` gives for `bytes` with the harness's settings and `lateness`.
-    static func runRows(_ bytes: [UInt8], lateness: Int64) throws -> [String] {
+    /// A signed `roas gen` stream for the harness's secret.
+    static func generated(
+        seed: UInt64, events: Int, users: Int, creators: Int, _ configure: (inout GeneratorConfiguration) -> Void = { _ in }
+    ) throws -> [UInt8] {
+        var generator = GeneratorConfiguration()
+        generator.seed = seed
+        generator.events = events
+        generator.users = users
+        generator.creators = creators
+        generator.secret = ServerHarness.secret
+        configure(&generator)
+        var source = try EventGenerator(configuration: generator, now: { ServerHarness.now })
+        return source.generateAll()
+    }
+
+    static func lineCount(_ bytes: [UInt8]) -> Int { bytes.reduce(0) { $1 == 10 ? $0 + 1 : $0 } }
+
+    /// The rows `roas run` gives for `bytes` with the harness's settings, changed by `configure`.
+    static func runRows(_ bytes: [UInt8], _ configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> [String] {
         var configuration = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
-        configuration.lateness = lateness
+        configure(&configuration)
         var pipeline = Pipeline(
             configuration: configuration, secrets: [ServerHarness.secret], tolerance: 0, now: { ServerHarness.now })
         pipeline.consume(bytes)
@@ -41,23 +58,17 @@ struct ServeTests {
 
     @Test("TCP connections and webhooks at once give the rows of roas run")
     func concurrentSendersMatchRoasRun() async throws {
-        var generator = GeneratorConfiguration()
-        generator.seed = 7
-        generator.events = 30_000
-        generator.users = 5000
-        generator.creators = 40
-        generator.secret = ServerHarness.secret
-        generator.batchSize = 250
-        generator.dirtyFraction = 0.01
-        generator.badBatchFraction = 0.05
-        generator.currencies = GeneratorConfiguration.defaultCurrencyMix
-        var source = try EventGenerator(configuration: generator, now: { ServerHarness.now })
-        let stream = source.generateAll()
+        let stream = try Self.generated(seed: 7, events: 30_000, users: 5000, creators: 40) {
+            $0.batchSize = 250
+            $0.dirtyFraction = 0.01
+            $0.badBatchFraction = 0.05
+            $0.currencies = GeneratorConfiguration.defaultCurrencyMix
+        }
         let frames = try Self.frames(stream)
         #expect(frames.count > 100)
         // Nothing is late whatever the interleaving: the result cannot depend on arrival order.
         let lateness: Int64 = 30 * 86_400_000
-        let expected = try Self.runRows(stream, lateness: lateness)
+        let expected = try Self.runRows(stream) { $0.lateness = lateness }
         #expect(expected.count >= 40)
 
         let server = try await ServerHarness.start { $0.run.configuration.lateness = lateness }
@@ -81,7 +92,7 @@ struct ServeTests {
             try await group.waitForAll()
         }
         // Every line sent is read before the shutdown.
-        let lines = stream.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
+        let lines = Self.lineCount(stream)
         #expect(try await server.eventually { await server.server.statistics.linesRead == lines })
         let (result, rows) = try await server.stop()
         #expect(result.statistics.balances)
@@ -94,19 +105,12 @@ struct ServeTests {
     func halfCloseAfterLargeStream() async throws {
         // Regression: without remote half-closure NIO closed the connection at EOF and dropped what
         // back-pressure had left unread (14 of 2,002 batches in a 2M-event run).
-        var generator = GeneratorConfiguration()
-        generator.seed = 11
-        generator.events = 150_000
-        generator.users = 20_000
-        generator.creators = 50
-        generator.secret = ServerHarness.secret
-        var source = try EventGenerator(configuration: generator, now: { ServerHarness.now })
-        let stream = source.generateAll()
-        let expected = try Self.runRows(stream, lateness: 5000)
+        let stream = try Self.generated(seed: 11, events: 150_000, users: 20_000, creators: 50)
+        let expected = try Self.runRows(stream)
         let server = try await ServerHarness.start()
         _ = try await server.sendTCP(stream, pieces: 1 << 22)
         let (result, rows) = try await server.stop()
-        #expect(result.statistics.linesRead == stream.reduce(0) { $1 == 10 ? $0 + 1 : $0 })
+        #expect(result.statistics.linesRead == Self.lineCount(stream))
         #expect(result.statistics.bytesRead == stream.count)
         #expect(result.statistics.deadLetterCount == 0)
         #expect(rows == expected)
@@ -116,22 +120,12 @@ struct ServeTests {
     func backPressure() async throws {
         // Rows go to a pipe nobody reads yet: once its 64 KiB are full the engine waits on it, so
         // connections wait on the engine and stop reading; the sender's socket then stalls.
-        var generator = GeneratorConfiguration()
-        generator.seed = 13
-        generator.events = 300_000
-        generator.users = 20_000
-        generator.creators = 50
-        generator.secret = ServerHarness.secret
-        var source = try EventGenerator(configuration: generator, now: { ServerHarness.now })
-        let stream = source.generateAll()
+        let stream = try Self.generated(seed: 13, events: 300_000, users: 20_000, creators: 50)
         let oneMinute: Int64 = 60_000
-        var configuration = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
-        configuration.window = oneMinute
-        configuration.slide = oneMinute
-        var pipeline = Pipeline(configuration: configuration, secrets: [ServerHarness.secret], tolerance: 0, now: { ServerHarness.now })
-        pipeline.consume(stream)
-        pipeline.finish()
-        let expected = pipeline.output.rows.map(\.json)
+        let expected = try Self.runRows(stream) {
+            $0.window = oneMinute
+            $0.slide = oneMinute
+        }
         #expect(expected.count > 2000)
 
         var descriptors: [Int32] = [0, 0]
@@ -191,7 +185,7 @@ struct ServeTests {
         let (result, _) = try await server.stop()
         stopped.withLock { $0 = true }
         let rows = String(decoding: try await drained.value, as: UTF8.self).split(separator: "\n").map(String.init)
-        #expect(result.statistics.linesRead == stream.reduce(0) { $1 == 10 ? $0 + 1 : $0 })
+        #expect(result.statistics.linesRead == Self.lineCount(stream))
         #expect(rows == expected)
     }
 

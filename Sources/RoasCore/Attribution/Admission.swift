@@ -39,7 +39,7 @@ struct Admission: Sendable {
         return watermark
     }
 
-    /// The watermark moved without an event (idle close, end of input).
+    /// The watermark moved without an event (idle close, end of input); a no-op after `observe`.
     mutating func raise(to watermark: Int64) {
         if watermark > self.watermark { self.watermark = watermark }
     }

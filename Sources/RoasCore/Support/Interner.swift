@@ -11,8 +11,8 @@ import Darwin
 public struct Interner: Sendable {
     private var arena: [UInt8] = []
     private var offsets: [Int] = [0]
-    /// Open addressing; a key of at most 16 bytes is kept in its slot too, so finding it touches
-    /// one cache line instead of three (slot, offsets, arena).
+    /// Open addressing; a key of at most 16 bytes is kept in its slot too, so finding it reads the
+    /// slot alone instead of the slot, the offsets and the arena (one or two cache lines, not three).
     private var slots: [Slot]
     private var mask: Int
     private var strings: [String?] = []
