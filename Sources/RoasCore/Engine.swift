@@ -40,7 +40,7 @@ public struct Engine: Sendable {
     var windows: WindowStore
     var clickIDs = IDArena()
     var viewIDs = IDArena()
-    private var nextSweep: Int64 = .min
+    var nextSweep: Int64 = .min
     private let sweepInterval: Int64
 
     public init(configuration: EngineConfiguration) {

@@ -6,6 +6,18 @@ public protocol EventSink {
     mutating func countBlankLine()
     mutating func countAcceptedBatch()
     mutating func countRejectedBatch(_ reason: Reason)
+    /// A batch passed verification; its lines follow. `headerLine` is the frame's header line (or
+    /// the webhook's headers as one) and `payload` all of its bytes.
+    mutating func batchAccepted(_ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer)
+    /// A batch (a frame or a webhook request) was rejected whole; `id` is nil when unreadable.
+    mutating func batchRejected(id: String?, timestamp: Int64?, rejection: Rejection)
+}
+
+extension EventSink {
+    public mutating func batchAccepted(
+        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+    ) {}
+    public mutating func batchRejected(id: String?, timestamp: Int64?, rejection: Rejection) {}
 }
 
 /// The engine as an `EventSink`, with what it has produced and not yet handed on.
@@ -66,7 +78,7 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
         switch item {
         case .line(let line, let number):
             let origin = Origin(line: number, batch: nil, raw: line)
-            if self.verifier.hasSecrets {
+            if self.verifier.hasSecrets && !self.verifier.isTrusted {
                 self.sink.reject(
                     Rejection(.unsigned, "secrets are configured, so events must come in signed batches"), origin: origin)
             } else {
@@ -77,7 +89,10 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
         case .tooLong(let prefix, let number, let batch):
             self.sink.reject(self.tooLongRejection, origin: Origin(line: number, batch: batch, raw: prefix))
         case .rejected(let line, let number, let batch, let reason, let detail, let isHeader):
-            if isHeader { self.sink.countRejectedBatch(reason) }
+            if isHeader {
+                self.sink.countRejectedBatch(reason)
+                self.sink.batchRejected(id: batch, timestamp: nil, rejection: Rejection(reason, detail))
+            }
             self.sink.reject(Rejection(reason, detail), origin: Origin(line: number, batch: batch, raw: line))
         case .batch(let header, let headerLine, let payload, let number):
             self.batch(header, headerLine: headerLine, payload: payload, line: number)
@@ -92,6 +107,7 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     ) -> Rejection? {
         if let rejection = self.verifier.verify(header, payload: payload) {
             self.sink.countRejectedBatch(rejection.reason)
+            self.sink.batchRejected(id: header.id, timestamp: header.timestamp, rejection: rejection)
             self.sink.reject(rejection, origin: Origin(line: number, batch: header.id, raw: headerLine))
             self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, _, origin in
                 reader.sink.reject(rejection, origin: origin)
@@ -99,6 +115,7 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
             return rejection
         }
         self.sink.countAcceptedBatch()
+        self.sink.batchAccepted(header, headerLine: headerLine, payload: payload)
         self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, line, origin in
             reader.event(line, origin: origin)
         }

@@ -73,7 +73,8 @@ struct HTTPRoutes: Sendable {
         var parser = ChunkParser(
             configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
             maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
-            accepted: self.ingestor.accepted, capacity: body.readableBytes + 4096, now: run.now)
+            accepted: self.ingestor.accepted, capacity: body.readableBytes + 4096,
+            journals: self.settings.durability != nil, now: run.now)
         let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: body.readableBytes)
         let (rejection, chunk) = body.withUnsafeReadableBytes { parser.batch(header, payload: $0) }
         self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
@@ -84,6 +85,11 @@ struct HTTPRoutes: Sendable {
         } catch ServeError.finished {
             var response = Self.error(.serviceUnavailable, "the server is shutting down; retry elsewhere or later")
             response.headers[.retryAfter] = "5"
+            return response
+        } catch ServeError.notDurable(let reason) {
+            // Nothing of the batch was applied; its id is free again for the retry.
+            var response = Self.error(.serviceUnavailable, "the batch could not be made durable (\(reason)); retry later")
+            response.headers[.retryAfter] = "1"
             return response
         }
         switch rejection?.reason {

@@ -20,10 +20,10 @@ actor Ingestor {
         var rejected: Int
     }
 
-    private var sink: EngineSink
-    private let settings: ServeSettings
-    private let rows: ByteSink
-    private let deadLetters: ByteSink?
+    var sink: EngineSink
+    let settings: ServeSettings
+    let rows: ByteSink
+    let deadLetters: ByteSink?
     let hub: StreamHub
     let metrics: ServeMetrics
     let gauges: IngestGauges
@@ -31,13 +31,19 @@ actor Ingestor {
     let accepted = AcceptedBatches()
     private var board = LiveBoard()
     /// Monotonic milliseconds of the last chunk holding an event.
-    private var lastEventAt: Int64
+    var lastEventAt: Int64
     private var reported = Statistics()
     private var rateSample: (time: Int64, events: Int)
     private var eventsPerSecond = 0.0
     private(set) var isFinished = false
     /// Live rows that went to the board and the stream only (no `--emit-every`).
     private var unwrittenUpdates = 0
+    /// `--data-dir`: the write-ahead log and checkpoints (see Ingestor+Durability.swift).
+    var durable: DurableState?
+    /// Recovery: final rows the rows file already holds past the checkpoint, not to write again.
+    var finalRowsToSkip = 0
+    /// Recovery: reads the log's records back (trusted: verified when they arrived).
+    var replayParser: ChunkParser?
 
     init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?) {
         var engine = Engine(configuration: settings.run.configuration)
@@ -54,9 +60,17 @@ actor Ingestor {
         self.rateSample = (now, 0)
     }
 
-    /// Applies one parsed chunk. Throws when the outputs cannot be written or the engine has finished.
-    func apply(_ chunk: ParsedChunk) throws -> Applied {
+    /// Applies one parsed chunk; with `--data-dir`, only once what it took in is in the write-ahead
+    /// log and durable (and in log order). Throws when the outputs cannot be written, the log cannot
+    /// be (`ServeError.notDurable`: nothing of the chunk applied) or the engine has finished.
+    func apply(_ chunk: ParsedChunk) async throws -> Applied {
         guard !self.isFinished else { throw ServeError.finished }
+        if self.durable != nil { return try await self.applyDurably(.chunk(chunk)) }
+        return try self.applyNow(chunk)
+    }
+
+    /// Applies a chunk at once (without a data folder, or once it is durable).
+    func applyNow(_ chunk: ParsedChunk) throws -> Applied {
         let lateBefore = self.sink.engine.statistics.deadLetters(.late)
         let duplicateBefore = self.sink.engine.statistics.deadLetters(.duplicate)
         self.sink.replay(chunk)
@@ -71,13 +85,21 @@ actor Ingestor {
         return Applied(accepted: events - refused, rejected: chunk.rejectedCount + refused)
     }
 
-    /// The periodic work: the idle close, live rows of open windows, metrics and the stats event.
-    func tick() throws {
+    /// The periodic work: the idle close, live rows of open windows, checkpoints, metrics and the
+    /// stats event.
+    func tick() async throws {
         guard !self.isFinished else { return }
         let now = StreamRunner.monotonicMilliseconds()
         if now - self.lastEventAt >= self.settings.idleClose {
-            let lateness = self.settings.run.configuration.lateness
-            self.sink.advanceIdle(to: self.settings.wallClock() - lateness)
+            let target = self.settings.wallClock() - self.settings.run.configuration.lateness
+            if target > self.sink.engine.watermark {
+                if self.durable != nil {
+                    // Logged like input, so that recovery closes the same windows at the same point.
+                    _ = try await self.applyDurably(.advance(target))
+                } else {
+                    self.sink.advanceIdle(to: target)
+                }
+            }
         }
         self.sink.emitUpdates()
         try self.write()
@@ -91,9 +113,15 @@ actor Ingestor {
     }
 
     /// End of input (shutdown): everything pending applies, every window closes and is written.
-    func finish() throws -> StreamRunner.Result {
+    /// With `--data-dir`, windows stay open instead: what was accepted is checkpointed, and the next
+    /// start resumes from there.
+    func finish() async throws -> StreamRunner.Result {
         if !self.isFinished {
             self.isFinished = true
+            if self.durable != nil {
+                try await self.finishDurably()
+                return StreamRunner.Result(statistics: self.statistics, state: self.sink.engine.stateSizes)
+            }
             self.sink.finish()
             try self.write()
             try self.rows.flush()
@@ -163,7 +191,7 @@ actor Ingestor {
     }
 
     /// The `stats` event of `/v1/stream`, also the `stats` member of `/v1/roas`.
-    private func statsJSON() -> [UInt8] {
+    func statsJSON() -> [UInt8] {
         let statistics = self.sink.engine.statistics
         let rate = (self.eventsPerSecond * 10).rounded() / 10
         return Array(
@@ -174,7 +202,7 @@ actor Ingestor {
                 + ",\"connections\":\(self.gauges.connections.load(ordering: .relaxed))}").utf8)
     }
 
-    private func recordMetrics() {
+    func recordMetrics() {
         let statistics = self.sink.engine.statistics
         self.metrics.record(from: self.reported, to: statistics)
         self.reported = statistics
@@ -187,17 +215,21 @@ actor Ingestor {
         self.metrics.connections.record(self.gauges.connections.load(ordering: .relaxed))
         self.metrics.queuedChunks.record(self.gauges.queuedChunks.load(ordering: .relaxed))
         self.metrics.streamSubscribers.record(self.hub.subscriberCount)
+        if let log = self.durable?.log { self.metrics.record(log) }
     }
 
     /// Writes out what the engine produced; rows also go to the board and the stream.
-    private func write() throws {
+    func write() throws {
         guard !self.sink.output.isEmpty else { return }
         let writesUpdates = self.settings.run.emitEvery != nil
         var wroteRow = false
         for row in self.sink.output.rows {
             var json: [UInt8] = []
             row.appendJSON(to: &json)
-            if row.isFinal || writesUpdates {
+            if row.isFinal && self.finalRowsToSkip > 0 {
+                // Recovery: this final row was written before the crash (same log, same rows).
+                self.finalRowsToSkip -= 1
+            } else if row.isFinal || writesUpdates {
                 try self.rows.writeLine { $0.append(contentsOf: json) }
                 wroteRow = true
             } else {
@@ -219,10 +251,13 @@ actor Ingestor {
 
 enum ServeError: Error, CustomStringConvertible {
     case finished
+    /// The write-ahead log could not take the input (`--data-dir`): nothing of it was applied.
+    case notDurable(String)
 
     var description: String {
         switch self {
         case .finished: "the server is shutting down"
+        case .notDurable(let reason): "the input could not be made durable: \(reason)"
         }
     }
 }

@@ -18,7 +18,9 @@ final class Readiness: Sendable {
 ///
 /// Shutdown (SIGTERM, SIGINT or `shutdown()`): the TCP listener stops accepting and each connection
 /// applies what it had read; the engine applies everything pending and closes every window, as at
-/// the end of stdin in `roas run`, and the event streams end; then the HTTP server stops.
+/// the end of stdin in `roas run`, and the event streams end; then the HTTP server stops. With a
+/// data folder (`ServeSettings.durability`) the engine writes a checkpoint instead and its open
+/// windows stay open for the next start, which resumes from the folder (also after a crash).
 public final class RoasServer: Sendable {
     /// Where the listeners ended up (the bound ports, for port 0).
     public struct Bound: Sendable {
@@ -31,6 +33,7 @@ public final class RoasServer: Sendable {
     private let logger: Logger
     private let group = Mutex<ServiceGroup?>(nil)
     private let shutdownRequested = Atomic<Bool>(false)
+    private let recovery = Mutex<RecoveryReport?>(nil)
 
     public init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
         self.settings = settings
@@ -38,11 +41,30 @@ public final class RoasServer: Sendable {
         self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters)
     }
 
+    /// With a data folder: takes the folder, loads its newest checkpoint and replays its log (see
+    /// `Ingestor.recover`). `run` does this first when it was not called; nil without a folder.
+    @discardableResult
+    public func recover() async throws -> RecoveryReport? {
+        guard let durability = self.settings.durability else { return nil }
+        if let report = self.recovery.withLock({ $0 }) { return report }
+        let report = try await self.ingestor.recover(durability, logger: self.logger)
+        self.recovery.withLock { $0 = report }
+        self.logger.notice(
+            "recovered from the data folder",
+            metadata: [
+                "directory": "\(durability.directory)", "checkpoint_lsn": "\(report.checkpointLSN)",
+                "replayed_records": "\(report.replayedRecords)", "replayed_bytes": "\(report.replayedBytes)",
+                "skipped_rows": "\(report.skippedRows)", "milliseconds": "\(report.milliseconds)",
+            ])
+        return report
+    }
+
     /// Runs until shutdown; `onListening` is called once every listener is bound. Returns what a
     /// finished `roas run` returns.
     public func run(
         handlesSignals: Bool = true, onListening: @escaping @Sendable (Bound) -> Void = { _ in }
     ) async throws -> StreamRunner.Result {
+        try await self.recover()
         let listeners = (self.settings.tcp == nil ? 0 : 1) + (self.settings.http == nil ? 0 : 1)
         let readiness = Readiness(listeners: listeners)
         let bound = Mutex(Bound())
@@ -53,7 +75,9 @@ public final class RoasServer: Sendable {
         // Services stop in reverse order: TCP first (each connection applies what it read), then
         // the engine (final rows, also to /v1/stream, whose streams then end), then HTTP. A webhook
         // racing the shutdown is either applied before the engine finishes or answered 503.
-        let engine = EngineService(ingestor: self.ingestor, every: self.settings.liveEvery)
+        let engine = EngineService(
+            ingestor: self.ingestor, every: self.settings.liveEvery,
+            checkpointEvery: self.settings.durability?.checkpointEvery)
         var services: [any Service] = []
         var tcpService: TCPService?
         if let address = self.settings.tcp {
@@ -94,6 +118,11 @@ public final class RoasServer: Sendable {
         return try await self.ingestor.finish()
     }
 
+    /// Whether a data folder holds state of an earlier run (its outputs are then continued).
+    public static func hasState(directory: String) -> Bool {
+        DataFolder.hasState(directory)
+    }
+
     /// Starts a graceful shutdown, as SIGTERM does.
     public func shutdown() async {
         self.shutdownRequested.store(true, ordering: .relaxed)
@@ -109,18 +138,32 @@ public final class RoasServer: Sendable {
     }
 }
 
-/// The engine's clock: live rows, the idle close, metrics and stats every `every` milliseconds. At
-/// graceful shutdown (after the TCP listener has drained) it finishes the engine.
+/// The engine's clock: live rows, the idle close, metrics and stats every `every` milliseconds, and
+/// with a data folder a checkpoint every `checkpointEvery`. At graceful shutdown (after the TCP
+/// listener has drained) it finishes the engine.
 struct EngineService: Service {
     let ingestor: Ingestor
     let every: Int64
+    let checkpointEvery: Int64?
 
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
-                while true {
-                    try await Task.sleep(for: .milliseconds(self.every))
-                    try await self.ingestor.tick()
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: .milliseconds(self.every))
+                            try await self.ingestor.tick()
+                        }
+                    }
+                    if let checkpointEvery = self.checkpointEvery {
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: .milliseconds(checkpointEvery))
+                                try await self.ingestor.checkpointIfDue()
+                            }
+                        }
+                    }
                 }
             }
         } catch is CancellationError {

@@ -25,6 +25,12 @@ final class ServeMetrics: Sendable {
     let connections: Metrics.Gauge
     let queuedChunks: Metrics.Gauge
     let streamSubscribers: Metrics.Gauge
+    let checkpoints: Metrics.Counter
+    let checkpointSeconds: Metrics.Gauge
+    let checkpointBytes: Metrics.Gauge
+    private let walBytes: Metrics.Gauge
+    private let walSyncs: Metrics.Gauge
+    private let walFailedWrites: Metrics.Gauge
 
     init() {
         let factory = PrometheusMetricsFactory(registry: self.registry)
@@ -56,6 +62,12 @@ final class ServeMetrics: Sendable {
         self.connections = Metrics.Gauge(label: "roas_tcp_connections", factory: factory)
         self.queuedChunks = Metrics.Gauge(label: "roas_queued_chunks", factory: factory)
         self.streamSubscribers = Metrics.Gauge(label: "roas_stream_subscribers", factory: factory)
+        self.checkpoints = Metrics.Counter(label: "roas_checkpoints_total", factory: factory)
+        self.checkpointSeconds = Metrics.Gauge(label: "roas_checkpoint_last_seconds", factory: factory)
+        self.checkpointBytes = Metrics.Gauge(label: "roas_checkpoint_last_bytes", factory: factory)
+        self.walBytes = Metrics.Gauge(label: "roas_wal_written_bytes", factory: factory)
+        self.walSyncs = Metrics.Gauge(label: "roas_wal_syncs", factory: factory)
+        self.walFailedWrites = Metrics.Gauge(label: "roas_wal_failed_writes", factory: factory)
     }
 
     /// Adds what changed between two snapshots of the engine's counts.
@@ -84,6 +96,13 @@ final class ServeMetrics: Sendable {
         self.pending.record(state.pending)
         self.orders.record(state.orders)
         self.dedupIDs.record(state.dedupIDs)
+    }
+
+    /// The write-ahead log's counts since the server started (`--data-dir`).
+    func record(_ log: WriteAheadLog) {
+        self.walBytes.record(log.bytesWritten)
+        self.walSyncs.record(log.syncs)
+        self.walFailedWrites.record(log.failedGroups)
     }
 
     /// The Prometheus text exposition.

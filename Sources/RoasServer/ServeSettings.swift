@@ -46,6 +46,9 @@ public struct ServeSettings: Sendable {
     public var maximumQueuedChunks = 64
     /// Wall-clock milliseconds between live updates on `/v1/stream` and the dashboard.
     public var liveEvery: Int64 = 1000
+    /// `--data-dir`: a write-ahead log and checkpoints; input is acknowledged once durable, and a
+    /// restart resumes where the last run stopped (also after a crash).
+    public var durability: DurabilitySettings?
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
 

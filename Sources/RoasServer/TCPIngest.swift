@@ -63,36 +63,77 @@ struct TCPIngest: Sendable {
         }
     }
 
-    /// Reads one connection to its end (or the idle timeout, or shutdown), applying each read as it comes.
+    /// Reads one connection to its end (or the idle timeout, or shutdown), applying each read as it
+    /// comes. With `--data-dir`, each batch frame is answered once its fate is known: `{"ack":ID}`
+    /// when it is durable and applied, `{"nack":ID,"reason":...}` when it was rejected or could not
+    /// be made durable; after `not_durable` nacks the connection is closed, unread.
     private func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let peer = connection.channel.remoteAddress?.description ?? "unknown"
         let run = self.settings.run
+        let acknowledges = self.settings.durability != nil
         var parser = ChunkParser(
             configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
             maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
-            accepted: self.ingestor.accepted, capacity: 1 << 16, now: run.now)
+            accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges, now: run.now)
         do {
-            try await connection.executeThenClose { inbound, _ in
+            try await connection.executeThenClose { inbound, outbound in
+                let replies = acknowledges ? outbound : nil
                 do {
                     for try await buffer in inbound.cancelOnGracefulShutdown() {
                         let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
-                        try await self.apply(chunk)
+                        try await self.apply(chunk, replies: replies)
                     }
                 } catch let error as ChannelError where error == .inputClosed || error == .ioOnClosedChannel {
                     // The peer went away, or the idle timeout closed the connection: what it sent counts.
                 }
-                try await self.apply(parser.finish())
+                try await self.apply(parser.finish(), replies: replies)
             }
         } catch {
             self.logger.info("TCP connection from \(peer) ended: \(error)")
         }
     }
 
-    private func apply(_ chunk: ParsedChunk) async throws {
+    private func apply(_ chunk: ParsedChunk, replies: NIOAsyncChannelOutboundWriter<ByteBuffer>?) async throws {
         guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else { return }
         self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
         defer { self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed) }
-        _ = try await self.ingestor.apply(chunk)
+        var failure: String?
+        do {
+            _ = try await self.ingestor.apply(chunk)
+        } catch ServeError.notDurable(let reason) where replies != nil {
+            failure = reason
+        }
+        if let replies, !chunk.batchOutcomes.isEmpty {
+            try await replies.write(ByteBuffer(bytes: Self.acknowledgements(chunk.batchOutcomes, failure: failure)))
+        }
+        // Nothing after a batch that was not made durable is applied from this connection: a sender
+        // resending from its first unacknowledged batch then keeps its order.
+        if let failure { throw ServeError.notDurable(failure) }
+    }
+
+    /// One line per batch (schemas/ack.schema.json): `ack` for an applied batch or a resend of one
+    /// (`duplicate`), `nack` with the reason otherwise; `failure` turns the applied ones into
+    /// `not_durable` nacks.
+    static func acknowledgements(_ outcomes: [BatchOutcome], failure: String?) -> [UInt8] {
+        var text: [UInt8] = []
+        for outcome in outcomes {
+            let id = outcome.id.map { JSONText.quoted($0) } ?? "null"
+            switch outcome.rejection {
+            case nil:
+                if let failure {
+                    JSONText.append("{\"nack\":\(id),\"reason\":\"not_durable\",\"detail\":\(JSONText.quoted(failure))}\n", to: &text)
+                } else {
+                    JSONText.append("{\"ack\":\(id)}\n", to: &text)
+                }
+            case .some(let rejection) where rejection.reason == .replayedBatch:
+                JSONText.append("{\"ack\":\(id),\"duplicate\":true}\n", to: &text)
+            case .some(let rejection):
+                JSONText.append(
+                    "{\"nack\":\(id),\"reason\":\"\(rejection.reason.rawValue)\",\"detail\":\(JSONText.quoted(rejection.detail))}\n",
+                    to: &text)
+            }
+        }
+        return text
     }
 }
 

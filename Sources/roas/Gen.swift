@@ -166,8 +166,13 @@ struct Gen: AsyncParsableCommand {
         }
         if let tcp = self.tcp.flatMap(ListenAddress.init) {
             do {
-                try await TCPSender.withConnection(host: tcp.host, port: tcp.port) { write in
+                let answers = try await TCPSender.withConnection(host: tcp.host, port: tcp.port) { write in
                     try await self.generate(configuration) { try await write($0) }
+                }
+                if answers != TCPSender.Answers() {
+                    // roas serve --data-dir acknowledges each batch.
+                    FileHandle.standardError.write(
+                        Data("roas gen: \(answers.acks) batches acknowledged (\(answers.duplicates) duplicates), \(answers.nacks) not\n".utf8))
                 }
             } catch let error as RoasError {
                 throw error

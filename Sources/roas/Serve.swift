@@ -12,6 +12,10 @@ struct Serve: AsyncParsableCommand {
             as they close. HTTP: POST /v1/events (Standard Webhooks), GET / (dashboard), /v1/roas, /v1/stream
             (Server-Sent Events), /metrics (Prometheus), /healthz, /readyz. SIGTERM or SIGINT: stop accepting,
             apply what was accepted, close every window as at the end of stdin, print the summary, exit 0.
+            With --data-dir: accepted input goes to a write-ahead log and is acknowledged once durable (HTTP 202,
+            TCP {"ack":ID} lines), checkpoints are taken, and a restart (also after a crash) resumes where it
+            stopped, writing each final row to --output exactly once; SIGTERM then checkpoints and keeps
+            windows open for the next start.
             """
     )
 
@@ -50,6 +54,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Parsed chunks waiting for the engine beyond which webhooks answer 503 with Retry-After.")
     var maxQueued: Int = 64
 
+    @Option(help: "Keep a write-ahead log and checkpoints in this folder: acknowledge input once durable, resume after a restart or crash.")
+    var dataDir: String?
+
+    @Option(help: "With --data-dir: batch (one fsync covers what arrived meanwhile), always (one fsync per record) or interval:DURATION (acknowledge after write, fsync every DURATION).")
+    var fsync: String = "batch"
+
+    @Option(help: "With --data-dir: snapshot the engine this often; the log before the snapshot is then deleted.")
+    var checkpointEvery: String = "30s"
+
     @Option(help: "Summary on stderr at exit: text, json or none.")
     var summary: String = "text"
 
@@ -67,6 +80,9 @@ struct Serve: AsyncParsableCommand {
         if self.noHttp && self.listenTcp == nil { throw ValidationError("--no-http needs --listen-tcp") }
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
+        guard FsyncMode(argument: self.fsync) != nil else {
+            throw ValidationError("--fsync must be batch, always or interval:DURATION (interval:100ms), got '\(self.fsync)'")
+        }
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -101,10 +117,28 @@ struct Serve: AsyncParsableCommand {
         settings.maximumQueuedChunks = self.maxQueued
         if let every = run.emitEvery { settings.liveEvery = every }
 
-        let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
-        let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
+        // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.
+        var resumes = false
+        if let directory = self.dataDir {
+            var durability = DurabilitySettings(directory: directory)
+            durability.fsync = FsyncMode(argument: self.fsync) ?? .batch
+            durability.checkpointEvery = try self.options.duration(self.checkpointEvery, "--checkpoint-every")
+            guard durability.checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+            settings.durability = durability
+            resumes = RoasServer.hasState(directory: directory)
+            // A file-size limit makes writes fail (EFBIG) rather than kill the process: the log reports it.
+            signal(SIGXFSZ, SIG_IGN)
+        }
+        let rows = try self.output.map { try ByteSink(path: $0, truncates: !resumes) } ?? ByteSink(descriptor: STDOUT_FILENO)
+        let deadLetters = try self.deadLetter.map { try ByteSink(path: $0, truncates: !resumes) }
         let server = RoasServer(settings: settings, rows: rows, deadLetters: deadLetters, logger: logger)
         let started = StreamRunner.monotonicMilliseconds()
+        if let report = try await server.recover() {
+            var line = "roas serve: recovered from checkpoint \(report.checkpointLSN), replayed \(report.replayedRecords) log records"
+            line += " (\(report.replayedBytes) bytes) in \(report.milliseconds) ms, \(report.skippedRows) rows already written"
+            if let tail = report.droppedTail { line += "; dropped a torn log tail: \(tail)" }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
         let result = try await server.run { bound in
             // One line per listener on stderr, in a fixed form scripts (and the tests) can read.
             var lines = ""

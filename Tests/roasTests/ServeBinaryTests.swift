@@ -345,7 +345,9 @@ struct ServeBinaryTests {
 
     /// Writes `data` to 127.0.0.1:`port`, half-closes, and waits (at most `timeout` seconds) for
     /// the server to close: it closes a connection once it has applied everything it read.
-    static func sendOverTCP(_ data: Data, port: Int, timeout: Int = 30) throws {
+    /// Sends `data`, half-closes, and returns what the server wrote back until it closed.
+    @discardableResult
+    static func sendOverTCP(_ data: Data, port: Int, timeout: Int = 30) throws -> Data {
         #if canImport(Glibc)
             let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             let noSignal = Int32(MSG_NOSIGNAL)
@@ -386,11 +388,13 @@ struct ServeBinaryTests {
         }
         guard shutdown(descriptor, shutWrite) == 0 else { throw failure("shutdown") }
         var buffer = [UInt8](repeating: 0, count: 4096)
+        var answers = Data()
         while true {
             let read = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if read == 0 { return }
+            if read == 0 { return answers }
             if read < 0 && errno == EINTR { continue }
             guard read > 0 else { throw failure("waiting for the server to close (\(timeout) s)") }
+            answers.append(contentsOf: buffer[0..<read])
         }
     }
 }

@@ -44,3 +44,31 @@ struct Admission: Sendable {
         if watermark > self.watermark { self.watermark = watermark }
     }
 }
+
+// MARK: Snapshots
+
+extension Admission {
+    var snapshotByteEstimate: Int { 16 + self.dedup.snapshotByteEstimate }
+
+    /// Writes the watermark, the newest admitted time and the ids within the dedup horizon.
+    func write(to writer: inout SnapshotWriter) {
+        writer.write(self.watermark)
+        writer.write(self.newestTime)
+        self.dedup.write(to: &writer)
+    }
+
+    /// Reads what `write(to:)` wrote; the watermark may not trail the newest time by more than the lateness.
+    init(from reader: inout SnapshotReader, lateness: Int64, dedupHorizon: Int64) throws {
+        let watermark = try reader.readTime("the watermark", sentinels: true)
+        let newestTime = try reader.readTime("the newest event time", sentinels: true)
+        try SnapshotReader.require(newestTime != .max, "the newest event time is the end of time")
+        try SnapshotReader.require(
+            watermark >= Engine.subtract(newestTime, lateness),
+            "the watermark trails the newest event by more than the lateness")
+        let dedup = try DedupSet(from: &reader)
+        self.init(lateness: lateness, dedupHorizon: dedupHorizon)
+        self.watermark = watermark
+        self.newestTime = newestTime
+        self.dedup = dedup
+    }
+}

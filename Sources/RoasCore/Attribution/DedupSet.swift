@@ -6,7 +6,7 @@
 /// Memory: 48-144 bytes per id seen within the horizon (the table holds 2 to 6 times the live count:
 /// it is rebuilt at half full and doubled when over a third is still live).
 struct DedupSet: Sendable {
-    private struct Entry: Sendable {
+    fileprivate struct Entry: Sendable {
         var high: UInt64
         var low: UInt64
         var time: Int64
@@ -62,5 +62,42 @@ struct DedupSet: Sendable {
             self.entries[index] = entry
         }
         self.count = live.count
+    }
+}
+
+// MARK: Snapshots
+
+/// Integer fields only, no padding: 8 + 8 + 8 bytes.
+extension DedupSet.Entry: SnapshotRaw {}
+
+extension DedupSet {
+    var snapshotByteEstimate: Int {
+        SnapshotWriter.tableByteCount(
+            slots: self.entries.count, occupied: self.count, stride: MemoryLayout<Entry>.stride)
+    }
+
+    /// Writes the table (its slots, or its size and occupied slots when sparse).
+    func write(to writer: inout SnapshotWriter) {
+        writer.write(table: self.entries, occupied: self.count) { $0.time == .min }
+    }
+
+    /// Reads what `write(to:)` wrote: a table of a power-of-two size at most half full, whose
+    /// entries' times are in range, so that probing always reaches an empty slot.
+    init(from reader: inout SnapshotReader) throws {
+        let (entries, occupied) = try reader.readTable(empty: Entry(high: 0, low: 0, time: .min)) {
+            $0.time == .min
+        } check: { entry in
+            try SnapshotReader.require(
+                (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(entry.time),
+                "a dedup time is out of range")
+        }
+        let size = entries.count
+        try SnapshotReader.require(
+            size >= 16 && size & (size - 1) == 0, "the dedup table's size \(size) is not a power of two from 16")
+        try SnapshotReader.require(occupied * 2 <= size, "the dedup table is more than half full")
+        self.init(capacity: 16)
+        self.entries = entries
+        self.mask = size - 1
+        self.count = occupied
     }
 }

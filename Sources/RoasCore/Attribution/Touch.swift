@@ -8,7 +8,8 @@ import Darwin
 struct SortKey: Sendable {
     var high: UInt64
     var low: UInt64
-    var length: Int32
+    /// 64 bits rather than 32 so that the key, and `Touch`, have no padding: snapshots copy them as raw memory.
+    var length: Int64
     /// Offset of the bytes past the 16th in the owner's `IDArena`; -1 when the id has at most 16 bytes.
     var tail: Int64
 
@@ -23,7 +24,7 @@ struct SortKey: Sendable {
         }
         self.high = high
         self.low = low
-        self.length = Int32(count)
+        self.length = Int64(count)
         self.tail = count > 16 ? arena.append(UnsafeRawBufferPointer(rebasing: bytes[16...]), time: time) : -1
     }
 
@@ -164,6 +165,126 @@ struct TouchLog: Sendable {
             if touch.time < stop { return }
             if touch.time >= lower && touch.time <= upper { body(touch) }
             position = touch.previous
+        }
+    }
+}
+
+// MARK: Snapshots
+
+/// Integer fields only, no padding: 8 + 4 + 4 + (8 + 8 + 8 + 8) + 8 bytes.
+extension Touch: SnapshotRaw {}
+
+extension IDArena {
+    var snapshotByteEstimate: Int { self.chunks.reduce(16) { $0 + 26 + $1.bytes.count } }
+
+    /// The chunks held, and the offset the first starts at (above 0 once one has been freed).
+    var chunkSpan: (count: Int, base: Int64) { (self.chunks.count, self.chunks.first?.base ?? 0) }
+
+    /// Writes the chunks (base, newest time, bytes) and the next offset.
+    func write(to writer: inout SnapshotWriter) {
+        writer.write(count: self.chunks.count)
+        for chunk in self.chunks {
+            writer.write(chunk.base)
+            writer.write(chunk.newestTime)
+            writer.write(raw: chunk.bytes)
+        }
+        writer.write(self.nextOffset)
+    }
+
+    /// Reads what `write(to:)` wrote; the chunks must follow each other without gaps from a base of at least 0.
+    init(from reader: inout SnapshotReader) throws {
+        let count = try reader.readCount(elementSize: 8 + 8 + 2 + 8)
+        var chunks: [Chunk] = []
+        chunks.reserveCapacity(count)
+        var end: Int64? = nil
+        for _ in 0..<count {
+            let base = try reader.read(Int64.self)
+            let newestTime = try reader.readTime("the newest time of an id chunk")
+            let bytes = try reader.readRaw(UInt8.self)
+            try SnapshotReader.require(
+                base >= 0 && base <= SnapshotReader.counterLimit && (end == nil || base == end),
+                "an id chunk starts at \(base), not where the previous one ends")
+            end = base + Int64(bytes.count)
+            chunks.append(Chunk(bytes: bytes, base: base, newestTime: newestTime))
+        }
+        let nextOffset = try reader.read(Int64.self)
+        try SnapshotReader.require(
+            nextOffset == end ?? 0, "the next id offset \(nextOffset) is not the end of the last chunk")
+        try SnapshotReader.require(nextOffset <= SnapshotReader.counterLimit, "the next id offset is out of range")
+        // Appends go to the last chunk: give it the room `append` gives a new one.
+        if !chunks.isEmpty { chunks[chunks.count - 1].bytes.reserveCapacity(IDArena.chunkSize) }
+        self.init()
+        self.chunks = chunks
+        self.nextOffset = nextOffset
+    }
+
+    /// Whether `length` bytes from `offset` lie in the chunk `withBytes` would read them from.
+    func holds(_ offset: Int64, _ length: Int64) -> Bool {
+        guard !self.chunks.isEmpty, length >= 0 else { return false }
+        var low = 0
+        var high = self.chunks.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if self.chunks[middle].base <= offset { low = middle } else { high = middle - 1 }
+        }
+        let chunk = self.chunks[low]
+        return offset >= chunk.base && offset - chunk.base <= Int64(chunk.bytes.count) - length
+    }
+}
+
+extension TouchLog {
+    var snapshotByteEstimate: Int { 28 + self.count * MemoryLayout<Touch>.stride + 8 * self.heads.count }
+
+    /// Writes the retained touches (from `start`), their first position and the identities' heads.
+    func write(to writer: inout SnapshotWriter) {
+        writer.write(self.start)
+        writer.write(raw: self.touches[Int(self.start - self.base)...])
+        writer.write(raw: self.heads)
+    }
+
+    /// Reads what `write(to:)` wrote; positions must chain backwards within the log (see `validate`).
+    init(from reader: inout SnapshotReader, lateness: Int64) throws {
+        let start = try reader.read(Int64.self)
+        let touches = try reader.readRaw(Touch.self)
+        let heads = try reader.readRaw(Int64.self)
+        try SnapshotReader.require(
+            start >= 0 && start <= SnapshotReader.counterLimit - Int64(touches.count),
+            "a touch log position is out of range")
+        let end = start + Int64(touches.count)
+        for head in heads {
+            try SnapshotReader.require(
+                head >= -1 && head < end, "an identity's latest touch \(head) is past the log's end")
+        }
+        for (index, touch) in touches.enumerated() {
+            // Chains only go back, so a walk along one ends.
+            try SnapshotReader.require(
+                touch.previous >= -1 && touch.previous < start + Int64(index),
+                "a touch's previous position is not before it")
+        }
+        self.init(lateness: lateness)
+        self.touches = touches
+        self.base = start
+        self.start = start
+        self.heads = heads
+    }
+
+    /// Checks what the log refers to outside itself: creator and campaign handles, and the id tails in
+    /// `ids` of the touches a purchase may still reach (time at least `reachable`; older touches may
+    /// legitimately point to chunks already freed, and are never compared).
+    func validate(creators: Int, campaigns: Int, ids: IDArena, reachable: Int64) throws {
+        for touch in self.touches[Int(self.start - self.base)...] {
+            try SnapshotReader.require(
+                (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(touch.time),
+                "a touch time is out of range")
+            try SnapshotReader.require(
+                touch.creator >= 0 && Int(touch.creator) < creators && touch.campaign >= -1
+                    && Int(touch.campaign) < campaigns,
+                "a touch's creator or campaign handle is out of range")
+            try SnapshotReader.require(touch.id.length >= 0, "a touch id length is negative")
+            if touch.id.length > 16 && touch.time >= reachable {
+                try SnapshotReader.require(
+                    ids.holds(touch.id.tail, touch.id.length - 16), "a touch id's tail is outside the id arena")
+            }
         }
     }
 }

@@ -56,3 +56,40 @@ extension Reason {
         }
     }
 }
+
+// MARK: Snapshots
+
+extension Statistics {
+    /// Writes every counter as an `Int64`; the arrays with their counts.
+    func write(to writer: inout SnapshotWriter) {
+        for value in [self.linesRead, self.bytesRead, self.blankLines, self.acceptedBatches] {
+            writer.write(Int64(value))
+        }
+        for value in [self.pendingEvents, self.finalRows, self.updateRows] { writer.write(Int64(value)) }
+        for counters in [self.acceptedEvents, self.rejectedBatches, self.deadLetters] {
+            writer.write(count: counters.count)
+            for value in counters { writer.write(Int64(value)) }
+        }
+    }
+
+    /// Reads what `write(to:)` wrote: counters from 0 to 2^62, one per event kind or reason.
+    init(from reader: inout SnapshotReader) throws {
+        self.init()
+        self.linesRead = try reader.readCounter("lines read")
+        self.bytesRead = try reader.readCounter("bytes read")
+        self.blankLines = try reader.readCounter("blank lines")
+        self.acceptedBatches = try reader.readCounter("accepted batches")
+        self.pendingEvents = try reader.readCounter("pending events")
+        self.finalRows = try reader.readCounter("final rows")
+        self.updateRows = try reader.readCounter("update rows")
+        for (path, name) in [
+            (\Statistics.acceptedEvents, "accepted events"), (\.rejectedBatches, "rejected batches"),
+            (\.deadLetters, "dead letters"),
+        ] {
+            let expected = self[keyPath: path].count
+            let count = try reader.readCount(elementSize: 8)
+            try SnapshotReader.require(count == expected, "\(count) counters of \(name), not \(expected)")
+            for index in 0..<count { self[keyPath: path][index] = try reader.readCounter(name) }
+        }
+    }
+}

@@ -10,20 +10,52 @@ public final class ByteSink {
     private let closesDescriptor: Bool
     private var buffer: [UInt8] = []
     private let flushThreshold = 1 << 16
+    /// The path, when opened by path.
+    public let path: String?
+    /// Where the next flushed byte lands: bytes flushed so far, plus the offset the sink started at.
+    public private(set) var position: Int
 
-    public init(descriptor: Int32, closesDescriptor: Bool = false) {
+    public init(descriptor: Int32, closesDescriptor: Bool = false, path: String? = nil, position: Int = 0) {
         self.descriptor = descriptor
         self.closesDescriptor = closesDescriptor
+        self.path = path
+        self.position = position
         self.buffer.reserveCapacity(1 << 17)
     }
 
-    /// Opens (creating or truncating) the file at `path` for writing.
-    public convenience init(path: String) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    /// Opens the file at `path` for writing, creating it; `truncates: false` keeps what it holds
+    /// and writes after it (the recovery of `roas serve --data-dir`).
+    public convenience init(path: String, truncates: Bool = true) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | (truncates ? O_TRUNC : O_APPEND), 0o644)
         guard descriptor >= 0 else {
             throw RoasError(.output, "cannot open \(path) for writing: \(String(cString: strerror(errno)))")
         }
-        self.init(descriptor: descriptor, closesDescriptor: true)
+        let end = truncates ? 0 : Int(lseek(descriptor, 0, SEEK_END))
+        self.init(descriptor: descriptor, closesDescriptor: true, path: path, position: max(end, 0))
+    }
+
+    /// Whether the descriptor is a regular file (so it can be read back and cut on recovery).
+    public var isRegularFile: Bool {
+        var info = stat()
+        return fstat(self.descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Cuts the file to `length` bytes (dropping what is after it) and writes after that.
+    public func truncate(to length: Int) throws {
+        try self.flush()
+        guard ftruncate(self.descriptor, off_t(length)) == 0 else {
+            throw RoasError(.output, "cannot cut output to \(length) bytes: \(String(cString: strerror(errno)))")
+        }
+        self.position = length
+    }
+
+    /// Flushes, then makes what was written durable (fsync).
+    public func sync() throws {
+        try self.flush()
+        guard self.isRegularFile else { return }
+        if fsync(self.descriptor) != 0 {
+            throw RoasError(.output, "cannot sync output: \(String(cString: strerror(errno)))")
+        }
     }
 
     deinit {
@@ -50,6 +82,7 @@ public final class ByteSink {
             }
             written += result
         }
+        self.position += count
         self.buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -12,15 +12,18 @@ public struct ChunkParser {
     /// - Parameters:
     ///   - keepsRawLines: copy raw lines into the chunks, for dead letters.
     ///   - capacity: bytes to reserve for a chunk's copied fields (the entries get a sixteenth of it).
+    ///   - journals: fill each chunk's `journal` (the write-ahead log of `roas serve --data-dir`).
+    ///   - isTrusted: the input is such a journal being replayed (see `BatchVerifier.isTrusted`).
     public init(
         configuration: EngineConfiguration, secrets: [WebhookSecret], tolerance: Int64,
         maximumLineLength: Int, maximumBatchBytes: Int, accepted: AcceptedBatches = AcceptedBatches(),
-        capacity: Int = 1 << 21, now: @escaping @Sendable () -> Int64
+        capacity: Int = 1 << 21, journals: Bool = false, isTrusted: Bool = false, now: @escaping @Sendable () -> Int64
     ) {
         self.decoder = FrameDecoder(maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
         self.lines = LineReader(
-            sink: ChunkRecorder(keepsRawLines: configuration.keepsDeadLetters, capacity: capacity),
-            verifier: BatchVerifier(secrets: secrets, tolerance: tolerance, accepted: accepted, now: now),
+            sink: ChunkRecorder(keepsRawLines: configuration.keepsDeadLetters, journals: journals, capacity: capacity),
+            verifier: BatchVerifier(
+                secrets: secrets, tolerance: tolerance, accepted: accepted, isTrusted: isTrusted, now: now),
             parser: EventParser(currencies: configuration.currencies), maximumLineLength: maximumLineLength)
     }
 

@@ -41,6 +41,12 @@ public struct ParsedChunk: Sendable {
     /// Lines and bytes of input this chunk covers.
     public internal(set) var linesRead = 0
     public internal(set) var bytesRead = 0
+    /// What the chunk took in, as a stream `roas run` reads (each accepted batch as a frame, each
+    /// bare event as a line; nothing rejected before the engine), when the parser journals: the
+    /// write-ahead log record of `roas serve --data-dir`.
+    public internal(set) var journal: [UInt8] = []
+    /// Every batch of the chunk, accepted or rejected, in order (acknowledgements).
+    public internal(set) var batchOutcomes: [BatchOutcome] = []
 
     public var isEmpty: Bool { self.entries.isEmpty }
 
@@ -59,15 +65,33 @@ public struct ParsedChunk: Sendable {
     }
 }
 
+/// What became of one batch: accepted (`rejection == nil`) or rejected whole.
+public struct BatchOutcome: Sendable, Equatable {
+    /// nil when the frame's header could not be read.
+    public var id: String?
+    /// The batch's own timestamp (seconds), when it could be read.
+    public var timestamp: Int64?
+    public var rejection: Rejection?
+
+    public init(id: String?, timestamp: Int64?, rejection: Rejection?) {
+        self.id = id
+        self.timestamp = timestamp
+        self.rejection = rejection
+    }
+}
+
 /// An `EventSink` that records into a `ParsedChunk`.
 public struct ChunkRecorder: EventSink {
     var chunk = ParsedChunk()
     /// Copy raw lines, for dead letters written later (links, purchases and refunds may be
     /// dead-lettered when they apply).
     let keepsRawLines: Bool
+    /// Fill the chunk's `journal`.
+    let journals: Bool
 
-    public init(keepsRawLines: Bool, capacity: Int = 1 << 21) {
+    public init(keepsRawLines: Bool, journals: Bool = false, capacity: Int = 1 << 21) {
         self.keepsRawLines = keepsRawLines
+        self.journals = journals
         self.chunk.bytes.reserveCapacity(capacity)
         self.chunk.entries.reserveCapacity(capacity >> 7)
     }
@@ -107,6 +131,10 @@ public struct ChunkRecorder: EventSink {
             campaign: event.campaign.map { self.field($0) } ?? .absent, order: self.field(event.order),
             raw: self.keepsRawLines ? self.field(origin.raw) : .absent)
         self.chunk.entries.append(.event(recorded))
+        if self.journals && origin.batch == nil {
+            self.chunk.journal.append(contentsOf: origin.raw)
+            self.chunk.journal.append(0x0A)
+        }
     }
 
     public mutating func reject(_ rejection: Rejection, origin: Origin) {
@@ -117,6 +145,25 @@ public struct ChunkRecorder: EventSink {
     public mutating func countBlankLine() { self.chunk.entries.append(.blank) }
     public mutating func countAcceptedBatch() { self.chunk.entries.append(.acceptedBatch) }
     public mutating func countRejectedBatch(_ reason: Reason) { self.chunk.entries.append(.rejectedBatch(reason)) }
+
+    public mutating func batchAccepted(
+        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+    ) {
+        self.chunk.batchOutcomes.append(BatchOutcome(id: header.id, timestamp: header.timestamp, rejection: nil))
+        guard self.journals else { return }
+        // A frame again, whatever it came as (a webhook body need not end in a newline).
+        let endsLine = payload.last == 0x0A
+        var frame = header
+        frame.bytes = payload.count + (endsLine ? 0 : 1)
+        self.chunk.journal.append(contentsOf: frame.json.utf8)
+        self.chunk.journal.append(0x0A)
+        self.chunk.journal.append(contentsOf: payload)
+        if !endsLine { self.chunk.journal.append(0x0A) }
+    }
+
+    public mutating func batchRejected(id: String?, timestamp: Int64?, rejection: Rejection) {
+        self.chunk.batchOutcomes.append(BatchOutcome(id: id, timestamp: timestamp, rejection: rejection))
+    }
 }
 
 extension EngineSink {

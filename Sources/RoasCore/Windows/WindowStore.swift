@@ -214,3 +214,102 @@ struct WindowStore: Sendable {
         return result
     }
 }
+
+// MARK: Snapshots
+
+/// Six `Int64`s, no padding.
+extension Aggregate: SnapshotRaw {}
+
+/// One `UInt64`.
+extension RowKey: SnapshotRaw {}
+
+extension PaneTable {
+    /// Writes the keys, their figures and the table size; the slots are rebuilt on reading.
+    func write(to writer: inout SnapshotWriter) {
+        writer.write(raw: self.keys)
+        writer.write(raw: self.figures)
+        writer.write(count: self.slots.count)
+    }
+
+    /// Reads what `write(to:)` wrote. Keys are added in index order, as `update` and `grow` add
+    /// them, so the rebuilt slots are the ones written.
+    init(from reader: inout SnapshotReader, handles: SnapshotHandles) throws {
+        let keys = try reader.readRaw(RowKey.self)
+        let figures = try reader.readRaw(Aggregate.self)
+        let size = try reader.read(UInt64.self)
+        try SnapshotReader.require(
+            keys.count == figures.count, "a pane has \(keys.count) keys and \(figures.count) figures")
+        // The size `update` gives `count` keys: the least power of two from 16 that is at least twice the count.
+        try SnapshotReader.require(
+            size >= 16 && size & (size - 1) == 0 && UInt64(keys.count) * 2 <= size
+                && size <= max(16, UInt64(keys.count) * 4),
+            "a pane table of \(keys.count) keys has \(size) slots")
+        for key in keys { try handles.check(key) }
+        let range = 0...SnapshotReader.counterLimit
+        for figure in figures {
+            try SnapshotReader.require(
+                range.contains(figure.views) && range.contains(figure.clicks) && range.contains(figure.conversions)
+                    && range.contains(figure.revenue) && range.contains(figure.refunds) && range.contains(figure.spend),
+                "a pane figure is out of range")
+        }
+        self.init()
+        self.keys = keys
+        self.figures = figures
+        self.slots = Array(repeating: 0, count: Int(size))
+        self.shift = UInt64(64 - size.trailingZeroBitCount)
+        let mask = Int(size) - 1
+        for (index, key) in keys.enumerated() {
+            var slot = self.slot(of: key)
+            while self.slots[slot] != 0 { slot = (slot + 1) & mask }
+            self.slots[slot] = Int32(index + 1)
+        }
+    }
+}
+
+extension WindowStore {
+    var snapshotByteEstimate: Int {
+        self.panes.reduce(25 + 16 * self.changed.count) { $0 + 38 + 56 * $1.table.count }
+    }
+
+    /// Writes the open panes, the next window to close, the changed keys (in order) and whether changes are tracked.
+    func write(to writer: inout SnapshotWriter) {
+        writer.write(count: self.panes.count)
+        for pane in self.panes {
+            writer.write(pane.start)
+            pane.table.write(to: &writer)
+        }
+        writer.write(self.nextWindowStart)
+        let changed = self.changed.sorted { $0.pane != $1.pane ? $0.pane < $1.pane : $0.key.packed < $1.key.packed }
+        writer.write(count: changed.count)
+        for change in changed {
+            writer.write(change.pane)
+            writer.write(change.key.packed)
+        }
+        writer.write(self.tracksChanges)
+    }
+
+    /// Reads what `write(to:)` wrote: panes aligned to the slide, in ascending order of start.
+    init(from reader: inout SnapshotReader, window: Int64, slide: Int64, handles: SnapshotHandles) throws {
+        self.init(window: window, slide: slide)
+        let count = try reader.readCount(elementSize: 8 + 3 * (2 + 8) + 8)
+        self.panes.reserveCapacity(count)
+        for _ in 0..<count {
+            let start = try reader.readTime("a pane start")
+            try SnapshotReader.require(self.paneStart(of: start) == start, "a pane start is not aligned to the slide")
+            try SnapshotReader.require(self.panes.last.map { $0.start < start } ?? true, "panes are out of order")
+            self.panes.append((start, try PaneTable(from: &reader, handles: handles)))
+        }
+        self.nextWindowStart = try reader.readTime("the next window start", sentinels: true)
+        try SnapshotReader.require(self.nextWindowStart != .max, "the next window start is the end of time")
+        let changes = try reader.readCount(elementSize: 16)
+        self.changed.reserveCapacity(changes)
+        for _ in 0..<changes {
+            let pane = try reader.readTime("a changed pane")
+            var key = RowKey(creator: -1, campaign: -1)
+            key.packed = try reader.read(UInt64.self)
+            try SnapshotReader.require(
+                self.changed.insert(PaneKey(pane: pane, key: key)).inserted, "a changed key is listed twice")
+        }
+        self.tracksChanges = try reader.readBool()
+    }
+}

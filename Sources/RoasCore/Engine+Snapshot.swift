@@ -1,0 +1,164 @@
+import HeapModule
+
+extension Engine {
+    /// The first bytes of every snapshot.
+    static let snapshotMagic: [UInt8] = Array("ROASSNP1".utf8)
+    /// The layout version `snapshot()` writes and `init(snapshot:configuration:)` reads.
+    static let snapshotVersion: UInt32 = 1
+    /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
+    static var snapshotByteOrder: UInt8 {
+        #if _endian(big)
+        2
+        #else
+        1
+        #endif
+    }
+
+    /// The engine's whole state as bytes, for `init(snapshot:configuration:)` to continue from
+    /// exactly where this engine stands (a crash-recovery checkpoint).
+    ///
+    /// Deterministic: equal states give equal bytes. Output not yet drained from an `EngineOutput`
+    /// is not part of the engine, and the decoded-string caches are not kept.
+    /// - Complexity: O(n) in the size of the state, plus sorting the pending events and the orders.
+    public func snapshot() -> [UInt8] {
+        var writer = SnapshotWriter(reservingCapacity: self.snapshotByteEstimate)
+        self.writeSnapshot(into: &writer)
+        return writer.bytes
+    }
+
+    /// Writes `snapshot()` into `writer`: magic, version, byte order, the options that change
+    /// results, then the state.
+    public func writeSnapshot(into writer: inout SnapshotWriter) {
+        writer.append(Engine.snapshotMagic)
+        writer.write(Engine.snapshotVersion)
+        writer.write(Engine.snapshotByteOrder)
+        self.configuration.writeSnapshot(to: &writer)
+        self.admission.write(to: &writer)
+        self.statistics.write(to: &writer)
+        self.users.write(to: &writer)
+        self.creators.write(to: &writer)
+        self.campaigns.write(to: &writer)
+        self.clickIDs.write(to: &writer)
+        self.viewIDs.write(to: &writer)
+        self.clicks.write(to: &writer)
+        self.views.write(to: &writer)
+        self.identities.write(to: &writer)
+        // In order, so that the bytes do not depend on the heap's layout.
+        let pending = self.pending.unordered.sorted()
+        writer.write(count: pending.count)
+        for event in pending { event.write(to: &writer) }
+        let orders = self.orders.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        writer.write(count: orders.count)
+        for (key, order) in orders {
+            writer.write(bytes: key)
+            order.write(to: &writer)
+        }
+        self.windows.write(to: &writer)
+        writer.write(self.nextSweep)
+    }
+
+    /// An engine that continues from `snapshot`, as the engine that took it would have.
+    ///
+    /// Every length, handle, position and enum value is checked before use, so that corrupt or
+    /// hostile bytes throw rather than trap, now or later while the engine runs.
+    /// - Throws: `SnapshotError.configurationMismatch` when `configuration` differs from the
+    ///   snapshot's in an option that changes results (naming each); `SnapshotError.truncated` or
+    ///   `SnapshotError.invalid` when the bytes are not a whole snapshot this build can read.
+    public init(snapshot: UnsafeRawBufferPointer, configuration: EngineConfiguration) throws {
+        do {
+            try configuration.validate()
+        } catch {
+            throw SnapshotError.invalid("the configuration is invalid: \(error)")
+        }
+        var reader = SnapshotReader(snapshot)
+        try reader.expect(Engine.snapshotMagic, "the magic number ROASSNP1")
+        let version = try reader.read(UInt32.self)
+        try SnapshotReader.require(
+            version == Engine.snapshotVersion, "layout version \(version); this build reads \(Engine.snapshotVersion)")
+        let byteOrder = try reader.read(UInt8.self)
+        try SnapshotReader.require(
+            byteOrder == Engine.snapshotByteOrder,
+            "written with byte order \(byteOrder), this host's is \(Engine.snapshotByteOrder)")
+        try configuration.checkSnapshot(from: &reader)
+        let admission = try Admission(
+            from: &reader, lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
+        let statistics = try Statistics(from: &reader)
+        let users = try Interner(from: &reader)
+        let creators = try Interner(from: &reader)
+        let campaigns = try Interner(from: &reader)
+        let handles = SnapshotHandles(
+            users: users.count, creators: creators.count, campaigns: campaigns.count,
+            currencies: configuration.currencies.codes.count)
+        let clickIDs = try IDArena(from: &reader)
+        let viewIDs = try IDArena(from: &reader)
+        let clicks = try TouchLog(from: &reader, lateness: configuration.lateness)
+        let views = try TouchLog(from: &reader, lateness: configuration.lateness)
+        // Purchases to come are no earlier than the watermark, so they reach no touch older than this.
+        try clicks.validate(
+            creators: creators.count, campaigns: campaigns.count, ids: clickIDs,
+            reachable: Engine.subtract(admission.watermark, configuration.clickLookback))
+        try views.validate(
+            creators: creators.count, campaigns: campaigns.count, ids: viewIDs,
+            reachable: Engine.subtract(admission.watermark, configuration.viewLookback))
+        let identities = try IdentityGraph(from: &reader, identities: users.count)
+        let pendingCount = try reader.readCount(elementSize: PendingEvent.minimumSnapshotSize)
+        try SnapshotReader.require(
+            pendingCount == statistics.pendingEvents,
+            "\(pendingCount) pending events, \(statistics.pendingEvents) in the statistics")
+        var pending: [PendingEvent] = []
+        pending.reserveCapacity(pendingCount)
+        for _ in 0..<pendingCount {
+            pending.append(try PendingEvent(from: &reader, handles: handles, watermark: admission.watermark))
+        }
+        let orderCount = try reader.readCount(elementSize: Order.minimumSnapshotSize)
+        var orders: [[UInt8]: Order] = [:]
+        orders.reserveCapacity(orderCount)
+        var previous: [UInt8]? = nil
+        for _ in 0..<orderCount {
+            let key = try reader.readBytes()
+            try SnapshotReader.require(
+                previous.map { $0.lexicographicallyPrecedes(key) } ?? true, "orders are out of order")
+            orders[key] = try Order(from: &reader, handles: handles)
+            previous = key
+        }
+        let windows = try WindowStore(
+            from: &reader, window: configuration.window, slide: configuration.slide, handles: handles)
+        let nextSweep = try reader.readTime("the next sweep", sentinels: true)
+        try reader.expectEnd()
+
+        self.init(configuration: configuration)
+        self.admission = admission
+        self.statistics = statistics
+        self.users = users
+        self.creators = creators
+        self.campaigns = campaigns
+        self.clicks = clicks
+        self.views = views
+        self.clickIDs = clickIDs
+        self.viewIDs = viewIDs
+        self.identities = identities
+        self.pending = Heap(pending)
+        self.orders = orders
+        self.windows = windows
+        self.nextSweep = nextSweep
+    }
+
+    /// `init(snapshot:configuration:)` from an array.
+    public init(snapshot: [UInt8], configuration: EngineConfiguration) throws {
+        self = try snapshot.withUnsafeBytes { try Engine(snapshot: $0, configuration: configuration) }
+    }
+
+    /// About how many bytes `snapshot()` will take (a little more, rarely less), from sizes the
+    /// state keeps anyway: the room `snapshot()` reserves.
+    public var snapshotByteEstimate: Int {
+        4096 + self.admission.snapshotByteEstimate + self.users.snapshotByteEstimate
+            + self.creators.snapshotByteEstimate + self.campaigns.snapshotByteEstimate
+            + self.clickIDs.snapshotByteEstimate + self.viewIDs.snapshotByteEstimate
+            + self.clicks.snapshotByteEstimate + self.views.snapshotByteEstimate
+            + self.identities.snapshotByteEstimate + self.windows.snapshotByteEstimate
+            + self.pending.unordered.reduce(0) {
+                $0 + 75 + $1.id.count + $1.order.count + $1.raw.count + ($1.batch?.utf8.count ?? 0)
+            }
+            + self.orders.reduce(0) { $0 + 48 + $1.key.count + 16 * $1.value.credits.count }
+    }
+}
