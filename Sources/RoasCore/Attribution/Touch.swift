@@ -85,14 +85,19 @@ struct IDArena: Sendable {
         }
     }
 
-    private func withBytes<R>(_ offset: Int64, _ length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    /// The index of the last chunk starting at or before `offset` (the chunks must not be empty).
+    fileprivate func chunkIndex(holding offset: Int64) -> Int {
         var low = 0
         var high = self.chunks.count - 1
         while low < high {
             let middle = (low + high + 1) / 2
             if self.chunks[middle].base <= offset { low = middle } else { high = middle - 1 }
         }
-        let chunk = self.chunks[low]
+        return low
+    }
+
+    private func withBytes<R>(_ offset: Int64, _ length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let chunk = self.chunks[self.chunkIndex(holding: offset)]
         let start = Int(offset - chunk.base)
         return chunk.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
     }
@@ -221,13 +226,7 @@ extension IDArena {
     /// Whether `length` bytes from `offset` lie in the chunk `withBytes` would read them from.
     func holds(_ offset: Int64, _ length: Int64) -> Bool {
         guard !self.chunks.isEmpty, length >= 0 else { return false }
-        var low = 0
-        var high = self.chunks.count - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if self.chunks[middle].base <= offset { low = middle } else { high = middle - 1 }
-        }
-        let chunk = self.chunks[low]
+        let chunk = self.chunks[self.chunkIndex(holding: offset)]
         return offset >= chunk.base && offset - chunk.base <= Int64(chunk.bytes.count) - length
     }
 }
