@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // OpenSSL's libcrypto (Debian: `apt-get install libssl-dev`) for HMAC-SHA256 and constant-time compare.
@@ -44,6 +45,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -58,8 +60,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore"]),
-        .testTarget(name: "RoasServerTests", dependencies: ["RoasServer", "RoasCore"]),
-        .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore"]),
+        .testTarget(
+            name: "RoasServerTests",
+            dependencies: [
+                "RoasServer", "RoasCore", "RoasTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore", "RoasTestSupport"]),
+        // What the test targets share: a throwaway PostgreSQL server, blocking work off the pool.
+        .target(name: "RoasTestSupport", path: "Tests/RoasTestSupport"),
     ],
     swiftLanguageModes: [.v6]
 )

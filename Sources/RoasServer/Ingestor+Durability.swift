@@ -361,6 +361,8 @@ extension Ingestor {
             lsn: durable.appliedLSN, rowsPosition: self.rows.position,
             batches: self.durable!.appliedBatches.map { ($0.key, $0.value) }, engine: [])
         let rowsDescriptor = self.rows.isRegularFile ? self.rows.descriptor : -1
+        let postgres = self.postgres
+        let delivered = postgres?.enqueuedSequence ?? 0
         let store = durable.checkpoints
         let log = durable.log
         let started = StreamRunner.monotonicMilliseconds()
@@ -368,6 +370,8 @@ extension Ingestor {
         self.durable!.longestApplyDuringCheckpoint = 0
         let task = Task {
             do {
+                // Rows before the checkpoint are not replayed after it: they must be in the database.
+                if let postgres { try await Self.waitDelivered(postgres, delivered, patience: .seconds(30)) }
                 let bytes = try await NIOThreadPool.singleton.runIfActive {
                     // Rows up to the checkpoint's position must survive what the log before it does not.
                     if rowsDescriptor >= 0 { fsync(rowsDescriptor) }
@@ -385,6 +389,28 @@ extension Ingestor {
         }
         self.durable!.checkpoint = task
         return task
+    }
+
+    /// Returns once the sink has committed every row up to `sequence`; throws after `patience`
+    /// (the checkpoint is then not written, and the log after the previous one is kept).
+    private static func waitDelivered(_ sink: PostgresRowSink, _ sequence: UInt64, patience: Duration) async throws {
+        let inTime = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await sink.waitDelivered(sequence)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: patience)
+                return false
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        guard inTime else {
+            throw RoasError(
+                .output,
+                "rows up to \(sequence) are not in PostgreSQL after \(patience) (\(sink.lastError ?? "no error yet"))")
+        }
     }
 
     private func checkpointFinished(lsn: UInt64, bytes: Int, started: Int64, error: (any Error)?) {

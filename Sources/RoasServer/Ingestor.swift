@@ -24,6 +24,8 @@ actor Ingestor {
     let settings: ServeSettings
     let rows: ByteSink
     let deadLetters: ByteSink?
+    /// `--sink postgres://…`: final rows, and live rows with `--emit-every`, also go there.
+    let postgres: PostgresRowSink?
     let hub: StreamHub
     let metrics: ServeMetrics
     let gauges: IngestGauges
@@ -45,13 +47,14 @@ actor Ingestor {
     /// Recovery: reads the log's records back (trusted: verified when they arrived).
     var replayParser: ChunkParser?
 
-    init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?) {
+    init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink?) {
         var engine = Engine(configuration: settings.run.configuration)
         engine.trackUpdates(true)
         self.sink = EngineSink(engine: engine)
         self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters
+        self.postgres = postgres
         self.hub = StreamHub()
         self.metrics = ServeMetrics()
         self.gauges = IngestGauges()
@@ -65,8 +68,11 @@ actor Ingestor {
     /// be (`ServeError.notDurable`: nothing of the chunk applied) or the engine has finished.
     func apply(_ chunk: ParsedChunk) async throws -> Applied {
         guard !self.isFinished else { throw ServeError.finished }
-        if self.durable != nil { return try await self.applyDurably(.chunk(chunk)) }
-        return try self.applyNow(chunk)
+        let applied = self.durable != nil ? try await self.applyDurably(.chunk(chunk)) : try self.applyNow(chunk)
+        // Back-pressure from the database sink: the caller (a TCP connection, a webhook) waits
+        // while too many rows wait for PostgreSQL.
+        await self.postgres?.waitForRoom()
+        return applied
     }
 
     /// Applies a chunk at once (without a data folder, or once it is durable).
@@ -103,6 +109,7 @@ actor Ingestor {
         }
         self.sink.emitUpdates()
         try self.write()
+        await self.postgres?.waitForRoom()
         let events = self.sink.engine.statistics.acceptedEventCount
         if now > self.rateSample.time {
             self.eventsPerSecond = Double(events - self.rateSample.events) * 1000 / Double(now - self.rateSample.time)
@@ -216,6 +223,7 @@ actor Ingestor {
         self.metrics.queuedChunks.record(self.gauges.queuedChunks.load(ordering: .relaxed))
         self.metrics.streamSubscribers.record(self.hub.subscriberCount)
         if let log = self.durable?.log { self.metrics.record(log) }
+        if let postgres = self.postgres { self.metrics.record(postgres) }
     }
 
     /// Writes out what the engine produced; rows also go to the board and the stream.
@@ -223,6 +231,11 @@ actor Ingestor {
         guard !self.sink.output.isEmpty else { return }
         let writesUpdates = self.settings.run.emitEvery != nil
         var wroteRow = false
+        if let postgres = self.postgres {
+            // Replayed rows too (recovery): the upsert makes writing a row again harmless.
+            let rows = writesUpdates ? self.sink.output.rows : self.sink.output.rows.filter(\.isFinal)
+            if !rows.isEmpty { postgres.append(rows) }
+        }
         for row in self.sink.output.rows {
             var json: [UInt8] = []
             row.appendJSON(to: &json)

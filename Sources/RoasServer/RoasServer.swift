@@ -34,11 +34,18 @@ public final class RoasServer: Sendable {
     private let group = Mutex<ServiceGroup?>(nil)
     private let shutdownRequested = Atomic<Bool>(false)
     private let recovery = Mutex<RecoveryReport?>(nil)
+    private let postgres: PostgresRowSink?
 
-    public init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, logger: Logger) {
+    /// - Parameter postgres: `--sink postgres://…`: where rows also go (run by this server, and
+    ///   stopped last, once the engine has written its last rows).
+    public init(
+        settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink? = nil,
+        logger: Logger
+    ) {
         self.settings = settings
         self.logger = logger
-        self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters)
+        self.postgres = postgres
+        self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres)
     }
 
     /// With a data folder: takes the folder, loads its newest checkpoint and replays its log (see
@@ -73,12 +80,14 @@ public final class RoasServer: Sendable {
             if readiness.isReady { onListening(bound.withLock { $0 }) }
         }
         // Services stop in reverse order: TCP first (each connection applies what it read), then
-        // the engine (final rows, also to /v1/stream, whose streams then end), then HTTP. A webhook
-        // racing the shutdown is either applied before the engine finishes or answered 503.
+        // the engine (final rows, also to /v1/stream, whose streams then end), then HTTP, then the
+        // database sink (it delivers what is queued). A webhook racing the shutdown is either
+        // applied before the engine finishes or answered 503.
         let engine = EngineService(
             ingestor: self.ingestor, every: self.settings.liveEvery,
             checkpointEvery: self.settings.durability?.checkpointEvery)
         var services: [any Service] = []
+        if let postgres = self.postgres { services.append(postgres) }
         var tcpService: TCPService?
         if let address = self.settings.tcp {
             let tcp = TCPIngest(address: address, settings: self.settings, ingestor: self.ingestor, logger: self.logger)

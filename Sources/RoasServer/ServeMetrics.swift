@@ -31,6 +31,8 @@ final class ServeMetrics: Sendable {
     private let walBytes: Metrics.Gauge
     private let walSyncs: Metrics.Gauge
     private let walFailedWrites: Metrics.Gauge
+    private let sinkQueuedRows: Metrics.Gauge
+    private let sinkDeliveredRows: Metrics.Gauge
 
     init() {
         let factory = PrometheusMetricsFactory(registry: self.registry)
@@ -68,6 +70,8 @@ final class ServeMetrics: Sendable {
         self.walBytes = Metrics.Gauge(label: "roas_wal_written_bytes", factory: factory)
         self.walSyncs = Metrics.Gauge(label: "roas_wal_syncs", factory: factory)
         self.walFailedWrites = Metrics.Gauge(label: "roas_wal_failed_writes", factory: factory)
+        self.sinkQueuedRows = Metrics.Gauge(label: "roas_sink_queued_rows", factory: factory)
+        self.sinkDeliveredRows = Metrics.Gauge(label: "roas_sink_delivered_rows", factory: factory)
     }
 
     /// Adds what changed between two snapshots of the engine's counts.
@@ -103,6 +107,11 @@ final class ServeMetrics: Sendable {
         self.walBytes.record(log.bytesWritten)
         self.walSyncs.record(log.syncs)
         self.walFailedWrites.record(log.failedGroups)
+    }
+
+    func record(_ sink: PostgresRowSink) {
+        self.sinkQueuedRows.record(sink.queuedRows)
+        self.sinkDeliveredRows.record(sink.deliveredSequence)
     }
 
     /// The Prometheus text exposition.

@@ -15,7 +15,9 @@ struct Serve: AsyncParsableCommand {
             With --data-dir: accepted input goes to a write-ahead log and is acknowledged once durable (HTTP 202,
             TCP {"ack":ID} lines), checkpoints are taken, and a restart (also after a crash) resumes where it
             stopped, writing each final row to --output exactly once; SIGTERM then checkpoints and keeps
-            windows open for the next start.
+            windows open for the next start. --sink postgres://USER@HOST:PORT/DB upserts rows into PostgreSQL
+            (idempotent, so replays after a crash change nothing); while it is down, rows wait in a bounded
+            queue and ingest waits for it.
             """
     )
 
@@ -63,6 +65,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --data-dir: snapshot the engine this often; the log before the snapshot is then deleted.")
     var checkpointEvery: String = "30s"
 
+    @Option(help: "Also write rows to PostgreSQL 15+ (postgres://USER[:PASSWORD]@HOST[:PORT]/DB): final rows upserted into roas_rows, live rows (with --emit-every) into roas_live_rows.")
+    var sink: String?
+
+    @Option(help: "With --sink: rows that may wait for PostgreSQL before ingest waits too.")
+    var sinkQueue: Int = 100_000
+
     @Option(help: "Summary on stderr at exit: text, json or none.")
     var summary: String = "text"
 
@@ -80,6 +88,7 @@ struct Serve: AsyncParsableCommand {
         if self.noHttp && self.listenTcp == nil { throw ValidationError("--no-http needs --listen-tcp") }
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
+        guard self.sinkQueue > 0 else { throw ValidationError("--sink-queue must be positive") }
         guard FsyncMode(argument: self.fsync) != nil else {
             throw ValidationError("--fsync must be batch, always or interval:DURATION (interval:100ms), got '\(self.fsync)'")
         }
@@ -131,7 +140,8 @@ struct Serve: AsyncParsableCommand {
         }
         let rows = try self.output.map { try ByteSink(path: $0, truncates: !resumes) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0, truncates: !resumes) }
-        let server = RoasServer(settings: settings, rows: rows, deadLetters: deadLetters, logger: logger)
+        let postgres = try self.sink.map { try PostgresRowSink(url: $0, logger: logger, maximumQueuedRows: self.sinkQueue) }
+        let server = RoasServer(settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres, logger: logger)
         let started = StreamRunner.monotonicMilliseconds()
         if let report = try await server.recover() {
             var line = "roas serve: recovered from checkpoint \(report.checkpointLSN), replayed \(report.replayedRecords) log records"

@@ -1,5 +1,6 @@
 import Foundation
 import RoasCore
+import RoasTestSupport
 import Synchronization
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import RoasTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -69,8 +70,8 @@ struct DurabilityTests {
 
     /// Restarts on the data folder with a short idle close, so every window closes, and returns the
     /// final rows once there are `count` (or after a minute).
-    static func closeWindows(dataDir: String, port: Int, rows: String, count: Int) throws -> [String] {
-        let closing = try Self.serve(dataDir: dataDir, port: port, rows: rows, extra: ["--idle-close", "1s"])
+    static func closeWindows(dataDir: String, port: Int, rows: String, count: Int, extra: [String] = []) throws -> [String] {
+        let closing = try Self.serve(dataDir: dataDir, port: port, rows: rows, extra: ["--idle-close", "1s"] + extra)
         let written = Self.waitForRows(rows, count: count, timeout: 60)
         let closed = closing.terminate(timeout: 60)
         #expect(closed.status == 0, "\(closed)")
@@ -132,10 +133,40 @@ struct DurabilityTests {
     @Test("SIGKILLed at random moments under load, restarted each time: the final rows equal one roas run's")
     func killedUnderLoad() throws {
         let cycles = Int(ProcessInfo.processInfo.environment["ROAS_KILL_CYCLES"] ?? "") ?? 20
+        let (written, expected, context) = try Self.killCycles(cycles, name: "durable-kill")
+        Self.expectSameRows(written, expected, context)
+        print("kill test: \(context)")
+    }
+
+    @Test("the same with --sink postgres:// and a PostgreSQL outage meanwhile: the table equals one roas run")
+    func killedUnderLoadWithPostgres() throws {
+        let cycles = Int(ProcessInfo.processInfo.environment["ROAS_KILL_CYCLES"] ?? "") ?? 20
+        let database = try PostgresServer()
+        defer { database.destroy() }
+        // A small queue, so that the outage stops ingest (back-pressure) rather than filling memory.
+        let sink = ["--sink", database.url, "--sink-queue", "500"]
+        let outage = cycles / 3..<(cycles / 3 + 3)
+        let (written, expected, context) = try Self.killCycles(cycles, name: "durable-kill-pg", extra: sink) { cycle in
+            if cycle == outage.lowerBound { try database.stop() }
+            if cycle == outage.upperBound - 1 { try database.start() }
+        }
+        Self.expectSameRows(written, expected, context)
+        let table = try database.rowsAsJSON()
+        #expect(table.count == expected.count, "rows in roas_rows: \(table.count), roas run: \(expected.count)")
+        #expect(table == expected.sorted(), "roas_rows should hold exactly the rows of roas run: \(context)")
+        print("kill test with PostgreSQL: \(context)")
+    }
+
+    /// Kills `roas serve --data-dir` (with `extra` options) `cycles` times under load from the
+    /// retrying sender, running `afterKill(cycle)` after each kill, then lets it finish and close
+    /// every window. Returns the final rows written, those of `roas run`, and what happened.
+    static func killCycles(
+        _ cycles: Int, name: String, extra: [String] = [], afterKill: (Int) throws -> Void = { _ in }
+    ) throws -> (written: [String], expected: [String], context: String) {
         let (stream, expected) = try Self.stream(events: 150_000, batchSize: 150, seed: 11)
         defer { try? FileManager.default.removeItem(atPath: stream) }
         try #require(expected.count > 100, "the reference run should give rows")
-        let folder = Tools.temporaryPath("durable-kill")
+        let folder = Tools.temporaryPath(name)
         let dataDir = folder + "/data"
         let rows = folder + "/rows.ndjson"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -151,12 +182,12 @@ struct DurabilityTests {
         var generator = SystemRandomNumberGenerator()
         var killedUnderLoad = 0
         var recoveries: [String] = []
-        for _ in 0..<cycles {
+        for cycle in 0..<cycles {
             // Every fsync mode takes its turn; a SIGKILL loses nothing written, whatever the mode.
             let fsync = ["batch", "always", "interval:50ms"].randomElement(using: &generator)!
             let server = try Self.serve(
                 dataDir: dataDir, port: port, rows: rows,
-                extra: ["--checkpoint-every", "300ms", "--idle-close", "1h", "--fsync", fsync])
+                extra: ["--checkpoint-every", "300ms", "--idle-close", "1h", "--fsync", fsync] + extra)
             Thread.sleep(forTimeInterval: Double.random(in: 0.05...2.0, using: &generator))
             if sender.isRunning { killedUnderLoad += 1 }
             server.send(SIGKILL)
@@ -169,23 +200,23 @@ struct DurabilityTests {
             // that does not read back (the previous one and the log after it take over).
             if generator.next() % 4 == 0 { try Self.tearLogTail(dataDir, using: &generator) }
             if generator.next() % 6 == 0 { try Self.corruptNewestCheckpoint(dataDir, using: &generator) }
+            try afterKill(cycle)
         }
         // Let the sender finish against a server that stays up, then stop it gracefully (a checkpoint).
-        let last = try Self.serve(dataDir: dataDir, port: port, rows: rows, extra: ["--idle-close", "1h"])
+        let last = try Self.serve(dataDir: dataDir, port: port, rows: rows, extra: ["--idle-close", "1h"] + extra)
         let sent = sender.wait(timeout: 600)
         try #require(sent.status == 0, "the sender should get every batch acknowledged:\n\(sent)\n\(last.stderrText)")
         let stopped = last.terminate(timeout: 60)
         try #require(stopped.status == 0, "SIGTERM with a data folder should exit 0:\n\(stopped)")
 
         // A last start with a short idle close: the watermark follows the wall clock and every window closes.
-        let written = try Self.closeWindows(dataDir: dataDir, port: port, rows: rows, count: expected.count)
+        let written = try Self.closeWindows(dataDir: dataDir, port: port, rows: rows, count: expected.count, extra: extra)
         let answers = String(decoding: sent.stdout, as: UTF8.self)
         let context = "\(cycles) kills, \(killedUnderLoad) under load; sender: \(answers)\nrecoveries:\n"
             + recoveries.joined(separator: "\n")
         #expect(killedUnderLoad >= cycles / 2, "most kills should hit a server under load: \(context)")
         #expect(recoveries.contains { !$0.contains("replayed 0 log records") }, "some recovery should replay the log: \(context)")
-        Self.expectSameRows(written, expected, context)
-        print("kill test: \(context)")
+        return (written, expected, context)
     }
 
     @Test("webhooks: 202 once durable; after SIGKILL and a restart, a resent batch answers 200 duplicate")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RoasCore
+import RoasTestSupport
 @testable import RoasServer
 
 /// A real `RoasServer` on loopback ports chosen by the system, writing rows and dead letters to
@@ -19,7 +20,9 @@ final class ServerHarness: Sendable {
 
     /// Defaults: the sample secret above, tolerance 0, dead letters kept, idle close off (1 h).
     /// - Parameter rowsDescriptor: write rows there (closing it at the end) instead of to a file.
-    static func start(rowsDescriptor: Int32? = nil, _ configure: (inout ServeSettings) -> Void = { _ in }) async throws
+    /// - Parameter postgres: a database sink for the server to run and write rows to.
+    static func start(
+        rowsDescriptor: Int32? = nil, postgres: PostgresRowSink? = nil, _ configure: (inout ServeSettings) -> Void = { _ in }) async throws
         -> ServerHarness
     {
         var engine = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
@@ -43,7 +46,7 @@ final class ServerHarness: Sendable {
         let server = RoasServer(
             settings: settings,
             rows: try rowsDescriptor.map { ByteSink(descriptor: $0, closesDescriptor: true) } ?? ByteSink(path: rowsPath),
-            deadLetters: try ByteSink(path: deadLettersPath), logger: logger)
+            deadLetters: try ByteSink(path: deadLettersPath), postgres: postgres, logger: logger)
         let (bound, continuation) = AsyncStream.makeStream(of: RoasServer.Bound.self)
         let task = Task {
             try await server.run(handlesSignals: false) { continuation.yield($0) }

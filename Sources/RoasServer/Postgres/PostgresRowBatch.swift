@@ -1,0 +1,99 @@
+import RoasCore
+
+/// A batch of rows as the parallel arrays the upsert binds, one row per (table, key).
+///
+/// When a key repeats within the batch (live updates of one window, or a replay), the last row
+/// wins, as it would if the rows were written one by one in order.
+struct PostgresRowBatch: Sendable {
+    var windowStarts: [Int64] = []
+    var windowEnds: [Int64] = []
+    var creators: [String] = []
+    var creatorIsNull: [Bool] = []
+    var campaigns: [String] = []
+    var campaignIsNull: [Bool] = []
+    var views: [Int64] = []
+    var clicks: [Int64] = []
+    var conversions: [Int64] = []
+    var revenue: [Int64] = []
+    var refunds: [Int64] = []
+    var spend: [Int64] = []
+    var roas: [Double] = []
+    var roasIsNull: [Bool] = []
+    var isFinal: [Bool] = []
+
+    private struct Key: Hashable {
+        var isFinal: Bool
+        var windowStart: Int64
+        var windowEnd: Int64
+        var creator: String?
+        var campaign: String?
+
+        // Keyed as stored, so that two names differing only in a replaced NUL stay one key.
+        init(_ row: Row) {
+            self.isFinal = row.isFinal
+            self.windowStart = row.windowStart
+            self.windowEnd = row.windowEnd
+            self.creator = row.creator.map(PostgresRowBatch.storable)
+            self.campaign = row.campaign.map(PostgresRowBatch.storable)
+        }
+    }
+
+    /// The number of rows after removing repeated keys.
+    var count: Int { self.windowStarts.count }
+
+    init(_ rows: some Collection<Row>) {
+        var last: [Key: Int] = [:]
+        last.reserveCapacity(rows.count)
+        for (index, row) in rows.enumerated() {
+            last[Key(row)] = index
+        }
+        self.reserve(last.count)
+        for (index, row) in rows.enumerated() where last[Key(row)] == index {
+            self.append(row)
+        }
+    }
+
+    private mutating func reserve(_ count: Int) {
+        self.windowStarts.reserveCapacity(count)
+        self.windowEnds.reserveCapacity(count)
+        self.creators.reserveCapacity(count)
+        self.creatorIsNull.reserveCapacity(count)
+        self.campaigns.reserveCapacity(count)
+        self.campaignIsNull.reserveCapacity(count)
+        self.views.reserveCapacity(count)
+        self.clicks.reserveCapacity(count)
+        self.conversions.reserveCapacity(count)
+        self.revenue.reserveCapacity(count)
+        self.refunds.reserveCapacity(count)
+        self.spend.reserveCapacity(count)
+        self.roas.reserveCapacity(count)
+        self.roasIsNull.reserveCapacity(count)
+        self.isFinal.reserveCapacity(count)
+    }
+
+    private mutating func append(_ row: Row) {
+        self.windowStarts.append(row.windowStart)
+        self.windowEnds.append(row.windowEnd)
+        self.creators.append(row.creator.map(Self.storable) ?? "")
+        self.creatorIsNull.append(row.creator == nil)
+        self.campaigns.append(row.campaign.map(Self.storable) ?? "")
+        self.campaignIsNull.append(row.campaign == nil)
+        self.views.append(row.figures.views)
+        self.clicks.append(row.figures.clicks)
+        self.conversions.append(row.figures.conversions)
+        self.revenue.append(row.figures.revenue)
+        self.refunds.append(row.figures.refunds)
+        self.spend.append(row.figures.spend)
+        let roas = row.roas
+        self.roas.append(roas ?? 0)
+        self.roasIsNull.append(roas == nil)
+        self.isFinal.append(row.isFinal)
+    }
+
+    /// PostgreSQL `text` cannot hold NUL, which JSON can (`\u0000`): such a character becomes
+    /// U+FFFD rather than failing the batch forever.
+    static func storable(_ text: String) -> String {
+        guard text.utf8.contains(0) else { return text }
+        return String(text.unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : Character($0) })
+    }
+}

@@ -1,0 +1,99 @@
+import PostgresNIO
+import RoasCore
+
+/// The SQL of the PostgreSQL sink: the two tables and the one upsert that writes a batch.
+///
+/// Final rows go to `roas_rows`, live rows to `roas_live_rows`; both are keyed by
+/// (window_start, window_end, creator, campaign) with `NULLS NOT DISTINCT` (PostgreSQL 15 or newer),
+/// so a NULL creator or campaign is one key and replays overwrite instead of adding rows.
+enum PostgresRowStatements {
+    static let finalTable = "roas_rows"
+    static let liveTable = "roas_live_rows"
+    /// `NULLS NOT DISTINCT` appeared in PostgreSQL 15.
+    static let minimumServerVersion = 150_000
+
+    static func createTable(_ name: String) -> PostgresQuery {
+        // Names are our constants, never user input.
+        PostgresQuery(
+            unsafeSQL: """
+                CREATE TABLE IF NOT EXISTS \(name) (
+                    window_start timestamptz NOT NULL,
+                    window_end timestamptz NOT NULL,
+                    creator text NULL,
+                    campaign text NULL,
+                    views bigint NOT NULL,
+                    clicks bigint NOT NULL,
+                    conversions numeric(20,6) NOT NULL,
+                    revenue numeric(20,6) NOT NULL,
+                    refunds numeric(20,6) NOT NULL,
+                    spend numeric(20,6) NOT NULL,
+                    roas double precision NULL,
+                    updated_at timestamptz NOT NULL DEFAULT now(),
+                    CONSTRAINT \(name)_key UNIQUE NULLS NOT DISTINCT (window_start, window_end, creator, campaign)
+                )
+                """
+        )
+    }
+
+    static let serverVersion: PostgresQuery = "SELECT current_setting('server_version_num')::int4"
+
+    /// One statement for the whole batch: the rows travel as 15 parallel arrays (NULLs as flag
+    /// arrays, since PostgresNIO binds no arrays of optionals), are unnested in order and upserted
+    /// into both tables by two data-modifying CTEs.
+    ///
+    /// Money and conversions travel as Int64 micro-units and become `numeric` by an exact
+    /// multiplication by 0.000001; times travel as epoch milliseconds. An upsert whose figures are
+    /// already stored leaves the row alone (`updated_at` included), so a replay changes nothing.
+    ///
+    /// - Precondition: no two rows share a table and key (`PostgresRowBatch` keeps the last one):
+    ///   an `ON CONFLICT DO UPDATE` cannot touch one row twice in a statement.
+    static func upsert(_ batch: PostgresRowBatch) -> PostgresQuery {
+        """
+        WITH input AS (
+            SELECT 'epoch'::timestamptz + u.window_start * interval '1 millisecond' AS window_start,
+                'epoch'::timestamptz + u.window_end * interval '1 millisecond' AS window_end,
+                CASE WHEN u.creator_is_null THEN NULL ELSE u.creator END AS creator,
+                CASE WHEN u.campaign_is_null THEN NULL ELSE u.campaign END AS campaign,
+                u.views, u.clicks,
+                u.conversions * 0.000001 AS conversions, u.revenue * 0.000001 AS revenue,
+                u.refunds * 0.000001 AS refunds, u.spend * 0.000001 AS spend,
+                CASE WHEN u.roas_is_null THEN NULL ELSE u.roas END AS roas,
+                u.is_final
+            FROM unnest(
+                \(batch.windowStarts)::int8[], \(batch.windowEnds)::int8[],
+                \(batch.creators)::text[], \(batch.creatorIsNull)::bool[],
+                \(batch.campaigns)::text[], \(batch.campaignIsNull)::bool[],
+                \(batch.views)::int8[], \(batch.clicks)::int8[], \(batch.conversions)::int8[],
+                \(batch.revenue)::int8[], \(batch.refunds)::int8[], \(batch.spend)::int8[],
+                \(batch.roas)::float8[], \(batch.roasIsNull)::bool[], \(batch.isFinal)::bool[]
+            ) AS u(window_start, window_end, creator, creator_is_null, campaign, campaign_is_null,
+                views, clicks, conversions, revenue, refunds, spend, roas, roas_is_null, is_final)
+        ), finals AS (
+            INSERT INTO roas_rows AS t (window_start, window_end, creator, campaign, views, clicks,
+                conversions, revenue, refunds, spend, roas)
+            SELECT window_start, window_end, creator, campaign, views, clicks,
+                conversions, revenue, refunds, spend, roas
+            FROM input WHERE is_final
+            ON CONFLICT (window_start, window_end, creator, campaign) DO UPDATE SET
+                views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
+                revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,
+                roas = excluded.roas, updated_at = now()
+            WHERE (t.views, t.clicks, t.conversions, t.revenue, t.refunds, t.spend, t.roas)
+                IS DISTINCT FROM (excluded.views, excluded.clicks, excluded.conversions,
+                    excluded.revenue, excluded.refunds, excluded.spend, excluded.roas)
+        )
+        INSERT INTO roas_live_rows AS t (window_start, window_end, creator, campaign, views, clicks,
+            conversions, revenue, refunds, spend, roas)
+        SELECT window_start, window_end, creator, campaign, views, clicks,
+            conversions, revenue, refunds, spend, roas
+        FROM input WHERE NOT is_final
+        ON CONFLICT (window_start, window_end, creator, campaign) DO UPDATE SET
+            views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
+            revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,
+            roas = excluded.roas, updated_at = now()
+        WHERE (t.views, t.clicks, t.conversions, t.revenue, t.refunds, t.spend, t.roas)
+            IS DISTINCT FROM (excluded.views, excluded.clicks, excluded.conversions,
+                excluded.revenue, excluded.refunds, excluded.spend, excluded.roas)
+        """
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import RoasCore
+import RoasTestSupport
+import Synchronization
+import Testing
+
+@testable import RoasServer
+
+/// `roas serve --sink postgres://…` in process, against a real PostgreSQL: the table against the
+/// rows of `roas run`, and an outage that back-pressures ingest.
+@Suite("roas serve with the PostgreSQL sink", .serialized)
+struct PostgresServeTests {
+    static let oneMinute: Int64 = 60_000
+
+    static func logger() -> Logger {
+        var logger = Logger(label: "roas-test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    @Test("the table holds exactly the final rows of roas run; live rows go to their own table")
+    func tableEqualsRun() async throws {
+        let stream = try ServeTests.generated(seed: 21, events: 60_000, users: 5000, creators: 30)
+        let expected = try ServeTests.runRows(stream) {
+            $0.window = Self.oneMinute
+            $0.slide = Self.oneMinute
+        }
+        #expect(expected.count > 500)
+        try await PostgresServer.with { database in
+            let sink = try PostgresRowSink(url: database.url, logger: Self.logger())
+            let server = try await ServerHarness.start(postgres: sink) {
+                $0.run.configuration.window = Self.oneMinute
+                $0.run.configuration.slide = Self.oneMinute
+                $0.run.emitEvery = 50
+            }
+            _ = try await server.sendTCP(stream, pieces: 65536)
+            let (_, written) = try await server.stop()
+            let table = try await offThread { try database.rowsAsJSON() }
+            #expect(table == expected.sorted())
+            #expect(written.filter { $0.contains("\"final\":true") }.sorted() == table)
+            // Live rows: at most one per key, each for a window that also has a final row.
+            let live = try await offThread { try database.rowsAsJSON(table: "roas_live_rows", final: false) }
+            #expect(!live.isEmpty)
+            let keys = { (line: String) in line.components(separatedBy: ",\"views\"")[0] }
+            #expect(Set(live.map(keys)).count == live.count)
+            #expect(Set(live.map(keys)).isSubset(of: Set(table.map(keys))))
+        }
+    }
+
+    @Test("while PostgreSQL is down TCP ingest stops at the queue bound; once it is back every row arrives once")
+    func outageBackPressure() async throws {
+        let stream = try ServeTests.generated(seed: 23, events: 200_000, users: 20_000, creators: 50)
+        let expected = try ServeTests.runRows(stream) {
+            $0.window = Self.oneMinute
+            $0.slide = Self.oneMinute
+        }
+        #expect(expected.count > 2000)
+        try await PostgresServer.with { database in
+            try await offThread { try database.stop() }
+            let bound = 200
+            let sink = try PostgresRowSink(url: database.url, logger: Self.logger(), maximumQueuedRows: bound)
+            let server = try await ServerHarness.start(postgres: sink) {
+                $0.run.configuration.window = Self.oneMinute
+                $0.run.configuration.slide = Self.oneMinute
+            }
+            let port = server.tcpPort
+            let sent = Mutex(0)
+            let sending = Task {
+                try await offThread {
+                    let socket = try RawSocket(port: port)
+                    var offset = 0
+                    while offset < stream.count {
+                        let end = min(stream.count, offset + 65536)
+                        try socket.send(Array(stream[offset..<end]))
+                        offset = end
+                        sent.withLock { $0 = offset }
+                    }
+                    socket.finishSending()
+                    _ = socket.receive(timeout: 120)
+                }
+            }
+            try await Task.sleep(for: .seconds(3))
+            let early = sent.withLock { $0 }
+            try await Task.sleep(for: .seconds(2))
+            let later = sent.withLock { $0 }
+            let queued = sink.queuedRows
+            print("PostgreSQL outage: sent \(early) then \(later) of \(stream.count) bytes, \(queued) rows queued")
+            #expect(later < stream.count, "the whole stream went in although PostgreSQL was down")
+            #expect(later == early, "the sender kept going (\(early) then \(later) bytes) while PostgreSQL was down")
+            // Over the bound by at most what the chunks being applied meanwhile made (one each).
+            #expect(queued >= bound && queued < bound + 2000, "\(queued) rows queued for a bound of \(bound)")
+            #expect(sink.lastError != nil)
+
+            try await offThread { try database.start() }
+            try await sending.value
+            let (result, _) = try await server.stop()
+            #expect(result.statistics.linesRead == ServeTests.lineCount(stream))
+            let table = try await offThread { try database.rowsAsJSON() }
+            #expect(table.count == expected.count)
+            #expect(table == expected.sorted())
+        }
+    }
+}
