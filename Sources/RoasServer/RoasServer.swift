@@ -29,7 +29,7 @@ public final class RoasServer: Sendable {
     }
 
     private let settings: ServeSettings
-    private let ingestor: Ingestor
+    let ingestor: Ingestor
     private let logger: Logger
     private let group = Mutex<ServiceGroup?>(nil)
     private let shutdownRequested = Atomic<Bool>(false)

@@ -48,7 +48,7 @@ struct PostgresServeTests {
         }
     }
 
-    @Test("while PostgreSQL is down TCP ingest stops at the queue bound; once it is back every row arrives once")
+    @Test("while PostgreSQL is down TCP ingest stops at the queue bound and webhooks get 503; once it is back every row arrives once")
     func outageBackPressure() async throws {
         let stream = try ServeTests.generated(seed: 23, events: 200_000, users: 20_000, creators: 50)
         let expected = try ServeTests.runRows(stream) {
@@ -63,6 +63,7 @@ struct PostgresServeTests {
             let server = try await ServerHarness.start(postgres: sink) {
                 $0.run.configuration.window = Self.oneMinute
                 $0.run.configuration.slide = Self.oneMinute
+                $0.maximumQueuedChunks = 2
             }
             let port = server.tcpPort
             let sent = Mutex(0)
@@ -91,11 +92,23 @@ struct PostgresServeTests {
             // Over the bound by at most what the chunks being applied meanwhile made (one each).
             #expect(queued >= bound && queued < bound + 2000, "\(queued) rows queued for a bound of \(bound)")
             #expect(sink.lastError != nil)
+            // The TCP connection's chunk waits; a webhook (a bad line only: it adds no row) waits
+            // too, and the one after it finds the queue full.
+            let waiting = Task { try await server.post(Array("not json\n".utf8), id: "wh-waits") }
+            let full = try await server.eventually {
+                await server.server.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= 2
+            }
+            #expect(full, "the webhook should wait with the TCP connection's chunk")
+            let refused = try await server.post(Array("not json\n".utf8), id: "wh-refused")
+            #expect(refused.status == 503)
+            #expect(refused.headers["retry-after"] != nil)
 
             try await offThread { try database.start() }
+            #expect(try await waiting.value.status == 202)
             try await sending.value
             let (result, _) = try await server.stop()
-            #expect(result.statistics.linesRead == ServeTests.lineCount(stream))
+            // Plus the webhook that waited (a batch counts its header as a line); the refused one was not read.
+            #expect(result.statistics.linesRead == ServeTests.lineCount(stream) + 2)
             let table = try await offThread { try database.rowsAsJSON() }
             #expect(table.count == expected.count)
             #expect(table == expected.sorted())
