@@ -135,27 +135,12 @@ struct ServeTests {
             $0.run.configuration.window = oneMinute
             $0.run.configuration.slide = oneMinute
         }
-        let port = server.tcpPort
-        let sent = Mutex(0)
-        let sending = Task {
-            try await offThread {
-                let socket = try RawSocket(port: port)
-                var offset = 0
-                while offset < stream.count {
-                    let end = min(stream.count, offset + 65536)
-                    try socket.send(Array(stream[offset..<end]))
-                    offset = end
-                    sent.withLock { $0 = offset }
-                }
-                socket.finishSending()
-                _ = socket.receive(timeout: 60)
-            }
-        }
+        let (sending, progress) = server.sendTCPCounting(stream)
         // Let the buffers on the way fill up, then check that sending has stopped.
         try await Task.sleep(for: .seconds(3))
-        let early = sent.withLock { $0 }
+        let early = progress.sent.load(ordering: .relaxed)
         try await Task.sleep(for: .seconds(2))
-        let later = sent.withLock { $0 }
+        let later = progress.sent.load(ordering: .relaxed)
         print("back-pressure: sent \(early) then \(later) of \(stream.count) bytes")
         #expect(later < stream.count, "the whole stream went out although nobody read the rows")
         #expect(later == early, "the sender kept going (\(early) then \(later) bytes) while the engine was blocked")

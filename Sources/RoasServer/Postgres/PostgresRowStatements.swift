@@ -69,24 +69,20 @@ enum PostgresRowStatements {
             ) AS u(window_start, window_end, creator, creator_is_null, campaign, campaign_is_null,
                 views, clicks, conversions, revenue, refunds, spend, roas, roas_is_null, is_final)
         ), finals AS (
-            INSERT INTO roas_rows AS t (window_start, window_end, creator, campaign, views, clicks,
-                conversions, revenue, refunds, spend, roas)
-            SELECT window_start, window_end, creator, campaign, views, clicks,
-                conversions, revenue, refunds, spend, roas
-            FROM input WHERE is_final
-            ON CONFLICT (window_start, window_end, creator, campaign) DO UPDATE SET
-                views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
-                revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,
-                roas = excluded.roas, updated_at = now()
-            WHERE (t.views, t.clicks, t.conversions, t.revenue, t.refunds, t.spend, t.roas)
-                IS DISTINCT FROM (excluded.views, excluded.clicks, excluded.conversions,
-                    excluded.revenue, excluded.refunds, excluded.spend, excluded.roas)
+            \(unescaped: Self.upsert(into: Self.finalTable, from: "input WHERE is_final"))
         )
-        INSERT INTO roas_live_rows AS t (window_start, window_end, creator, campaign, views, clicks,
+        \(unescaped: Self.upsert(into: Self.liveTable, from: "input WHERE NOT is_final"))
+        """
+    }
+
+    /// Upserts the rows of `source` into `table`, leaving a row whose figures are already stored alone.
+    private static func upsert(into table: String, from source: String) -> String {
+        """
+        INSERT INTO \(table) AS t (window_start, window_end, creator, campaign, views, clicks,
             conversions, revenue, refunds, spend, roas)
         SELECT window_start, window_end, creator, campaign, views, clicks,
             conversions, revenue, refunds, spend, roas
-        FROM input WHERE NOT is_final
+        FROM \(source)
         ON CONFLICT (window_start, window_end, creator, campaign) DO UPDATE SET
             views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
             revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,

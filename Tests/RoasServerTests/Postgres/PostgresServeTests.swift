@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import RoasCore
 import RoasTestSupport
-import Synchronization
 import Testing
 
 @testable import RoasServer
@@ -13,6 +12,16 @@ import Testing
 struct PostgresServeTests {
     static let oneMinute: Int64 = 60_000
 
+    /// A generated stream and the rows `roas run` makes of it with one-minute windows.
+    static func stream(seed: UInt64, events: Int, users: Int, creators: Int) throws -> (bytes: [UInt8], rows: [String]) {
+        let stream = try ServeTests.generated(seed: seed, events: events, users: users, creators: creators)
+        let rows = try ServeTests.runRows(stream) {
+            $0.window = Self.oneMinute
+            $0.slide = Self.oneMinute
+        }
+        return (stream, rows)
+    }
+
     static func logger() -> Logger {
         var logger = Logger(label: "roas-test")
         logger.logLevel = .critical
@@ -21,11 +30,7 @@ struct PostgresServeTests {
 
     @Test("the table holds exactly the final rows of roas run; live rows go to their own table")
     func tableEqualsRun() async throws {
-        let stream = try ServeTests.generated(seed: 21, events: 60_000, users: 5000, creators: 30)
-        let expected = try ServeTests.runRows(stream) {
-            $0.window = Self.oneMinute
-            $0.slide = Self.oneMinute
-        }
+        let (stream, expected) = try Self.stream(seed: 21, events: 60_000, users: 5000, creators: 30)
         #expect(expected.count > 500)
         try await PostgresServer.with { database in
             let sink = try PostgresRowSink(url: database.url, logger: Self.logger())
@@ -50,11 +55,7 @@ struct PostgresServeTests {
 
     @Test("while PostgreSQL is down TCP ingest stops at the queue bound and webhooks get 503; once it is back every row arrives once")
     func outageBackPressure() async throws {
-        let stream = try ServeTests.generated(seed: 23, events: 200_000, users: 20_000, creators: 50)
-        let expected = try ServeTests.runRows(stream) {
-            $0.window = Self.oneMinute
-            $0.slide = Self.oneMinute
-        }
+        let (stream, expected) = try Self.stream(seed: 23, events: 200_000, users: 20_000, creators: 50)
         #expect(expected.count > 2000)
         try await PostgresServer.with { database in
             try await offThread { try database.stop() }
@@ -65,26 +66,11 @@ struct PostgresServeTests {
                 $0.run.configuration.slide = Self.oneMinute
                 $0.maximumQueuedChunks = 2
             }
-            let port = server.tcpPort
-            let sent = Mutex(0)
-            let sending = Task {
-                try await offThread {
-                    let socket = try RawSocket(port: port)
-                    var offset = 0
-                    while offset < stream.count {
-                        let end = min(stream.count, offset + 65536)
-                        try socket.send(Array(stream[offset..<end]))
-                        offset = end
-                        sent.withLock { $0 = offset }
-                    }
-                    socket.finishSending()
-                    _ = socket.receive(timeout: 120)
-                }
-            }
+            let (sending, progress) = server.sendTCPCounting(stream, timeout: 120)
             try await Task.sleep(for: .seconds(3))
-            let early = sent.withLock { $0 }
+            let early = progress.sent.load(ordering: .relaxed)
             try await Task.sleep(for: .seconds(2))
-            let later = sent.withLock { $0 }
+            let later = progress.sent.load(ordering: .relaxed)
             let queued = sink.queuedRows
             print("PostgreSQL outage: sent \(early) then \(later) of \(stream.count) bytes, \(queued) rows queued")
             #expect(later < stream.count, "the whole stream went in although PostgreSQL was down")

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RoasCore
 import RoasTestSupport
+import Synchronization
 @testable import RoasServer
 
 /// A real `RoasServer` on loopback ports chosen by the system, writing rows and dead letters to
@@ -133,6 +134,28 @@ final class ServerHarness: Sendable {
         }
     }
 
+    /// Sends `bytes` in 64 KiB writes on a new connection, counting in `progress` what has gone out,
+    /// then half-closes and waits (up to `timeout` seconds) for the server to close.
+    func sendTCPCounting(_ bytes: [UInt8], timeout: Double = 60) -> (task: Task<Void, any Error>, progress: SendProgress) {
+        let port = self.tcpPort
+        let progress = SendProgress()
+        let task = Task {
+            try await offThread {
+                let socket = try RawSocket(port: port)
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(bytes.count, offset + 65536)
+                    try socket.send(Array(bytes[offset..<end]))
+                    offset = end
+                    progress.sent.store(offset, ordering: .relaxed)
+                }
+                socket.finishSending()
+                _ = socket.receive(timeout: timeout)
+            }
+        }
+        return (task, progress)
+    }
+
     /// Polls until `condition` holds (the engine applies asynchronously).
     func eventually(timeout: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
@@ -142,6 +165,11 @@ final class ServerHarness: Sendable {
         }
         return false
     }
+}
+
+/// Bytes a sender has written so far.
+final class SendProgress: Sendable {
+    let sent = Atomic<Int>(0)
 }
 
 /// Event lines and signed batch frames for the tests.
