@@ -178,7 +178,7 @@ struct DurabilityTests {
         let sender = try ChildProcess(
             try Tools.python3(),
             [Tools.pythonScript("durable_sender.py"), "--port", "\(port)", "--input", stream, "--window", "32",
-             "--rate", "\(max(40, batches / max(cycles, 1)))", "--deadline", "600"])
+             "--rate", "\(max(5, batches / max(cycles, 1)))", "--deadline", "600"])
         var generator = SystemRandomNumberGenerator()
         var killedUnderLoad = 0
         var recoveries: [String] = []
