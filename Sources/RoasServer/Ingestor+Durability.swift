@@ -52,6 +52,15 @@ enum DurableInput: Sendable {
     case advance(Int64)
 }
 
+/// An input appended to the log and queued, to pass to `Ingestor.completion(of:)`.
+struct DurableTicket: Sendable {
+    var id: Int
+    /// 0 when nothing was logged.
+    var lsn: UInt64
+    /// The log's failure epoch at the append, for the sender's next one (nil: nothing chained yet).
+    var epoch: UInt64?
+}
+
 /// The `--data-dir` part of the ingestor's state.
 struct DurableState {
     enum Stage {
@@ -234,15 +243,29 @@ extension Ingestor {
 
     /// Appends the input to the log, waits until it is durable, then applies it in log order.
     func applyDurably(_ input: DurableInput) async throws -> Applied {
+        try await self.completion(of: try self.enqueueDurably(input))
+    }
+
+    /// The first half of `applyDurably`, without suspending: appends the input to the log (so inputs
+    /// enqueued one after the other keep their order) and queues it. Throws `ServeError.notDurable`
+    /// when the append fails.
+    ///
+    /// - Parameter epoch: for input that must follow the sender's previous input in the log, the
+    ///   `epoch` of that input's ticket (see `WriteAheadLog.append(kind:payload:unlessFailedSince:)`).
+    func enqueueDurably(_ input: DurableInput, after epoch: UInt64? = nil) throws -> DurableTicket {
         let log = self.durable!.log
         let id = self.durable!.nextID
         self.durable!.nextID += 1
         var lsn: UInt64 = 0
+        var current = epoch
         do {
             switch input {
             case .chunk(let chunk):
                 if !chunk.journal.isEmpty {
-                    lsn = try chunk.journal.withUnsafeBytes { try log.append(kind: LogRecord.input, payload: $0) }
+                    (lsn, current) = try chunk.journal.withUnsafeBytes {
+                        let appended = try log.append(kind: LogRecord.input, payload: $0, unlessFailedSince: epoch)
+                        return (appended.lsn, appended.epoch)
+                    }
                 }
             case .advance(let time):
                 lsn = try withUnsafeBytes(of: time.littleEndian) { try log.append(kind: LogRecord.idleAdvance, payload: $0) }
@@ -255,18 +278,31 @@ extension Ingestor {
         // Input with nothing to log (only rejected lines) still waits for its turn.
         self.durable!.queue.append(DurableState.Queued(id: id, lsn: lsn, input: input, stage: lsn == 0 ? .durable : .waiting))
         if lsn > 0 {
-            let stage: DurableState.Stage
-            do {
-                try await log.waitDurable(lsn)
-                stage = .durable
-            } catch {
-                stage = .failed("\(error)")
+            // Noted by a task of its own (on this actor), not by whoever waits for the result: the
+            // inputs queued after this one must not depend on that caller coming back.
+            Task {
+                let stage: DurableState.Stage
+                do {
+                    try await log.waitDurable(lsn)
+                    stage = .durable
+                } catch {
+                    stage = .failed("\(error)")
+                }
+                if let index = self.durable!.queue.firstIndex(where: { $0.id == id }) {
+                    self.durable!.queue[index].stage = stage
+                }
+                self.drain()
             }
-            if let index = self.durable!.queue.firstIndex(where: { $0.id == id }) { self.durable!.queue[index].stage = stage }
         }
+        return DurableTicket(id: id, lsn: lsn, epoch: current)
+    }
+
+    /// The second half: waits until the input is durable and applied (after everything logged
+    /// before it), and returns what it came to.
+    func completion(of ticket: DurableTicket) async throws -> Applied {
         self.drain()
-        if let result = self.durable!.results.removeValue(forKey: id) { return try result.get() }
-        return try await withCheckedThrowingContinuation { self.durable!.waiters[id] = $0 }
+        if let result = self.durable!.results.removeValue(forKey: ticket.id) { return try result.get() }
+        return try await withCheckedThrowingContinuation { self.durable!.waiters[ticket.id] = $0 }
     }
 
     /// Applies (or fails) the inputs at the front of the queue whose fate is known, in log order.

@@ -67,10 +67,42 @@ actor Ingestor {
     /// log and durable (and in log order). Throws when the outputs cannot be written, the log cannot
     /// be (`ServeError.notDurable`: nothing of the chunk applied) or the engine has finished.
     func apply(_ chunk: ParsedChunk) async throws -> Applied {
+        try await self.completion(of: try self.submit(chunk))
+    }
+
+    /// What `submit` did with a chunk.
+    enum Submission: Sendable {
+        /// Applied at once (no data folder).
+        case applied(Applied)
+        /// In the write-ahead log, applied once durable.
+        case logged(DurableTicket)
+
+        var epoch: UInt64? {
+            if case .logged(let ticket) = self { return ticket.epoch }
+            return nil
+        }
+    }
+
+    /// The first half of `apply`, without suspending, so chunks submitted one after the other apply
+    /// in that order: applies the chunk, or with `--data-dir` appends it to the log. A TCP
+    /// connection submits its next chunk while the one before waits in `completion(of:)`.
+    ///
+    /// - Parameter previous: the sender's previous submission, when this chunk must follow it in
+    ///   the log: it is refused (`notDurable`) if a log write failed since.
+    func submit(_ chunk: ParsedChunk, after previous: Submission? = nil) throws -> Submission {
         guard !self.isFinished else { throw ServeError.finished }
-        let applied = self.durable != nil ? try await self.applyDurably(.chunk(chunk)) : try self.applyNow(chunk)
-        // Back-pressure from the database sink: the caller (a TCP connection, a webhook) waits
-        // while too many rows wait for PostgreSQL.
+        if self.durable != nil { return .logged(try self.enqueueDurably(.chunk(chunk), after: previous?.epoch)) }
+        return .applied(try self.applyNow(chunk))
+    }
+
+    /// The second half of `apply`: waits until the chunk is durable and applied (`--data-dir`), and
+    /// while too many rows wait for the database sink (back-pressure on the caller).
+    func completion(of submission: Submission) async throws -> Applied {
+        let applied: Applied
+        switch submission {
+        case .applied(let result): applied = result
+        case .logged(let ticket): applied = try await self.completion(of: ticket)
+        }
         await self.postgres?.waitForRoom()
         return applied
     }

@@ -3,13 +3,14 @@ import NIOCore
 import NIOPosix
 import RoasCore
 import ServiceLifecycle
+import Synchronization
 
 /// `--listen-tcp`: the framed stream of `roas run` (bare events and signed batch frames) on many
 /// connections at once, each with its own frame decoder, so a bad frame on one never touches another.
 ///
-/// Back-pressure: a connection parses what it read, then waits for the engine to apply it before it
-/// reads more; NIO stops reading from the socket while its small inbound buffer is full, so a slow
-/// engine slows the senders down instead of growing memory.
+/// Back-pressure: a connection parses what it read while the chunks before it are applied, up to
+/// `chunksInFlight` of them, then waits; NIO stops reading from the socket while its small inbound
+/// buffer is full, so a slow engine slows the senders down instead of growing memory.
 struct TCPIngest: Sendable {
     let address: ListenAddress
     let settings: ServeSettings
@@ -63,10 +64,36 @@ struct TCPIngest: Sendable {
         }
     }
 
-    /// Reads one connection to its end (or the idle timeout, or shutdown), applying each read as it
-    /// comes. With `--data-dir`, each batch frame is answered once its fate is known: `{"ack":ID}`
-    /// when it is durable and applied, `{"nack":ID,"reason":...}` when it was rejected or could not
-    /// be made durable; after `not_durable` nacks the connection is closed, unread.
+    /// Chunks a connection may have read and not yet seen applied: parsing the next ones overlaps
+    /// with logging and applying the ones before.
+    static let chunksInFlight = 4
+
+    /// A chunk a connection handed to the ingestor, or the error that stopped it.
+    private struct Submitted: Sendable {
+        var chunk: ParsedChunk
+        var submission: Result<Ingestor.Submission, any Error>
+    }
+
+    /// What the stages of one connection share.
+    private final class ConnectionState: Sendable {
+        /// Chunks read and not yet answered (they count in `queuedChunks`).
+        let outstanding = Atomic<Int>(0)
+        /// Set once a chunk was not taken (not made durable): nothing after it is applied.
+        let failed = Atomic<Bool>(false)
+    }
+
+    /// Reads one connection to its end (or the idle timeout, or shutdown) in three stages, each its
+    /// own task, so that they overlap: this task reads and parses; the next submits each chunk to the
+    /// ingestor in read order (applied at once, or appended to the write-ahead log, chained so that
+    /// after a failed write nothing later from this connection gets in); the last waits for each to
+    /// be applied and, with `--data-dir`, answers its batch frames in order: `{"ack":ID}` when durable
+    /// and applied, `{"nack":ID,"reason":...}` when rejected. At most `chunksInFlight` chunks are
+    /// between the first stage and the last, so a slow engine or log slows the sender down (NIO
+    /// stops reading while its small inbound buffer is full).
+    ///
+    /// When a chunk is not made durable, reading stops, every chunk after it is released (its batch
+    /// ids forgotten) or seen to fail, and only then are its `not_durable` nacks written and the
+    /// connection closed: a resend can never meet an id of a copy still in flight here.
     private func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let peer = connection.channel.remoteAddress?.description ?? "unknown"
         let run = self.settings.run
@@ -75,40 +102,131 @@ struct TCPIngest: Sendable {
             configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
             maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
             accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges, now: run.now)
+        let state = ConnectionState()
+        defer {
+            // Chunks a failure left unanswered.
+            self.ingestor.gauges.queuedChunks.subtract(state.outstanding.load(ordering: .relaxed), ordering: .relaxed)
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 let replies = acknowledges ? outbound : nil
-                do {
-                    for try await buffer in inbound.cancelOnGracefulShutdown() {
-                        let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
-                        try await self.apply(chunk, replies: replies)
+                let (parsed, parsedInput) = AsyncStream.makeStream(of: ParsedChunk.self)
+                let (submitted, submittedInput) = AsyncStream.makeStream(of: Submitted.self)
+                let (answered, answeredInput) = AsyncStream.makeStream(of: Void.self)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        defer { submittedInput.finish() }
+                        var previous: Ingestor.Submission?
+                        for await chunk in parsed {
+                            let submission: Result<Ingestor.Submission, any Error>
+                            if state.failed.load(ordering: .relaxed) {
+                                self.release(chunk)
+                                submission = .failure(ServeError.notDurable("an earlier batch on this connection was not taken"))
+                            } else {
+                                do {
+                                    // Chained: refused if the log failed since the previous chunk went in.
+                                    let taken = try await self.ingestor.submit(chunk, after: previous)
+                                    if taken.epoch != nil { previous = taken }
+                                    submission = .success(taken)
+                                } catch {
+                                    submission = .failure(error)
+                                }
+                            }
+                            submittedInput.yield(Submitted(chunk: chunk, submission: submission))
+                        }
                     }
-                } catch let error as ChannelError where error == .inputClosed || error == .ioOnClosedChannel {
-                    // The peer went away, or the idle timeout closed the connection: what it sent counts.
+                    group.addTask {
+                        defer { answeredInput.finish() }
+                        var failure: (any Error)?
+                        var failedAnswers: [UInt8] = []
+                        for await item in submitted {
+                            if failure == nil {
+                                let (answers, error) = await self.answers(item, acknowledges: acknowledges)
+                                if let error {
+                                    failure = error
+                                    failedAnswers = answers
+                                    state.failed.store(true, ordering: .relaxed)
+                                    // Stop reading; what was read drains through the stages first.
+                                    connection.channel.close(mode: .input, promise: nil)
+                                } else if let replies, !answers.isEmpty {
+                                    try await replies.write(ByteBuffer(bytes: answers))
+                                }
+                            } else {
+                                // After a failure: in the log and condemned with it, or refused. Waited
+                                // for, so its batch ids are free before the sender hears of the failure.
+                                _ = try? await self.ingestor.completion(of: item.submission.get())
+                            }
+                            state.outstanding.subtract(1, ordering: .relaxed)
+                            self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed)
+                            answeredInput.yield()
+                        }
+                        if let failure {
+                            if let replies, !failedAnswers.isEmpty {
+                                try? await replies.write(ByteBuffer(bytes: failedAnswers))
+                            }
+                            throw failure
+                        }
+                    }
+                    var answered = answered.makeAsyncIterator()
+                    var inFlight = 0
+                    func hand(_ chunk: ParsedChunk) async -> Bool {
+                        guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else { return true }
+                        if inFlight == Self.chunksInFlight {
+                            guard await answered.next() != nil else {
+                                self.release(chunk)
+                                return false
+                            }
+                            inFlight -= 1
+                        }
+                        inFlight += 1
+                        state.outstanding.add(1, ordering: .relaxed)
+                        self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
+                        parsedInput.yield(chunk)
+                        return true
+                    }
+                    var stopped = false
+                    do {
+                        for try await buffer in inbound.cancelOnGracefulShutdown() {
+                            let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
+                            if !(await hand(chunk)) {
+                                stopped = true
+                                break
+                            }
+                        }
+                    } catch let error as ChannelError where error == .inputClosed || error == .ioOnClosedChannel {
+                        // The peer went away, the idle timeout closed the connection, or a later stage
+                        // stopped reading after a failure: what was read counts.
+                    }
+                    if !stopped && !state.failed.load(ordering: .relaxed) { _ = await hand(parser.finish()) }
+                    parsedInput.finish()
+                    try await group.waitForAll()
                 }
-                try await self.apply(parser.finish(), replies: replies)
             }
         } catch {
             self.logger.info("TCP connection from \(peer) ended: \(error)")
         }
     }
 
-    private func apply(_ chunk: ParsedChunk, replies: NIOAsyncChannelOutboundWriter<ByteBuffer>?) async throws {
-        guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else { return }
-        self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
-        defer { self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed) }
+    /// Forgets the batch ids of a chunk that will not be applied, so that their resends are taken.
+    private func release(_ chunk: ParsedChunk) {
+        for outcome in chunk.batchOutcomes where outcome.rejection == nil {
+            if let id = outcome.id { self.ingestor.accepted.remove(id) }
+        }
+    }
+
+    /// Waits until a submitted chunk is applied; its answer lines (with `--data-dir`), and the
+    /// error when it was not taken (`not_durable` nacks then) or cannot be applied (no answers).
+    private func answers(_ item: Submitted, acknowledges: Bool) async -> (lines: [UInt8], error: (any Error)?) {
         var failure: String?
         do {
-            _ = try await self.ingestor.apply(chunk)
-        } catch ServeError.notDurable(let reason) where replies != nil {
+            _ = try await self.ingestor.completion(of: try item.submission.get())
+        } catch ServeError.notDurable(let reason) where acknowledges {
             failure = reason
+        } catch {
+            return ([], error)
         }
-        if let replies, !chunk.batchOutcomes.isEmpty {
-            try await replies.write(ByteBuffer(bytes: Self.acknowledgements(chunk.batchOutcomes, failure: failure)))
-        }
-        // Nothing after a batch that was not made durable is applied from this connection: a sender
-        // resending from its first unacknowledged batch then keeps its order.
-        if let failure { throw ServeError.notDurable(failure) }
+        let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: failure) : []
+        return (lines, failure.map { ServeError.notDurable($0) })
     }
 
     /// One line per batch (schemas/ack.schema.json): `ack` for an applied batch or a resend of one

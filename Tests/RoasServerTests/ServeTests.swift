@@ -137,8 +137,7 @@ struct ServeTests {
         }
         let (sending, progress) = server.sendTCPCounting(stream)
         // Let the buffers on the way fill up, then check that sending has stopped.
-        try await Task.sleep(for: .seconds(3))
-        let early = progress.sent.load(ordering: .relaxed)
+        let early = try await progress.stall()
         try await Task.sleep(for: .seconds(2))
         let later = progress.sent.load(ordering: .relaxed)
         print("back-pressure: sent \(early) then \(later) of \(stream.count) bytes")

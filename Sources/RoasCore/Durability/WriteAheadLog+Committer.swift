@@ -19,6 +19,9 @@ extension WriteAheadLog {
         var writtenLSN: UInt64 = 0
         /// Uptime of the last sync, for `interval`.
         var lastSync: UInt64 = 0
+        /// Records up to here were appended before the last failure was known (see `resolve`).
+        var failedThrough: UInt64 = 0
+        var failedBecause = ""
 
         init(log: WriteAheadLog, writer: SegmentWriter) {
             self.log = log
@@ -108,12 +111,21 @@ extension WriteAheadLog {
                         end += 1
                     }
                 }
-                let failure = self.commitGroup(
-                    from: start,
-                    to: self.ends[end - 1],
-                    first: lsn,
-                    last: self.firstLSN + UInt64(end - 1)
-                )
+                let failure: String?
+                if lsn <= self.failedThrough {
+                    // Appended before a failure was known: failed unwritten, so no later record of
+                    // the same sender is in the log without the failed one.
+                    end = min(end, Int(self.failedThrough - self.firstLSN) + 1)
+                    failure = "not written: an earlier write failed (\(self.failedBecause))"
+                    self.resolve(first: lsn, last: self.firstLSN + UInt64(end - 1), failure: failure, bytes: 0, syncNanoseconds: nil)
+                } else {
+                    failure = self.commitGroup(
+                        from: start,
+                        to: self.ends[end - 1],
+                        first: lsn,
+                        last: self.firstLSN + UInt64(end - 1)
+                    )
+                }
                 if isClosing, let failure { self.log.state.withLock { $0.closeError = failure } }
                 index = end
             }
@@ -149,8 +161,20 @@ extension WriteAheadLog {
             return failure
         }
 
-        /// Records the group's outcome and completes its waiters, outside the lock.
-        private func resolve(first: UInt64, last: UInt64, failure: String?, bytes: Int, syncNanoseconds: UInt64?) {
+        /// Records the group's outcome and completes its waiters, outside the lock. A failure also
+        /// condemns every record appended so far (written neither in this turn nor the next) and
+        /// moves the failure epoch, so chained appends from their senders are refused.
+        private mutating func resolve(first: UInt64, last: UInt64, failure: String?, bytes: Int, syncNanoseconds: UInt64?) {
+            let condemned = self.log.state.withLock { state -> UInt64? in
+                guard failure != nil, last > state.failedThrough else { return nil }
+                state.failureEpoch += 1
+                state.failedThrough = state.nextLSN - 1
+                return state.failedThrough
+            }
+            if let condemned, let failure, condemned > self.failedThrough {
+                self.failedThrough = condemned
+                self.failedBecause = failure
+            }
             let ready = self.log.state.withLock { state -> [CheckedContinuation<Void, any Error>] in
                 state.resolvedLSN = last
                 if let syncNanoseconds {

@@ -14,8 +14,11 @@ import Darwin
 /// `append` copies a record into a pending buffer, gives it the next LSN and returns at once;
 /// `waitDurable` suspends until the committer has written (and, per `FsyncMode`, synced) the group
 /// that holds it. The committer thread does all blocking file I/O, never the cooperative pool. A group
-/// whose write or sync fails is cut from the file and its waiters get the error; the log goes on with
-/// the next group, so LSNs may have gaps but never repeat. Open a log only after `replay`, at the
+/// whose write or sync fails is cut from the file and its waiters get the error, and so does every
+/// record appended before the failure was known (none of them is written): a sender with several
+/// records in flight never has a later one in the log without the earlier. Appends chained with
+/// `append(kind:payload:unlessFailedSince:)` are refused after such a failure. The log goes on with
+/// the next record, so LSNs may have gaps but never repeat. Open a log only after `replay`, at the
 /// report's `nextLSN`, and call `close()`: the committer thread keeps the log alive until then.
 public final class WriteAheadLog: Sendable {
     /// The largest payload `append` takes.
@@ -64,6 +67,10 @@ public final class WriteAheadLog: Sendable {
         var forgottenFailuresThrough: UInt64 = 0
         var currentSegmentFirstLSN: UInt64
         var failedGroups = 0
+        /// Counts failures; a chained append refuses when it moved since the sender's previous one.
+        var failureEpoch: UInt64 = 0
+        /// Records up to here were appended before the last failure was known: not to be written.
+        var failedThrough: UInt64 = 0
         var lastError: String? = nil
         var closeError: String? = nil
         var bytesWritten = 0
@@ -184,9 +191,25 @@ public final class WriteAheadLog: Sendable {
     /// bounded: callers wait for their records.
     /// - Throws: `WALError.closed` after `close()`, `WALError.recordTooLarge`.
     public func append(kind: UInt8, payload: UnsafeRawBufferPointer) throws -> UInt64 {
+        try self.append(kind: kind, payload: payload, unlessFailedSince: nil).lsn
+    }
+
+    /// `append` for a sender whose records must enter the log in order: `epoch` is what this
+    /// sender's previous append returned (nil for its first). When a write has failed since then,
+    /// that previous record may have failed while this one could succeed, so this one is refused.
+    ///
+    /// - Returns: the LSN, and the epoch to pass with the sender's next record.
+    /// - Throws: `WALError.write` when refused; `WALError.closed`, `WALError.recordTooLarge`.
+    public func append(kind: UInt8, payload: UnsafeRawBufferPointer, unlessFailedSince epoch: UInt64?) throws
+        -> (lsn: UInt64, epoch: UInt64)
+    {
         guard payload.count <= Self.maximumPayloadBytes else { throw WALError.recordTooLarge(payload.count) }
-        let (lsn, wake) = try self.state.withLock { state throws(WALError) -> (UInt64, Bool) in
+        let (lsn, current, wake) = try self.state.withLock { state throws(WALError) -> (UInt64, UInt64, Bool) in
             guard !state.isClosing else { throw WALError.closed }
+            if let epoch, epoch != state.failureEpoch {
+                throw WALError.write(
+                    "refused: a write failed after this sender's previous record (\(state.lastError ?? "since recovered"))")
+            }
             let lsn = state.nextLSN
             state.nextLSN += 1
             withUnsafeBytes(of: UInt32(payload.count).littleEndian) { state.pending.append(contentsOf: $0) }
@@ -197,10 +220,10 @@ public final class WriteAheadLog: Sendable {
             state.pendingEnds.append(state.pending.count)
             let wake = state.committerIsIdle
             state.committerIsIdle = false
-            return (lsn, wake)
+            return (lsn, state.failureEpoch, wake)
         }
         if wake { self.wakeUp.signal() }
-        return lsn
+        return (lsn, current)
     }
 
     /// Returns once record `lsn` is durable per the mode (for `interval`, once written).

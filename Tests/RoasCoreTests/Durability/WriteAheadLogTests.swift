@@ -628,6 +628,50 @@ final class WriteAheadLogTests: XCTestCase {
         XCTAssertNil(report.droppedTail)
     }
 
+    func testAChainedAppendIsRefusedAfterAFailureSinceTheSendersPreviousRecord() async throws {
+        let directory = try self.makeDirectory()
+        let log = try WriteAheadLog(directory: directory, nextLSN: 1, fsync: .batch)
+        let first = try Self.payload(0, length: 100).withUnsafeBytes {
+            try log.append(kind: 1, payload: $0, unlessFailedSince: nil)
+        }
+        try await log.waitDurable(first.lsn)
+        // Still no failure: the chain holds.
+        let second = try Self.payload(1, length: 100).withUnsafeBytes {
+            try log.append(kind: 1, payload: $0, unlessFailedSince: first.epoch)
+        }
+        try await log.waitDurable(second.lsn)
+        XCTAssertEqual(second.epoch, first.epoch)
+
+        let limit = try FileSizeLimit(bytes: try Self.size(try WriteAheadLog.segments(in: directory)[0].path) + 50)
+        defer { limit.restore() }
+        let doomed = try log.append(kind: 2, Self.payload(2, length: 100))
+        do {
+            try await log.waitDurable(doomed)
+            XCTFail("record \(doomed) cannot be durable past the size limit")
+        } catch WALError.write {}
+        limit.restore()
+
+        // The sender of `second` may have had records in the failed group: its next one is refused,
+        // and the refusal writes nothing.
+        XCTAssertThrowsError(
+            try Self.payload(3, length: 100).withUnsafeBytes { try log.append(kind: 1, payload: $0, unlessFailedSince: second.epoch) }
+        ) { error in
+            guard case WALError.write(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("refused"), message)
+        }
+        // A sender starting afresh goes in, and chains from the new epoch.
+        let fresh = try Self.payload(4, length: 100).withUnsafeBytes { try log.append(kind: 1, payload: $0, unlessFailedSince: nil) }
+        try await log.waitDurable(fresh.lsn)
+        XCTAssertNotEqual(fresh.epoch, second.epoch)
+        let next = try Self.payload(5, length: 100).withUnsafeBytes {
+            try log.append(kind: 1, payload: $0, unlessFailedSince: fresh.epoch)
+        }
+        try await log.waitDurable(next.lsn)
+        try log.close()
+        let (replayed, _) = try Self.replay(directory)
+        XCTAssertEqual(replayed.map(\.lsn), [first.lsn, second.lsn, fresh.lsn, next.lsn])
+    }
+
     // MARK: Flags
 
     func testFsyncModeArguments() {

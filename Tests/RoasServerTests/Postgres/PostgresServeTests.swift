@@ -64,27 +64,28 @@ struct PostgresServeTests {
             let server = try await ServerHarness.start(postgres: sink) {
                 $0.run.configuration.window = Self.oneMinute
                 $0.run.configuration.slide = Self.oneMinute
-                $0.maximumQueuedChunks = 2
+                // The TCP connection's chunks in flight, and one webhook.
+                $0.maximumQueuedChunks = TCPIngest.chunksInFlight + 1
             }
             let (sending, progress) = server.sendTCPCounting(stream, timeout: 120)
-            try await Task.sleep(for: .seconds(3))
-            let early = progress.sent.load(ordering: .relaxed)
+            // The sender stalls, and stays stalled.
+            let early = try await progress.stall()
             try await Task.sleep(for: .seconds(2))
             let later = progress.sent.load(ordering: .relaxed)
             let queued = sink.queuedRows
             print("PostgreSQL outage: sent \(early) then \(later) of \(stream.count) bytes, \(queued) rows queued")
             #expect(later < stream.count, "the whole stream went in although PostgreSQL was down")
             #expect(later == early, "the sender kept going (\(early) then \(later) bytes) while PostgreSQL was down")
-            // Over the bound by at most what the chunks being applied meanwhile made (one each).
+            // Over the bound by at most what the chunks in flight made.
             #expect(queued >= bound && queued < bound + 2000, "\(queued) rows queued for a bound of \(bound)")
             #expect(sink.lastError != nil)
-            // The TCP connection's chunk waits; a webhook (a bad line only: it adds no row) waits
+            // The TCP connection's chunks wait; a webhook (a bad line only: it adds no row) waits
             // too, and the one after it finds the queue full.
             let waiting = Task { try await server.post(Array("not json\n".utf8), id: "wh-waits") }
             let full = try await server.eventually {
-                await server.server.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= 2
+                await server.server.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= TCPIngest.chunksInFlight + 1
             }
-            #expect(full, "the webhook should wait with the TCP connection's chunk")
+            #expect(full, "the webhook should wait with the TCP connection's chunks")
             let refused = try await server.post(Array("not json\n".utf8), id: "wh-refused")
             #expect(refused.status == 503)
             #expect(refused.headers["retry-after"] != nil)

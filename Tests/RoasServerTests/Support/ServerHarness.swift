@@ -170,6 +170,16 @@ final class ServerHarness: Sendable {
 /// Bytes a sender has written so far.
 final class SendProgress: Sendable {
     let sent = Atomic<Int>(0)
+
+    /// Waits until no byte has gone out for a second (or `timeout` seconds pass); the bytes sent then.
+    func stall(timeout: Int = 30) async throws -> Int {
+        var last = -1
+        for _ in 0..<timeout where last != self.sent.load(ordering: .relaxed) {
+            last = self.sent.load(ordering: .relaxed)
+            try await Task.sleep(for: .seconds(1))
+        }
+        return last
+    }
 }
 
 /// Event lines and signed batch frames for the tests.
