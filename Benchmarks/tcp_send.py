@@ -7,16 +7,23 @@ batch has been answered). A thin load generator for Benchmarks/durability.sh: un
 
 Usage: tcp_send.py --port PORT --input FILE [--host 127.0.0.1] [--repeat 1]
 Prints one JSON line: seconds, bytes sent, and the answer lines by kind (acks, duplicates, nacks);
-SIGINT stops it early and still prints the line ("interrupted": true).
+SIGTERM or SIGINT stops it early and it still prints the line ("interrupted": true).
 """
 import argparse
 import json
+import signal
 import socket
 import threading
 import time
 
 
+def stop(_signal, _frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    # SIGTERM stops it early (a shell starts background jobs with SIGINT ignored).
+    signal.signal(signal.SIGTERM, stop)
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -59,7 +66,7 @@ def main():
         connection.shutdown(socket.SHUT_WR)
         reader.join()
     except KeyboardInterrupt:
-        # Stopped by SIGINT (Benchmarks/durability.sh's overload): report what was answered so far.
+        # Stopped by SIGINT or SIGTERM (Benchmarks/durability.sh's overload): report what was answered so far.
         interrupted = True
     connection.close()
     seconds = time.monotonic() - started
