@@ -174,6 +174,20 @@ struct ServeTests {
         #expect(rows == expected)
     }
 
+    @Test("roas gen --tcp's sender half-closes: it returns once the server has read everything, not at the idle timeout")
+    func senderHalfCloses() async throws {
+        let stream = try Self.generated(seed: 17, events: 20_000, users: 2000, creators: 20)
+        let server = try await ServerHarness.start()  // --idle-timeout 60 s
+        let started = ContinuousClock.now
+        _ = try await TCPSender.withConnection(host: "127.0.0.1", port: server.tcpPort) { write in
+            try await write(stream)
+        }
+        let took = started.duration(to: .now)
+        #expect(took < .seconds(20), "the sender took \(took): the server only closed at its idle timeout")
+        let (result, _) = try await server.stop()
+        #expect(result.statistics.linesRead == Self.lineCount(stream))
+    }
+
     @Test("a bad frame on one connection leaves another untouched")
     func badFrameIsolation() async throws {
         let server = try await ServerHarness.start()
