@@ -81,7 +81,8 @@ struct PostgresServeTests {
             #expect(sink.lastError != nil)
             // The TCP connection's chunks wait; a webhook (a bad line only: it adds no row) waits
             // too, and the one after it finds the queue full.
-            let waiting = Task { try await server.post(Array("not json\n".utf8), id: "wh-waits") }
+            // It waits until PostgreSQL is back and has taken the queue: minutes, at worst, on a loaded machine.
+            let waiting = Task { try await server.post(Array("not json\n".utf8), id: "wh-waits", timeout: 300) }
             let full = try await server.eventually {
                 await server.server.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= TCPIngest.chunksInFlight + 1
             }

@@ -77,14 +77,15 @@ struct HTTPReply {
 
     /// Sends one request on a new connection and reads the whole reply.
     static func request(
-        port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []
+        port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = [],
+        timeout: Double = 10
     ) throws -> HTTPReply {
         let socket = try RawSocket(port: port)
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "Content-Length: \(body.count)\r\n\r\n"
         try socket.send(Array(head.utf8) + body)
-        return try HTTPReply(parsing: socket.receive())
+        return try HTTPReply(parsing: socket.receive(timeout: timeout))
     }
 
     init(parsing bytes: [UInt8]) throws {

@@ -97,17 +97,19 @@ final class ServerHarness: Sendable {
         return try await offThread { try HTTPReply.request(port: port, "GET", path, headers: headers) }
     }
 
-    func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) async throws
-        -> HTTPReply
-    {
+    func request(
+        _ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = [], timeout: Double = 10
+    ) async throws -> HTTPReply {
         let port = self.httpPort
-        return try await offThread { try HTTPReply.request(port: port, method, path, headers: headers, body: body) }
+        return try await offThread {
+            try HTTPReply.request(port: port, method, path, headers: headers, body: body, timeout: timeout)
+        }
     }
 
     /// POSTs a webhook the way Standard Webhooks senders do.
     func post(
         _ payload: [UInt8], id: String, timestamp: Int64 = ServerHarness.now, secret: WebhookSecret? = nil,
-        signature given: String? = nil
+        signature given: String? = nil, timeout: Double = 10
     ) async throws -> HTTPReply {
         let signer = WebhookSigner(secrets: [secret ?? Self.secret])
         let signature = given ?? payload.withUnsafeBytes { signer.signature(id: id, timestamp: timestamp, body: $0) }
@@ -115,7 +117,7 @@ final class ServerHarness: Sendable {
             "POST", "/v1/events",
             headers: ["webhook-id": id, "webhook-timestamp": "\(timestamp)", "webhook-signature": signature,
                       "content-type": "application/x-ndjson"],
-            body: payload)
+            body: payload, timeout: timeout)
     }
 
     /// Sends `bytes` on a new TCP connection, half-closes it and waits for the server to close it.
