@@ -363,10 +363,7 @@ extension Ingestor {
 
     /// Forgets the batch ids of input that was not made durable, so that their resends are taken.
     private func release(_ input: DurableInput) {
-        guard case .chunk(let chunk) = input else { return }
-        for outcome in chunk.batchOutcomes where outcome.rejection == nil {
-            if let id = outcome.id { self.accepted.remove(id) }
-        }
+        if case .chunk(let chunk) = input { self.accepted.remove(acceptedIn: chunk) }
     }
 
     // MARK: Checkpoints

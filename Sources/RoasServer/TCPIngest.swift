@@ -120,7 +120,7 @@ struct TCPIngest: Sendable {
                         for await chunk in parsed {
                             let submission: Result<Ingestor.Submission, any Error>
                             if state.failed.load(ordering: .relaxed) {
-                                self.release(chunk)
+                                self.ingestor.accepted.remove(acceptedIn: chunk)
                                 submission = .failure(ServeError.notDurable("an earlier batch on this connection was not taken"))
                             } else {
                                 do {
@@ -173,7 +173,7 @@ struct TCPIngest: Sendable {
                         guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else { return true }
                         if inFlight == Self.chunksInFlight {
                             guard await answered.next() != nil else {
-                                self.release(chunk)
+                                self.ingestor.accepted.remove(acceptedIn: chunk)
                                 return false
                             }
                             inFlight -= 1
@@ -204,13 +204,6 @@ struct TCPIngest: Sendable {
             }
         } catch {
             self.logger.info("TCP connection from \(peer) ended: \(error)")
-        }
-    }
-
-    /// Forgets the batch ids of a chunk that will not be applied, so that their resends are taken.
-    private func release(_ chunk: ParsedChunk) {
-        for outcome in chunk.batchOutcomes where outcome.rejection == nil {
-            if let id = outcome.id { self.ingestor.accepted.remove(id) }
         }
     }
 

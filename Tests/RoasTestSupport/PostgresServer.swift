@@ -72,7 +72,7 @@ public final class PostgresServer: Sendable {
             // Another process may take the port between probing and binding: try a few.
             var attempt = 0
             while true {
-                port = try Self.freePort()
+                port = try freeLoopbackPort()
                 do {
                     try tools.startServer(port: port)
                     break
@@ -161,25 +161,6 @@ public final class PostgresServer: Sendable {
             return path
         }
         throw Failure("running as root needs runuser (util-linux) to start PostgreSQL as the postgres user")
-    }
-
-    /// A loopback port nothing listens on right now.
-    private static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        }
-        guard bound else { throw Failure("bind: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

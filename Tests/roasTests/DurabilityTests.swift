@@ -31,24 +31,6 @@ struct DurabilityTests {
         return (path, run.stdoutLines)
     }
 
-    /// A free TCP port on loopback (bound and released; the server binds it with SO_REUSEADDR).
-    static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
-                bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-            }
-        }
-        try #require(bound, "cannot bind a loopback port")
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// `roas serve --data-dir` on a fixed TCP port (or HTTP port with `http`), started and ready;
     /// `prefix` runs it under another command (prlimit).
     static func serve(
@@ -171,7 +153,7 @@ struct DurabilityTests {
         let rows = folder + "/rows.ndjson"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = try Self.freePort()
+        let port = try freeLoopbackPort()
 
         // The sender paces itself so that the load lasts through every kill cycle.
         let batches = 150_000 / 150
@@ -228,7 +210,7 @@ struct DurabilityTests {
         let rows = folder + "/rows.ndjson"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = try Self.freePort()
+        let port = try freeLoopbackPort()
         let url = "http://127.0.0.1:\(port)/v1/events"
 
         let first = try Self.serve(dataDir: dataDir, port: port, rows: rows, http: true, extra: ["--idle-close", "1h"])
@@ -246,7 +228,7 @@ struct DurabilityTests {
         let stopped = second.terminate(timeout: 60)
         #expect(stopped.status == 0, "\(stopped)")
 
-        let written = try Self.closeWindows(dataDir: dataDir, port: try Self.freePort(), rows: rows, count: expected.count)
+        let written = try Self.closeWindows(dataDir: dataDir, port: try freeLoopbackPort(), rows: rows, count: expected.count)
         Self.expectSameRows(written, expected, "webhooks across a restart")
     }
 
@@ -259,7 +241,7 @@ struct DurabilityTests {
         let rows = folder + "/rows.ndjson"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = try Self.freePort()
+        let port = try freeLoopbackPort()
 
         // RLIMIT_FSIZE makes every write past 400 kB fail with EFBIG, as a full disk fails with ENOSPC.
         let server = try Self.serve(
@@ -293,7 +275,7 @@ struct DurabilityTests {
         let folder = Tools.temporaryPath("durable-acks")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = try Self.freePort()
+        let port = try freeLoopbackPort()
         let server = try ChildProcess(
             try Tools.roasBinary(),
             ["serve", "--data-dir", folder + "/data", "--listen-tcp", "127.0.0.1:\(port)", "--no-http", "--secret", secret,

@@ -20,6 +20,14 @@ public final class AcceptedBatches: Sendable {
         _ = self.state.withLock { $0.timestamps.removeValue(forKey: id) }
     }
 
+    /// Forgets the ids of the batches `chunk` accepted: the chunk will not be applied (it could not
+    /// be made durable), so their resends must be taken.
+    public func remove(acceptedIn chunk: ParsedChunk) {
+        for outcome in chunk.batchOutcomes where outcome.rejection == nil {
+            if let id = outcome.id { self.remove(id) }
+        }
+    }
+
     /// Remembers `id` as accepted (recovery of `roas serve --data-dir`).
     public func restore(_ id: String, timestamp: Int64) {
         self.state.withLock { $0.timestamps[id] = timestamp }

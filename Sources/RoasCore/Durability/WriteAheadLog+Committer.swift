@@ -19,9 +19,6 @@ extension WriteAheadLog {
         var writtenLSN: UInt64 = 0
         /// Uptime of the last sync, for `interval`.
         var lastSync: UInt64 = 0
-        /// Records up to here were appended before the last failure was known (see `resolve`).
-        var failedThrough: UInt64 = 0
-        var failedBecause = ""
 
         init(log: WriteAheadLog, writer: SegmentWriter) {
             self.log = log
@@ -112,11 +109,12 @@ extension WriteAheadLog {
                     }
                 }
                 let failure: String?
-                if lsn <= self.failedThrough {
+                let (failedThrough, failedBecause) = self.log.state.withLock { ($0.failedThrough, $0.failedBecause) }
+                if lsn <= failedThrough {
                     // Appended before a failure was known: failed unwritten, so no later record of
                     // the same sender is in the log without the failed one.
-                    end = min(end, Int(self.failedThrough - self.firstLSN) + 1)
-                    failure = "not written: an earlier write failed (\(self.failedBecause))"
+                    end = min(end, Int(failedThrough - self.firstLSN) + 1)
+                    failure = "not written: an earlier write failed (\(failedBecause))"
                     self.resolve(first: lsn, last: self.firstLSN + UInt64(end - 1), failure: failure, bytes: 0, syncNanoseconds: nil)
                 } else {
                     failure = self.commitGroup(
@@ -164,18 +162,13 @@ extension WriteAheadLog {
         /// Records the group's outcome and completes its waiters, outside the lock. A failure also
         /// condemns every record appended so far (written neither in this turn nor the next) and
         /// moves the failure epoch, so chained appends from their senders are refused.
-        private mutating func resolve(first: UInt64, last: UInt64, failure: String?, bytes: Int, syncNanoseconds: UInt64?) {
-            let condemned = self.log.state.withLock { state -> UInt64? in
-                guard failure != nil, last > state.failedThrough else { return nil }
-                state.failureEpoch += 1
-                state.failedThrough = state.nextLSN - 1
-                return state.failedThrough
-            }
-            if let condemned, let failure, condemned > self.failedThrough {
-                self.failedThrough = condemned
-                self.failedBecause = failure
-            }
+        private func resolve(first: UInt64, last: UInt64, failure: String?, bytes: Int, syncNanoseconds: UInt64?) {
             let ready = self.log.state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+                if let failure, last > state.failedThrough {
+                    state.failureEpoch += 1
+                    state.failedThrough = state.nextLSN - 1
+                    state.failedBecause = failure
+                }
                 state.resolvedLSN = last
                 if let syncNanoseconds {
                     state.syncs += 1

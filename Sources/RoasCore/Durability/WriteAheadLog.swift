@@ -71,6 +71,8 @@ public final class WriteAheadLog: Sendable {
         var failureEpoch: UInt64 = 0
         /// Records up to here were appended before the last failure was known: not to be written.
         var failedThrough: UInt64 = 0
+        /// Why that failure happened, for the records it condemns.
+        var failedBecause = ""
         var lastError: String? = nil
         var closeError: String? = nil
         var bytesWritten = 0
