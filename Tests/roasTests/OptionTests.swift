@@ -1,8 +1,9 @@
 import Foundation
+import RoasTestSupport
 import Testing
 
 /// `roas run` refuses bad options with a message on stderr and documents every option.
-@Suite("roas run options")
+@Suite("roas run options", .ownThread)
 struct OptionTests {
     struct BadOption: CustomTestStringConvertible, Sendable {
         var arguments: [String]

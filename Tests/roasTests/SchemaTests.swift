@@ -1,10 +1,11 @@
 import Foundation
 import RoasCore
+import RoasTestSupport
 import Testing
 
 /// The JSON Schemas of schemas/ against what roas really reads and writes, validated by Python's
 /// jsonschema (tests/python/validate.py); every schema is also shown to reject bad instances.
-@Suite("JSON Schemas")
+@Suite("JSON Schemas", .ownThread)
 struct SchemaTests {
     // MARK: What `roas run --sample` writes
 

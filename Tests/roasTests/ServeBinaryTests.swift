@@ -1,4 +1,5 @@
 import Foundation
+import RoasTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -14,7 +15,7 @@ import Testing
 /// `standardwebhooks`, tests/python/webhook_sender.py) against its webhook endpoint, the dashboard in
 /// headless Chromium (tests/python/dashboard_check.py), and a graceful SIGTERM, each compared with
 /// what `roas run` makes of the same stream.
-@Suite("roas serve, the binary")
+@Suite("roas serve, the binary", .ownThread)
 struct ServeBinaryTests {
     static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -1,10 +1,11 @@
 import Foundation
 import RoasCore
+import RoasTestSupport
 import Testing
 
 /// RoasCore's WebhookSigner against the reference Python implementation of Standard Webhooks
 /// (`standardwebhooks` 1.1.0, through tests/python/webhooks.py) and the spec's test vector.
-@Suite("Standard Webhooks interoperability")
+@Suite("Standard Webhooks interoperability", .ownThread)
 struct StandardWebhooksTests {
     /// A secret of 24 random-looking bytes, as Standard Webhooks providers issue them.
     static let secretText = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -411,7 +411,12 @@ struct PostgresRowSinkTests {
         }
     }
 
-    struct Timeout: Error {}
+    /// A wait that did not end in time, and where it was.
+    struct Timeout: Error, CustomStringConvertible {
+        let seconds: Double
+        let line: Int
+        var description: String { "Timeout: the wait at line \(self.line) did not end within \(self.seconds) s" }
+    }
 
     /// A boolean set once, shared with a task.
     final class Flag: Sendable {
@@ -421,10 +426,17 @@ struct PostgresRowSinkTests {
     }
 
     /// Waits for the group's one task (the service group), or throws `Timeout` after `seconds`.
-    static func finish(_ tasks: inout ThrowingTaskGroup<Void, any Error>, within seconds: Double = 20) async throws {
+    ///
+    /// The bounds here (and in `bounded`) only turn a hang into a failure: they are generous because
+    /// the suite shares two cores with the crash tests in CI, where a delivery once took over 20 s.
+    static func finish(
+        _ tasks: inout ThrowingTaskGroup<Void, any Error>,
+        within seconds: Double = 60,
+        line: Int = #line
+    ) async throws {
         tasks.addTask {
             try await Task.sleep(for: .seconds(seconds))
-            throw Timeout()
+            throw Timeout(seconds: seconds, line: line)
         }
         try await tasks.next()
         tasks.cancelAll()
@@ -433,7 +445,8 @@ struct PostgresRowSinkTests {
     /// `body`, or `Timeout` after `seconds`, even when `body` ignores cancellation (it is then
     /// left running): no wait in these tests is unbounded.
     static func bounded<T: Sendable>(
-        _ seconds: Double = 20,
+        _ seconds: Double = 60,
+        line: Int = #line,
         _ body: @escaping @Sendable () async throws -> T
     )
         async throws -> T
@@ -454,13 +467,13 @@ struct PostgresRowSinkTests {
             }
             timer = Task {
                 guard (try? await Task.sleep(for: .seconds(seconds))) != nil else { return }
-                finish(.failure(Timeout()))
+                finish(.failure(Timeout(seconds: seconds, line: line)))
             }
         }
     }
 
     /// Polls `condition` every 20 ms for up to `seconds`.
-    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) async throws -> Bool {
+    static func eventually(_ seconds: Double = 30, _ condition: () -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             if condition() { return true }
