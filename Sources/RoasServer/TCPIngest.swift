@@ -28,8 +28,7 @@ struct TCPIngest: Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 65536, maximum: 262_144))
             .bind(host: self.address.host, port: self.address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try channel.pipeline.syncOperations.addHandler(CloseOnIdleRead())
+                    try channel.pipeline.syncOperations.addHandler(PeerIdleTimeout(timeout: idleTimeout))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
@@ -248,16 +247,60 @@ struct TCPIngest: Sendable {
     }
 }
 
-/// Closes a connection that sent nothing for the idle timeout (`IdleStateHandler`'s read event).
-final class CloseOnIdleRead: ChannelInboundHandler, Sendable {
+/// `--idle-timeout`: closes a connection whose peer sent nothing for `timeout` while roas was
+/// waiting to read from it (a half-sent frame is then dead-lettered).
+///
+/// The clock runs only while a read is asked for. Time in which roas itself holds reading back
+/// (back-pressure: the engine, the rows' reader or PostgreSQL is behind) does not count, unlike
+/// with NIO's `IdleStateHandler`, which closed such connections with the sender's bytes unread.
+/// Nor does the time after the peer's end of input, while it waits for the last answers.
+/// It sits before `NIOAsyncChannel`'s handler, which holds `read()` back under back-pressure.
+final class PeerIdleTimeout: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    private var inputClosed = false
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.timer == nil && !self.inputClosed {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            self.timer = context.eventLoop.scheduleTask(in: self.timeout) { bound.value.close(promise: nil) }
+        }
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.stopTimer()
+        context.fireChannelRead(data)
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
+        if case .some(.inputClosed) = event as? ChannelEvent {
+            self.inputClosed = true
+            self.stopTimer()
         }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.stopTimer()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.stopTimer()
+    }
+
+    private func stopTimer() {
+        self.timer?.cancel()
+        self.timer = nil
     }
 }

@@ -35,7 +35,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most TCP connections at once; more are refused with an error line.")
     var maxConnections: Int = 1024
 
-    @Option(help: "Close a TCP connection that sent nothing for this long (a half-sent frame is then bad_frame).")
+    @Option(
+        help:
+            "Close a TCP connection whose sender sent nothing for this long while roas waited to read (a half-sent frame is then bad_frame); back-pressure does not count."
+    )
     var idleTimeout: String = "60s"
 
     @Option(help: "When no event arrives for this long, the watermark follows the wall clock (minus the lateness) so windows close.")

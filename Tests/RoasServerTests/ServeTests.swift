@@ -117,7 +117,7 @@ struct ServeTests {
         #expect(rows == expected)
     }
 
-    @Test("when the engine cannot hand rows on, TCP reading stops (back-pressure) and resumes without loss")
+    @Test("when the engine cannot hand rows on, TCP reading stops (back-pressure) and resumes without loss, past --idle-timeout")
     func backPressure() async throws {
         // Rows go to a pipe nobody reads yet: once its 64 KiB are full the engine waits on it, so
         // connections wait on the engine and stop reading; the sender's socket then stalls.
@@ -134,6 +134,8 @@ struct ServeTests {
         let server = try await ServerHarness.start(rowsDescriptor: descriptors[1]) {
             $0.run.configuration.window = oneMinute
             $0.run.configuration.slide = oneMinute
+            // Shorter than the pause below: time in which the server holds reading back is not idle.
+            $0.connectionIdleTimeout = 1000
         }
         let (sending, progress) = server.sendTCPCounting(stream)
         // Let the buffers on the way fill up, then check that sending has stopped.
