@@ -27,10 +27,13 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
         ),
+        // CRC-32C with the CPU's CRC32 instruction (SSE 4.2), for the write-ahead log's checksums.
+        .target(name: "CRoasCRC32C"),
         .target(
             name: "RoasCore",
             dependencies: [
                 "COpenSSL",
+                "CRoasCRC32C",
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),

@@ -93,6 +93,30 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: crc32c (the write-ahead log's record checksum)
+
+    let crcInput = Inputs.hmacBatch(size: 1 << 20).payload
+    var crcImplementations: [(String, @Sendable (UnsafeRawBufferPointer) -> UInt32)] = [
+        ("tables", { CRC32C.tableChecksum($0, seed: 0) })
+    ]
+    if CRC32C.isHardwareAccelerated {
+        crcImplementations.append(("instruction", { CRC32C.hardwareChecksum($0, seed: 0) }))
+    }
+    for (name, implementation) in crcImplementations {
+        Benchmark("crc32c.\(name).1MiB", configuration: configuration(.one)) { benchmark in
+            let expected = crcInput.withUnsafeBytes { CRC32C.tableChecksum($0, seed: 0) }
+            var agreed = true
+            benchmark.startMeasurement()
+            crcInput.withUnsafeBytes { bytes in
+                for _ in benchmark.scaledIterations {
+                    agreed = agreed && implementation(bytes) == expected
+                }
+            }
+            benchmark.stopMeasurement()
+            precondition(agreed, "crc32c.\(name): a checksum differs from the tables'")
+        }
+    }
+
     // MARK: attribution
 
     for model in AttributionModel.allCases {

@@ -1,7 +1,9 @@
-import RoasCore
 import XCTest
 
-/// CRC-32C against published vectors (RFC 3720 B.4) and a bit-at-a-time reference.
+@testable import RoasCore
+
+/// CRC-32C against published vectors (RFC 3720 B.4) and a bit-at-a-time reference: `checksum` and,
+/// each on its own, the table-driven version and (where the CPU has it) the CRC32 instruction.
 final class CRC32CTests: XCTestCase {
     /// The textbook bitwise CRC-32C, one bit per step.
     static func reference(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
@@ -29,14 +31,50 @@ final class CRC32CTests: XCTestCase {
         XCTAssertEqual(Self.checksum([], seed: 0x1234_5678), 0x1234_5678)
     }
 
+    /// The implementations under test, by name.
+    static var implementations: [(String, (UnsafeRawBufferPointer, UInt32) -> UInt32)] {
+        var all: [(String, (UnsafeRawBufferPointer, UInt32) -> UInt32)] = [
+            ("checksum", { CRC32C.checksum($0, seed: $1) }),
+            ("tables", { CRC32C.tableChecksum($0, seed: $1) }),
+        ]
+        if CRC32C.isHardwareAccelerated {
+            all.append(("instruction", { CRC32C.hardwareChecksum($0, seed: $1) }))
+        }
+        return all
+    }
+
+    func testTheInstructionIsUsedOnThisMachine() throws {
+        #if arch(x86_64)
+        // Every x86-64 CPU since 2008 has SSE 4.2; the CI machine and this one do.
+        let flags = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        try XCTSkipUnless(flags.contains(" sse4_2"), "this CPU has no SSE 4.2")
+        XCTAssertTrue(CRC32C.isHardwareAccelerated)
+        #endif
+    }
+
     func testMatchesTheBitwiseReferenceAtEveryLengthAndAlignment() {
         var random = SplitMix64(seed: 0xC3C3)
         let bytes = (0..<300).map { _ in random.byte() }
-        for start in 0..<8 {
-            for end in start...bytes.count {
-                let slice = Array(bytes[start..<end])
-                let fast = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
-                XCTAssertEqual(fast, Self.reference(slice), "bytes \(start)..<\(end)")
+        for (name, implementation) in Self.implementations {
+            for start in 0..<8 {
+                for end in start...bytes.count {
+                    let slice = Array(bytes[start..<end])
+                    let fast = bytes.withUnsafeBytes { implementation(UnsafeRawBufferPointer(rebasing: $0[start..<end]), 0) }
+                    XCTAssertEqual(fast, Self.reference(slice), "\(name), bytes \(start)..<\(end)")
+                }
+            }
+        }
+    }
+
+    func testImplementationsAgreeOnRandomInputsAndSeeds() {
+        var random = SplitMix64(seed: 0x1D5E)
+        for round in 0..<2000 {
+            let bytes = (0..<random.int(0...5000)).map { _ in random.byte() }
+            let seed = UInt32(truncatingIfNeeded: random.int(0...Int(UInt32.max)))
+            let expected = bytes.withUnsafeBytes { CRC32C.tableChecksum($0, seed: seed) }
+            if round < 100 { XCTAssertEqual(expected, Self.reference(bytes, seed: seed), "round \(round)") }
+            for (name, implementation) in Self.implementations {
+                XCTAssertEqual(bytes.withUnsafeBytes { implementation($0, seed) }, expected, "\(name), round \(round)")
             }
         }
     }
