@@ -67,6 +67,7 @@ let package = Package(
             name: "RoasServerTests",
             dependencies: [
                 "RoasServer", "RoasCore", "RoasTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore", "RoasTestSupport"]),
