@@ -255,6 +255,9 @@ struct TCPIngest: Sendable {
 /// with NIO's `IdleStateHandler`, which closed such connections with the sender's bytes unread.
 /// Nor does the time after the peer's end of input, while it waits for the last answers.
 /// It sits before `NIOAsyncChannel`'s handler, which holds `read()` back under back-pressure.
+///
+/// Reads come and go thousands of times a second, so they only note the time; one scheduled
+/// check at a time compares it with the event loop's clock and schedules the next.
 final class PeerIdleTimeout: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -262,7 +265,9 @@ final class PeerIdleTimeout: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private let timeout: TimeAmount
-    private var timer: Scheduled<Void>?
+    /// When the read now waiting for the peer was asked for; nil while none waits.
+    private var waitingSince: NIODeadline?
+    private var check: Scheduled<Void>?
     private var inputClosed = false
 
     init(timeout: TimeAmount) {
@@ -270,37 +275,55 @@ final class PeerIdleTimeout: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.timer == nil && !self.inputClosed {
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            self.timer = context.eventLoop.scheduleTask(in: self.timeout) { bound.value.close(promise: nil) }
+        if self.waitingSince == nil && !self.inputClosed {
+            let now = context.eventLoop.now
+            self.waitingSince = now
+            if self.check == nil { self.scheduleCheck(context: context, at: now + self.timeout) }
         }
         context.read()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.stopTimer()
+        self.waitingSince = nil
         context.fireChannelRead(data)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .some(.inputClosed) = event as? ChannelEvent {
             self.inputClosed = true
-            self.stopTimer()
+            self.waitingSince = nil
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.stopTimer()
+        self.check?.cancel()
+        self.check = nil
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.stopTimer()
+        self.check?.cancel()
+        self.check = nil
     }
 
-    private func stopTimer() {
-        self.timer?.cancel()
-        self.timer = nil
+    private func scheduleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.check = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.checkIdle(context: context)
+        }
+    }
+
+    /// Closes the connection once a read has waited `timeout`; else checks again when it would have.
+    private func checkIdle(context: ChannelHandlerContext) {
+        self.check = nil
+        guard let since = self.waitingSince else { return }  // the next read schedules a check
+        let due = since + self.timeout
+        if context.eventLoop.now >= due {
+            context.close(promise: nil)
+        } else {
+            self.scheduleCheck(context: context, at: due)
+        }
     }
 }

@@ -14,6 +14,13 @@ struct PeerIdleTimeoutTests {
         return channel
     }
 
+    /// Asks for a read and lets the peer stay silent for the timeout: the connection must close.
+    static func expectClosedBySilence(_ channel: EmbeddedChannel, sourceLocation: SourceLocation = #_sourceLocation) {
+        channel.read()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive, sourceLocation: sourceLocation)
+    }
+
     @Test("a read asked for and not answered within the timeout closes the connection")
     func silentPeerIsClosed() throws {
         let channel = try Self.channel()
@@ -33,9 +40,7 @@ struct PeerIdleTimeoutTests {
             try channel.writeInbound(ByteBuffer(string: "x"))
         }
         #expect(channel.isActive)
-        channel.read()
-        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
-        #expect(!channel.isActive)
+        Self.expectClosedBySilence(channel)
     }
 
     @Test("no clock while no read is asked for (back-pressure), however long")
@@ -45,9 +50,7 @@ struct PeerIdleTimeoutTests {
         try channel.writeInbound(ByteBuffer(string: "x"))
         channel.embeddedEventLoop.advanceTime(by: .seconds(3600))
         #expect(channel.isActive)
-        channel.read()
-        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
-        #expect(!channel.isActive)
+        Self.expectClosedBySilence(channel)
     }
 
     @Test("after the peer's end of input the connection waits for its answers, not the timeout")

@@ -38,13 +38,18 @@ public enum CRC32C {
     ///
     /// - Complexity: O(`bytes.count`).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
-        self.isHardwareAccelerated ? self.hardwareChecksum(bytes, seed: seed) : self.tableChecksum(bytes, seed: seed)
+        self.isHardwareAccelerated ? self.instructionChecksum(bytes, seed: seed) : self.tableChecksum(bytes, seed: seed)
     }
 
     /// `checksum` with the CRC32 instruction; only where `isHardwareAccelerated` (the tests and
     /// benchmarks compare it with `tableChecksum`).
     public static func hardwareChecksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32) -> UInt32 {
         precondition(self.isHardwareAccelerated, "CRC32C.hardwareChecksum: this CPU has no CRC32 instruction")
+        return self.instructionChecksum(bytes, seed: seed)
+    }
+
+    /// `hardwareChecksum` without the check, for `checksum`, which has made it.
+    private static func instructionChecksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
         return ~roas_crc32c_hardware(~seed, base, bytes.count)
     }
