@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
 import Hummingbird
 import Logging
 import NIOCore
@@ -72,6 +78,10 @@ public final class RoasServer: Sendable {
         handlesSignals: Bool = true, onListening: @escaping @Sendable (Bound) -> Void = { _ in }
     ) async throws -> StreamRunner.Result {
         try await self.recover()
+        // Caught from here on, before any listener is bound and reported: a SIGTERM right after the
+        // "listening" line is a graceful shutdown too (the service group installs its handlers later).
+        let signals = handlesSignals ? self.catchShutdownSignals() : []
+        defer { for source in signals { source.cancel() } }
         let listeners = (self.settings.tcp == nil ? 0 : 1) + (self.settings.http == nil ? 0 : 1)
         let readiness = Readiness(listeners: listeners)
         let bound = Mutex(Bound())
@@ -119,7 +129,7 @@ public final class RoasServer: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-                gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
+                gracefulShutdownSignals: [],
                 logger: self.logger))
         self.group.withLock { $0 = group }
         if self.shutdownRequested.load(ordering: .relaxed) { await group.triggerGracefulShutdown() }
@@ -130,6 +140,17 @@ public final class RoasServer: Sendable {
     /// Whether a data folder holds state of an earlier run (its outputs are then continued).
     public static func hasState(directory: String) -> Bool {
         DataFolder.hasState(directory)
+    }
+
+    /// SIGTERM and SIGINT start a graceful shutdown (`shutdown()`), from the moment this is called.
+    private func catchShutdownSignals() -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { Task { await self.shutdown() } }
+            source.resume()
+            return source
+        }
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.
