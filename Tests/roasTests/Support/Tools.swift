@@ -128,7 +128,7 @@ enum Tools {
 
     /// Runs `executable` with `arguments`, feeding `stdin`, and waits at most `timeout` seconds.
     static func run(
-        _ executable: URL, _ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 30
+        _ executable: URL, _ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 120
     ) throws -> ProcessResult {
         let inputPath = try temporaryFile("stdin", stdin)
         let outputPath = try temporaryFile("stdout", Data())
@@ -172,14 +172,16 @@ enum Tools {
     }
 
     /// Runs the built `roas` with `arguments`.
-    static func roas(_ arguments: [String], stdin: Data = Data()) throws -> ProcessResult {
-        try run(try roasBinary(), arguments, stdin: stdin)
+    /// The bound only turns a hang into a failure: generating or running a stream takes seconds on a
+    /// quiet machine and several times that beside other work.
+    static func roas(_ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 300) throws -> ProcessResult {
+        try run(try roasBinary(), arguments, stdin: stdin, timeout: timeout)
     }
 
     /// Runs one of the tests/python scripts; exit status 3 (a missing Python package) is a failure
     /// of the environment and is thrown with the script's message.
     static func python(
-        _ script: String, _ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 30
+        _ script: String, _ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 120
     ) throws -> ProcessResult {
         let result = try run(try python3(), [pythonScript(script)] + arguments, stdin: stdin, timeout: timeout)
         if result.status == 3 {
