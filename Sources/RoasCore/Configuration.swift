@@ -24,6 +24,14 @@ public struct EngineConfiguration: Sendable {
     public var currencies: CurrencyTable
     /// Keep dead-letter records (with their raw lines), not only their counts.
     public var keepsDeadLetters = true
+    /// The most keys (users, creators, campaigns, orders) the state may hold; an event that would add
+    /// one more is dead-lettered `too_many_keys`. Each costs from about 100 B (a user) to a few hundred
+    /// (a creator with rows in many windows), so the default stays within a few GiB.
+    public var maximumKeys = 20_000_000
+
+    /// The longest any duration option may be: 10,000,000 days (27,000 years, more than the event-time
+    /// range of 1970 to 8999), so that no sum or difference of event times and durations can overflow.
+    public static let maximumDuration: Int64 = 10_000_000 * 86_400_000
 
     public init(currencies: CurrencyTable? = nil) {
         self.currencies = currencies ?? (try! CurrencyTable(base: "USD"))
@@ -46,5 +54,14 @@ public struct EngineConfiguration: Sendable {
         guard self.halfLife > 0 else { throw RoasError(.options, "--half-life must be positive") }
         guard self.lateness >= 0 else { throw RoasError(.options, "--lateness must not be negative") }
         guard self.dedupHorizon >= 0 else { throw RoasError(.options, "--dedup-horizon must not be negative") }
+        for (value, flag) in [
+            (self.clickLookback, "--click-lookback"), (self.viewLookback, "--view-lookback"),
+            (self.halfLife, "--half-life"), (self.lateness, "--lateness"), (self.dedupHorizon, "--dedup-horizon"),
+        ] where value > EngineConfiguration.maximumDuration {
+            throw RoasError(.options, "\(flag) must be at most 10000000d")
+        }
+        guard self.maximumKeys >= 16 && self.maximumKeys <= Int(Int32.max) / 2 else {
+            throw RoasError(.options, "--max-keys must be from 16 to \(Int(Int32.max) / 2)")
+        }
     }
 }

@@ -15,10 +15,17 @@ extension Engine {
                 return self.rejectPending(event, Rejection(.duplicateOrder, "order already purchased"), into: &output)
             }
             let credits = self.credits(user: event.user, time: event.time)
-            let revenue = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
+            guard let revenue = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
+            else { return self.rejectPending(event, Engine.overflow, into: &output) }
             let weights = credits.map(\.weight)
             let conversions = Micros.allocate(Micros.one, weights: weights)
             let revenues = Micros.allocate(revenue, weights: weights)
+            let additions = credits.indices.map {
+                (key: credits[$0].key, figures: Aggregate(conversions: conversions[$0], revenue: revenues[$0]))
+            }
+            guard self.fits(additions, at: event.time) else {
+                return self.rejectPending(event, Engine.overflow, into: &output)
+            }
             var shares: [(key: RowKey, share: Int64)] = []
             for (index, credit) in credits.enumerated() {
                 self.windows.update(time: event.time, key: credit.key) {
@@ -41,14 +48,23 @@ extension Engine {
             let inOrderCurrency =
                 event.currency == order.currency
                 ? event.amount : Micros.convert(event.amount, rate: rates[event.currency] / rates[order.currency])
-            guard order.refunded + inOrderCurrency <= order.amount else {
+            // Compared as what is left, so that no sum can overflow.
+            guard let inOrderCurrency, inOrderCurrency <= order.amount - order.refunded else {
                 return self.rejectPending(
                     event, Rejection(.overRefund, "refunds would exceed the order amount"), into: &output)
             }
+            guard let refund = Micros.convert(event.amount, rate: rates[event.currency]) else {
+                return self.rejectPending(event, Engine.overflow, into: &output)
+            }
+            let parts = Micros.allocate(refund, weights: order.credits.map { Double($0.share) })
+            let additions = order.credits.indices.map {
+                (key: order.credits[$0].key, figures: Aggregate(refunds: parts[$0]))
+            }
+            guard self.fits(additions, at: event.time) else {
+                return self.rejectPending(event, Engine.overflow, into: &output)
+            }
             order.refunded += inOrderCurrency
             self.orders[event.order] = order
-            let refund = Micros.convert(event.amount, rate: rates[event.currency])
-            let parts = Micros.allocate(refund, weights: order.credits.map { Double($0.share) })
             for (index, credit) in order.credits.enumerated() {
                 self.windows.update(time: event.time, key: credit.key) { $0.refunds += parts[index] }
             }
@@ -98,9 +114,13 @@ extension Engine {
         case .linear:
             return (clicks + views).sorted(by: ordered).map { (key($0), 1) }
         case .timeDecay:
+            // Weights relative to the latest qualifying touch (weight 1): the shares are those of
+            // 2^(-age / half-life), and they cannot all underflow to 0 however short the half-life.
             let halfLife = Double(configuration.halfLife)
-            return (clicks + views).sorted(by: ordered).map { candidate -> (key: RowKey, weight: Double) in
-                let age = Double(time - candidate.touch.time)
+            let all = (clicks + views).sorted(by: ordered)
+            let latest = all[all.count - 1].touch.time
+            return all.map { candidate -> (key: RowKey, weight: Double) in
+                let age = Double(latest - candidate.touch.time)
                 return (key(candidate), Engine.exp2(-age / halfLife))
             }
         case .position:

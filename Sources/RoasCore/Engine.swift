@@ -42,6 +42,10 @@ public struct Engine: Sendable {
     var viewIDs = IDArena()
     var nextSweep: Int64 = .min
     private let sweepInterval: Int64
+    /// The largest conversions, revenue, refunds or spend one key's pane may hold: a window sums
+    /// `window / slide` panes, so its figures stay within `Int64.max`. An event that would pass it is
+    /// dead-lettered `overflow` before it applies.
+    let paneLimit: Int64
 
     public init(configuration: EngineConfiguration) {
         self.configuration = configuration
@@ -51,6 +55,7 @@ public struct Engine: Sendable {
         self.views = TouchLog(lateness: configuration.lateness)
         // Eviction only looks at the front of the touch logs: cheap enough to run every second of event time.
         self.sweepInterval = 1000
+        self.paneLimit = WindowStore.paneLimit(window: configuration.window, slide: configuration.slide)
     }
 
     /// Keep track of changed open windows, for `emitUpdates(into:)`.
@@ -103,14 +108,25 @@ public struct Engine: Sendable {
             self.reject(rejection, origin: origin, into: &output)
             return
         }
+        if self.keyCount > self.configuration.maximumKeys - 4 && self.addsKeysPastLimit(event) {
+            self.reject(
+                Rejection(.tooManyKeys, "the engine holds --max-keys (\(self.configuration.maximumKeys)) keys"),
+                origin: origin, into: &output)
+            return
+        }
         switch event.kind {
         case .view, .click:
             self.addTouch(event)
         case .spend:
             let creator = self.creators.intern(event.creator)
             let campaign = self.campaignHandle(event.campaign)
-            let amount = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
-            self.windows.update(time: event.time, key: self.rowKey(creator, campaign)) { $0.spend += amount }
+            let key = self.rowKey(creator, campaign)
+            guard let amount = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency]),
+                self.fits([(key, Aggregate(spend: amount))], at: event.time)
+            else {
+                return self.reject(Engine.overflow, origin: origin, into: &output)
+            }
+            self.windows.update(time: event.time, key: key) { $0.spend += amount }
             self.statistics.acceptedEvents[Int(EventKind.spend.rawValue)] += 1
         case .purchase, .refund, .link:
             self.enqueue(event, origin: origin)
@@ -168,6 +184,62 @@ public struct Engine: Sendable {
     }
 
     // MARK: Internals
+
+    /// Keys the state holds for good: users, creators, campaigns and orders (with the events that
+    /// wait and may add one), which `--max-keys` caps.
+    public var keyCount: Int {
+        self.users.count + self.creators.count + self.campaigns.count + self.orders.count + self.pending.count
+    }
+
+    /// True when the keys `event` would add take `keyCount` past `--max-keys`.
+    private func addsKeysPastLimit(_ event: ParsedEvent) -> Bool {
+        var added = 0
+        func count(_ interner: Interner, _ bytes: UnsafeRawBufferPointer?) {
+            if let bytes, !interner.contains(bytes) { added += 1 }
+        }
+        switch event.kind {
+        case .view, .click:
+            count(self.users, event.user)
+            count(self.creators, event.creator)
+            count(self.campaigns, event.campaign)
+        case .spend:
+            count(self.creators, event.creator)
+            count(self.campaigns, event.campaign)
+        case .purchase, .link, .refund:
+            // Each waits in `pending` (one key) and interns its user and linked user.
+            added += 1
+            if event.kind != .refund { count(self.users, event.user) }
+            if event.kind == .link && !event.linked.elementsEqual(event.user) { count(self.users, event.linked) }
+        }
+        return self.keyCount + added > self.configuration.maximumKeys
+    }
+
+    /// The rejection of an event whose amounts cannot be represented: converted to the base currency
+    /// it does not fit an `Int64` of micro-units, or a figure of a row would pass `paneLimit`.
+    static let overflow = Rejection(
+        .overflow, "the amount cannot be represented: a row's figure would exceed the largest sum roas keeps")
+
+    /// True when adding each of `additions` (money and conversions) to its key's pane at `time` keeps
+    /// every figure within `paneLimit`, so no window sum can overflow. Keys may repeat.
+    func fits(_ additions: [(key: RowKey, figures: Aggregate)], at time: Int64) -> Bool {
+        var totals: [(key: RowKey, figures: Aggregate)] = []
+        for addition in additions {
+            // Each part alone within the limit, so that two parts of one key compare without overflow.
+            guard Aggregate().canAdd(addition.figures, limit: self.paneLimit) else { return false }
+            if let index = totals.firstIndex(where: { $0.key == addition.key }) {
+                guard totals[index].figures.canAdd(addition.figures, limit: self.paneLimit) else { return false }
+                totals[index].figures.add(addition.figures)
+            } else {
+                totals.append(addition)
+            }
+        }
+        for total in totals {
+            guard self.windows.paneFigures(at: time, key: total.key).canAdd(total.figures, limit: self.paneLimit) else {
+                return false
+            }
+        }
+        return true
+    }
 
     @inline(__always)
     static func subtract(_ time: Int64, _ amount: Int64) -> Int64 {

@@ -66,12 +66,21 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     var verifier: BatchVerifier
     var parser: EventParser
     let maximumLineLength: Int
+    /// `--max-future` in milliseconds: events further ahead than this of their batch's timestamp (of
+    /// the wall clock for bare events) are `future`; nil for no check.
+    let maximumFuture: Int64?
+    /// The timestamp of the batch being read, in milliseconds: the clock its events are checked
+    /// against, so that replaying the log decides exactly as on arrival.
+    private var batchMilliseconds: Int64 = 0
 
-    public init(sink: Sink, verifier: BatchVerifier, parser: EventParser, maximumLineLength: Int) {
+    public init(
+        sink: Sink, verifier: BatchVerifier, parser: EventParser, maximumLineLength: Int, maximumFuture: Int64? = nil
+    ) {
         self.sink = sink
         self.verifier = verifier
         self.parser = parser
         self.maximumLineLength = maximumLineLength
+        self.maximumFuture = maximumFuture
     }
 
     public mutating func handle(_ item: FrameItem) {
@@ -116,10 +125,30 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
         }
         self.sink.countAcceptedBatch()
         self.sink.batchAccepted(header, headerLine: headerLine, payload: payload)
+        let (milliseconds, overflow) = header.timestamp.multipliedReportingOverflow(by: 1000)
+        self.batchMilliseconds = overflow ? (header.timestamp < 0 ? .min : .max) : milliseconds
         self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, line, origin in
             reader.event(line, origin: origin)
         }
         return nil
+    }
+
+    /// The latest event time `--max-future` lets through for a line, and the rejection of a later one:
+    /// `limit` past the batch's timestamp, or past the clock for a bare event (not checked again when
+    /// the log replays a bare event, which was taken when it arrived); nil for no bound.
+    private func futureBound(_ limit: Int64, _ origin: Origin) -> (time: Int64, rejection: Rejection)? {
+        let reference: Int64
+        if origin.batch != nil {
+            reference = self.batchMilliseconds
+        } else if self.verifier.isTrusted {
+            return nil
+        } else {
+            reference = self.verifier.now().multipliedReportingOverflow(by: 1000).partialValue
+        }
+        let (bound, overflow) = reference.addingReportingOverflow(limit)
+        guard !overflow else { return nil }
+        let whose = origin.batch != nil ? "the batch's timestamp" : "the clock"
+        return (bound, Rejection(.future, "the event time is more than --max-future (\(DurationText.text(limit))) ahead of \(whose)"))
     }
 
     private var tooLongRejection: Rejection {
@@ -147,8 +176,13 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
 
     @inline(__always)
     private mutating func event(_ line: UnsafeRawBufferPointer, origin: Origin) {
+        let bound = self.maximumFuture.flatMap { self.futureBound($0, origin) }
         let result = self.parser.parse(line) { event in
-            self.sink.accept(event, origin: origin)
+            if let bound, event.time > bound.time {
+                self.sink.reject(bound.rejection, origin: origin)
+            } else {
+                self.sink.accept(event, origin: origin)
+            }
         }
         if case .failure(let rejection) = result {
             self.sink.reject(rejection, origin: origin)
@@ -168,17 +202,19 @@ public struct Pipeline {
     ///   - secrets: with none, bare events are accepted and batch frames are `bad_signature`; with
     ///     some, events outside a verified batch are `unsigned`.
     ///   - tolerance: seconds a batch timestamp may be from `now`; 0 disables the check.
+    ///   - maximumFuture: `--max-future` in milliseconds (see `LineReader`); nil for no check.
     ///   - now: wall-clock seconds since the epoch.
     public init(
         configuration: EngineConfiguration, secrets: [WebhookSecret] = [], tolerance: Int64 = 300,
-        maximumLineLength: Int = 1 << 20, maximumBatchBytes: Int = 16 << 20,
+        maximumLineLength: Int = 1 << 20, maximumBatchBytes: Int = 16 << 20, maximumFuture: Int64? = nil,
         now: @escaping @Sendable () -> Int64
     ) {
         self.decoder = FrameDecoder(maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
         self.reader = LineReader(
             sink: EngineSink(engine: Engine(configuration: configuration)),
             verifier: BatchVerifier(secrets: secrets, tolerance: tolerance, now: now),
-            parser: EventParser(currencies: configuration.currencies), maximumLineLength: maximumLineLength)
+            parser: EventParser(currencies: configuration.currencies), maximumLineLength: maximumLineLength,
+            maximumFuture: maximumFuture)
     }
 
     public var engine: Engine { self.reader.sink.engine }

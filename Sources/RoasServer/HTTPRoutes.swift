@@ -74,7 +74,7 @@ struct HTTPRoutes: Sendable {
             configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
             maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
             accepted: self.ingestor.accepted, capacity: body.readableBytes + 4096,
-            journals: self.settings.durability != nil, now: run.now)
+            journals: self.settings.durability != nil, maximumFuture: run.maximumFuture, now: run.now)
         let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: body.readableBytes)
         let (rejection, chunk) = body.withUnsafeReadableBytes { parser.batch(header, payload: $0) }
         self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
@@ -98,6 +98,9 @@ struct HTTPRoutes: Sendable {
         case .replayedBatch:
             // Already accepted: an at-least-once sender may treat it as delivered.
             return Self.json(.ok, "{\"duplicate\":true,\"accepted\":0,\"rejected\":0}")
+        case .conflict:
+            // Already accepted with another body: the new body is dead-lettered, never applied.
+            return Self.error(.conflict, rejection!.detail, reason: Reason.conflict.rawValue)
         case .some(let reason):
             return Self.error(.unauthorized, rejection!.detail, reason: reason.rawValue)
         }

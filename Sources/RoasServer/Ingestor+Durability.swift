@@ -17,6 +17,9 @@ public struct DurabilitySettings: Sendable {
     public var checkpointEvery: Int64 = 30_000
     /// Bytes after which the log starts a new segment file.
     public var segmentBytes = 64 << 20
+    /// `--truncate-damaged-log`: recovery cuts damage in the log's last segment off with every record
+    /// after it, instead of refusing to start.
+    public var truncatesDamagedLog = false
 
     public init(directory: String) {
         self.directory = directory
@@ -39,6 +42,11 @@ public struct RecoveryReport: Sendable {
 }
 
 /// Kinds of write-ahead log records.
+extension BatchOutcome {
+    /// What `AcceptedBatches` and checkpoints remember of an accepted batch.
+    var entry: AcceptedBatches.Entry { AcceptedBatches.Entry(timestamp: self.timestamp ?? 0, digest: self.digest) }
+}
+
 enum LogRecord {
     /// A chunk's journal: accepted batches as frames and bare events as lines.
     static let input: UInt8 = 1
@@ -91,8 +99,8 @@ struct DurableState {
     var lastLSN: UInt64
     var appliedLSN: UInt64
     var checkpointLSN: UInt64
-    /// Batch ids applied, with their timestamps, for the next checkpoint.
-    var appliedBatches: [String: Int64]
+    /// Batch ids applied, with their timestamps and digests, for the next checkpoint.
+    var appliedBatches: [String: AcceptedBatches.Entry]
     var lastCheckpointAt: Int64
     var checkpoint: Task<Void, Never>?
     /// The longest apply (milliseconds) while the running checkpoint is being written.
@@ -139,12 +147,12 @@ extension Ingestor {
                     metadata: ["path": "\(aside)", "error": "\(error)"])
             }
         }
-        var appliedBatches: [String: Int64] = [:]
+        var appliedBatches: [String: AcceptedBatches.Entry] = [:]
         if let checkpoint {
             report.checkpointLSN = checkpoint.lsn
             for batch in checkpoint.batches {
-                self.accepted.restore(batch.id, timestamp: batch.timestamp)
-                appliedBatches[batch.id] = batch.timestamp
+                self.accepted.restore(batch.id, batch.entry)
+                appliedBatches[batch.id] = batch.entry
             }
         }
         let segments = try WriteAheadLog.segments(in: directory)
@@ -163,15 +171,17 @@ extension Ingestor {
         self.replayParser = ChunkParser(
             configuration: configuration, secrets: run.secrets, tolerance: 0,
             maximumLineLength: max(run.maximumLineLength, 1 << 30), maximumBatchBytes: max(run.maximumBatchBytes, 1 << 30),
-            accepted: self.accepted, capacity: 1 << 20, isTrusted: true, now: run.now)
+            accepted: self.accepted, capacity: 1 << 20, isTrusted: true, maximumFuture: run.maximumFuture, now: run.now)
         self.finalRowsToSkip = report.skippedRows
-        let replay = try WriteAheadLog.replay(directory: directory, after: base) { _, kind, payload in
+        let replay = try WriteAheadLog.replay(
+            directory: directory, after: base, truncatingDamage: settings.truncatesDamagedLog
+        ) { _, kind, payload in
             switch kind {
             case LogRecord.input:
                 let chunk = self.replayParser!.consume(payload)
                 self.sink.replay(chunk)
                 for outcome in chunk.batchOutcomes where outcome.rejection == nil {
-                    if let id = outcome.id { appliedBatches[id] = outcome.timestamp ?? 0 }
+                    if let id = outcome.id { appliedBatches[id] = outcome.entry }
                 }
             case LogRecord.idleAdvance:
                 guard payload.count == 8 else { throw RoasError(.input, "an idle-close log record of \(payload.count) bytes") }
@@ -188,7 +198,13 @@ extension Ingestor {
         try self.write()
         report.droppedTail = replay.droppedTail
         if let tail = replay.droppedTail {
-            logger.warning("dropped the torn end of the log (never acknowledged)", metadata: ["tail": "\(tail)"])
+            if tail.contains("--truncate-damaged-log") {
+                logger.error(
+                    "dropped a damaged part of the log and the records after it (acknowledged input is lost)",
+                    metadata: ["tail": "\(tail)"])
+            } else {
+                logger.warning("dropped the torn end of the log (never acknowledged)", metadata: ["tail": "\(tail)"])
+            }
         }
         let last = max(replay.lastLSN, base)
         let log = try WriteAheadLog(
@@ -349,7 +365,7 @@ extension Ingestor {
         switch input {
         case .chunk(let chunk):
             for outcome in chunk.batchOutcomes where outcome.rejection == nil {
-                if let id = outcome.id { self.durable!.appliedBatches[id] = outcome.timestamp ?? 0 }
+                if let id = outcome.id { self.durable!.appliedBatches[id] = outcome.entry }
             }
             return Result { try self.applyNow(chunk) }
         case .advance(let time):
@@ -389,7 +405,7 @@ extension Ingestor {
         let engine = self.sink.engine
         let tolerance = self.settings.run.tolerance
         let horizon = self.settings.run.now() - tolerance - 1
-        if tolerance > 0 { self.durable!.appliedBatches = durable.appliedBatches.filter { $0.value >= horizon } }
+        if tolerance > 0 { self.durable!.appliedBatches = durable.appliedBatches.filter { $0.value.timestamp >= horizon } }
         let checkpoint = Checkpoint(
             lsn: durable.appliedLSN, rowsPosition: self.rows.position,
             batches: self.durable!.appliedBatches.map { ($0.key, $0.value) }, engine: [])

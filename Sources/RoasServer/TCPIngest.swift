@@ -100,7 +100,8 @@ struct TCPIngest: Sendable {
         var parser = ChunkParser(
             configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
             maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
-            accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges, now: run.now)
+            accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges, maximumFuture: run.maximumFuture,
+            now: run.now)
         let state = ConnectionState()
         defer {
             // Chunks a failure left unanswered.

@@ -21,40 +21,40 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "A file with one whsec_ secret per line (# comments allowed).")
     var secretsFile: String?
 
-    @Option(help: "Largest allowed |now - batch timestamp|, as seconds or a duration; 0 disables (replaying archives).")
+    @Option(parsing: .unconditional, help: "Largest allowed |now - batch timestamp|, as seconds or a duration; 0 disables (replaying archives).")
     var tolerance: String = "300s"
 
-    @Option(help: "Longest line in bytes; longer lines are dead-lettered too_long.")
+    @Option(parsing: .unconditional, help: "Longest line in bytes; longer lines are dead-lettered too_long.")
     var maxLine: Int = 1 << 20
 
-    @Option(help: "Largest batch payload in bytes; larger frames are bad_frame.")
+    @Option(parsing: .unconditional, help: "Largest batch payload in bytes; larger frames are bad_frame.")
     var maxBatch: Int = 16 << 20
 
     @Option(help: "Attribution model: last-touch, first-touch, linear, time-decay, position.")
     var model: String = "last-touch"
 
-    @Option(help: "How far back a click qualifies for a purchase.")
+    @Option(parsing: .unconditional, help: "How far back a click qualifies for a purchase.")
     var clickLookback: String = "7d"
 
-    @Option(help: "How far back a view qualifies for a purchase.")
+    @Option(parsing: .unconditional, help: "How far back a view qualifies for a purchase.")
     var viewLookback: String = "1d"
 
-    @Option(help: "Half-life of the time-decay model.")
+    @Option(parsing: .unconditional, help: "Half-life of the time-decay model.")
     var halfLife: String = "7d"
 
-    @Option(help: "Window length; windows are aligned to the Unix epoch in UTC.")
+    @Option(parsing: .unconditional, help: "Window length; windows are aligned to the Unix epoch in UTC.")
     var window: String = "1h"
 
-    @Option(help: "Hop between windows for hopping windows (window must be a multiple); default: tumbling.")
+    @Option(parsing: .unconditional, help: "Hop between windows for hopping windows (window must be a multiple); default: tumbling.")
     var slide: String?
 
     @Option(help: "Row key: creator, or creator,campaign.")
     var by: String = "creator"
 
-    @Option(help: "Allowed disorder: the watermark is the greatest event time seen minus this.")
+    @Option(parsing: .unconditional, help: "Allowed disorder: the watermark is the greatest event time seen minus this.")
     var lateness: String = "5s"
 
-    @Option(help: "How long (event time) an event id is remembered to drop duplicates.")
+    @Option(parsing: .unconditional, help: "How long (event time) an event id is remembered to drop duplicates.")
     var dedupHorizon: String = "24h"
 
     @Option(help: "Currency of the output figures (ISO 4217).")
@@ -62,6 +62,11 @@ struct EngineOptions: ParsableArguments {
 
     @Option(help: "JSON file of rates to the base currency, {\"EUR\":1.08} = base units per unit.")
     var rates: String?
+
+    @Option(
+        parsing: .unconditional,
+        help: "Most keys (users, creators, campaigns, orders) the state holds; events that would add more are too_many_keys.")
+    var maxKeys: Int = 20_000_000
 
     func duration(_ text: String, _ flag: String) throws -> Int64 {
         guard let value = DurationText.milliseconds(text) else {
@@ -100,6 +105,7 @@ struct EngineOptions: ParsableArguments {
         configuration.slide = try self.slide.map { try self.duration($0, "--slide") } ?? configuration.window
         configuration.lateness = try self.duration(self.lateness, "--lateness")
         configuration.dedupHorizon = try self.duration(self.dedupHorizon, "--dedup-horizon")
+        configuration.maximumKeys = self.maxKeys
         switch self.by {
         case "creator": configuration.byCampaign = false
         case "creator,campaign": configuration.byCampaign = true
@@ -115,7 +121,9 @@ struct EngineOptions: ParsableArguments {
 
     /// Tolerance in seconds: a plain number is seconds, otherwise a duration.
     func toleranceSeconds() throws -> Int64 {
-        if let seconds = Int64(self.tolerance), seconds >= 0 { return seconds }
+        if let seconds = Int64(self.tolerance), seconds >= 0 && seconds <= EngineConfiguration.maximumDuration / 1000 {
+            return seconds
+        }
         return try self.duration(self.tolerance, "--tolerance") / 1000
     }
 
@@ -125,10 +133,18 @@ struct EngineOptions: ParsableArguments {
         return secrets
     }
 
+    /// `--max-future` in milliseconds, nil for `0` (off).
+    func futureLimit(_ text: String) throws -> Int64? {
+        guard let value = DurationText.milliseconds(text), value <= EngineConfiguration.maximumDuration else {
+            throw ValidationError("--max-future must be a duration of at most 10000000d (0: off), got '\(text)'")
+        }
+        return value > 0 ? value : nil
+    }
+
     /// The settings of a run (or of `roas serve`'s engine) that these flags describe.
-    func makeRunSettings(keepsDeadLetters: Bool, emitEvery: String?, extraRates: [String: Double] = [:]) throws
-        -> RunSettings
-    {
+    func makeRunSettings(
+        keepsDeadLetters: Bool, emitEvery: String?, maxFuture: String, extraRates: [String: Double] = [:]
+    ) throws -> RunSettings {
         var configuration = try self.makeConfiguration(extraRates: extraRates)
         configuration.keepsDeadLetters = keepsDeadLetters
         var settings = RunSettings(configuration: configuration)
@@ -137,6 +153,7 @@ struct EngineOptions: ParsableArguments {
         settings.maximumLineLength = self.maxLine
         settings.maximumBatchBytes = self.maxBatch
         settings.emitEvery = try emitEvery.map { try self.duration($0, "--emit-every") }
+        settings.maximumFuture = try self.futureLimit(maxFuture)
         if let every = settings.emitEvery, every <= 0 { throw ValidationError("--emit-every must be positive") }
         return settings
     }
@@ -152,9 +169,22 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
+    /// The largest `--max-line` and `--max-batch`: a frame's bytes must fit the parser's 32-bit offsets.
+    static let maximumBytes = 1 << 30
+
     func validateLimits() throws {
-        guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
-        guard self.maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
+        guard self.maxLine > 0 && self.maxLine <= Self.maximumBytes else {
+            throw ValidationError("--max-line must be from 1 to \(Self.maximumBytes) bytes, got \(self.maxLine)")
+        }
+        guard self.maxBatch > 0 && self.maxBatch <= Self.maximumBytes else {
+            throw ValidationError("--max-batch must be from 1 to \(Self.maximumBytes) bytes, got \(self.maxBatch)")
+        }
+        let milliseconds = Int64(self.tolerance).map { $0.multipliedReportingOverflow(by: 1000) }
+        guard let value = milliseconds.map({ $0.overflow ? Int64.max : $0.partialValue }) ?? DurationText.milliseconds(self.tolerance),
+            value >= 0 && value <= EngineConfiguration.maximumDuration
+        else {
+            throw ValidationError("--tolerance must be seconds or a duration of at most 10000000d, got '\(self.tolerance)'")
+        }
     }
 }
 
@@ -191,10 +221,33 @@ struct Run: ParsableCommand {
     @Option(help: "1: one thread; 2: framing, signatures and parsing on a second thread (same rows).")
     var threads: Int = 2
 
+    @Option(
+        parsing: .unconditional,
+        help: "Dead-letter (future) events further ahead than this of their batch's signed timestamp, or of the clock for bare events; 0: off.")
+    var maxFuture: String = "0"
+
     func validate() throws {
         try self.options.validateFlags(summary: self.summary)
         if self.sample && self.input != nil { throw ValidationError("--sample and --input exclude each other") }
+        // Opening an output empties it: never one that is the input or the other output.
+        let files = [("--input", self.input), ("--output", self.output), ("--dead-letter", self.deadLetter)]
+        for (index, (flag, path)) in files.enumerated() {
+            for (otherFlag, otherPath) in files[(index + 1)...] {
+                if let path, let otherPath, Self.sameFile(path, otherPath) {
+                    throw ValidationError("\(flag) and \(otherFlag) name the same file (\(path)); writing would destroy it")
+                }
+            }
+        }
         guard self.threads == 1 || self.threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
+        _ = try self.options.futureLimit(self.maxFuture)
+    }
+
+    /// True when both paths name one file: the same text, or the same device and inode.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        if a == b { return true }
+        var first = stat(), second = stat()
+        guard stat(a, &first) == 0, stat(b, &second) == 0 else { return false }
+        return first.st_dev == second.st_dev && first.st_ino == second.st_ino
     }
 
     func run() throws {
@@ -208,7 +261,7 @@ struct Run: ParsableCommand {
 
     private func runChecked() throws {
         var settings = try self.options.makeRunSettings(
-            keepsDeadLetters: self.deadLetter != nil, emitEvery: self.emitEvery,
+            keepsDeadLetters: self.deadLetter != nil, emitEvery: self.emitEvery, maxFuture: self.maxFuture,
             extraRates: self.sample ? Sample.rates : [:])
         if self.sample && settings.secrets.isEmpty { settings.secrets = [Sample.secret] }
         settings.threads = self.threads

@@ -68,6 +68,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --data-dir: snapshot the engine this often; the log before the snapshot is then deleted.")
     var checkpointEvery: String = "30s"
 
+    @Flag(help: "With --data-dir: start even when the log is damaged before its end, dropping the damaged record and every record after it (acknowledged input is lost; the log line says what).")
+    var truncateDamagedLog = false
+
+    @Option(
+        name: .customLong("max-future"), parsing: .unconditional,
+        help: "Dead-letter (future) events whose time is further ahead than this of the batch's signed timestamp, or of the clock for bare events; 0: off.")
+    var maxFuture: String = "1h"
+
     @Option(help: "Also write rows to PostgreSQL 15+ (postgres://USER[:PASSWORD]@HOST[:PORT]/DB): final rows upserted into roas_rows, live rows (with --emit-every) into roas_live_rows.")
     var sink: String?
 
@@ -92,6 +100,8 @@ struct Serve: AsyncParsableCommand {
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
         guard self.sinkQueue > 0 else { throw ValidationError("--sink-queue must be positive") }
+        if self.truncateDamagedLog && self.dataDir == nil { throw ValidationError("--truncate-damaged-log needs --data-dir") }
+        _ = try self.options.futureLimit(self.maxFuture)
         guard FsyncMode(argument: self.fsync) != nil else {
             throw ValidationError("--fsync must be batch, always or interval:DURATION (interval:100ms), got '\(self.fsync)'")
         }
@@ -118,7 +128,8 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "roas")
 
-        let run = try self.options.makeRunSettings(keepsDeadLetters: self.deadLetter != nil, emitEvery: self.emitEvery)
+        let run = try self.options.makeRunSettings(
+            keepsDeadLetters: self.deadLetter != nil, emitEvery: self.emitEvery, maxFuture: self.maxFuture)
         var settings = ServeSettings(run: run)
         settings.tcp = self.listenTcp.flatMap(ListenAddress.init)
         settings.http = self.noHttp ? nil : ListenAddress(self.listenHttp)
@@ -135,6 +146,7 @@ struct Serve: AsyncParsableCommand {
             var durability = DurabilitySettings(directory: directory)
             durability.fsync = FsyncMode(argument: self.fsync) ?? .batch
             durability.checkpointEvery = try self.options.duration(self.checkpointEvery, "--checkpoint-every")
+            durability.truncatesDamagedLog = self.truncateDamagedLog
             guard durability.checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
             settings.durability = durability
             resumes = RoasServer.hasState(directory: directory)
@@ -146,7 +158,13 @@ struct Serve: AsyncParsableCommand {
         let postgres = try self.sink.map { try PostgresRowSink(url: $0, logger: logger, maximumQueuedRows: self.sinkQueue) }
         let server = RoasServer(settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres, logger: logger)
         let started = StreamRunner.monotonicMilliseconds()
-        if let report = try await server.recover() {
+        let recovered: RecoveryReport?
+        do {
+            recovered = try await server.recover()
+        } catch let error as WALError {
+            throw RoasError(.input, "cannot recover \(self.dataDir ?? ""): \(error)")
+        }
+        if let report = recovered {
             var line = "roas serve: recovered from checkpoint \(report.checkpointLSN), replayed \(report.replayedRecords) log records"
             line += " (\(report.replayedBytes) bytes) in \(report.milliseconds) ms, \(report.skippedRows) rows already written"
             if let tail = report.droppedTail { line += "; dropped a torn log tail: \(tail)" }

@@ -190,9 +190,15 @@ struct SignedBatchTests {
         let harness = self.harness
         let stale = harness.batch(self.events, id: "b-old", timestamp: harness.now - 301)
         let fresh = harness.batch(self.events, id: "b-1", timestamp: harness.now + 300)
-        let replay = harness.batch([Line.spend("s9", t0 + 3 * second, creator: "a", amount: "1")], id: "b-1")
-        let result = harness.run(bytes: Array((stale + fresh + replay).utf8))
-        #expect(result.reasons == [.staleBatch, .staleBatch, .staleBatch, .replayedBatch, .replayedBatch])
+        // A retry: the same body under a new timestamp (and so another signature).
+        let replay = harness.batch(self.events, id: "b-1", timestamp: harness.now - 5)
+        // The same id with another body: a conflict, never applied.
+        let changed = harness.batch([Line.spend("s9", t0 + 3 * second, creator: "a", amount: "1")], id: "b-1")
+        let result = harness.run(bytes: Array((stale + fresh + replay + changed).utf8))
+        #expect(
+            result.reasons == [
+                .staleBatch, .staleBatch, .staleBatch, .replayedBatch, .replayedBatch, .replayedBatch, .conflict, .conflict,
+            ])
         #expect(result.row("a", at: t0)?.figures.spend == micros("3"))
 
         var archive = self.harness

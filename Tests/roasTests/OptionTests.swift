@@ -24,7 +24,10 @@ struct OptionTests {
         BadOption(arguments: ["--window", "1h", "--slide", "7m"], message: ["multiple of --slide"]),
         BadOption(arguments: ["--summary", "xml"], message: ["--summary must be text, json or none"]),
         BadOption(arguments: ["--base-currency", "usd"], message: ["usd", "ISO 4217"]),
-        BadOption(arguments: ["--max-line", "0"], message: ["--max-line must be positive"]),
+        BadOption(arguments: ["--max-line", "0"], message: ["--max-line must be from 1"]),
+        BadOption(arguments: ["--lateness", "-1s"], message: ["--lateness must be a duration"]),
+        BadOption(arguments: ["--max-keys", "2000000000"], message: ["--max-keys must be from 16"]),
+        BadOption(arguments: ["--max-future", "forever"], message: ["--max-future must be a duration"]),
     ]
 
     @Test("a bad option exits non-zero with a clear message on stderr and writes no row", arguments: badOptions)
@@ -57,6 +60,7 @@ struct OptionTests {
         ("--half-life", "7d"), ("--window", "1h"), ("--slide", nil), ("--by", "creator"), ("--lateness", "5s"),
         ("--dedup-horizon", "24h"), ("--base-currency", "USD"), ("--rates", nil), ("--input", nil), ("--output", nil),
         ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--threads", "2"), ("--version", nil),
+        ("--max-keys", "20000000"), ("--max-future", "0"),
         ("--help", nil),
     ]
 

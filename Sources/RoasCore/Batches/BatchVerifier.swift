@@ -1,13 +1,33 @@
 import Synchronization
 
 /// The ids of accepted batches, shared by every reader of one engine (the connections of
-/// `roas serve`), so that a batch replayed on another connection is still `replayed_batch`.
+/// `roas serve`), so that a batch replayed on another connection is still `replayed_batch`, and one
+/// resent with another body is a `conflict`.
 ///
 /// With a tolerance, ids are forgotten once a resend of them would be stale anyway; with
 /// `tolerance == 0` (replaying archives) every accepted id is kept.
 public final class AcceptedBatches: Sendable {
+    /// What is remembered of an accepted batch.
+    public struct Entry: Sendable, Equatable {
+        /// The batch's own timestamp (seconds).
+        public var timestamp: Int64
+        /// `digest(of:)` of its payload; 0 when unknown (restored from a checkpoint written before
+        /// digests were kept), which matches any payload.
+        public var digest: UInt64
+
+        public init(timestamp: Int64, digest: UInt64) {
+            self.timestamp = timestamp
+            self.digest = digest
+        }
+    }
+
+    /// What `insert` found.
+    enum Insertion {
+        case inserted, duplicate, conflict
+    }
+
     private struct State {
-        var timestamps: [String: Int64] = [:]
+        var entries: [String: Entry] = [:]
         var insertionsSincePrune = 0
     }
 
@@ -15,9 +35,17 @@ public final class AcceptedBatches: Sendable {
 
     public init() {}
 
+    /// A 64-bit digest of a batch payload: its CRC-32C and its length, a final newline left out (a
+    /// webhook body may lack the one its log record has). Tells a changed resend from a retry; it is
+    /// no defence against a sender who holds the secret, who may send anything anyway.
+    public static func digest(of payload: UnsafeRawBufferPointer) -> UInt64 {
+        let body = payload.last == 0x0A ? UnsafeRawBufferPointer(rebasing: payload.dropLast()) : payload
+        return UInt64(CRC32C.checksum(body)) << 32 | UInt64(UInt32(truncatingIfNeeded: body.count)) | 1 << 31
+    }
+
     /// Forgets `id`, so that a resend of a batch that could not be made durable is accepted.
     public func remove(_ id: String) {
-        _ = self.state.withLock { $0.timestamps.removeValue(forKey: id) }
+        _ = self.state.withLock { $0.entries.removeValue(forKey: id) }
     }
 
     /// Forgets the ids of the batches `chunk` accepted: the chunk will not be applied (it could not
@@ -29,26 +57,29 @@ public final class AcceptedBatches: Sendable {
     }
 
     /// Remembers `id` as accepted (recovery of `roas serve --data-dir`).
-    public func restore(_ id: String, timestamp: Int64) {
-        self.state.withLock { $0.timestamps[id] = timestamp }
+    public func restore(_ id: String, _ entry: Entry) {
+        self.state.withLock { $0.entries[id] = entry }
     }
 
-    /// Remembers `id`; false when it was already accepted.
-    func insert(_ id: String, timestamp: Int64, now: Int64, tolerance: Int64) -> Bool {
+    /// Remembers `id`, unless it was already accepted: then `duplicate` when `digest` is the one
+    /// accepted, else `conflict`.
+    func insert(_ id: String, _ entry: Entry, now: Int64, tolerance: Int64) -> Insertion {
         self.state.withLock { state in
-            guard state.timestamps[id] == nil else { return false }
-            state.timestamps[id] = timestamp
+            if let known = state.entries[id] {
+                return known.digest == 0 || known.digest == entry.digest ? .duplicate : .conflict
+            }
+            state.entries[id] = entry
             state.insertionsSincePrune += 1
             if tolerance > 0 && state.insertionsSincePrune >= 4096 {
                 state.insertionsSincePrune = 0
-                let horizon = now - tolerance - 1
-                state.timestamps = state.timestamps.filter { $0.value >= horizon }
+                let horizon = now.subtractingReportingOverflow(tolerance + 1).partialValue
+                state.entries = state.entries.filter { $0.value.timestamp >= horizon }
             }
-            return true
+            return .inserted
         }
     }
 
-    public var count: Int { self.state.withLock { $0.timestamps.count } }
+    public var count: Int { self.state.withLock { $0.entries.count } }
 }
 
 /// Checks a well-formed batch frame, in the order of the spec: bad_signature, stale_batch, replayed_batch.
@@ -79,10 +110,19 @@ public struct BatchVerifier {
 
     public var hasSecrets: Bool { !self.signer.secrets.isEmpty }
 
+    /// True when `timestamp` is more than `tolerance` seconds from `now` (never with `tolerance` 0);
+    /// any two `Int64`s compare without overflow.
+    public static func isStale(_ timestamp: Int64, now: Int64, tolerance: Int64) -> Bool {
+        guard tolerance > 0 else { return false }
+        let (difference, overflow) = now.subtractingReportingOverflow(timestamp)
+        return overflow || difference.magnitude > UInt64(tolerance)
+    }
+
     /// nil when the batch is accepted (and its id is then remembered), else the rejection.
     public func verify(_ header: BatchHeader, payload: UnsafeRawBufferPointer) -> Rejection? {
         if self.isTrusted {
-            self.accepted.restore(header.id, timestamp: header.timestamp)
+            self.accepted.restore(
+                header.id, AcceptedBatches.Entry(timestamp: header.timestamp, digest: AcceptedBatches.digest(of: payload)))
             return nil
         }
         guard self.hasSecrets else {
@@ -93,12 +133,19 @@ public struct BatchVerifier {
             return Rejection(.badSignature, "no v1 signature matches any configured secret")
         }
         let now = self.now()
-        if self.tolerance > 0 && abs(now - header.timestamp) > self.tolerance {
-            return Rejection(.staleBatch, "timestamp \(header.timestamp) is \(now - header.timestamp) s from now, over --tolerance")
+        if BatchVerifier.isStale(header.timestamp, now: now, tolerance: self.tolerance) {
+            return Rejection(
+                .staleBatch, "timestamp \(header.timestamp) is more than --tolerance (\(self.tolerance) s) from now (\(now))")
         }
-        guard self.accepted.insert(header.id, timestamp: header.timestamp, now: now, tolerance: self.tolerance) else {
+        let entry = AcceptedBatches.Entry(timestamp: header.timestamp, digest: AcceptedBatches.digest(of: payload))
+        switch self.accepted.insert(header.id, entry, now: now, tolerance: self.tolerance) {
+        case .inserted:
+            return nil
+        case .duplicate:
             return Rejection(.replayedBatch, "batch id \(header.id) was already accepted")
+        case .conflict:
+            return Rejection(
+                .conflict, "batch id \(header.id) was already accepted with another body; a resend must be byte-identical")
         }
-        return nil
     }
 }

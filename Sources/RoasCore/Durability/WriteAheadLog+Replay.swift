@@ -35,15 +35,18 @@ extension WriteAheadLog {
     /// Reads the log in `directory` in LSN order and calls `body` with each record after `lsn`.
     ///
     /// Streams segments in chunks, so memory stays bounded by the largest record. In the last segment,
-    /// a short or checksum-failing record is a torn tail from a crash: replay ends there, the file is
-    /// cut and synced, and the report says so; a last segment shorter than its header (a crash while
-    /// creating it) is deleted. Anywhere else a bad record or header is damage to acknowledged data.
+    /// a short or checksum-failing record with no valid record after it is a torn tail from a crash:
+    /// replay ends there, the file is cut and synced, and the report says so; a last segment shorter
+    /// than its header (a crash while creating it) is deleted. Anywhere else, and in the last segment
+    /// when a valid record follows, a bad record or header is damage to acknowledged data.
     /// Never replay a directory while a log is open on it: its last record may be half written.
     /// - Parameters:
     ///   - directory: the data directory `DIR`, whose `wal` holds the segments.
     ///   - lsn: records up to this LSN are checked but not passed to `body` (a checkpoint covers them).
     ///   - repairing: false to leave a torn tail or half-created segment in place (inspection tools);
     ///     the report still describes it.
+    ///   - truncatingDamage: cut damage in the last segment off like a torn tail, valid records after
+    ///     it included (`--truncate-damaged-log`: the operator accepts the loss), instead of throwing.
     ///   - body: takes the LSN, the kind and the payload, valid during the call only.
     /// - Throws: `WALError.corrupt` for damage before the tail, including an LSN that does not increase
     ///   or lies outside its segment; `WALError.io`; what `body` throws.
@@ -51,6 +54,7 @@ extension WriteAheadLog {
         directory: String,
         after lsn: UInt64,
         repairing: Bool = true,
+        truncatingDamage: Bool = false,
         _ body: (UInt64, UInt8, UnsafeRawBufferPointer) throws -> Void
     ) throws -> ReplayReport {
         let walDirectory = SegmentFile.walDirectory(directory)
@@ -68,6 +72,7 @@ extension WriteAheadLog {
                 nextSegmentLSN: isLast ? nil : segments[index + 1].firstLSN,
                 after: lsn,
                 repairing: repairing,
+                truncatingDamage: truncatingDamage,
                 reader: &reader,
                 report: &report,
                 body
@@ -86,6 +91,7 @@ extension WriteAheadLog {
         nextSegmentLSN: UInt64?,
         after lsn: UInt64,
         repairing: Bool,
+        truncatingDamage: Bool,
         reader: inout ChunkReader,
         report: inout ReplayReport,
         _ body: (UInt64, UInt8, UnsafeRawBufferPointer) throws -> Void
@@ -152,9 +158,19 @@ extension WriteAheadLog {
                     }
                 }
             }
-            if let problem {
+            if var problem {
                 guard isLast else { throw WALError.corrupt(path: path, offset: offset, reason: problem) }
-                // Only the end of the last segment can be unsynced when the process or the OS stops.
+                // Only the end of the last segment can be unsynced when the process or the OS stops: a
+                // torn tail has no valid record after it. One that has is damage to acknowledged data.
+                if let next = try Self.nextValidRecord(after: offset, size: size, lastLSN: report.lastLSN, reader: &reader) {
+                    let damage = "\(problem), but a valid record (LSN \(next.lsn)) follows at offset \(next.offset)"
+                    guard truncatingDamage else {
+                        throw WALError.corrupt(
+                            path: path, offset: offset,
+                            reason: damage + ": acknowledged records are damaged (--truncate-damaged-log drops them)")
+                    }
+                    problem = damage + "; dropped with --truncate-damaged-log"
+                }
                 if repairing { try SegmentFile.truncate(path, to: offset) }
                 let outcome = repairing ? "dropped \(left) bytes" : "\(left) bytes not replayed, left in place"
                 report.droppedTail = "\(path) at offset \(offset): \(problem); \(outcome)"
@@ -176,6 +192,31 @@ extension WriteAheadLog {
             offset += record.count
         }
         return true
+    }
+
+    /// The first offset after `offset` where a whole record with a good checksum and an LSN after
+    /// `lastLSN` starts, or nil: what tells damage (records follow) from a torn tail (none does).
+    ///
+    /// Tries every byte offset, so it also finds records after a damaged length field; a candidate
+    /// must pass cheap checks (length within the file, an LSN after `lastLSN` by less than 2^32)
+    /// before its checksum is computed.
+    static func nextValidRecord(
+        after offset: Int, size: Int, lastLSN: UInt64, reader: inout ChunkReader
+    ) throws -> (offset: Int, lsn: UInt64)? {
+        var candidate = offset + 1
+        while candidate + SegmentFile.recordHeaderBytes <= size {
+            let header = try reader.bytes(at: candidate, count: SegmentFile.recordHeaderBytes)
+            let length = Int(UInt32(littleEndian: header.loadUnaligned(as: UInt32.self)))
+            let lsn = UInt64(littleEndian: header.loadUnaligned(fromByteOffset: 9, as: UInt64.self))
+            let room = size - candidate - SegmentFile.recordHeaderBytes
+            if length <= room, lsn > lastLSN, lsn - lastLSN <= 1 << 32 {
+                let record = try reader.bytes(at: candidate, count: SegmentFile.recordHeaderBytes + length)
+                let stored = UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+                if stored == SegmentFile.checksum(ofRecord: record) { return (candidate, lsn) }
+            }
+            candidate += 1
+        }
+        return nil
     }
 
     private static func hex(_ value: UInt32) -> String {

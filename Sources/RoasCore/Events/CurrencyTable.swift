@@ -9,7 +9,11 @@ public struct CurrencyTable: Sendable {
     /// Index + 1 by packed three-letter code, 0 for unknown.
     private var lookup: [UInt16]
 
-    /// - Throws: `RoasError` when a code is not three upper-case letters or a rate is not positive.
+    /// The rates accepted: wide enough for any pair of real currencies, narrow enough that a converted
+    /// amount is always a finite number (one too large for an `Int64` is dead-lettered `overflow`).
+    public static let rateRange: ClosedRange<Double> = 1e-12...1e12
+
+    /// - Throws: `RoasError` when a code is not three upper-case letters or a rate is outside `rateRange`.
     public init(base: String, rates: [String: Double] = [:]) throws {
         guard let basePacked = CurrencyTable.pack(Array(base.utf8)) else {
             throw RoasError(.options, "base currency '\(base)' is not an ISO 4217 code (three upper-case letters)")
@@ -23,8 +27,9 @@ public struct CurrencyTable: Sendable {
             guard let packed = CurrencyTable.pack(Array(code.utf8)) else {
                 throw RoasError(.rates, "rates: '\(code)' is not an ISO 4217 code (three upper-case letters)")
             }
-            guard rate.isFinite && rate > 0 else {
-                throw RoasError(.rates, "rates: the rate of \(code) must be a positive number, got \(rate)")
+            guard rate.isFinite && rate >= CurrencyTable.rateRange.lowerBound && rate <= CurrencyTable.rateRange.upperBound
+            else {
+                throw RoasError(.rates, "rates: the rate of \(code) must be a number from 1e-12 to 1e12, got \(rate)")
             }
             if code == base {
                 guard rate == 1 else {

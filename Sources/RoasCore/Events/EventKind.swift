@@ -34,6 +34,14 @@ public enum Reason: String, CaseIterable, Sendable, Comparable {
     case duplicateOrder = "duplicate_order"
     case unknownOrder = "unknown_order"
     case overRefund = "over_refund"
+    /// A batch id already accepted, sent again with a different body (a resend must be byte-identical).
+    case conflict
+    /// An event further ahead of the clock than `--max-future` (`roas serve`).
+    case future
+    /// An event that would add a key (user, creator or campaign) past `--max-keys`.
+    case tooManyKeys = "too_many_keys"
+    /// An event whose amounts cannot be represented (see `Engine.paneLimit`).
+    case overflow
 
     public static func < (lhs: Reason, rhs: Reason) -> Bool {
         lhs.index < rhs.index

@@ -26,8 +26,11 @@ public struct Row: Sendable, Equatable {
     /// `roas` printed with at most six decimals.
     public static func roasText(_ value: Double?) -> String {
         guard let value else { return "null" }
-        let micros = Int64((value * 1_000_000).rounded(.toNearestOrEven))
-        return Micros.text(micros)
+        if let micros = Int64(exactly: (value * 1_000_000).rounded(.toNearestOrEven)) { return Micros.text(micros) }
+        // Beyond 9.2 * 10^12 (revenue of 10^12 over a spend of 0.000001, say): whole units, no decimals.
+        let whole = value.rounded(.toNearestOrEven)
+        if let units = Int64(exactly: whole) { return String(units) }
+        return whole < 0 ? String(Int64.min) : String(Int64.max)
     }
 
     /// The row as one line of JSON (no newline).

@@ -17,14 +17,16 @@ public struct ChunkParser {
     public init(
         configuration: EngineConfiguration, secrets: [WebhookSecret], tolerance: Int64,
         maximumLineLength: Int, maximumBatchBytes: Int, accepted: AcceptedBatches = AcceptedBatches(),
-        capacity: Int = 1 << 21, journals: Bool = false, isTrusted: Bool = false, now: @escaping @Sendable () -> Int64
+        capacity: Int = 1 << 21, journals: Bool = false, isTrusted: Bool = false, maximumFuture: Int64? = nil,
+        now: @escaping @Sendable () -> Int64
     ) {
         self.decoder = FrameDecoder(maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
         self.lines = LineReader(
             sink: ChunkRecorder(keepsRawLines: configuration.keepsDeadLetters, journals: journals, capacity: capacity),
             verifier: BatchVerifier(
                 secrets: secrets, tolerance: tolerance, accepted: accepted, isTrusted: isTrusted, now: now),
-            parser: EventParser(currencies: configuration.currencies), maximumLineLength: maximumLineLength)
+            parser: EventParser(currencies: configuration.currencies), maximumLineLength: maximumLineLength,
+            maximumFuture: maximumFuture)
     }
 
     /// Parses the next chunk of the stream; a frame or line cut by the chunk's end waits for the next.

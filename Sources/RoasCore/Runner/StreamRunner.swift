@@ -16,6 +16,9 @@ public struct RunSettings: Sendable {
     public var maximumBatchBytes = 16 << 20
     /// Wall-clock seconds since the epoch, for batch staleness.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    /// `--max-future`, in milliseconds: events further ahead of their batch's timestamp (of
+    /// the clock, for bare events) are dead-lettered `future`; nil for no check.
+    public var maximumFuture: Int64? = nil
     /// Milliseconds of wall-clock time between live updates; nil for none.
     public var emitEvery: Int64? = nil
     /// 1: everything on the calling thread. 2: framing, signatures and parsing on a second thread,
@@ -68,7 +71,7 @@ public struct StreamRunner {
         var pipeline = Pipeline(
             configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
             maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
-            now: settings.now)
+            maximumFuture: settings.maximumFuture, now: settings.now)
         pipeline.trackUpdates(settings.emitEvery != nil)
         var clock = UpdateClock(every: settings.emitEvery)
         try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
@@ -89,7 +92,7 @@ public struct StreamRunner {
             var parser = ChunkParser(
                 configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
                 maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
-                now: settings.now)
+                maximumFuture: settings.maximumFuture, now: settings.now)
             do {
                 try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
                     guard queue.put(.chunk(parser.consume(bytes))) else { throw CancellationError() }

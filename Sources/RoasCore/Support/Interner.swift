@@ -58,9 +58,20 @@ public struct Interner: Sendable {
     /// The number of distinct strings interned.
     public var count: Int { self.offsets.count - 1 }
 
-    /// The handle of `bytes`, adding them when new.
+    /// True when `bytes` were interned.
+    public func contains(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if case .found = self.find(bytes) { return true }
+        return false
+    }
+
+    private enum Lookup {
+        case found(Int32)
+        /// Not interned: the empty slot it goes in, and the words and hash that go there.
+        case missing(index: Int, first: UInt64, last: UInt64, hash: UInt64)
+    }
+
     @inline(__always)
-    public mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+    private func find(_ bytes: UnsafeRawBufferPointer) -> Lookup {
         let hash = ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15)
         let probe = Slot.meta(hash: hash, length: bytes.count, handle: -1)
         let isShort = bytes.count <= 16
@@ -68,15 +79,25 @@ public struct Interner: Sendable {
         var index = Int(truncatingIfNeeded: hash) & self.mask
         while true {
             let slot = self.slots[index]
-            if slot.meta == 0 { break }
+            if slot.meta == 0 { return .missing(index: index, first: first, last: last, hash: hash) }
             // Same tag and length (the low 32 bits are the handle).
             if slot.meta >> 32 == probe >> 32 {
                 let handle = Int(truncatingIfNeeded: slot.meta & 0xffff_ffff) - 1
                 if isShort ? (slot.first == first && slot.last == last) : self.equals(handle, bytes) {
-                    return Int32(truncatingIfNeeded: handle)
+                    return .found(Int32(truncatingIfNeeded: handle))
                 }
             }
             index = (index + 1) & self.mask
+        }
+    }
+
+    /// The handle of `bytes`, adding them when new.
+    @inline(__always)
+    public mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        let (index, first, last, hash): (Int, UInt64, UInt64, UInt64)
+        switch self.find(bytes) {
+        case .found(let handle): return handle
+        case .missing(let slot, let a, let b, let h): (index, first, last, hash) = (slot, a, b, h)
         }
         let handle = self.count
         self.arena.append(contentsOf: bytes)

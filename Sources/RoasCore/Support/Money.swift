@@ -24,11 +24,11 @@ public enum Micros {
         return text
     }
 
-    /// `amount` converted at `rate`, rounded half to even.
+    /// `amount` converted at `rate`, rounded half to even; nil when the result does not fit an `Int64`.
     @inline(__always)
-    public static func convert(_ amount: Int64, rate: Double) -> Int64 {
+    public static func convert(_ amount: Int64, rate: Double) -> Int64? {
         if rate == 1 { return amount }
-        return Int64((Double(amount) * rate).rounded(.toNearestOrEven))
+        return Int64(exactly: (Double(amount) * rate).rounded(.toNearestOrEven))
     }
 
     /// Splits `total` in proportion to `weights` so that the parts add up to `total` exactly.

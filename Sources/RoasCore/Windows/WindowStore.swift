@@ -11,6 +11,21 @@ public struct Aggregate: Sendable, Equatable {
 
     public init() {}
 
+    init(conversions: Int64 = 0, revenue: Int64 = 0, refunds: Int64 = 0, spend: Int64 = 0) {
+        self.conversions = conversions
+        self.revenue = revenue
+        self.refunds = refunds
+        self.spend = spend
+    }
+
+    /// True when adding `other`'s conversions, revenue, refunds and spend (the figures one event can
+    /// add large amounts to; views and clicks grow by one) keeps each within `limit`. Both hold
+    /// figures from 0 to `limit`, so the comparison cannot overflow.
+    func canAdd(_ other: Aggregate, limit: Int64) -> Bool {
+        other.conversions <= limit - self.conversions && other.revenue <= limit - self.revenue
+            && other.refunds <= limit - self.refunds && other.spend <= limit - self.spend
+    }
+
     @inline(__always)
     public mutating func add(_ other: Aggregate) {
         self.views += other.views
@@ -127,6 +142,12 @@ struct WindowStore: Sendable {
         self.slide = slide
     }
 
+    /// The largest figure one key's pane may hold: a window sums `window / slide` panes, so its
+    /// figures stay within `Int64.max` (see `Engine.fits`).
+    static func paneLimit(window: Int64, slide: Int64) -> Int64 {
+        Int64.max / max(1, window / max(1, slide))
+    }
+
     var paneCount: Int { self.panes.count }
 
     @inline(__always)
@@ -161,6 +182,14 @@ struct WindowStore: Sendable {
         while index > 0 && self.panes[index - 1].start > start { index -= 1 }
         self.panes.insert((start, PaneTable()), at: index)
         return index
+    }
+
+    /// The figures of `key` in the pane that holds `time`; zero when it has none yet.
+    func paneFigures(at time: Int64, key: RowKey) -> Aggregate {
+        guard let index = self.paneIndex(self.paneStart(of: time)), let slot = self.panes[index].table.find(key) else {
+            return Aggregate()
+        }
+        return self.panes[index].table.figures[slot]
     }
 
     /// The sum over the panes of the window starting at `start`, by key.
@@ -233,7 +262,7 @@ extension PaneTable {
 
     /// Reads what `write(to:)` wrote. Keys are added in index order, as `update` and `grow` add
     /// them, so the rebuilt slots are the ones written.
-    init(from reader: inout SnapshotReader, handles: SnapshotHandles) throws {
+    init(from reader: inout SnapshotReader, handles: SnapshotHandles, limit: Int64) throws {
         let keys = try reader.readRaw(RowKey.self)
         let figures = try reader.readRaw(Aggregate.self)
         let size = try reader.read(UInt64.self)
@@ -245,7 +274,7 @@ extension PaneTable {
                 && size <= max(16, UInt64(keys.count) * 4),
             "a pane table of \(keys.count) keys has \(size) slots")
         for key in keys { try handles.check(key) }
-        let range = 0...SnapshotReader.counterLimit
+        let range = 0...limit
         for figure in figures {
             try SnapshotReader.require(
                 range.contains(figure.views) && range.contains(figure.clicks) && range.contains(figure.conversions)
@@ -297,7 +326,7 @@ extension WindowStore {
             let start = try reader.readTime("a pane start")
             try SnapshotReader.require(self.paneStart(of: start) == start, "a pane start is not aligned to the slide")
             try SnapshotReader.require(self.panes.last.map { $0.start < start } ?? true, "panes are out of order")
-            self.panes.append((start, try PaneTable(from: &reader, handles: handles)))
+            self.panes.append((start, try PaneTable(from: &reader, handles: handles, limit: WindowStore.paneLimit(window: window, slide: slide))))
         }
         self.nextWindowStart = try reader.readTime("the next window start", sentinels: true)
         try SnapshotReader.require(self.nextWindowStart != .max, "the next window start is the end of time")

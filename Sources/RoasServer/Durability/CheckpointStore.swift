@@ -13,8 +13,9 @@ struct Checkpoint: Sendable {
     var lsn: UInt64
     /// Bytes of the rows file written by then (recovery looks for rows written after it).
     var rowsPosition: Int
-    /// Applied batch ids and their timestamps (retries of them answer `duplicate`).
-    var batches: [(id: String, timestamp: Int64)]
+    /// Applied batch ids with their timestamps and digests (retries of them answer `duplicate`,
+    /// changed resends `conflict`).
+    var batches: [(id: String, entry: AcceptedBatches.Entry)]
     /// `Engine.snapshot()`.
     var engine: [UInt8]
 }
@@ -31,14 +32,16 @@ enum CheckpointError: Error, CustomStringConvertible {
 
 /// The checkpoint files of a data folder, `DIR/checkpoints/<lsn>.ckpt`.
 ///
-/// File: magic `ROASCKP1`, CRC-32C of the rest (UInt32), then the LSN, the rows position, the batch
-/// ids and the engine snapshot, little-endian. A checkpoint is written to a temporary file, synced,
+/// File: magic `ROASCKP2`, CRC-32C of the rest (UInt32), then the LSN, the rows position, the batch
+/// ids (each with its timestamp and payload digest) and the engine snapshot, little-endian. Files of
+/// the first layout, `ROASCKP1` (no digests), are still read; their batches match any resend. A checkpoint is written to a temporary file, synced,
 /// renamed into place and the folder synced, so a crash leaves either the old set or the new one.
 /// The newest two are kept: a checkpoint that turns out unreadable falls back to the one before,
 /// and the log is only deleted up to the older one.
 struct CheckpointStore: Sendable {
     let folder: String
-    static let magic: [UInt8] = Array("ROASCKP1".utf8)
+    static let magic: [UInt8] = Array("ROASCKP2".utf8)
+    static let firstMagic: [UInt8] = Array("ROASCKP1".utf8)
     static let kept = 2
 
     /// The checkpoints of the data folder `directory`, creating their folder.
@@ -74,7 +77,8 @@ struct CheckpointStore: Sendable {
             let id = Array(batch.id.utf8)
             Self.append(UInt64(id.count), to: &body)
             body.append(contentsOf: id)
-            Self.append(UInt64(bitPattern: batch.timestamp), to: &body)
+            Self.append(UInt64(bitPattern: batch.entry.timestamp), to: &body)
+            Self.append(batch.entry.digest, to: &body)
         }
         Self.append(UInt64(checkpoint.engine.count), to: &body)
         body.append(contentsOf: checkpoint.engine)
@@ -102,9 +106,10 @@ struct CheckpointStore: Sendable {
             throw CheckpointError.invalid(path, "cannot be read")
         }
         let bytes = [UInt8](data)
-        guard bytes.count >= 12, Array(bytes[0..<8]) == Self.magic else {
-            throw CheckpointError.invalid(path, "no ROASCKP1 header")
+        guard bytes.count >= 12, Array(bytes[0..<8]) == Self.magic || Array(bytes[0..<8]) == Self.firstMagic else {
+            throw CheckpointError.invalid(path, "no ROASCKP2 (or ROASCKP1) header")
         }
+        let hasDigests = Array(bytes[0..<8]) == Self.magic
         let stored = bytes[8..<12].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
         let crc = bytes[12...].withUnsafeBytes { CRC32C.checksum($0) }
         guard stored == crc else { throw CheckpointError.invalid(path, "checksum mismatch (torn or corrupt)") }
@@ -112,12 +117,13 @@ struct CheckpointStore: Sendable {
         guard let lsn = reader.u64(), let position = reader.u64(), let count = reader.u64() else {
             throw CheckpointError.invalid(path, "truncated header")
         }
-        var batches: [(id: String, timestamp: Int64)] = []
+        var batches: [(id: String, entry: AcceptedBatches.Entry)] = []
         for _ in 0..<min(count, UInt64(bytes.count)) {
-            guard let id = reader.block(), let timestamp = reader.u64() else {
+            guard let id = reader.block(), let timestamp = reader.u64(), let digest = hasDigests ? reader.u64() : 0 else {
                 throw CheckpointError.invalid(path, "truncated batch ids")
             }
-            batches.append((String(decoding: id, as: UTF8.self), Int64(bitPattern: timestamp)))
+            let entry = AcceptedBatches.Entry(timestamp: Int64(bitPattern: timestamp), digest: digest)
+            batches.append((String(decoding: id, as: UTF8.self), entry))
         }
         guard let engine = reader.block(), reader.position == bytes.count else {
             throw CheckpointError.invalid(path, "truncated engine state")

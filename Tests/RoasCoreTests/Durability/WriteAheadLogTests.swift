@@ -444,6 +444,64 @@ final class WriteAheadLogTests: XCTestCase {
         }
     }
 
+    /// A byte flipped anywhere in a one-segment log: in the last record it is a torn tail (no valid
+    /// record follows), anywhere before it is damage to acknowledged records, which stops the replay
+    /// with the file and offset, and only `truncatingDamage` cuts it (with every record after it).
+    func testAFlippedByteAtEveryOffsetBeforeTheLastRecordIsDamageNotATornTail() async throws {
+        let directory = try self.makeDirectory()
+        let log = try WriteAheadLog(directory: directory, nextLSN: 1, fsync: .batch)
+        var records: [Record] = []
+        for index in 0..<5 {
+            let payload = Self.payload(index, length: 9 + index * 7)
+            let lsn = try log.append(kind: 1, payload)
+            try await log.waitDurable(lsn)
+            records.append(Record(lsn: lsn, kind: 1, payload: payload))
+        }
+        try log.close()
+        let path = try WriteAheadLog.segments(in: directory)[0].path
+        let original = try Self.contents(path)
+        var starts = [16]
+        for record in records { starts.append(starts.last! + Self.encode(record).count) }
+        XCTAssertEqual(starts.last, original.count)
+        let lastStart = starts[records.count - 1]
+
+        for offset in 16..<original.count {
+            var bytes = original
+            bytes[offset] ^= 0x5A
+            try Self.write(bytes, to: path)
+            let damaged = starts.lastIndex { $0 <= offset }!
+            let name = "byte \(offset) (record \(damaged + 1)) flipped"
+            if offset >= lastStart {
+                // The last record: a torn tail, cut as before.
+                let (replayed, report) = try Self.replay(directory, repairing: false)
+                XCTAssertEqual(replayed, Array(records.prefix(4)), name)
+                XCTAssertTrue(report.droppedTail?.contains("at offset \(lastStart)") ?? false, name)
+                continue
+            }
+            for repairing in [false, true] {
+                XCTAssertThrowsError(try Self.replay(directory, repairing: repairing), name) { error in
+                    guard case WALError.corrupt(let errorPath, let errorOffset, let reason) = error else {
+                        return XCTFail("\(name): \(error)")
+                    }
+                    XCTAssertEqual(errorPath, path, name)
+                    XCTAssertEqual(errorOffset, starts[damaged], name)
+                    XCTAssertTrue(reason.contains("a valid record"), "\(name): \(reason)")
+                    XCTAssertTrue(reason.contains("--truncate-damaged-log"), "\(name): \(reason)")
+                }
+                XCTAssertEqual(try Self.contents(path), bytes, "\(name): damage is never cut without the flag")
+            }
+            // With the flag, the records before the damage replay and the rest is cut, said so.
+            var replayed: [Record] = []
+            let report = try WriteAheadLog.replay(directory: directory, after: 0, truncatingDamage: true) { lsn, kind, payload in
+                replayed.append(Record(lsn: lsn, kind: kind, payload: Array(payload)))
+            }
+            XCTAssertEqual(replayed, Array(records.prefix(damaged)), name)
+            XCTAssertTrue(report.droppedTail?.contains("--truncate-damaged-log") ?? false, name)
+            XCTAssertEqual(try Self.size(path), starts[damaged], name)
+            try Self.write(original, to: path)
+        }
+    }
+
     func testDamageBeforeTheLastSegmentIsCorruption() async throws {
         let directory = try self.makeDirectory()
         let log = try WriteAheadLog(directory: directory, nextLSN: 1, fsync: .batch)

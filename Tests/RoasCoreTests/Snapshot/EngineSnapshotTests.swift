@@ -535,10 +535,23 @@ struct EngineSnapshotTests {
                 writer.write(count: slots)
             }
         }
-        let readPane = { (reader: inout SnapshotReader) in try PaneTable(from: &reader, handles: handles) }
+        let readPane = { (reader: inout SnapshotReader) in try PaneTable(from: &reader, handles: handles, limit: 1000) }
         #expect(error(pane(keys: 9, slots: 32), readPane) == nil)
         #expect(isInvalid(error(pane(keys: 9, slots: 16), readPane)))
         #expect(isInvalid(error(pane(keys: 1, slots: 1 << 30), readPane)))
+        // A figure over the pane limit (which keeps window sums within Int64), or negative.
+        func figure(_ value: Int64) -> (inout SnapshotWriter) -> Void {
+            { writer in
+                writer.write(raw: [RowKey(creator: 0, campaign: -1)])
+                var figures = Aggregate()
+                figures.spend = value
+                writer.write(raw: [figures])
+                writer.write(count: 16)
+            }
+        }
+        #expect(error(figure(1000), readPane) == nil)
+        #expect(isInvalid(error(figure(1001), readPane)))
+        #expect(isInvalid(error(figure(-1), readPane)))
     }
 
     /// Random byte changes, 64-bit words set to edge values, and garbage (with and without a valid
