@@ -122,7 +122,7 @@ public struct Engine: Sendable {
             let campaign = self.campaignHandle(event.campaign)
             let key = self.rowKey(creator, campaign)
             guard let amount = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency]),
-                self.fits([(key, Aggregate(spend: amount))], at: event.time)
+                self.windows.paneFigures(at: event.time, key: key).canAdd(Aggregate(spend: amount), limit: self.paneLimit)
             else {
                 return self.reject(Engine.overflow, origin: origin, into: &output)
             }

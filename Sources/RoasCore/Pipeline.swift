@@ -133,10 +133,10 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
         return nil
     }
 
-    /// The latest event time `--max-future` lets through for a line, and the rejection of a later one:
-    /// `limit` past the batch's timestamp, or past the clock for a bare event (not checked again when
-    /// the log replays a bare event, which was taken when it arrived); nil for no bound.
-    private func futureBound(_ limit: Int64, _ origin: Origin) -> (time: Int64, rejection: Rejection)? {
+    /// The latest event time `--max-future` lets through for a line: `limit` past the batch's
+    /// timestamp, or past the clock for a bare event (not checked again when the log replays a bare
+    /// event, which was taken when it arrived); nil for no bound.
+    private func futureBound(_ limit: Int64, _ origin: Origin) -> Int64? {
         let reference: Int64
         if origin.batch != nil {
             reference = self.batchMilliseconds
@@ -146,9 +146,12 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
             reference = self.verifier.now().multipliedReportingOverflow(by: 1000).partialValue
         }
         let (bound, overflow) = reference.addingReportingOverflow(limit)
-        guard !overflow else { return nil }
-        let whose = origin.batch != nil ? "the batch's timestamp" : "the clock"
-        return (bound, Rejection(.future, "the event time is more than --max-future (\(DurationText.text(limit))) ahead of \(whose)"))
+        return overflow ? nil : bound
+    }
+
+    static func futureRejection(_ limit: Int64, inBatch: Bool) -> Rejection {
+        let whose = inBatch ? "the batch's timestamp" : "the clock"
+        return Rejection(.future, "the event time is more than --max-future (\(DurationText.text(limit))) ahead of \(whose)")
     }
 
     private var tooLongRejection: Rejection {
@@ -176,10 +179,11 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
 
     @inline(__always)
     private mutating func event(_ line: UnsafeRawBufferPointer, origin: Origin) {
-        let bound = self.maximumFuture.flatMap { self.futureBound($0, origin) }
+        let limit = self.maximumFuture
+        let bound = limit.flatMap { self.futureBound($0, origin) }
         let result = self.parser.parse(line) { event in
-            if let bound, event.time > bound.time {
-                self.sink.reject(bound.rejection, origin: origin)
+            if let bound, let limit, event.time > bound {
+                self.sink.reject(LineReader.futureRejection(limit, inBatch: origin.batch != nil), origin: origin)
             } else {
                 self.sink.accept(event, origin: origin)
             }
