@@ -29,6 +29,8 @@ actor Ingestor {
     let hub: StreamHub
     let metrics: ServeMetrics
     let gauges: IngestGauges
+    /// `--max-inflight-bytes`, shared by webhook requests and TCP connections.
+    let inflight: InflightBudget
     /// Batch ids accepted on any connection or request, for `replayed_batch`.
     let accepted = AcceptedBatches()
     private var board = LiveBoard()
@@ -55,8 +57,9 @@ actor Ingestor {
         self.rows = rows
         self.deadLetters = deadLetters
         self.postgres = postgres
-        self.hub = StreamHub()
         self.metrics = ServeMetrics()
+        self.hub = StreamHub()
+        self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
         let now = StreamRunner.monotonicMilliseconds()
         self.lastEventAt = now
@@ -255,6 +258,7 @@ actor Ingestor {
         self.metrics.connections.record(self.gauges.connections.load(ordering: .relaxed))
         self.metrics.queuedChunks.record(self.gauges.queuedChunks.load(ordering: .relaxed))
         self.metrics.streamSubscribers.record(self.hub.subscriberCount)
+        self.metrics.inflightBytes.record(self.inflight.used)
         if let log = self.durable?.log { self.metrics.record(log) }
         if let postgres = self.postgres { self.metrics.record(postgres) }
     }
