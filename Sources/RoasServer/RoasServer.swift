@@ -96,8 +96,9 @@ public final class RoasServer: Sendable {
             let port = listener.channel.localAddress?.port ?? address.port
             bound.withLock { $0.tcp = ListenAddress(host: address.host, port: port) }
             self.logger.notice("TCP ingest listening", metadata: ["address": "\(address.host):\(port)"])
-            tcpService = TCPService(ingest: tcp, listener: listener)
-            report()
+            // Reported once the service group runs, as HTTP is: its SIGTERM handler is in place by
+            // then, so a script that stops the server as soon as it listens is not killed outright.
+            tcpService = TCPService(ingest: tcp, listener: listener, onStart: report)
         }
         if let address = self.settings.http {
             let routes = HTTPRoutes(settings: self.settings, ingestor: self.ingestor, readiness: readiness)
@@ -194,8 +195,11 @@ struct EngineService: Service {
 struct TCPService: Service {
     let ingest: TCPIngest
     let listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    /// Called as the service starts (after the service group has set up its signal handlers).
+    let onStart: @Sendable () -> Void
 
     func run() async throws {
+        self.onStart()
         try await self.ingest.serve(self.listener)
     }
 }
