@@ -19,7 +19,7 @@ struct HTTPRoutes: Sendable {
         let router = Router(context: RoasRequestContext.self)
         router.post("/v1/events") { request, _ in try await self.events(request) }
         router.get("/v1/roas") { request, _ in try await self.roas(request) }
-        router.get("/v1/stream") { request, _ in try self.stream(request) }
+        router.get("/v1/stream") { request, context in try self.stream(request, channel: context.channel) }
         router.get("/metrics") { request, _ in
             try self.authorize(request)
             return Self.response(.ok, self.ingestor.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
@@ -164,9 +164,12 @@ struct HTTPRoutes: Sendable {
     }
 
     /// `GET /v1/stream`: Server-Sent Events, `row` for each row update and `stats` every second.
-    private func stream(_ request: Request) throws -> Response {
+    /// A subscriber that falls more than `--stream-buffer` behind is dropped: its connection closed.
+    private func stream(_ request: Request, channel: any Channel) throws -> Response {
         try self.authorize(request)
-        let events = self.ingestor.hub.subscribe()
+        let subscription = self.ingestor.hub.subscribe()
+        // Also ends a write waiting for a client that stopped reading.
+        subscription.onDrop { channel.close(promise: nil) }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -175,9 +178,11 @@ struct HTTPRoutes: Sendable {
             body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
                 // The stream ends when the engine finishes (shutdown), after its final rows.
-                for await event in events {
+                for await event in subscription.events {
                     try await writer.write(event)
+                    subscription.written(event)
                 }
+                if subscription.isDropped { throw ChannelError.ioOnClosedChannel }
                 try await writer.finish(nil)
             })
     }

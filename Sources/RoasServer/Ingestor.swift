@@ -58,7 +58,7 @@ actor Ingestor {
         self.deadLetters = deadLetters
         self.postgres = postgres
         self.metrics = ServeMetrics()
-        self.hub = StreamHub()
+        self.hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
         self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
         let now = StreamRunner.monotonicMilliseconds()
@@ -144,6 +144,7 @@ actor Ingestor {
         }
         // No wait for the database sink here: metrics and the idle close go on during an outage, and
         // with ingest waiting, what a tick adds is bounded (live rows of keys changed since the last).
+        self.hub.dropLagging()
         self.sink.emitUpdates()
         try self.write()
         let events = self.sink.engine.statistics.acceptedEventCount
@@ -268,6 +269,7 @@ actor Ingestor {
         guard !self.sink.output.isEmpty else { return }
         let writesUpdates = self.settings.run.emitEvery != nil
         var wroteRow = false
+        var events: [(name: String, data: [UInt8])] = []
         if let postgres = self.postgres {
             // Replayed rows too (recovery): the upsert makes writing a row again harmless.
             let rows = writesUpdates ? self.sink.output.rows : self.sink.output.rows.filter(\.isFinal)
@@ -286,8 +288,9 @@ actor Ingestor {
                 self.unwrittenUpdates += 1
             }
             self.board.absorb(row)
-            self.hub.publish(event: "row", data: json)
+            events.append(("row", json))
         }
+        self.hub.publish(events)
         if wroteRow { try self.rows.flush() }
         if let deadLetters = self.deadLetters {
             for letter in self.sink.output.deadLetters {

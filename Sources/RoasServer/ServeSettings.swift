@@ -61,6 +61,9 @@ public struct ServeSettings: Sendable {
     /// TCP connections together (as read, and as parsed until applied); webhooks get 503 beyond it,
     /// TCP connections stop reading. At least twice `--max-batch`.
     public var maximumInflightBytes = 256 << 20
+    /// `--stream-buffer`: bytes of events a `/v1/stream` subscriber may have waiting; one that falls
+    /// further behind is dropped (its stream ends).
+    public var streamBufferBytes = 1 << 20
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
 

@@ -69,6 +69,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Bytes of webhook bodies and TCP frames held in memory at once (as read and as parsed); webhooks get 503 beyond it, TCP reading pauses. At least twice --max-batch.")
     var maxInflightBytes: Int = 256 << 20
 
+    @Option(help: "Bytes of events a /v1/stream subscriber may have waiting; one further behind is dropped.")
+    var streamBuffer: Int = 1 << 20
+
     @Option(help: "Keep a write-ahead log and checkpoints in this folder: acknowledge input once durable, resume after a restart or crash.")
     var dataDir: String?
 
@@ -103,6 +106,7 @@ struct Serve: AsyncParsableCommand {
         guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
         guard self.sinkQueue > 0 else { throw ValidationError("--sink-queue must be positive") }
         guard self.maxHttpConnections > 0 else { throw ValidationError("--max-http-connections must be positive") }
+        guard self.streamBuffer > 0 else { throw ValidationError("--stream-buffer must be positive") }
         guard FsyncMode(argument: self.fsync) != nil else {
             throw ValidationError("--fsync must be batch, always or interval:DURATION (interval:100ms), got '\(self.fsync)'")
         }
@@ -149,6 +153,7 @@ struct Serve: AsyncParsableCommand {
                 "--max-inflight-bytes (\(self.maxInflightBytes)) must be at least twice --max-batch (\(run.maximumBatchBytes)), so that a batch of any allowed size can be read")
         }
         settings.maximumInflightBytes = self.maxInflightBytes
+        settings.streamBufferBytes = self.streamBuffer
 
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.
         var resumes = false

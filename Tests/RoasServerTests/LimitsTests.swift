@@ -11,8 +11,8 @@ import Testing
 @testable import RoasServer
 
 /// Bounded resources against unauthenticated clients (issue 16): webhook headers checked before
-/// the body, `--max-http-connections`, `--http-timeout`, `--max-inflight-bytes`, the bearer
-/// scheme's case and `--idle-timeout 0`. Each test fails when its limit is
+/// the body, `--max-http-connections`, `--http-timeout`, `--max-inflight-bytes`, `/v1/stream`
+/// buffers, the bearer scheme's case and `--idle-timeout 0`. Each test fails when its limit is
 /// taken out (a client is then served, held or buffered past it).
 @Suite("roas serve limits", .serialized)
 struct LimitsTests {
@@ -268,6 +268,80 @@ struct LimitsTests {
         #expect(idle.0 == 200 && idle.1 && idle.2 < 10, "\(idle)")
         let (result, _) = try await server.stop()
         #expect(result.statistics.linesRead == 0)
+    }
+
+    // MARK: /v1/stream
+
+    @Test("a /v1/stream subscriber over --stream-buffer behind for a tick is dropped; a burst reaches one that keeps up")
+    func hubDropsSlowSubscriber() async throws {
+        let metrics = ServeMetrics()
+        let hub = StreamHub(bufferedBytes: 10_000, metrics: metrics)
+        let slow = hub.subscribe()
+        let fast = hub.subscribe()
+        let closed = Atomic<Int>(0)
+        slow.onDrop { closed.add(1, ordering: .relaxed) }
+        let data = [UInt8](repeating: UInt8(ascii: "x"), count: 900)
+        var fastIterator = fast.events.makeAsyncIterator()
+        // Ticks with a burst of 50 events (about 50 kB, five times the buffer) between them; the
+        // fast subscriber writes everything out, the slow one nothing.
+        for _ in 0..<3 {
+            hub.dropLagging()
+            hub.publish((0..<50).map { _ in (name: "row", data: data) })
+            for _ in 0..<50 {
+                if let event = await fastIterator.next() { fast.written(event) }
+            }
+        }
+        hub.dropLagging()
+        #expect(slow.isDropped && !fast.isDropped)
+        #expect(closed.load(ordering: .relaxed) == 1)
+        #expect(hub.subscriberCount == 1)
+        #expect(String(decoding: metrics.text(), as: UTF8.self).contains("roas_stream_subscribers_dropped_total 1"))
+        // Its stream ends after what it had (at most the buffer and two ticks' bursts).
+        var count = 0
+        for await _ in slow.events { count += 1 }
+        #expect(count <= 150, "the dropped subscriber kept \(count) events")
+        hub.publish(event: "stats", data: data)
+        #expect(slow.pending <= 150 * 1000)
+    }
+
+    @Test("a /v1/stream client that stops reading is dropped and its connection closed; others keep streaming")
+    func slowStreamClient() async throws {
+        let server = try await ServerHarness.start { $0.streamBufferBytes = 32 * 1024 }
+        let port = server.httpPort
+        // A tiny receive buffer that is never read.
+        let slow = try await offThread {
+            let socket = try RawSocket(port: port, receiveBuffer: 2048)
+            try socket.send("GET /v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            return socket
+        }
+        #expect(try await server.eventually { await server.server.ingestor.hub.subscriberCount == 1 })
+        // Batches of rows with long creator names, each some 300 kB of row events at the next
+        // live tick, until the socket buffers on the way (a few MB) are full and the subscriber
+        // is more than --stream-buffer behind.
+        let name = String(repeating: "n", count: 400)
+        var batch = 0
+        let dropped = try await server.eventually(timeout: 60) {
+            batch += 1
+            let lines = (0..<500).map { Events.view("r\(batch)-\($0)", ServerHarness.t0, user: "tt:u", creator: "\(name)\($0)") }
+            let status = try await server.post(Events.payload(lines), id: "rows\(batch)").status
+            guard status == 202 else { throw SocketError("a batch of rows was answered \(status)") }
+            return String(decoding: await server.server.ingestor.metrics.text(), as: UTF8.self)
+                .contains("roas_stream_subscribers_dropped_total 1")
+        }
+        print("slow /v1/stream client dropped after \(batch) batches of 500 rows")
+        #expect(dropped)
+        #expect(await server.server.ingestor.hub.subscriberCount == 0)
+        // The server closed the connection: reading what it had sent ends.
+        let closed = try await offThread { Self.readUntilClosed(slow, timeout: 20).closed }
+        #expect(closed)
+        // A new subscriber streams as usual.
+        let fresh = try await offThread {
+            let socket = try RawSocket(port: port)
+            try socket.send("GET /v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            return String(decoding: socket.receive(timeout: 10) { String(decoding: $0, as: UTF8.self).contains("event: stats") }, as: UTF8.self)
+        }
+        #expect(fresh.contains("event: stats"))
+        _ = try await server.stop()
     }
 
     // MARK: Small ones

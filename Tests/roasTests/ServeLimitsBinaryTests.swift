@@ -66,6 +66,7 @@ struct ServeLimitsBinaryTests {
         (["--max-inflight-bytes", "1000000"], "twice --max-batch"),
         (["--http-timeout", "0"], "--http-timeout must be positive"),
         (["--max-http-connections", "0"], "--max-http-connections must be positive"),
+        (["--stream-buffer", "0"], "--stream-buffer must be positive"),
     ])
     func badLimits(_ arguments: [String], _ message: String) throws {
         let result = try Tools.roas(["serve", "--listen-http", "127.0.0.1:0"] + arguments)
