@@ -44,6 +44,13 @@ static inline void roas_hmac_sha256_free(EVP_MAC_CTX *context) {
     EVP_MAC_CTX_free(context);
 }
 
+/// Writes the 32-byte SHA-256 digest of `bytes` to `output`.
+static inline int roas_sha256(const void *bytes, size_t length, unsigned char *output) {
+    static const unsigned char empty = 0;
+    unsigned int size = 0;
+    return EVP_Digest(length > 0 ? bytes : &empty, length, output, &size, EVP_sha256(), NULL) == 1 && size == 32;
+}
+
 static inline int roas_constant_time_equal(const void *a, const void *b, size_t length) {
     return CRYPTO_memcmp(a, b, length) == 0;
 }

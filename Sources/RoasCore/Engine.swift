@@ -94,7 +94,7 @@ public struct Engine: Sendable {
             output.deadLetters.append(
                 DeadLetter(
                     reason: rejection.reason, batch: origin.batch, line: origin.line, raw: Array(origin.raw),
-                    detail: rejection.detail))
+                    detail: rejection.detail, payload: rejection.payload))
         }
     }
 

@@ -6,6 +6,11 @@ public protocol EventSink {
     mutating func countBlankLine()
     mutating func countAcceptedBatch()
     mutating func countRejectedBatch(_ reason: Reason)
+    /// `lines` lines rejected with `reason` that get no record of their own: the payload lines of a
+    /// rejected batch whose header line's record keeps a `TruncatedPayload` instead.
+    mutating func countDeadLetters(_ reason: Reason, lines: Int)
+    /// `lines` blank lines at once (in such a payload).
+    mutating func countBlankLines(_ lines: Int)
     /// A batch passed verification; its lines follow. `headerLine` is the frame's header line (or
     /// the webhook's headers as one) and `payload` all of its bytes.
     mutating func batchAccepted(_ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer)
@@ -56,6 +61,10 @@ public struct EngineSink: EventSink {
     public mutating func countBlankLine() { self.engine.countBlankLine() }
     public mutating func countAcceptedBatch() { self.engine.countAcceptedBatch() }
     public mutating func countRejectedBatch(_ reason: Reason) { self.engine.countRejectedBatch(reason) }
+    public mutating func countDeadLetters(_ reason: Reason, lines: Int) {
+        self.engine.statistics.deadLetters[reason.index] += lines
+    }
+    public mutating func countBlankLines(_ lines: Int) { self.engine.statistics.blankLines += lines }
 }
 
 /// Verification and parsing of what the frame decoder finds, in the spec's rejection order:
@@ -117,6 +126,10 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
         if let rejection = self.verifier.verify(header, payload: payload) {
             self.sink.countRejectedBatch(rejection.reason)
             self.sink.batchRejected(id: header.id, timestamp: header.timestamp, rejection: rejection)
+            if payload.count > TruncatedPayload.prefixBytes {
+                self.rejectTruncated(rejection, headerLine: headerLine, payload: payload, line: number, batch: header.id)
+                return rejection
+            }
             self.sink.reject(rejection, origin: Origin(line: number, batch: header.id, raw: headerLine))
             self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, _, origin in
                 reader.sink.reject(rejection, origin: origin)
@@ -152,6 +165,33 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     static func futureRejection(_ limit: Int64, inBatch: Bool) -> Rejection {
         let whose = inBatch ? "the batch's timestamp" : "the clock"
         return Rejection(.future, "the event time is more than --max-future (\(DurationText.text(limit))) ahead of \(whose)")
+    }
+
+    /// The dead letters of a rejected batch with a payload over `TruncatedPayload.prefixBytes`: one
+    /// record, the header line's, keeping the payload's prefix, length and SHA-256; its lines are
+    /// counted as they would be with a record each (too long, blank, or the batch's reason).
+    private mutating func rejectTruncated(
+        _ rejection: Rejection, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, line number: Int,
+        batch: String
+    ) {
+        var tooLong = 0
+        var blank = 0
+        var rejected = 0
+        FrameDecoder.forEachLine(in: payload) { line, _ in
+            if line.count > self.maximumLineLength {
+                tooLong += 1
+            } else if FrameDecoder.isBlank(line) {
+                blank += 1
+            } else {
+                rejected += 1
+            }
+        }
+        var kept = rejection
+        kept.payload = TruncatedPayload(payload: payload, omittedLines: tooLong + blank + rejected)
+        self.sink.reject(kept, origin: Origin(line: number, batch: batch, raw: headerLine))
+        if rejected > 0 { self.sink.countDeadLetters(rejection.reason, lines: rejected) }
+        if tooLong > 0 { self.sink.countDeadLetters(.tooLong, lines: tooLong) }
+        if blank > 0 { self.sink.countBlankLines(blank) }
     }
 
     private var tooLongRejection: Rejection {

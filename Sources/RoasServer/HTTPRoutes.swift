@@ -15,11 +15,11 @@ struct HTTPRoutes: Sendable {
     static let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
     static let webhookSignature = HTTPField.Name("webhook-signature")!
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    func router() -> Router<RoasRequestContext> {
+        let router = Router(context: RoasRequestContext.self)
         router.post("/v1/events") { request, _ in try await self.events(request) }
         router.get("/v1/roas") { request, _ in try await self.roas(request) }
-        router.get("/v1/stream") { request, _ in try self.stream(request) }
+        router.get("/v1/stream") { request, context in try self.stream(request, channel: context.channel) }
         router.get("/metrics") { request, _ in
             try self.authorize(request)
             return Self.response(.ok, self.ingestor.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
@@ -45,47 +45,85 @@ struct HTTPRoutes: Sendable {
         return response
     }
 
+    /// Everything that can be checked without the body is checked first, and the body is read only
+    /// once it can be verified: an unauthenticated client makes roas hold at most what the
+    /// in-flight budget (`--max-inflight-bytes`) allows, for at most `--http-timeout`.
     private func webhook(_ request: Request) async throws -> Response {
         let run = self.settings.run
         // Saturated: tell the sender to come back rather than queueing without bound.
         if self.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= self.settings.maximumQueuedChunks {
-            var response = Self.error(.serviceUnavailable, "the engine is saturated; retry later")
-            response.headers[.retryAfter] = "1"
-            return response
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: run.maximumBatchBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            return Self.error(.contentTooLarge, "the body is over --max-batch (\(run.maximumBatchBytes) bytes)")
+            return Self.refusal(.serviceUnavailable, "the engine is saturated; retry later", retryAfter: "1")
         }
         guard let id = request.headers[Self.webhookID], let signature = request.headers[Self.webhookSignature],
             let timestampText = request.headers[Self.webhookTimestamp]
         else {
-            return Self.error(.unauthorized, "webhook-id, webhook-timestamp and webhook-signature headers are required")
+            return Self.refusal(.unauthorized, "webhook-id, webhook-timestamp and webhook-signature headers are required")
         }
-        guard let timestamp = Int64(timestampText) else {
-            return Self.error(.badRequest, "webhook-timestamp must be an integer of seconds")
+        // The rules of framed input, so that a batch acknowledged here replays from the log.
+        let timestamp: Int64
+        switch BatchHeader.validate(id: id, timestampText: timestampText) {
+        case .success(let value): timestamp = value
+        case .failure(let invalid):
+            return Self.refusal(.badRequest, (invalid == .timestamp ? "webhook-timestamp " : "webhook-id ") + invalid.rule)
         }
-        guard !id.isEmpty, !id.contains(".") else {
-            return Self.error(.badRequest, "webhook-id must be non-empty without \".\"")
+        guard !run.secrets.isEmpty else {
+            return Self.refusal(
+                .unauthorized, "no secret is configured, so no batch can be verified", reason: Reason.badSignature.rawValue)
         }
+        if run.tolerance > 0, Self.isStale(timestamp, now: run.now(), tolerance: run.tolerance) {
+            return Self.refusal(
+                .unauthorized, "webhook-timestamp \(timestamp) is more than --tolerance (\(run.tolerance) s) from now",
+                reason: Reason.staleBatch.rawValue)
+        }
+        guard !WebhookSigner.candidates(in: signature).isEmpty else {
+            return Self.refusal(
+                .unauthorized, "webhook-signature holds no v1,<base64 of a 32-byte HMAC-SHA256>",
+                reason: Reason.badSignature.rawValue)
+        }
+        let tooLarge = "the body is over --max-batch (\(run.maximumBatchBytes) bytes)"
+        let declared = request.headers[.contentLength].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        if let declared, declared > run.maximumBatchBytes { return Self.refusal(.contentTooLarge, tooLarge) }
+        let overBudget = "over --max-inflight-bytes (\(self.settings.maximumInflightBytes)) of bodies are in memory; retry later"
+        // Bytes of the budget this request holds: its body, then also what it is parsed into.
+        var held = 0
+        defer { self.ingestor.inflight.release(held) }
+        if let declared {
+            guard self.ingestor.inflight.take(declared) else {
+                return Self.refusal(.serviceUnavailable, overBudget, retryAfter: "1")
+            }
+            held = declared
+        }
+        var body = ByteBuffer()
+        body.reserveCapacity(declared ?? 0)
+        for try await part in request.body {
+            let size = body.readableBytes + part.readableBytes
+            if size > run.maximumBatchBytes { return Self.refusal(.contentTooLarge, tooLarge) }
+            if size > held {
+                guard self.ingestor.inflight.take(size - held) else {
+                    return Self.refusal(.serviceUnavailable, overBudget, retryAfter: "1")
+                }
+                held = size
+            }
+            body.writeImmutableBuffer(part)
+        }
+        // A small start that grows as the batch is parsed: a forged batch, whose lines are only
+        // counted, does not make roas reserve its size a second time.
         var parser = ChunkParser(
             configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
             maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
-            accepted: self.ingestor.accepted, capacity: body.readableBytes + 4096,
+            accepted: self.ingestor.accepted, capacity: min(body.readableBytes + 4096, 1 << 16),
             journals: self.settings.durability != nil, maximumFuture: run.maximumFuture, now: run.now)
         let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: body.readableBytes)
         let (rejection, chunk) = body.withUnsafeReadableBytes { parser.batch(header, payload: $0) }
+        self.ingestor.inflight.force(chunk.retainedBytes)
+        held += chunk.retainedBytes
         self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
         defer { self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed) }
         let applied: Ingestor.Applied
         do {
             applied = try await self.ingestor.apply(chunk)
         } catch ServeError.finished {
-            var response = Self.error(.serviceUnavailable, "the server is shutting down; retry elsewhere or later")
-            response.headers[.retryAfter] = "5"
-            return response
+            return Self.refusal(.serviceUnavailable, "the server is shutting down; retry elsewhere or later", retryAfter: "5")
         } catch ServeError.notDurable(let reason) {
             // Nothing of the batch was applied; its id is free again for the retry.
             var response = Self.error(.serviceUnavailable, "the batch could not be made durable (\(reason)); retry later")
@@ -129,9 +167,12 @@ struct HTTPRoutes: Sendable {
     }
 
     /// `GET /v1/stream`: Server-Sent Events, `row` for each row update and `stats` every second.
-    private func stream(_ request: Request) throws -> Response {
+    /// A subscriber that falls more than `--stream-buffer` behind is dropped: its connection closed.
+    private func stream(_ request: Request, channel: any Channel) throws -> Response {
         try self.authorize(request)
-        let events = self.ingestor.hub.subscribe()
+        let subscription = self.ingestor.hub.subscribe()
+        // Also ends a write waiting for a client that stopped reading.
+        subscription.onDrop { channel.close(promise: nil) }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -140,9 +181,11 @@ struct HTTPRoutes: Sendable {
             body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
                 // The stream ends when the engine finishes (shutdown), after its final rows.
-                for await event in events {
+                for await event in subscription.events {
                     try await writer.write(event)
+                    subscription.written(event)
                 }
+                if subscription.isDropped { throw ChannelError.ioOnClosedChannel }
                 try await writer.finish(nil)
             })
     }
@@ -151,8 +194,8 @@ struct HTTPRoutes: Sendable {
     /// for the dashboard's EventSource, which cannot set headers).
     private func authorize(_ request: Request) throws {
         guard let token = self.settings.apiToken else { return }
-        if let value = request.headers[.authorization], value.hasPrefix("Bearer "),
-            Self.constantTimeEqual(String(value.dropFirst(7)), token)
+        if let value = request.headers[.authorization], let given = Self.bearerToken(value),
+            Self.constantTimeEqual(String(given), token)
         {
             return
         }
@@ -160,6 +203,19 @@ struct HTTPRoutes: Sendable {
             return
         }
         throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a valid bearer token is required")
+    }
+
+    /// The token of `Authorization: Bearer TOKEN`; the scheme in any case (RFC 7235: schemes are
+    /// case-insensitive), then one or more spaces.
+    static func bearerToken(_ value: String) -> Substring? {
+        guard let space = value.firstIndex(of: " "), value[..<space].lowercased() == "bearer" else { return nil }
+        return value[space...].drop { $0 == " " }
+    }
+
+    /// Whether a batch timestamp is more than `tolerance` seconds from `now`, for any two Int64s.
+    static func isStale(_ timestamp: Int64, now: Int64, tolerance: Int64) -> Bool {
+        let (difference, overflow) = now.subtractingReportingOverflow(timestamp)
+        return overflow || difference.magnitude > UInt64(max(0, tolerance))
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
@@ -180,6 +236,17 @@ struct HTTPRoutes: Sendable {
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
         Self.response(status, Array(text.utf8), type: "application/json")
+    }
+
+    /// A webhook answered before its body was read: the connection is closed after the answer
+    /// (`CloseAfterResponse`) rather than reading the body to get to a next request.
+    static func refusal(
+        _ status: HTTPResponse.Status, _ message: String, reason: String? = nil, retryAfter: String? = nil
+    ) -> Response {
+        var response = Self.error(status, message, reason: reason)
+        response.headers[.connection] = "close"
+        if let retryAfter { response.headers[.retryAfter] = retryAfter }
+        return response
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) -> Response {

@@ -29,6 +29,8 @@ actor Ingestor {
     let hub: StreamHub
     let metrics: ServeMetrics
     let gauges: IngestGauges
+    /// `--max-inflight-bytes`, shared by webhook requests and TCP connections.
+    let inflight: InflightBudget
     /// Batch ids accepted on any connection or request, for `replayed_batch`.
     let accepted = AcceptedBatches()
     private var board = LiveBoard()
@@ -55,8 +57,9 @@ actor Ingestor {
         self.rows = rows
         self.deadLetters = deadLetters
         self.postgres = postgres
-        self.hub = StreamHub()
         self.metrics = ServeMetrics()
+        self.hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
+        self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
         let now = StreamRunner.monotonicMilliseconds()
         self.lastEventAt = now
@@ -141,6 +144,7 @@ actor Ingestor {
         }
         // No wait for the database sink here: metrics and the idle close go on during an outage, and
         // with ingest waiting, what a tick adds is bounded (live rows of keys changed since the last).
+        self.hub.dropLagging()
         self.sink.emitUpdates()
         try self.write()
         let events = self.sink.engine.statistics.acceptedEventCount
@@ -255,6 +259,7 @@ actor Ingestor {
         self.metrics.connections.record(self.gauges.connections.load(ordering: .relaxed))
         self.metrics.queuedChunks.record(self.gauges.queuedChunks.load(ordering: .relaxed))
         self.metrics.streamSubscribers.record(self.hub.subscriberCount)
+        self.metrics.inflightBytes.record(self.inflight.used)
         if let log = self.durable?.log { self.metrics.record(log) }
         if let postgres = self.postgres { self.metrics.record(postgres) }
     }
@@ -264,6 +269,7 @@ actor Ingestor {
         guard !self.sink.output.isEmpty else { return }
         let writesUpdates = self.settings.run.emitEvery != nil
         var wroteRow = false
+        var events: [(name: String, data: [UInt8])] = []
         if let postgres = self.postgres {
             // Replayed rows too (recovery): the upsert makes writing a row again harmless.
             let rows = writesUpdates ? self.sink.output.rows : self.sink.output.rows.filter(\.isFinal)
@@ -282,8 +288,9 @@ actor Ingestor {
                 self.unwrittenUpdates += 1
             }
             self.board.absorb(row)
-            self.hub.publish(event: "row", data: json)
+            events.append(("row", json))
         }
+        self.hub.publish(events)
         if wroteRow { try self.rows.flush() }
         if let deadLetters = self.deadLetters {
             for letter in self.sink.output.deadLetters {

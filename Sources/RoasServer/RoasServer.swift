@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import RoasCore
@@ -111,8 +112,15 @@ public final class RoasServer: Sendable {
         if let address = self.settings.http {
             let routes = HTTPRoutes(settings: self.settings, ingestor: self.ingestor, readiness: readiness)
             let logger = self.logger
+            // --max-http-connections and --http-timeout, on Hummingbird's HTTP/1.1 channel.
+            let gate = HTTPConnectionGate(
+                limit: self.settings.maximumHTTPConnections, metrics: self.ingestor.metrics, logger: logger)
+            let timeout = TimeAmount.milliseconds(self.settings.httpTimeout)
             let app = Application(
                 router: routes.router(),
+                server: HTTPServerBuilder { responder in
+                    LimitedHTTP1Channel(responder: responder, timeout: timeout, gate: gate)
+                },
                 configuration: .init(address: .hostname(address.host, port: address.port), serverName: "roas"),
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? address.port

@@ -25,6 +25,10 @@ final class ServeMetrics: Sendable {
     let connections: Metrics.Gauge
     let queuedChunks: Metrics.Gauge
     let streamSubscribers: Metrics.Gauge
+    let streamSubscribersDropped: Metrics.Counter
+    let httpConnections: Metrics.Gauge
+    let httpConnectionsRefused: Metrics.Counter
+    let inflightBytes: Metrics.Gauge
     let checkpoints: Metrics.Counter
     let checkpointSeconds: Metrics.Gauge
     let checkpointBytes: Metrics.Gauge
@@ -64,6 +68,10 @@ final class ServeMetrics: Sendable {
         self.connections = Metrics.Gauge(label: "roas_tcp_connections", factory: factory)
         self.queuedChunks = Metrics.Gauge(label: "roas_queued_chunks", factory: factory)
         self.streamSubscribers = Metrics.Gauge(label: "roas_stream_subscribers", factory: factory)
+        self.streamSubscribersDropped = Metrics.Counter(label: "roas_stream_subscribers_dropped_total", factory: factory)
+        self.httpConnections = Metrics.Gauge(label: "roas_http_connections", factory: factory)
+        self.httpConnectionsRefused = Metrics.Counter(label: "roas_http_connections_refused_total", factory: factory)
+        self.inflightBytes = Metrics.Gauge(label: "roas_inflight_bytes", factory: factory)
         self.checkpoints = Metrics.Counter(label: "roas_checkpoints_total", factory: factory)
         self.checkpointSeconds = Metrics.Gauge(label: "roas_checkpoint_last_seconds", factory: factory)
         self.checkpointBytes = Metrics.Gauge(label: "roas_checkpoint_last_bytes", factory: factory)

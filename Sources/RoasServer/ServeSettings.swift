@@ -35,7 +35,7 @@ public struct ServeSettings: Sendable {
     /// TCP connections at once; more are closed at once with an error line.
     public var maximumConnections = 1024
     /// Milliseconds a TCP connection may stay silent before it is closed (a half-sent frame is then
-    /// dead-lettered `bad_frame`, as at the end of stdin).
+    /// dead-lettered `bad_frame`, as at the end of stdin); 0: never.
     public var connectionIdleTimeout: Int64 = 60_000
     /// Milliseconds without any event after which the watermark follows the wall clock
     /// (wall clock minus the lateness), so open windows still close.
@@ -49,6 +49,21 @@ public struct ServeSettings: Sendable {
     /// `--data-dir`: a write-ahead log and checkpoints; input is acknowledged once durable, and a
     /// restart resumes where the last run stopped (also after a crash).
     public var durability: DurabilitySettings?
+    // Limits against unauthenticated clients: every one bounds what a client can make roas hold
+    // before it has proved anything (see README, "Options of roas serve").
+    /// `--max-http-connections`: HTTP connections at once; one more is answered 503 and closed at once.
+    public var maximumHTTPConnections = 1024
+    /// `--http-timeout`, milliseconds: to receive a request's head (from the connection's start or
+    /// the previous response), to receive its whole body (from its head), and to keep an idle
+    /// connection open.
+    public var httpTimeout: Int64 = 30_000
+    /// `--max-inflight-bytes`: body and frame bytes held in memory at once by webhook requests and
+    /// TCP connections together (as read, and as parsed until applied); webhooks get 503 beyond it,
+    /// TCP connections stop reading. At least twice `--max-batch`.
+    public var maximumInflightBytes = 256 << 20
+    /// `--stream-buffer`: bytes of events a `/v1/stream` subscriber may have waiting; one that falls
+    /// further behind is dropped (its stream ends).
+    public var streamBufferBytes = 1 << 20
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
 

@@ -28,7 +28,10 @@ struct TCPIngest: Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 65536, maximum: 262_144))
             .bind(host: self.address.host, port: self.address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PeerIdleTimeout(timeout: idleTimeout))
+                    // --idle-timeout 0: never.
+                    if idleTimeout > .zero {
+                        try channel.pipeline.syncOperations.addHandler(PeerIdleTimeout(timeout: idleTimeout))
+                    }
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
@@ -67,9 +70,16 @@ struct TCPIngest: Sendable {
     /// with logging and applying the ones before.
     static let chunksInFlight = 4
 
+    /// A chunk read and parsed, with the bytes of `--max-inflight-bytes` it holds until applied.
+    private struct Parsed: Sendable {
+        var chunk: ParsedChunk
+        var held: Int
+    }
+
     /// A chunk a connection handed to the ingestor, or the error that stopped it.
     private struct Submitted: Sendable {
         var chunk: ParsedChunk
+        var held: Int
         var submission: Result<Ingestor.Submission, any Error>
     }
 
@@ -79,6 +89,34 @@ struct TCPIngest: Sendable {
         let outstanding = Atomic<Int>(0)
         /// Set once a chunk was not taken (not made durable): nothing after it is applied.
         let failed = Atomic<Bool>(false)
+        /// Bytes of `--max-inflight-bytes` the connection holds: what its decoder buffers (a frame
+        /// not complete yet) and its chunks until they are applied.
+        let held = Atomic<Int>(0)
+    }
+
+    /// Gives back bytes of `--max-inflight-bytes` the connection held.
+    private func release(_ bytes: Int, _ state: ConnectionState) {
+        guard bytes > 0 else { return }
+        state.held.subtract(bytes, ordering: .relaxed)
+        self.ingestor.inflight.release(bytes)
+    }
+
+    /// Before reading more: waits while webhooks and connections hold `--max-inflight-bytes` or more
+    /// (back-pressure: NIO stops reading the socket). False when the connection should stop
+    /// instead: it waited `--idle-timeout` while holding part of a frame and nothing of its own
+    /// that could be applied, so it can only hold the budget for others to wait on (several such
+    /// connections would wait on each other for ever). Graceful shutdown ends the wait.
+    private func waitForRoom(_ state: ConnectionState, holdsPartialFrame: () -> Bool) async -> Bool {
+        let budget = self.ingestor.inflight
+        guard budget.used >= budget.limit else { return true }
+        let patience = self.settings.connectionIdleTimeout > 0 ? self.settings.connectionIdleTimeout : 3_600_000
+        while true {
+            let room = await cancelWhenGracefulShutdown { await budget.waitForRoom(timeout: .milliseconds(patience)) }
+            if room || Task.isShuttingDownGracefully || Task.isCancelled { return true }
+            if self.settings.connectionIdleTimeout > 0 && holdsPartialFrame() && state.outstanding.load(ordering: .relaxed) == 0 {
+                return false
+            }
+        }
     }
 
     /// Reads one connection to its end (or the idle timeout, or shutdown) in three stages, each its
@@ -106,18 +144,20 @@ struct TCPIngest: Sendable {
         defer {
             // Chunks a failure left unanswered.
             self.ingestor.gauges.queuedChunks.subtract(state.outstanding.load(ordering: .relaxed), ordering: .relaxed)
+            self.release(state.held.load(ordering: .relaxed), state)
         }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 let replies = acknowledges ? outbound : nil
-                let (parsed, parsedInput) = AsyncStream.makeStream(of: ParsedChunk.self)
+                let (parsed, parsedInput) = AsyncStream.makeStream(of: Parsed.self)
                 let (submitted, submittedInput) = AsyncStream.makeStream(of: Submitted.self)
                 let (answered, answeredInput) = AsyncStream.makeStream(of: Void.self)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         defer { submittedInput.finish() }
                         var previous: Ingestor.Submission?
-                        for await chunk in parsed {
+                        for await item in parsed {
+                            let chunk = item.chunk
                             let submission: Result<Ingestor.Submission, any Error>
                             if state.failed.load(ordering: .relaxed) {
                                 self.ingestor.accepted.remove(acceptedIn: chunk)
@@ -132,7 +172,7 @@ struct TCPIngest: Sendable {
                                     submission = .failure(error)
                                 }
                             }
-                            submittedInput.yield(Submitted(chunk: chunk, submission: submission))
+                            submittedInput.yield(Submitted(chunk: chunk, held: item.held, submission: submission))
                         }
                     }
                     group.addTask {
@@ -158,6 +198,7 @@ struct TCPIngest: Sendable {
                             }
                             state.outstanding.subtract(1, ordering: .relaxed)
                             self.ingestor.gauges.queuedChunks.subtract(1, ordering: .relaxed)
+                            self.release(item.held, state)
                             answeredInput.yield()
                         }
                         if let failure {
@@ -169,11 +210,26 @@ struct TCPIngest: Sendable {
                     }
                     var answered = answered.makeAsyncIterator()
                     var inFlight = 0
+                    // Bytes of the budget held for what the decoder buffers (part of a line or frame).
+                    var buffered = 0
+                    /// Hands a chunk on with the bytes it holds: those that left the decoder with it,
+                    /// or what it takes in memory parsed if that is more (many short lines).
                     func hand(_ chunk: ParsedChunk) async -> Bool {
-                        guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else { return true }
+                        var held = buffered - parser.bufferedBytes
+                        buffered = parser.bufferedBytes
+                        if chunk.retainedBytes > held {
+                            self.ingestor.inflight.force(chunk.retainedBytes - held)
+                            state.held.add(chunk.retainedBytes - held, ordering: .relaxed)
+                            held = chunk.retainedBytes
+                        }
+                        guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else {
+                            self.release(held, state)
+                            return true
+                        }
                         if inFlight == Self.chunksInFlight {
                             guard await answered.next() != nil else {
                                 self.ingestor.accepted.remove(acceptedIn: chunk)
+                                self.release(held, state)
                                 return false
                             }
                             inFlight -= 1
@@ -181,15 +237,25 @@ struct TCPIngest: Sendable {
                         inFlight += 1
                         state.outstanding.add(1, ordering: .relaxed)
                         self.ingestor.gauges.queuedChunks.add(1, ordering: .relaxed)
-                        parsedInput.yield(chunk)
+                        parsedInput.yield(Parsed(chunk: chunk, held: held))
                         return true
                     }
                     var stopped = false
                     do {
                         for try await buffer in inbound.cancelOnGracefulShutdown() {
+                            // What was read is in memory: it counts, and reading waits for room.
+                            self.ingestor.inflight.force(buffer.readableBytes)
+                            state.held.add(buffer.readableBytes, ordering: .relaxed)
+                            buffered += buffer.readableBytes
                             let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
                             if !(await hand(chunk)) {
                                 stopped = true
+                                break
+                            }
+                            if !(await self.waitForRoom(state, holdsPartialFrame: { parser.bufferedBytes > 0 })) {
+                                self.logger.warning(
+                                    "closing a TCP connection from \(peer): it held \(parser.bufferedBytes) bytes of an incomplete frame while --max-inflight-bytes \(self.settings.maximumInflightBytes) was spent for --idle-timeout")
+                                connection.channel.close(mode: .input, promise: nil)
                                 break
                             }
                         }

@@ -37,7 +37,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
-            "Close a TCP connection whose sender sent nothing for this long while roas waited to read (a half-sent frame is then bad_frame); back-pressure does not count."
+            "Close a TCP connection whose sender sent nothing for this long while roas waited to read (a half-sent frame is then bad_frame); back-pressure does not count; 0: never."
     )
     var idleTimeout: String = "60s"
 
@@ -58,6 +58,19 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Parsed chunks waiting for the engine beyond which webhooks answer 503 with Retry-After.")
     var maxQueued: Int = 64
+
+    // Limits against unauthenticated clients (README: "Options of roas serve").
+    @Option(help: "Most HTTP connections at once; more are answered 503 and closed at once.")
+    var maxHttpConnections: Int = 1024
+
+    @Option(help: "HTTP: time to receive a request's head, to receive its whole body, and to keep an idle connection open.")
+    var httpTimeout: String = "30s"
+
+    @Option(help: "Bytes of webhook bodies and TCP frames held in memory at once (as read and as parsed); webhooks get 503 beyond it, TCP reading pauses. At least twice --max-batch.")
+    var maxInflightBytes: Int = 256 << 20
+
+    @Option(help: "Bytes of events a /v1/stream subscriber may have waiting; one further behind is dropped.")
+    var streamBuffer: Int = 1 << 20
 
     @Option(help: "Keep a write-ahead log and checkpoints in this folder: acknowledge input once durable, resume after a restart or crash.")
     var dataDir: String?
@@ -102,6 +115,8 @@ struct Serve: AsyncParsableCommand {
         guard self.sinkQueue > 0 else { throw ValidationError("--sink-queue must be positive") }
         if self.truncateDamagedLog && self.dataDir == nil { throw ValidationError("--truncate-damaged-log needs --data-dir") }
         _ = try self.options.futureLimit(self.maxFuture)
+        guard self.maxHttpConnections > 0 else { throw ValidationError("--max-http-connections must be positive") }
+        guard self.streamBuffer > 0 else { throw ValidationError("--stream-buffer must be positive") }
         guard FsyncMode(argument: self.fsync) != nil else {
             throw ValidationError("--fsync must be batch, always or interval:DURATION (interval:100ms), got '\(self.fsync)'")
         }
@@ -139,6 +154,17 @@ struct Serve: AsyncParsableCommand {
         settings.apiToken = self.apiToken ?? ProcessInfo.processInfo.environment["ROAS_API_TOKEN"]
         settings.maximumQueuedChunks = self.maxQueued
         if let every = run.emitEvery { settings.liveEvery = every }
+        settings.maximumHTTPConnections = self.maxHttpConnections
+        settings.httpTimeout = try self.options.duration(self.httpTimeout, "--http-timeout")
+        guard settings.httpTimeout > 0 else {
+            throw ValidationError("--http-timeout must be positive: it is what cuts off slow and idle HTTP clients")
+        }
+        guard self.maxInflightBytes / 2 >= run.maximumBatchBytes else {
+            throw ValidationError(
+                "--max-inflight-bytes (\(self.maxInflightBytes)) must be at least twice --max-batch (\(run.maximumBatchBytes)), so that a batch of any allowed size can be read")
+        }
+        settings.maximumInflightBytes = self.maxInflightBytes
+        settings.streamBufferBytes = self.streamBuffer
 
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.
         var resumes = false

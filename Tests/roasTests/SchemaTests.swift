@@ -94,6 +94,8 @@ struct SchemaTests {
             main,  // replayed_batch
             frame("old", [#"{"type":"view","id":"v-5","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#], timestamp: now - 3600),  // stale_batch
             frame("forged", [#"{"type":"view","id":"v-6","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#], by: forger),  // bad_signature
+            // bad_signature over 4 KiB: one truncated record
+            frame("forged-big", (0..<60).map { #"{"type":"view","id":"w-\#($0)","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"# }, by: forger),
             #"{"batch":{"id":"a.b","timestamp":\#(now),"signature":"v1,AAAA","bytes":2}}"# + "\n{}\n",  // bad_frame
             #"{"type":"view","id":"v-7","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"# + "\n",  // unsigned
             frame("main", [#"{"type":"view","id":"v-8","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#]),  // conflict
@@ -115,6 +117,8 @@ struct SchemaTests {
         #expect(reasons == Set(Reason.allCases.map(\.rawValue)), "reasons missing: \(Set(Reason.allCases.map(\.rawValue)).subtracting(reasons))\n\(lines.joined(separator: "\n"))")
         let check = try Tools.validate(lines, against: "dead-letter.schema.json")
         #expect(check.status == 0, "\(check)")
+        let truncated = try lines.filter { try Tools.object($0)["truncated"] as? Bool == true }
+        #expect(truncated.count == 1 && truncated[0].contains(#""batch":"forged-big""#), "\(truncated)")
         let summary = try Tools.validate([run.stderrText.trimmingCharacters(in: .newlines)], against: "summary.schema.json")
         #expect(summary.status == 0, "\(summary)")
         let rows = try Tools.validate(run.stdoutLines, against: "row.schema.json")
@@ -307,7 +311,7 @@ struct SchemaTests {
         #expect(goodDeadLetter.status == 0, "\(goodDeadLetter)")
         let badDeadLetters = [
             deadLetter.replacingOccurrences(of: #""late""#, with: #""tardy""#),
-            deadLetter.replacingOccurrences(of: #""line":3"#, with: #""line":0"#),
+            deadLetter.replacingOccurrences(of: #""line":3"#, with: #""line":-1"#),
             deadLetter.replacingOccurrences(of: #""batch":null"#, with: #""batch":5"#),
             deadLetter.replacingOccurrences(of: #","detail":"too late""#, with: ""),
             deadLetter.replacingOccurrences(of: #""raw":"{}""#, with: #""raw":{}"#),
@@ -315,6 +319,22 @@ struct SchemaTests {
         ]
         let deadLetters = try Tools.validate(badDeadLetters, against: "dead-letter.schema.json", expect: .invalid)
         #expect(deadLetters.status == 0, "\(deadLetters)")
+        // A truncated batch's record: all four payload members, or none.
+        let digest = String(repeating: "ab", count: 32)
+        let truncated = deadLetter.replacingOccurrences(
+            of: #""detail":"too late"}"#,
+            with: #""detail":"x","truncated":true,"payload_bytes":5000,"payload_sha256":"\#(digest)","payload_prefix":"{}","omitted_lines":3}"#)
+        let goodTruncated = try Tools.validate([truncated], against: "dead-letter.schema.json")
+        #expect(goodTruncated.status == 0, "\(goodTruncated)")
+        let badTruncated = [
+            truncated.replacingOccurrences(of: #","payload_sha256":"\#(digest)""#, with: ""),
+            truncated.replacingOccurrences(of: digest, with: "XYZ"),
+            truncated.replacingOccurrences(of: #""truncated":true,"#, with: ""),
+            truncated.replacingOccurrences(of: #""truncated":true"#, with: #""truncated":false"#),
+            truncated.replacingOccurrences(of: #""payload_bytes":5000"#, with: #""payload_bytes":100"#),
+        ]
+        let badTruncatedCheck = try Tools.validate(badTruncated, against: "dead-letter.schema.json", expect: .invalid)
+        #expect(badTruncatedCheck.status == 0, "\(badTruncatedCheck)")
 
         var statistics = Statistics()
         statistics.linesRead = 3

@@ -34,6 +34,39 @@ public struct BatchHeader: Sendable, Equatable {
         return String(decoding: output, as: UTF8.self)
     }
 
+    /// A batch id or timestamp that breaks the rules of `validate(id:timestampText:)`.
+    public enum Invalid: Error, Sendable, Equatable {
+        case idLength, idDot, timestamp
+
+        /// The rule, to follow the field's name (`batch.id` in a frame, `webhook-id` in a request).
+        public var rule: String {
+            switch self {
+            case .idLength: "must be a string of 1 to 256 bytes"
+            case .idDot: "must not contain '.'"
+            case .timestamp: "must be integer epoch seconds"
+            }
+        }
+    }
+
+    /// The one set of rules for a batch's id and timestamp, shared by framed input (`parse`) and
+    /// webhooks (`webhook-id`, `webhook-timestamp`), so that what one accepts the other (and the
+    /// write-ahead log's replay, which reads frames) accepts too: an id of 1 to 256 bytes without
+    /// '.', and a timestamp written as a JSON integer (`-`? then digits, no leading zero) of at most
+    /// 18 digits (`EventParser.integer`'s limit). Returns the timestamp.
+    public static func validate(id: String, timestampText: some StringProtocol) -> Result<Int64, Invalid> {
+        guard !id.isEmpty, id.utf8.count <= 256 else { return .failure(.idLength) }
+        guard !id.contains(".") else { return .failure(.idDot) }
+        let text = Array(timestampText.utf8)
+        let digits = text.first == UInt8(ascii: "-") ? text.dropFirst() : text[...]
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            digits.count == 1 || digits.first != 0x30
+        else { return .failure(.timestamp) }
+        guard let value = text.withUnsafeBytes({ EventParser.integer($0) }) else {
+            return .failure(.timestamp)
+        }
+        return .success(value)
+    }
+
     static func looksLikeHeader(_ line: UnsafeRawBufferPointer) -> Bool {
         var index = 0
         @inline(__always) func skip() {
@@ -100,14 +133,17 @@ public struct BatchHeader: Sendable, Equatable {
         let id = string("id")
         let bytes = integer("bytes").flatMap { $0 >= 0 && $0 <= Int64(Int32.max) * 64 ? Int($0) : nil }
         if repeated { return .invalid(id: id, bytes: bytes, detail: "the batch header repeats a key") }
-        guard let id, !id.isEmpty, id.utf8.count <= 256 else {
-            return .invalid(id: id, bytes: bytes, detail: "batch.id must be a string of 1 to 256 bytes")
+        guard let id else { return .invalid(id: nil, bytes: bytes, detail: "batch.id " + Invalid.idLength.rule) }
+        var timestampText = ""
+        if let span = spans[Array("timestamp".utf8)], span.kind == .number, !span.flag {
+            timestampText = String(decoding: inner[span.start..<span.end], as: UTF8.self)
         }
-        guard !id.contains(".") else {
-            return .invalid(id: id, bytes: bytes, detail: "batch.id must not contain '.'")
-        }
-        guard let timestamp = integer("timestamp") else {
-            return .invalid(id: id, bytes: bytes, detail: "batch.timestamp must be integer epoch seconds")
+        let timestamp: Int64
+        switch Self.validate(id: id, timestampText: timestampText) {
+        case .success(let value): timestamp = value
+        case .failure(let invalid):
+            let field = invalid == .timestamp ? "batch.timestamp " : "batch.id "
+            return .invalid(id: id, bytes: bytes, detail: field + invalid.rule)
         }
         guard let signature = string("signature") else {
             return .invalid(id: id, bytes: bytes, detail: "batch.signature must be a string")

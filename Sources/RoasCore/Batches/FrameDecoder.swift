@@ -88,10 +88,18 @@ public struct FrameDecoder {
             self.decode(all, into: &handler, isFinal: isFinal)
         }
         if self.start == self.buffer.count {
-            self.buffer.removeAll(keepingCapacity: true)
+            self.buffer.removeAll(keepingCapacity: self.buffer.capacity <= FrameDecoder.keptCapacity)
+            self.start = 0
+        } else if self.buffer.capacity > FrameDecoder.keptCapacity && self.bufferedBytes < self.buffer.capacity / 8 {
+            // After a large frame: do not keep its memory for a small rest (a connection that
+            // trickles a byte now and then would hold up to --max-batch for nothing).
+            self.buffer = Array(self.buffer[self.start...])
             self.start = 0
         }
     }
+
+    /// Buffer capacity kept for the next bytes once what it held is consumed.
+    static let keptCapacity = 1 << 20
 
     @inline(__always)
     private static func newline(in all: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {

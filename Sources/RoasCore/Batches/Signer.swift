@@ -109,15 +109,23 @@ public struct WebhookSigner {
         "v1," + Data(self.tag(secret: index, id: id, timestamp: timestamp, body: body)).base64EncodedString()
     }
 
-    /// Whether any space-separated `v1,<sig>` of `signatures` matches the message under any secret.
-    /// Tags are compared in constant time.
-    public func verify(signatures: String, id: String, timestamp: Int64, body: UnsafeRawBufferPointer) -> Bool {
+    /// The tags of the well-formed entries of a signature header: each space-separated `v1,<base64>`
+    /// whose base64 decodes to 32 bytes. With none, no secret can match (webhooks are refused
+    /// before their body is read).
+    public static func candidates(in signatures: String) -> [[UInt8]] {
         var candidates: [[UInt8]] = []
         for token in signatures.split(separator: " ") where token.hasPrefix("v1,") {
             if let decoded = WebhookSecret.base64Decoded(String(token.dropFirst(3))), decoded.count == 32 {
                 candidates.append(Array(decoded))
             }
         }
+        return candidates
+    }
+
+    /// Whether any space-separated `v1,<sig>` of `signatures` matches the message under any secret.
+    /// Tags are compared in constant time.
+    public func verify(signatures: String, id: String, timestamp: Int64, body: UnsafeRawBufferPointer) -> Bool {
+        let candidates = Self.candidates(in: signatures)
         guard !candidates.isEmpty else { return false }
         var matched = false
         for index in self.secrets.indices {

@@ -52,6 +52,8 @@ public enum Reason: String, CaseIterable, Sendable, Comparable {
 public struct Rejection: Error, Sendable, Equatable {
     public var reason: Reason
     public var detail: String
+    /// For the header line of a rejected batch with a large payload: what its dead letter keeps of it.
+    public var payload: TruncatedPayload?
 
     public init(_ reason: Reason, _ detail: String) {
         self.reason = reason

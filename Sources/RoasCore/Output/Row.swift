@@ -66,13 +66,17 @@ public struct DeadLetter: Sendable, Equatable {
     public var raw: [UInt8]
     /// A short human explanation.
     public var detail: String
+    /// On the header line of a rejected batch whose payload is over `TruncatedPayload.prefixBytes`:
+    /// what is kept of the payload instead of a record per line.
+    public var payload: TruncatedPayload?
 
-    public init(reason: Reason, batch: String?, line: Int, raw: [UInt8], detail: String) {
+    public init(reason: Reason, batch: String?, line: Int, raw: [UInt8], detail: String, payload: TruncatedPayload? = nil) {
         self.reason = reason
         self.batch = batch
         self.line = line
         self.raw = raw
         self.detail = detail
+        self.payload = payload
     }
 
     public func appendJSON(to output: inout [UInt8]) {
@@ -82,6 +86,7 @@ public struct DeadLetter: Sendable, Equatable {
         JSONText.appendQuoted(self.raw, to: &output)
         JSONText.append(",\"detail\":", to: &output)
         JSONText.appendQuoted(self.detail.utf8, to: &output)
+        self.payload?.appendJSONMembers(to: &output)
         output.append(UInt8(ascii: "}"))
     }
 

@@ -29,6 +29,9 @@ public struct ChunkParser {
             maximumFuture: maximumFuture)
     }
 
+    /// Bytes read and held for the rest of a line or frame.
+    public var bufferedBytes: Int { self.decoder.bufferedBytes }
+
     /// Parses the next chunk of the stream; a frame or line cut by the chunk's end waits for the next.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) -> ParsedChunk {
         self.decoder.append(bytes)

@@ -33,6 +33,8 @@ public struct ParsedChunk: Sendable {
         case blank
         case acceptedBatch
         case rejectedBatch(Reason)
+        /// Lines counted without a record each (see `EventSink.countDeadLetters`); nil: blank lines.
+        case counted(Reason?, lines: Int)
     }
 
     var bytes: [UInt8] = []
@@ -50,6 +52,12 @@ public struct ParsedChunk: Sendable {
 
     public var isEmpty: Bool { self.entries.isEmpty }
 
+    /// The memory the chunk holds (its buffers' capacities), for `roas serve --max-inflight-bytes`.
+    public var retainedBytes: Int {
+        self.bytes.capacity + self.entries.capacity * MemoryLayout<Entry>.stride + self.journal.capacity
+            + self.batches.count * MemoryLayout<String>.stride + self.batchOutcomes.capacity * MemoryLayout<BatchOutcome>.stride
+    }
+
     /// Parsed events (each may still be `late` or `duplicate` for the engine).
     public var eventCount: Int {
         self.entries.reduce(0) { count, entry in
@@ -60,7 +68,11 @@ public struct ParsedChunk: Sendable {
     /// Lines rejected while reading (dead letters before the engine).
     public var rejectedCount: Int {
         self.entries.reduce(0) { count, entry in
-            if case .reject = entry { count + 1 } else { count }
+            switch entry {
+            case .reject: count + 1
+            case .counted(.some, let lines): count + lines
+            default: count
+            }
         }
     }
 }
@@ -147,6 +159,8 @@ public struct ChunkRecorder: EventSink {
     public mutating func countBlankLine() { self.chunk.entries.append(.blank) }
     public mutating func countAcceptedBatch() { self.chunk.entries.append(.acceptedBatch) }
     public mutating func countRejectedBatch(_ reason: Reason) { self.chunk.entries.append(.rejectedBatch(reason)) }
+    public mutating func countDeadLetters(_ reason: Reason, lines: Int) { self.chunk.entries.append(.counted(reason, lines: lines)) }
+    public mutating func countBlankLines(_ lines: Int) { self.chunk.entries.append(.counted(nil, lines: lines)) }
 
     public mutating func batchAccepted(
         _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
@@ -202,6 +216,8 @@ extension EngineSink {
                     self.countAcceptedBatch()
                 case .rejectedBatch(let reason):
                     self.countRejectedBatch(reason)
+                case .counted(let reason, let lines):
+                    if let reason { self.countDeadLetters(reason, lines: lines) } else { self.countBlankLines(lines) }
                 }
             }
         }
