@@ -70,6 +70,8 @@ enum Entry: Equatable {
     case blank
     case acceptedBatch
     case rejectedBatch(Reason)
+    /// Lines counted without a record each (blank lines when the reason is nil).
+    case counted(Reason?, Int)
 }
 
 struct Parsed: Equatable {
@@ -94,6 +96,7 @@ struct Parsed: Equatable {
             case .blank: self.entries.append(.blank)
             case .acceptedBatch: self.entries.append(.acceptedBatch)
             case .rejectedBatch(let reason): self.entries.append(.rejectedBatch(reason))
+            case .counted(let reason, let lines): self.entries.append(.counted(reason, lines))
             }
         }
         self.outcomes += chunk.batchOutcomes
@@ -102,12 +105,14 @@ struct Parsed: Equatable {
         self.bytes += chunk.bytesRead
     }
 
-    /// Lines accounted for: events, rejected lines, blank lines and accepted batch headers.
+    /// Lines accounted for: events, rejected lines, blank lines and accepted batch headers, and the
+    /// lines of a big rejected batch counted without a record each.
     var accounted: Int {
         self.entries.reduce(0) { count, entry in
             switch entry {
             case .event, .reject, .blank, .acceptedBatch: count + 1
             case .rejectedBatch: count
+            case .counted(_, let lines): count + lines
             }
         }
     }

@@ -1,9 +1,10 @@
 // Fuzz target `snapshot`: any bytes as an engine snapshot (`Engine(snapshot:configuration:)`), read
 // with the two configurations of `SnapshotConfigurations` (the second when the first does not
 // match). Checks: it returns an engine or throws `SnapshotError`, never traps; a decoded engine
-// re-encodes to the same bytes (but for the dead-letter flag, which the reader ignores by
-// design); the decoded engine takes more events (times near its watermark) and finishes without
-// trapping, its rows never negative; and what it then snapshots reads back.
+// re-encodes to the same bytes (but for the options the reader ignores by design: the dead-letter
+// flag, the half-life of a model without decay, the order of the changed keys); the decoded
+// engine takes more events (times near its watermark) and finishes without trapping, its rows
+// never negative; and what it then snapshots reads back.
 @testable import RoasCore
 import FuzzSupport
 
@@ -54,13 +55,20 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let (engine, index) = decode(bytes) else { return 0 }
     let configuration = configurations[index]
 
-    // The same bytes again, but for the dead-letter flag, which the reader ignores, and the order of
+    // The same bytes again, but for the dead-letter flag, which the reader ignores, the half-life
+    // of a model that does not use it, which it does not compare either, and the order of
     // the changed keys of live updates (16 bytes each, just before the last 9 bytes), which the
     // reader takes in any order and the writer sorts.
     var encoded = engine.snapshot()
     require(encoded.count == bytes.count, "a decoded snapshot of \(bytes.count) bytes re-encodes to \(encoded.count)")
     let flag = flagOffsets[index]
     encoded[flag] = bytes[flag]
+    if configuration.model != .timeDecay {
+        // The half-life, compared only when the model is time-decay (after the model's name and
+        // the two lookbacks).
+        let halfLife = Engine.snapshotMagic.count + 4 + 1 + 8 + configuration.model.rawValue.utf8.count + 16
+        encoded.replaceSubrange(halfLife..<(halfLife + 8), with: bytes[halfLife..<(halfLife + 8)])
+    }
     let changes = engine.windows.changed.count
     let changesEnd = bytes.count - 9
     let changesStart = changesEnd - 16 * changes
