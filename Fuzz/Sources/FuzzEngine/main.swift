@@ -13,8 +13,13 @@
 //   (times window / slide, as hopping windows count each event in that many windows), each accepted
 //   purchase brings exactly one conversion and its converted amount as revenue, each accepted
 //   refund its converted amount as refunds.
+// ROAS_FUZZ_PRINT=FILE writes an input's stream to FILE and prints the matching roas run command.
 @testable import RoasCore
 import FuzzSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 let now: @Sendable () -> Int64 = { 1_795_255_200 }
 
@@ -93,6 +98,18 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     var input = FuzzInput(data, size)
     guard let program = EngineProgram(&input) else { return 0 }
     let configuration = program.configuration
+    if let path = getenv("ROAS_FUZZ_PRINT") {
+        // Triage: the input as an NDJSON file and the roas run options that give the same engine.
+        TemporaryDirectory.write(program.stream, to: String(cString: path))
+        let c = configuration
+        let rates = zip(c.currencies.codes, c.currencies.rates).dropFirst().map { "\"\($0)\":\($1)" }.joined(separator: ",")
+        printError(
+            "roas run --model \(c.model.rawValue) --window \(c.window)ms --slide \(c.slide)ms"
+                + " --by \(c.byCampaign ? "creator,campaign" : "creator") --lateness \(c.lateness)ms"
+                + " --dedup-horizon \(c.dedupHorizon)ms --click-lookback \(c.clickLookback)ms"
+                + " --view-lookback \(c.viewLookback)ms --half-life \(c.halfLife)ms --rates RATES"
+                + " --input \(String(cString: path))   # RATES: {\(rates)}")
+    }
     let whole = runPipeline(program)
     if program.comparesPaths {
         // One thread or two, whole or in chunks, with or without a snapshot: the same result.
