@@ -207,6 +207,8 @@ func referenceMicros(_ literal: [UInt8]) -> Int64? {
         return value
     }
     let kept = digits.count + scale  // digits before the cut
+    // The cut lies before a zero (the point moved far left): the value rounds down to 0 micro-units.
+    if kept < 0 { return 0 }
     var value: Int64 = 0
     if kept > 0 {
         guard kept <= 19 else { return nil }
@@ -217,7 +219,7 @@ func referenceMicros(_ literal: [UInt8]) -> Int64? {
             value = b
         }
     }
-    let dropped = kept >= 0 ? Array(digits[kept...]) : [UInt8](repeating: 0, count: -kept) + digits
+    let dropped = Array(digits[kept...])
     let first = dropped[0]
     let sticky = dropped.dropFirst().contains { $0 != 0 }
     if first > 5 || (first == 5 && (sticky || value % 2 == 1)) {
