@@ -101,8 +101,8 @@ struct TCPIngest: Sendable {
         self.ingestor.inflight.release(bytes)
     }
 
-    /// Before reading more: waits while webhooks and connections hold `--max-inflight-bytes` or more
-    /// (back-pressure: NIO stops reading the socket). False when the connection should stop
+    /// Before parsing what was read: waits while webhooks and connections hold `--max-inflight-bytes`
+    /// or more (back-pressure: NIO stops reading the socket once its few buffers are full). False when the connection should stop
     /// instead: it waited `--idle-timeout` while holding part of a frame and nothing of its own
     /// that could be applied, so it can only hold the budget for others to wait on (several such
     /// connections would wait on each other for ever). Graceful shutdown ends the wait.
@@ -242,19 +242,22 @@ struct TCPIngest: Sendable {
                     var stopped = false
                     do {
                         for try await buffer in inbound.cancelOnGracefulShutdown() {
-                            // What was read is in memory: it counts, and reading waits for room.
+                            // Parsed only while the budget has room: between this check and counting
+                            // what the read and its chunk hold there is no suspension, so reads
+                            // parsed at once overshoot the budget by at most one chunk per thread
+                            // (a read of blank lines parses into about a hundred times its size).
+                            if !(await self.waitForRoom(state, holdsPartialFrame: { parser.bufferedBytes > 0 })) {
+                                self.logger.warning(
+                                    "closing a TCP connection from \(peer): it held \(parser.bufferedBytes) bytes of an incomplete frame while --max-inflight-bytes \(self.settings.maximumInflightBytes) was spent for --idle-timeout")
+                                connection.channel.close(mode: .input, promise: nil)
+                                break
+                            }
                             self.ingestor.inflight.force(buffer.readableBytes)
                             state.held.add(buffer.readableBytes, ordering: .relaxed)
                             buffered += buffer.readableBytes
                             let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
                             if !(await hand(chunk)) {
                                 stopped = true
-                                break
-                            }
-                            if !(await self.waitForRoom(state, holdsPartialFrame: { parser.bufferedBytes > 0 })) {
-                                self.logger.warning(
-                                    "closing a TCP connection from \(peer): it held \(parser.bufferedBytes) bytes of an incomplete frame while --max-inflight-bytes \(self.settings.maximumInflightBytes) was spent for --idle-timeout")
-                                connection.channel.close(mode: .input, promise: nil)
                                 break
                             }
                         }
