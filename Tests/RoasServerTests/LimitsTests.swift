@@ -67,6 +67,26 @@ struct LimitsTests {
         #expect(result.statistics.accepted(.view) == 1 && result.statistics.balances)
     }
 
+    @Test("roas gen --http's sender goes on after a refusal that ends its connection")
+    func senderReconnects() async throws {
+        let server = try await ServerHarness.start()
+        var batches: [WebhookBatch] = []
+        for index in 0..<6 {
+            let payload = Events.payload([Events.view("k\(index)", ServerHarness.t0, user: "tt:a", creator: "c")])
+            let id = index == 3 ? String(repeating: "i", count: 257) : "k\(index)"
+            var signature = payload.withUnsafeBytes {
+                WebhookSigner(secrets: [ServerHarness.secret]).signature(id: id, timestamp: ServerHarness.now, body: $0)
+            }
+            if index == 1 { signature = "v1,AAAA" }
+            batches.append(WebhookBatch(id: id, timestamp: ServerHarness.now, signature: signature, payload: payload))
+        }
+        let sender = try #require(WebhookSender(url: "http://127.0.0.1:\(server.httpPort)/v1/events"))
+        try await sender.send(batches, connections: 1)
+        #expect(sender.answers.statuses == [202: 4, 401: 1, 400: 1])
+        let (result, _) = try await server.stop()
+        #expect(result.statistics.accepted(.view) == 4)
+    }
+
     @Test("the staleness check holds for any two 64-bit timestamps")
     func overflowSafeStaleness() {
         let now: Int64 = 1_795_300_000
