@@ -52,7 +52,7 @@ struct HTTPRoutes: Sendable {
         let run = self.settings.run
         // Saturated: tell the sender to come back rather than queueing without bound.
         if self.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= self.settings.maximumQueuedChunks {
-            return Self.refusal(.serviceUnavailable, "the engine is saturated; retry later", retryAfter: "1")
+            return Self.busy("the engine is saturated; retry later", retryAfter: "1")
         }
         guard let id = request.headers[Self.webhookID], let signature = request.headers[Self.webhookSignature],
             let timestampText = request.headers[Self.webhookTimestamp]
@@ -89,7 +89,7 @@ struct HTTPRoutes: Sendable {
         defer { self.ingestor.inflight.release(held) }
         if let declared {
             guard self.ingestor.inflight.take(declared) else {
-                return Self.refusal(.serviceUnavailable, overBudget, retryAfter: "1")
+                return Self.busy(overBudget, retryAfter: "1")
             }
             held = declared
         }
@@ -100,7 +100,7 @@ struct HTTPRoutes: Sendable {
             if size > run.maximumBatchBytes { return Self.refusal(.contentTooLarge, tooLarge) }
             if size > held {
                 guard self.ingestor.inflight.take(size - held) else {
-                    return Self.refusal(.serviceUnavailable, overBudget, retryAfter: "1")
+                    return Self.busy(overBudget, retryAfter: "1")
                 }
                 held = size
             }
@@ -123,12 +123,10 @@ struct HTTPRoutes: Sendable {
         do {
             applied = try await self.ingestor.apply(chunk)
         } catch ServeError.finished {
-            return Self.refusal(.serviceUnavailable, "the server is shutting down; retry elsewhere or later", retryAfter: "5")
+            return Self.busy("the server is shutting down; retry elsewhere or later", retryAfter: "5")
         } catch ServeError.notDurable(let reason) {
             // Nothing of the batch was applied; its id is free again for the retry.
-            var response = Self.error(.serviceUnavailable, "the batch could not be made durable (\(reason)); retry later")
-            response.headers[.retryAfter] = "1"
-            return response
+            return Self.busy("the batch could not be made durable (\(reason)); retry later", retryAfter: "1")
         }
         switch rejection?.reason {
         case nil:
@@ -238,14 +236,20 @@ struct HTTPRoutes: Sendable {
         Self.response(status, Array(text.utf8), type: "application/json")
     }
 
-    /// A webhook answered before its body was read: the connection is closed after the answer
-    /// (`CloseAfterResponse`) rather than reading the body to get to a next request.
-    static func refusal(
-        _ status: HTTPResponse.Status, _ message: String, reason: String? = nil, retryAfter: String? = nil
-    ) -> Response {
+    /// A webhook refused before its body was read (400, 401, 413): the connection is closed after
+    /// the answer (`CloseAfterResponse`) rather than reading a body nobody will use to get to a
+    /// next request.
+    static func refusal(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) -> Response {
         var response = Self.error(status, message, reason: reason)
         response.headers[.connection] = "close"
-        if let retryAfter { response.headers[.retryAfter] = retryAfter }
+        return response
+    }
+
+    /// 503 with Retry-After: the connection stays open for the retry (a body not read is read and
+    /// discarded, within `--http-timeout`, not held).
+    static func busy(_ message: String, retryAfter: String) -> Response {
+        var response = Self.error(.serviceUnavailable, message)
+        response.headers[.retryAfter] = retryAfter
         return response
     }
 

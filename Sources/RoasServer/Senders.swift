@@ -146,40 +146,44 @@ public final class WebhookSender {
         }
     }
 
-    /// One connection: posts each batch in turn, retrying 503s.
+    /// One connection at a time: posts each batch in turn, retrying 503s; a new connection after an
+    /// answer with `Connection: close` (roas serve ends the connection when it refuses a request
+    /// before reading its body).
     private static func send(_ batches: [WebhookBatch], host: String, port: Int, path: String) async throws -> Answers {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                        wrappingChannelSynchronously: channel)
+        var answers = Answers()
+        var next = 0
+        while next < batches.count {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                            wrappingChannelSynchronously: channel)
+                    }
                 }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
-            var answers = Answers()
-            var responses = inbound.makeAsyncIterator()
-            for batch in batches {
-                while true {
-                    let (status, retryAfter) = try await Self.post(
-                        batch, host: host, path: path, outbound: outbound, responses: &responses)
+            try await channel.executeThenClose { inbound, outbound in
+                var responses = inbound.makeAsyncIterator()
+                while next < batches.count {
+                    let (status, retryAfter, closes) = try await Self.post(
+                        batches[next], host: host, path: path, outbound: outbound, responses: &responses)
                     if status == 503 {
                         answers.retries += 1
                         try await Task.sleep(for: .seconds(max(1, retryAfter ?? 1)))
-                        continue
+                    } else {
+                        answers.statuses[status, default: 0] += 1
+                        next += 1
                     }
-                    answers.statuses[status, default: 0] += 1
-                    break
+                    if closes { return }
                 }
             }
-            return answers
         }
+        return answers
     }
 
     private static func post(
         _ batch: WebhookBatch, host: String, path: String, outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>,
         responses: inout NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
-    ) async throws -> (status: Int, retryAfter: Int?) {
+    ) async throws -> (status: Int, retryAfter: Int?, closes: Bool) {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
         headers.add(name: "Content-Type", value: "application/x-ndjson")
@@ -193,15 +197,17 @@ public final class WebhookSender {
         ])
         var status = 0
         var retryAfter: Int?
+        var closes = false
         while let part = try await responses.next() {
             switch part {
             case .head(let response):
                 status = Int(response.status.code)
                 retryAfter = response.headers.first(name: "retry-after").flatMap { Int($0) }
+                closes = response.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
             case .body:
                 break
             case .end:
-                return (status, retryAfter)
+                return (status, retryAfter, closes)
             }
         }
         throw SenderError("the server closed the connection before answering")

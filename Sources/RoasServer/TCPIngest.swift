@@ -89,8 +89,8 @@ struct TCPIngest: Sendable {
         let outstanding = Atomic<Int>(0)
         /// Set once a chunk was not taken (not made durable): nothing after it is applied.
         let failed = Atomic<Bool>(false)
-        /// Bytes of `--max-inflight-bytes` the connection holds: what its decoder buffers (a frame
-        /// not complete yet) and its chunks until they are applied.
+        /// Bytes of `--max-inflight-bytes` the connection holds: its decoder's buffer while it holds
+        /// part of a line or frame, and its chunks (as parsed) until they are applied.
         let held = Atomic<Int>(0)
     }
 
@@ -101,8 +101,8 @@ struct TCPIngest: Sendable {
         self.ingestor.inflight.release(bytes)
     }
 
-    /// Before reading more: waits while webhooks and connections hold `--max-inflight-bytes` or more
-    /// (back-pressure: NIO stops reading the socket). False when the connection should stop
+    /// Before parsing what was read: waits while webhooks and connections hold `--max-inflight-bytes`
+    /// or more (back-pressure: NIO stops reading the socket once its few buffers are full). False when the connection should stop
     /// instead: it waited `--idle-timeout` while holding part of a frame and nothing of its own
     /// that could be applied, so it can only hold the budget for others to wait on (several such
     /// connections would wait on each other for ever). Graceful shutdown ends the wait.
@@ -210,18 +210,22 @@ struct TCPIngest: Sendable {
                     }
                     var answered = answered.makeAsyncIterator()
                     var inFlight = 0
-                    // Bytes of the budget held for what the decoder buffers (part of a line or frame).
-                    var buffered = 0
-                    /// Hands a chunk on with the bytes it holds: those that left the decoder with it,
-                    /// or what it takes in memory parsed if that is more (many short lines).
+                    // Bytes of the budget held for the decoder's buffer (part of a line or frame).
+                    var decoderHeld = 0
+                    /// Counts what the decoder and a chunk just parsed hold, and hands the chunk on
+                    /// with its part, given back once it is applied.
                     func hand(_ chunk: ParsedChunk) async -> Bool {
-                        var held = buffered - parser.bufferedBytes
-                        buffered = parser.bufferedBytes
-                        if chunk.retainedBytes > held {
-                            self.ingestor.inflight.force(chunk.retainedBytes - held)
-                            state.held.add(chunk.retainedBytes - held, ordering: .relaxed)
-                            held = chunk.retainedBytes
+                        let nowHeld = parser.heldBytes
+                        if nowHeld > decoderHeld {
+                            self.ingestor.inflight.force(nowHeld - decoderHeld)
+                            state.held.add(nowHeld - decoderHeld, ordering: .relaxed)
+                        } else {
+                            self.release(decoderHeld - nowHeld, state)
                         }
+                        decoderHeld = nowHeld
+                        let held = chunk.retainedBytes
+                        self.ingestor.inflight.force(held)
+                        state.held.add(held, ordering: .relaxed)
                         guard !chunk.isEmpty || chunk.linesRead > 0 || chunk.bytesRead > 0 else {
                             self.release(held, state)
                             return true
@@ -243,19 +247,19 @@ struct TCPIngest: Sendable {
                     var stopped = false
                     do {
                         for try await buffer in inbound.cancelOnGracefulShutdown() {
-                            // What was read is in memory: it counts, and reading waits for room.
-                            self.ingestor.inflight.force(buffer.readableBytes)
-                            state.held.add(buffer.readableBytes, ordering: .relaxed)
-                            buffered += buffer.readableBytes
-                            let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
-                            if !(await hand(chunk)) {
-                                stopped = true
-                                break
-                            }
-                            if !(await self.waitForRoom(state, holdsPartialFrame: { parser.bufferedBytes > 0 })) {
+                            // Parsed only while the budget has room: between this check and counting
+                            // what the decoder and the chunk then hold there is no suspension, so
+                            // reads parsed at once overshoot the budget by at most one chunk per
+                            // thread (a read of blank lines parses into about a hundred times its size).
+                            if !(await self.waitForRoom(state, holdsPartialFrame: { parser.heldBytes > 0 })) {
                                 self.logger.warning(
                                     "closing a TCP connection from \(peer): it held \(parser.bufferedBytes) bytes of an incomplete frame while --max-inflight-bytes \(self.settings.maximumInflightBytes) was spent for --idle-timeout")
                                 connection.channel.close(mode: .input, promise: nil)
+                                break
+                            }
+                            let chunk = buffer.withUnsafeReadableBytes { parser.consume($0) }
+                            if !(await hand(chunk)) {
+                                stopped = true
                                 break
                             }
                         }

@@ -71,6 +71,9 @@ public struct FrameDecoder {
     /// Bytes held waiting for the rest of a line or frame.
     public var bufferedBytes: Int { self.buffer.count - self.start }
 
+    /// The memory held for them: the buffer's capacity while it holds any bytes, else 0.
+    public var heldBytes: Int { self.bufferedBytes > 0 ? self.buffer.capacity : 0 }
+
     /// Adds bytes read from the stream.
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if self.start > 0 && self.start >= self.buffer.count / 2 {
@@ -98,8 +101,9 @@ public struct FrameDecoder {
         }
     }
 
-    /// Buffer capacity kept for the next bytes once what it held is consumed.
-    static let keptCapacity = 1 << 20
+    /// Buffer capacity kept for the next bytes once what it held is consumed (a read of roas serve
+    /// is at most 256 KiB).
+    static let keptCapacity = 1 << 18
 
     @inline(__always)
     private static func newline(in all: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {

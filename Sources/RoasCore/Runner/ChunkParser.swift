@@ -32,6 +32,9 @@ public struct ChunkParser {
     /// Bytes read and held for the rest of a line or frame.
     public var bufferedBytes: Int { self.decoder.bufferedBytes }
 
+    /// The memory held for them (`FrameDecoder.heldBytes`), for `roas serve --max-inflight-bytes`.
+    public var heldBytes: Int { self.decoder.heldBytes }
+
     /// Parses the next chunk of the stream; a frame or line cut by the chunk's end waits for the next.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) -> ParsedChunk {
         self.decoder.append(bytes)
