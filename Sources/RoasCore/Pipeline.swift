@@ -13,14 +13,16 @@ public protocol EventSink {
     mutating func countBlankLines(_ lines: Int)
     /// A batch passed verification; its lines follow. `headerLine` is the frame's header line (or
     /// the webhook's headers as one) and `payload` all of its bytes.
-    mutating func batchAccepted(_ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer)
+    /// `digest` is `AcceptedBatches.digest(of: payload)`, as the verifier computed it.
+    mutating func batchAccepted(
+        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, digest: UInt64)
     /// A batch (a frame or a webhook request) was rejected whole; `id` is nil when unreadable.
     mutating func batchRejected(id: String?, timestamp: Int64?, rejection: Rejection)
 }
 
 extension EventSink {
     public mutating func batchAccepted(
-        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, digest: UInt64
     ) {}
     public mutating func batchRejected(id: String?, timestamp: Int64?, rejection: Rejection) {}
 }
@@ -123,7 +125,8 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     public mutating func batch(
         _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, line number: Int
     ) -> Rejection? {
-        if let rejection = self.verifier.verify(header, payload: payload) {
+        let (rejection, digest) = self.verifier.verify(header, payload: payload)
+        if let rejection {
             self.sink.countRejectedBatch(rejection.reason)
             self.sink.batchRejected(id: header.id, timestamp: header.timestamp, rejection: rejection)
             if payload.count > TruncatedPayload.prefixBytes {
@@ -137,7 +140,7 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
             return rejection
         }
         self.sink.countAcceptedBatch()
-        self.sink.batchAccepted(header, headerLine: headerLine, payload: payload)
+        self.sink.batchAccepted(header, headerLine: headerLine, payload: payload, digest: digest)
         let (milliseconds, overflow) = header.timestamp.multipliedReportingOverflow(by: 1000)
         self.batchMilliseconds = overflow ? (header.timestamp < 0 ? .min : .max) : milliseconds
         self.forEachPayloadLine(payload, after: number, batch: header.id) { reader, line, origin in

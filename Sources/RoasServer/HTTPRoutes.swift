@@ -70,7 +70,7 @@ struct HTTPRoutes: Sendable {
             return Self.refusal(
                 .unauthorized, "no secret is configured, so no batch can be verified", reason: Reason.badSignature.rawValue)
         }
-        if run.tolerance > 0, Self.isStale(timestamp, now: run.now(), tolerance: run.tolerance) {
+        if BatchVerifier.isStale(timestamp, now: run.now(), tolerance: run.tolerance) {
             return Self.refusal(
                 .unauthorized, "webhook-timestamp \(timestamp) is more than --tolerance (\(run.tolerance) s) from now",
                 reason: Reason.staleBatch.rawValue)
@@ -208,12 +208,6 @@ struct HTTPRoutes: Sendable {
     static func bearerToken(_ value: String) -> Substring? {
         guard let space = value.firstIndex(of: " "), value[..<space].lowercased() == "bearer" else { return nil }
         return value[space...].drop { $0 == " " }
-    }
-
-    /// Whether a batch timestamp is more than `tolerance` seconds from `now`, for any two Int64s.
-    static func isStale(_ timestamp: Int64, now: Int64, tolerance: Int64) -> Bool {
-        let (difference, overflow) = now.subtractingReportingOverflow(timestamp)
-        return overflow || difference.magnitude > UInt64(max(0, tolerance))
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

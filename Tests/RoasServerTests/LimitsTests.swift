@@ -90,11 +90,11 @@ struct LimitsTests {
     @Test("the staleness check holds for any two 64-bit timestamps")
     func overflowSafeStaleness() {
         let now: Int64 = 1_795_300_000
-        #expect(HTTPRoutes.isStale(.min, now: now, tolerance: 300))
-        #expect(HTTPRoutes.isStale(.max, now: now, tolerance: 300))
-        #expect(HTTPRoutes.isStale(.max, now: .min, tolerance: .max))
-        #expect(!HTTPRoutes.isStale(now - 300, now: now, tolerance: 300))
-        #expect(HTTPRoutes.isStale(now + 301, now: now, tolerance: 300))
+        #expect(BatchVerifier.isStale(.min, now: now, tolerance: 300))
+        #expect(BatchVerifier.isStale(.max, now: now, tolerance: 300))
+        #expect(BatchVerifier.isStale(.max, now: .min, tolerance: .max))
+        #expect(!BatchVerifier.isStale(now - 300, now: now, tolerance: 300))
+        #expect(BatchVerifier.isStale(now + 301, now: now, tolerance: 300))
     }
 
     // MARK: --max-inflight-bytes

@@ -38,6 +38,12 @@ struct TrustBinaryTests {
         return folder
     }
 
+    /// The flags of a server that takes signed batches of any age and writes its rows and dead
+    /// letters into `folder`.
+    static func signed(in folder: String) -> [String] {
+        ["--secret", Self.secret, "--tolerance", "0", "--output", folder + "/rows.ndjson", "--dead-letter", folder + "/dead.ndjson"]
+    }
+
     static func serve(_ arguments: [String], port: Int) throws -> ChildProcess {
         let child = try ChildProcess(
             try Tools.roasBinary(),
@@ -105,10 +111,7 @@ struct TrustBinaryTests {
         let folder = try Self.folder("trust-flip")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let port = try freeLoopbackPort()
-        let arguments = [
-            "--data-dir", folder + "/data", "--secret", Self.secret, "--tolerance", "0", "--output", folder + "/rows.ndjson",
-            "--idle-close", "1h",
-        ]
+        let arguments = ["--data-dir", folder + "/data", "--idle-close", "1h"] + Self.signed(in: folder)
         let server = try Self.serve(arguments, port: port)
         // One connection per batch: each is its own log record.
         for batch in 0..<20 {
@@ -154,10 +157,7 @@ struct TrustBinaryTests {
         let folder = try Self.folder("trust-conflict")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let port = try freeLoopbackPort()
-        let server = try Self.serve(
-            ["--data-dir", folder + "/data", "--secret", Self.secret, "--tolerance", "0", "--output", folder + "/rows.ndjson",
-             "--dead-letter", folder + "/dead.ndjson"],
-            port: port)
+        let server = try Self.serve(["--data-dir", folder + "/data"] + Self.signed(in: folder), port: port)
         let original = try Self.frame([Self.click("k1", 1_795_255_200_000, user: "u1", creator: "@a")], id: "b-1")
         let changed = try Self.frame([Self.click("k2", 1_795_255_200_000, user: "u1", creator: "@b")], id: "b-1")
         let first = String(decoding: try ServeBinaryTests.sendOverTCP(Data((original + original + changed).utf8), port: port), as: UTF8.self)
@@ -182,9 +182,7 @@ struct TrustBinaryTests {
         let folder = try Self.folder("trust-future")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let port = try freeLoopbackPort()
-        let server = try Self.serve(
-            ["--secret", Self.secret, "--tolerance", "0", "--output", folder + "/rows.ndjson", "--dead-letter", folder + "/dead.ndjson"],
-            port: port)
+        let server = try Self.serve(Self.signed(in: folder), port: port)
         let far = #"{"type":"click","id":"far","ts":"8999-12-31T23:59:59Z","user":"u1","creator":"@a"}"#
         var stream = try Self.frame([far, Self.click("k1", 1_795_255_200_000, user: "u1", creator: "@a")], id: "b-1")
         stream += try Self.frame([Self.click("k2", 1_795_255_260_000, user: "u2", creator: "@a")], id: "b-2")

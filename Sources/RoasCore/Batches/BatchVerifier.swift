@@ -118,34 +118,36 @@ public struct BatchVerifier {
         return overflow || difference.magnitude > UInt64(tolerance)
     }
 
-    /// nil when the batch is accepted (and its id is then remembered), else the rejection.
-    public func verify(_ header: BatchHeader, payload: UnsafeRawBufferPointer) -> Rejection? {
+    /// The batch's rejection, or nil when it is accepted (its id is then remembered); with the
+    /// `AcceptedBatches.digest(of:)` of its payload once it was computed (0 before that).
+    public func verify(_ header: BatchHeader, payload: UnsafeRawBufferPointer) -> (rejection: Rejection?, digest: UInt64) {
         if self.isTrusted {
-            self.accepted.restore(
-                header.id, AcceptedBatches.Entry(timestamp: header.timestamp, digest: AcceptedBatches.digest(of: payload)))
-            return nil
+            let digest = AcceptedBatches.digest(of: payload)
+            self.accepted.restore(header.id, AcceptedBatches.Entry(timestamp: header.timestamp, digest: digest))
+            return (nil, digest)
         }
         guard self.hasSecrets else {
-            return Rejection(.badSignature, "no secret is configured, so no batch can be verified")
+            return (Rejection(.badSignature, "no secret is configured, so no batch can be verified"), 0)
         }
         guard self.signer.verify(signatures: header.signature, id: header.id, timestamp: header.timestamp, body: payload)
         else {
-            return Rejection(.badSignature, "no v1 signature matches any configured secret")
+            return (Rejection(.badSignature, "no v1 signature matches any configured secret"), 0)
         }
         let now = self.now()
         if BatchVerifier.isStale(header.timestamp, now: now, tolerance: self.tolerance) {
-            return Rejection(
-                .staleBatch, "timestamp \(header.timestamp) is more than --tolerance (\(self.tolerance) s) from now (\(now))")
+            return (Rejection(
+                .staleBatch, "timestamp \(header.timestamp) is more than --tolerance (\(self.tolerance) s) from now (\(now))"), 0)
         }
-        let entry = AcceptedBatches.Entry(timestamp: header.timestamp, digest: AcceptedBatches.digest(of: payload))
-        switch self.accepted.insert(header.id, entry, now: now, tolerance: self.tolerance) {
+        let digest = AcceptedBatches.digest(of: payload)
+        switch self.accepted.insert(header.id, AcceptedBatches.Entry(timestamp: header.timestamp, digest: digest), now: now, tolerance: self.tolerance) {
         case .inserted:
-            return nil
+            return (nil, digest)
         case .duplicate:
-            return Rejection(.replayedBatch, "batch id \(header.id) was already accepted")
+            return (Rejection(.replayedBatch, "batch id \(header.id) was already accepted"), digest)
         case .conflict:
-            return Rejection(
-                .conflict, "batch id \(header.id) was already accepted with another body; a resend must be byte-identical")
+            return (Rejection(
+                .conflict, "batch id \(header.id) was already accepted with another body; a resend must be byte-identical"),
+                digest)
         }
     }
 }

@@ -84,7 +84,7 @@ public struct BatchOutcome: Sendable, Equatable {
     /// The batch's own timestamp (seconds), when it could be read.
     public var timestamp: Int64?
     public var rejection: Rejection?
-    /// `AcceptedBatches.digest(of:)` of an accepted batch's payload, when the parser journals; else 0.
+    /// `AcceptedBatches.digest(of:)` of an accepted batch's payload (what checkpoints keep with its id); else 0.
     public var digest: UInt64 = 0
 
     public init(id: String?, timestamp: Int64?, rejection: Rejection?) {
@@ -163,16 +163,13 @@ public struct ChunkRecorder: EventSink {
     public mutating func countBlankLines(_ lines: Int) { self.chunk.entries.append(.counted(nil, lines: lines)) }
 
     public mutating func batchAccepted(
-        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+        _ header: BatchHeader, headerLine: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, digest: UInt64
     ) {
-        guard self.journals else {
-            self.chunk.batchOutcomes.append(BatchOutcome(id: header.id, timestamp: header.timestamp, rejection: nil))
-            return
-        }
-        // What checkpoints remember of the batch, to tell a retry from a changed resend after a restart.
+        // The digest is what checkpoints remember, to tell a retry from a changed resend after a restart.
         var outcome = BatchOutcome(id: header.id, timestamp: header.timestamp, rejection: nil)
-        outcome.digest = AcceptedBatches.digest(of: payload)
+        outcome.digest = digest
         self.chunk.batchOutcomes.append(outcome)
+        guard self.journals else { return }
         // A frame again, whatever it came as (a webhook body need not end in a newline).
         let endsLine = payload.last == 0x0A
         var frame = header
