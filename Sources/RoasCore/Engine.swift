@@ -29,7 +29,7 @@ public struct Engine: Sendable {
     var admission: Admission
     public internal(set) var statistics = Statistics()
 
-    var users = Interner(capacity: 1 << 16)
+    var users = Interner()
     var creators = Interner()
     var campaigns = Interner()
     var clicks: TouchLog
