@@ -25,9 +25,18 @@ public struct OwnThreadTrait: SuiteTrait, TestTrait, TestScoping {
         let executor = ThreadExecutor()
         defer { executor.stop() }
         try await withTaskExecutorPreference(executor) {
-            // The preference applies when the task is next enqueued: until it suspends, it may go on
-            // running on the pool thread that got here (1 run in 6 did). A yield enqueues it there.
-            await Task.yield()
+            // The preference applies when the task is next enqueued: until then it goes on running on
+            // the pool thread that got here. A continuation resumed from elsewhere re-enqueues the
+            // task by its preference, unless it was resumed before the task suspended: so hop until
+            // on the thread (`Task.yield()` enqueues on the executor the task runs on, the pool's).
+            var hops = 0
+            while !executor.isCurrentThread {
+                hops += 1
+                precondition(hops <= 10_000, "the task never reached its own thread")
+                await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in
+                    DispatchQueue.global().async { resumed.resume() }
+                }
+            }
             try await function()
         }
     }
@@ -40,10 +49,16 @@ extension Trait where Self == OwnThreadTrait {
 
 /// A task executor with one thread that runs its jobs in order, until `stop()`.
 public final class ThreadExecutor: TaskExecutor {
-    /// The name of its thread (Linux keeps 15 characters of a thread's name).
+    /// The name of its thread, for debuggers (Linux keeps 15 characters of a thread's name). Not an
+    /// identity: under load, Foundation's `Thread.current.name` sometimes still reads the creating
+    /// pool thread's name there; `isOwnThread` is the check.
     public static let threadName = "roas-own-thread"
+    /// The threads of all executors that run.
+    private static let threads = Mutex<Set<UInt>>([])
 
     private let state = Mutex<(jobs: [UnownedJob], stopped: Bool)>(([], false))
+    /// The executor's thread, once it runs.
+    private let thread = Mutex<pthread_t?>(nil)
     /// Signalled once per job and once by `stop()`.
     private let signals = DispatchSemaphore(value: 0)
 
@@ -51,7 +66,10 @@ public final class ThreadExecutor: TaskExecutor {
         Thread { [self] in
             // Named from within: a new thread otherwise keeps its creator's name (a pool thread's).
             Thread.current.name = Self.threadName
+            self.thread.withLock { $0 = pthread_self() }
+            Self.threads.withLock { _ = $0.insert(UInt(pthread_self())) }
             self.loop()
+            Self.threads.withLock { _ = $0.remove(UInt(pthread_self())) }
         }.start()
     }
 
@@ -59,6 +77,16 @@ public final class ThreadExecutor: TaskExecutor {
         let job = UnownedJob(job)
         self.state.withLock { $0.jobs.append(job) }
         self.signals.signal()
+    }
+
+    /// Whether the caller runs on the thread of some `ThreadExecutor`.
+    public static var isOwnThread: Bool {
+        Self.threads.withLock { $0.contains(UInt(pthread_self())) }
+    }
+
+    /// Whether the caller runs on this executor's thread.
+    public var isCurrentThread: Bool {
+        self.thread.withLock { thread in thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
     /// Ends the thread once the jobs enqueued so far have run; nothing may be enqueued after.
