@@ -82,14 +82,16 @@ struct EngineOptions: ParsableArguments {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw RoasError(.rates, "cannot read the rates file \(path)")
             }
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            // Decoded as numbers: on Linux a `JSONSerialization` number 0 or 1 also casts to `Bool`,
+            // so `{"EUR":1}` was refused as "not a number".
+            do {
+                for (code, rate) in try JSONDecoder().decode([String: Double].self, from: data) { rates[code] = rate }
+            } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
+                throw RoasError(.rates, "rates file \(path): the rate of \(context.codingPath[0].stringValue) must be a number")
+            } catch DecodingError.valueNotFound(_, let context) where !context.codingPath.isEmpty {
+                throw RoasError(.rates, "rates file \(path): the rate of \(context.codingPath[0].stringValue) must be a number")
+            } catch {
                 throw RoasError(.rates, "the rates file \(path) must be a JSON object such as {\"EUR\":1.08}")
-            }
-            for (code, value) in object {
-                guard let number = value as? NSNumber, !(value is Bool) else {
-                    throw RoasError(.rates, "rates file \(path): the rate of \(code) must be a number")
-                }
-                rates[code] = number.doubleValue
             }
         }
         var configuration = EngineConfiguration(currencies: try CurrencyTable(base: self.baseCurrency, rates: rates))

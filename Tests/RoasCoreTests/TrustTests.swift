@@ -122,6 +122,75 @@ struct TrustTests {
         #expect(credited.first?.figures.conversions == Micros.one)
     }
 
+    /// Found by the engine fuzz target: a purchase of 10^12 split by time decay (half-life 1 ms) over
+    /// touches some of weight 0. The split's rounding gave those touches -1 micro-unit each, and the
+    /// overflow guard of the row sums then trapped on the negative figure (exit 132). Now every part
+    /// is at least 0 and the parts add up to the purchase (see `MicrosAllocateTests`).
+    @Test func aTimeDecaySplitOfAHugePurchaseNeverGoesNegative() {
+        let stream = """
+            {"type":"spend","id":"p2","ts":221842800243999,"creator":"@c0","campaign":"k3","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221842800244161,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221842800244323,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221842800244485,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221842800244647,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221842800244809,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p4","ts":221842800244983,"user":"u5","order":"o6","amount":1000,"currency":"JPY"}
+            {"type":"spend","id":"e7","ts":221845391999999,"creator":"@c2","campaign":null,"amount":0.000001}
+            {"type":"click","id":"e8","ts":221845391999999,"user":"u4","creator":"@c2","campaign":null}
+            {"type":"view","id":"e9","ts":221845391999999,"user":"u0","creator":"@c2","campaign":null}
+            {"type":"view","id":"e10","ts":221845391999900,"user":"u0","creator":"@c0","campaign":null}
+            {"type":"spend","id":"p5","ts":221845391999999,"creator":"@c2","campaign":"desk-setup","amount":1000}
+            {"type":"spend","id":"p5","ts":221845391999999,"creator":"@c0","campaign":"k3","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221845391999999,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221845391999999,"user":"u0","order":"o5","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221845391999999,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221845391999999,"user":"u2","order":"o4","amount":0.01}
+            {"type":"purchase","id":"p2","ts":221845391999999,"user":"u2","order":"o4","amount":0.01}
+            {"type":"click","id":"e18","ts":221845391999999,"user":"u7","creator":"@c0"}
+            {"type":"purchase","id":"e19","ts":221845391999999,"user":"u0","order":"o0","amount":1000000000000}
+            {"type":"view","id":"e20","ts":221845391999999,"user":"u3","creator":"@c0"}
+            {"type":"click","id":"e21","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"view","id":"p10","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"view","id":"e23","ts":221845391999999,"user":"u1","creator":"@c2","campaign":null}
+            {"type":"click","id":"e24","ts":221845391999999,"user":"u4","creator":"@c2","campaign":null}
+            {"type":"view","id":"e25","ts":221845391999999,"user":"u4","creator":"@c3","campaign":"desk-setup"}
+            {"type":"view","id":"e26","ts":221845391999999,"user":"u3","creator":"@c0","campaign":"k1"}
+            {"type":"view","id":"e27","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"view","id":"e28","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"refund","id":"e29","ts":221845391999999,"order":"o0","amount":0}
+            {"type":"view","id":"e30","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"purchase","id":"e31","ts":221845391999999,"user":"u6","order":"o3","amount":39.99}
+            {"type":"click","id":"e32","ts":221845391999999,"user":"u0","creator":"@c3","campaign":"k1"}
+            {"type":"click","id":"e33","ts":221845391999999,"user":"u0","creator":"@c1","campaign":"winter-glow"}
+            {"type":"click","id":"e34","ts":221845391999999,"user":"u4","creator":"@c0","campaign":"k1"}
+            {"type":"purchase","id":"e35","ts":221845391999999,"user":"u2","order":"o7","amount":39.99}
+              	 
+            {"type":"view","id":"e37","ts":221845391999999,"user":"u1","creator":"@c1"}
+            {"type":"view","id":"e38","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"view","id":"e39","ts":221845391999999,"user":"u0","creator":"@c0"}
+            {"type":"view","id":"e40","ts":221845391999999,"user":"u0","creator":"@c0"}
+
+            """
+        let result = PipelineHarness {
+            $0.model = .timeDecay
+            $0.window = 10 * second
+            $0.slide = 10 * second
+            $0.lateness = day
+            $0.dedupHorizon = 0
+            $0.clickLookback = 1
+            $0.viewLookback = day
+            $0.halfLife = 1
+        }.run(bytes: Array(stream.utf8))
+        for row in result.rows {
+            let figures = row.figures
+            #expect(figures.conversions >= 0 && figures.revenue >= 0 && figures.refunds >= 0 && figures.spend >= 0, "\(row)")
+        }
+        // Each accepted purchase brings one conversion: the split adds up exactly.
+        let conversions = result.finalRows.reduce(Int64(0)) { $0 + $1.figures.conversions }
+        #expect(conversions == Int64(result.statistics.accepted(.purchase)) * Micros.one)
+        #expect(result.finalRows.contains { $0.figures.revenue > 700_000_000_000 * Micros.one })
+    }
+
     @Test func timeDecaySharesAreThoseOfTheAbsoluteWeights() {
         // Ages 30, 20, 10 minutes, half-life 10 minutes: 1/8 : 1/4 : 1/2 either way.
         let result = PipelineHarness {

@@ -44,13 +44,29 @@ struct OptionTests {
 
     @Test("a rates file that is not a JSON object of numbers is refused")
     func badRatesFile() throws {
-        for content in [#"[1.08]"#, #"{"EUR":"1.08"}"#, #"{"EUR":-1}"#, #"{"euro":1.1}"#, "not json"] {
+        for content in [#"[1.08]"#, #"{"EUR":"1.08"}"#, #"{"EUR":-1}"#, #"{"euro":1.1}"#, "not json", #"{"EUR":true}"#, #"{"EUR":null}"#] {
             let path = try Tools.temporaryFile("rates.json", Data(content.utf8))
             defer { try? FileManager.default.removeItem(atPath: path) }
             let run = try Tools.roas(["run", "--rates", path])
             #expect(run.status != 0, "\(content):\n\(run)")
             #expect(run.stderrText.contains("rate"), "\(content):\n\(run)")
         }
+    }
+
+    @Test("rates of 1 and 0.5 written as integers or decimals are read")
+    func integerRates() throws {
+        let path = try Tools.temporaryFile("rates.json", Data(#"{"EUR":1,"GBP":1.0,"JPY":0.5}"#.utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let events = """
+            {"type":"click","id":"c","ts":"2026-03-01T12:00:00Z","user":"u","creator":"@a"}
+            {"type":"purchase","id":"p1","ts":"2026-03-01T12:01:00Z","user":"u","order":"o1","amount":10,"currency":"EUR"}
+            {"type":"purchase","id":"p2","ts":"2026-03-01T12:02:00Z","user":"u","order":"o2","amount":10,"currency":"GBP"}
+            {"type":"purchase","id":"p3","ts":"2026-03-01T12:03:00Z","user":"u","order":"o3","amount":10,"currency":"JPY"}
+
+            """
+        let run = try Tools.roas(["run", "--rates", path, "--summary", "none"], stdin: Data(events.utf8))
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdoutText.contains(#""revenue":25"#), "\(run)")
     }
 
     /// Every option of `roas run` and the default its help must show (nil: no default).

@@ -34,30 +34,42 @@ public enum Micros {
     /// Splits `total` in proportion to `weights` so that the parts add up to `total` exactly.
     ///
     /// Each part is the floor of its exact share; the units left over go to the largest fractional
-    /// remainders, ties to the earlier weight. Weights need not be normalised.
+    /// remainders, ties to the earlier weight. Weights need not be normalised. A part of weight 0
+    /// (or less) gets nothing and no part is negative: shares computed in doubles can round up, so
+    /// each floor is capped by what is left of the total (and a share of a total near `Int64.max`
+    /// cannot trap when converted back). Weights that do not add up to a positive finite number
+    /// split the total evenly, so nothing is lost.
     public static func allocate(_ total: Int64, weights: [Double]) -> [Int64] {
         if weights.count == 1 { return [total] }
-        let sum = weights.reduce(0, +)
-        guard sum > 0 else { return weights.map { _ in 0 } }
+        guard !weights.isEmpty else { return [] }
+        if total < 0 {
+            // Never the case for money or conversions; kept exact all the same.
+            guard total != .min else { return [total] + [Int64](repeating: 0, count: weights.count - 1) }
+            return allocate(-total, weights: weights).map { -$0 }
+        }
+        let sum = weights.reduce(0) { $0 + max($1, 0) }
+        guard sum > 0 && sum.isFinite else { return allocate(total, weights: weights.map { _ in 1 }) }
         var parts = [Int64](repeating: 0, count: weights.count)
         var remainders = [(Double, Int)]()
         remainders.reserveCapacity(weights.count)
         var assigned: Int64 = 0
-        for (index, weight) in weights.enumerated() {
-            let exact = Double(total) * (weight / sum)
+        let whole = Double(total)
+        for (index, weight) in weights.enumerated() where weight > 0 {
+            let exact = whole * (weight / sum)
             let floor = exact.rounded(.down)
-            parts[index] = Int64(floor)
+            // `floor < whole <= 2^63` converts; otherwise the share is the whole total.
+            let part = floor < whole ? Int64(floor) : total
+            parts[index] = min(part, total - assigned)
             assigned += parts[index]
             remainders.append((exact - floor, index))
         }
         var left = total - assigned
-        if left != 0 {
+        if left > 0 {
             remainders.sort { $0.0 != $1.0 ? $0.0 > $1.0 : $0.1 < $1.1 }
             var cursor = 0
-            let step: Int64 = left > 0 ? 1 : -1
-            while left != 0 {
-                parts[remainders[cursor % remainders.count].1] += step
-                left -= step
+            while left > 0 {
+                parts[remainders[cursor % remainders.count].1] += 1
+                left -= 1
                 cursor += 1
             }
         }
