@@ -137,17 +137,27 @@ struct ServeTests {
             // Shorter than the pause below: time in which the server holds reading back is not idle.
             $0.connectionIdleTimeout = 1000
         }
-        let (sending, progress) = server.sendTCPCounting(stream)
-        // Let the buffers on the way fill up, then check that sending has stopped.
+        let (sending, progress) = server.sendTCPCounting(stream, timeout: 300)
+        // Once the pipe is full the engine is blocked for good; let the buffers on the way fill up,
+        // then check that sending has stopped.
+        // (A writer blocks with up to a page of the pipe's 64 KiB still free.)
+        let reader = descriptors[0]
+        let inPipe = Atomic<Int32>(0)
+        let pipeFull = try await server.eventually(timeout: 120) {
+            var queued: Int32 = 0
+            guard ioctl(reader, UInt(FIONREAD), &queued) == 0 else { return false }
+            inPipe.store(queued, ordering: .relaxed)
+            return queued >= 65536 - 4096
+        }
+        #expect(pipeFull, "the rows never filled the pipe (\(inPipe.load(ordering: .relaxed)) bytes in it)")
         let early = try await progress.stall()
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: .seconds(3))
         let later = progress.sent.load(ordering: .relaxed)
         print("back-pressure: sent \(early) then \(later) of \(stream.count) bytes")
         #expect(later < stream.count, "the whole stream went out although nobody read the rows")
         #expect(later == early, "the sender kept going (\(early) then \(later) bytes) while the engine was blocked")
 
         // Start reading the rows: everything flows again and nothing is lost.
-        let reader = descriptors[0]
         let stopped = Mutex(false)
         let drained = Task {
             try await offThread {

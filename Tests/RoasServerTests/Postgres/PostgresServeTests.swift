@@ -67,10 +67,16 @@ struct PostgresServeTests {
                 // The TCP connection's chunks in flight, and one webhook.
                 $0.maximumQueuedChunks = TCPIngest.chunksInFlight + 1
             }
-            let (sending, progress) = server.sendTCPCounting(stream, timeout: 120)
-            // The sender stalls, and stays stalled.
+            let (sending, progress) = server.sendTCPCounting(stream, timeout: 300)
+            // Once the queue is at its bound and the connection's chunks wait, the sender stalls,
+            // and stays stalled.
+            let blocked = try await server.eventually(timeout: 120) {
+                let chunks = await server.server.ingestor.gauges.queuedChunks.load(ordering: .relaxed)
+                return sink.queuedRows >= bound && chunks >= TCPIngest.chunksInFlight
+            }
+            #expect(blocked, "the sink's queue never reached its bound")
             let early = try await progress.stall()
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: .seconds(3))
             let later = progress.sent.load(ordering: .relaxed)
             let queued = sink.queuedRows
             print("PostgreSQL outage: sent \(early) then \(later) of \(stream.count) bytes, \(queued) rows queued")

@@ -121,7 +121,11 @@ final class ServerHarness: Sendable {
     }
 
     /// Sends `bytes` on a new TCP connection, half-closes it and waits for the server to close it.
-    func sendTCP(_ bytes: [UInt8], pieces: Int = 7919) async throws -> [UInt8] {
+    /// Sends `bytes` on a new connection, half-closes, and returns what the server answered once it
+    /// closed the connection, which it does after reading and applying everything. `timeout` bounds
+    /// that wait only: on a loaded machine (the PostgreSQL sink behind, both cores busy) it took
+    /// over 30 s, and a `stop()` before the end stops reading what the sender had sent.
+    func sendTCP(_ bytes: [UInt8], pieces: Int = 7919, timeout: Double = 300) async throws -> [UInt8] {
         let port = self.tcpPort
         return try await offThread {
             let socket = try RawSocket(port: port)
@@ -132,7 +136,7 @@ final class ServerHarness: Sendable {
                 offset = end
             }
             socket.finishSending()
-            return socket.receive(timeout: 30)
+            return socket.receive(timeout: timeout)
         }
     }
 
@@ -173,12 +177,17 @@ final class ServerHarness: Sendable {
 final class SendProgress: Sendable {
     let sent = Atomic<Int>(0)
 
-    /// Waits until no byte has gone out for a second (or `timeout` seconds pass); the bytes sent then.
-    func stall(timeout: Int = 30) async throws -> Int {
-        var last = -1
-        for _ in 0..<timeout where last != self.sent.load(ordering: .relaxed) {
-            last = self.sent.load(ordering: .relaxed)
+    /// Waits until no byte has gone out for `quiet` seconds in a row (or `timeout` seconds pass); the
+    /// bytes sent then. Call it once the server is known to be blocked: before that, a sender or
+    /// server starved of CPU on a loaded machine can pause for a second and look stalled.
+    func stall(quiet: Int = 3, timeout: Int = 120) async throws -> Int {
+        var last = self.sent.load(ordering: .relaxed)
+        var unchanged = 0
+        for _ in 0..<timeout where unchanged < quiet {
             try await Task.sleep(for: .seconds(1))
+            let now = self.sent.load(ordering: .relaxed)
+            unchanged = now == last ? unchanged + 1 : 0
+            last = now
         }
         return last
     }
