@@ -247,6 +247,20 @@ struct EngineSnapshotTests {
             "estimate \(estimate), size \(bytes.count)")
     }
 
+    /// A fuzz finding: a snapshot with a counter at the reader's limit (2^62) was read, the engine ran
+    /// on and wrote one with the counter past it, which did not read back. Counters now saturate.
+    @Test func countersSaturateSoEverySnapshotReadsBack() throws {
+        let configuration = Self.cases[0].configuration
+        var engine = Engine(configuration: configuration)
+        engine.statistics.finalRows = Int(SnapshotReader.counterLimit) + 7
+        engine.statistics.linesRead = Int(SnapshotReader.counterLimit) + 1
+        engine.statistics.deadLetters[0] = Int.max
+        let decoded = try Engine(snapshot: engine.snapshot(), configuration: configuration)
+        #expect(decoded.statistics.finalRows == Int(SnapshotReader.counterLimit))
+        #expect(decoded.statistics.linesRead == Int(SnapshotReader.counterLimit))
+        #expect(decoded.statistics.deadLetters[0] == Int(SnapshotReader.counterLimit))
+    }
+
     /// Touches are copied as raw memory: their layout must have no padding (8 + 4 + 4 + 32 + 8 bytes).
     @Test func rawCopiedTypesHaveNoPadding() {
         #expect(MemoryLayout<Touch>.size == 56 && MemoryLayout<Touch>.stride == 56)
