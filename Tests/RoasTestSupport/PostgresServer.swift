@@ -120,11 +120,19 @@ public final class PostgresServer: Sendable {
                 || ',"views":' || views || ',"clicks":' || clicks
                 || ',"conversions":' || trim_scale(conversions) || ',"revenue":' || trim_scale(revenue)
                 || ',"refunds":' || trim_scale(refunds) || ',"spend":' || trim_scale(spend)
-                || ',"roas":' || coalesce(trim_scale(round(roas * 1000000)::numeric / 1000000)::text, 'null')
+                || ',"roas":' || \(Self.ratio("roas")) || ',"ctr":' || \(Self.ratio("ctr"))
+                || ',"cvr":' || \(Self.ratio("cvr")) || ',"aov":' || \(Self.ratio("aov"))
+                || ',"cpa":' || \(Self.ratio("cpa")) || ',"net_revenue":' || trim_scale(net_revenue)
+                || ',"roi":' || \(Self.ratio("roi"))
                 || ',"final":\(final)}'
             FROM \(table)
             """
         return try self.query(sql).split(separator: "\n").map(String.init).sorted()
+    }
+
+    /// SQL printing a double column as roas prints a ratio: at most six decimals, or null.
+    static func ratio(_ column: String) -> String {
+        "coalesce(trim_scale(round(\(column) * 1000000)::numeric / 1000000)::text, 'null')"
     }
 
     /// Stops the server if it runs and deletes the folder.

@@ -289,7 +289,7 @@ struct SchemaTests {
 
     @Test("bad rows, dead letters and summaries fail their schemas")
     func badOutputs() throws {
-        let row = #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"@a","campaign":null,"views":1,"clicks":0,"conversions":0.5,"revenue":1,"refunds":0,"spend":2,"roas":0.5,"final":true}"#
+        let row = #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"@a","campaign":null,"views":1,"clicks":0,"conversions":0.5,"revenue":1,"refunds":0,"spend":2,"roas":0.5,"ctr":0,"cvr":null,"aov":2,"cpa":4,"net_revenue":1,"roi":-0.5,"final":true}"#
         let goodRow = try Tools.validate([row], against: "row.schema.json")
         #expect(goodRow.status == 0, "\(goodRow)")
         let badRows = [
@@ -302,6 +302,10 @@ struct SchemaTests {
             row.replacingOccurrences(of: #""roas":0.5"#, with: #""roas":"0.5""#),
             row.replacingOccurrences(of: #","campaign":null"#, with: ""),
             row.replacingOccurrences(of: #""creator":"@a""#, with: #""creator":1"#),
+            row.replacingOccurrences(of: #""ctr":0"#, with: #""ctr":-0.5"#),
+            row.replacingOccurrences(of: #""cvr":null"#, with: #""cvr":"0""#),
+            row.replacingOccurrences(of: #","aov":2"#, with: ""),
+            row.replacingOccurrences(of: #""net_revenue":1"#, with: #""net_revenue":null"#),
         ]
         let rows = try Tools.validate(badRows, against: "row.schema.json", expect: .invalid)
         #expect(rows.status == 0, "\(rows)")

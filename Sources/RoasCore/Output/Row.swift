@@ -23,7 +23,40 @@ public struct Row: Sendable, Equatable {
         self.figures.spend == 0 ? nil : Double(self.figures.revenue - self.figures.refunds) / Double(self.figures.spend)
     }
 
-    /// `roas` printed with at most six decimals.
+    /// Revenue less refunds, in micro-units (negative when refunds of earlier purchases exceed it).
+    /// Both are from 0 to `Int64.max`, so the difference cannot overflow.
+    public var netRevenue: Int64 { self.figures.revenue - self.figures.refunds }
+
+    /// (net revenue - spend) / spend, or nil when spend is 0.
+    public var roi: Double? {
+        guard self.figures.spend != 0 else { return nil }
+        // The difference overflows only when refunds far exceed revenue; it is then computed in Double.
+        let (difference, overflow) = self.netRevenue.subtractingReportingOverflow(self.figures.spend)
+        let numerator = overflow ? Double(self.netRevenue) - Double(self.figures.spend) : Double(difference)
+        return numerator / Double(self.figures.spend)
+    }
+
+    /// Click-through rate: clicks / views, or nil when views is 0.
+    public var ctr: Double? { Row.ratio(Double(self.figures.clicks), Double(self.figures.views)) }
+
+    /// Conversion rate: conversions / clicks, or nil when clicks is 0 (conversions are micro-units).
+    public var cvr: Double? {
+        Row.ratio(Double(self.figures.conversions), Double(self.figures.clicks) * Double(Micros.one))
+    }
+
+    /// Average order value: revenue / conversions, or nil when conversions is 0.
+    public var aov: Double? { Row.ratio(Double(self.figures.revenue), Double(self.figures.conversions)) }
+
+    /// Cost per acquisition: spend / conversions, or nil when conversions is 0.
+    public var cpa: Double? { Row.ratio(Double(self.figures.spend), Double(self.figures.conversions)) }
+
+    /// `numerator / denominator`, or nil when the denominator is 0 (the null rule of every ratio).
+    @inline(__always)
+    static func ratio(_ numerator: Double, _ denominator: Double) -> Double? {
+        denominator == 0 ? nil : numerator / denominator
+    }
+
+    /// A ratio (`roas`, `ctr`, ...) printed with at most six decimals, or null.
     public static func roasText(_ value: Double?) -> String {
         guard let value else { return "null" }
         if let micros = Int64(exactly: (value * 1_000_000).rounded(.toNearestOrEven)) { return Micros.text(micros) }
@@ -44,7 +77,10 @@ public struct Row: Sendable, Equatable {
         JSONText.append(
             ",\"views\":\(f.views),\"clicks\":\(f.clicks),\"conversions\":\(Micros.text(f.conversions))"
                 + ",\"revenue\":\(Micros.text(f.revenue)),\"refunds\":\(Micros.text(f.refunds))"
-                + ",\"spend\":\(Micros.text(f.spend)),\"roas\":\(Row.roasText(self.roas)),\"final\":\(self.isFinal)}",
+                + ",\"spend\":\(Micros.text(f.spend)),\"roas\":\(Row.roasText(self.roas))"
+                + ",\"ctr\":\(Row.roasText(self.ctr)),\"cvr\":\(Row.roasText(self.cvr)),\"aov\":\(Row.roasText(self.aov))"
+                + ",\"cpa\":\(Row.roasText(self.cpa)),\"net_revenue\":\(Micros.text(self.netRevenue))"
+                + ",\"roi\":\(Row.roasText(self.roi)),\"final\":\(self.isFinal)}",
             to: &output)
     }
 

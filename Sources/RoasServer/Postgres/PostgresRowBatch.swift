@@ -19,6 +19,13 @@ struct PostgresRowBatch: Sendable {
     var spend: [Int64] = []
     var roas: [Double] = []
     var roasIsNull: [Bool] = []
+    /// The ratios added with the KPIs; NaN for null (a ratio is never NaN: its denominator is not 0).
+    var ctr: [Double] = []
+    var cvr: [Double] = []
+    var aov: [Double] = []
+    var cpa: [Double] = []
+    var roi: [Double] = []
+    var netRevenue: [Int64] = []
     var isFinal: [Bool] = []
 
     private struct Key: Hashable {
@@ -68,6 +75,8 @@ struct PostgresRowBatch: Sendable {
         self.spend.reserveCapacity(count)
         self.roas.reserveCapacity(count)
         self.roasIsNull.reserveCapacity(count)
+        for path in [\Self.ctr, \.cvr, \.aov, \.cpa, \.roi] { self[keyPath: path].reserveCapacity(count) }
+        self.netRevenue.reserveCapacity(count)
         self.isFinal.reserveCapacity(count)
     }
 
@@ -87,6 +96,12 @@ struct PostgresRowBatch: Sendable {
         let roas = row.roas
         self.roas.append(roas ?? 0)
         self.roasIsNull.append(roas == nil)
+        self.ctr.append(row.ctr ?? .nan)
+        self.cvr.append(row.cvr ?? .nan)
+        self.aov.append(row.aov ?? .nan)
+        self.cpa.append(row.cpa ?? .nan)
+        self.roi.append(row.roi ?? .nan)
+        self.netRevenue.append(row.netRevenue)
         self.isFinal.append(row.isFinal)
     }
 

@@ -324,6 +324,8 @@ public final class PostgresRowSink: Service, Sendable {
         }
         for table in [PostgresRowStatements.finalTable, PostgresRowStatements.liveTable] {
             try await connection.query(PostgresRowStatements.createTable(table), logger: self.logger)
+            // A table made by an older roas keeps its rows and gains the KPI columns.
+            try await connection.query(PostgresRowStatements.addColumns(table), logger: self.logger)
         }
     }
 

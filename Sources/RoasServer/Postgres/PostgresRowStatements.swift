@@ -12,6 +12,21 @@ enum PostgresRowStatements {
     /// `NULLS NOT DISTINCT` appeared in PostgreSQL 15.
     static let minimumServerVersion = 150_000
 
+    /// Columns added after the first release, with their types: `prepare` adds those a table made by
+    /// an older roas lacks (`ADD COLUMN IF NOT EXISTS`, keeping its rows, where they are NULL).
+    static let addedColumns: [(name: String, type: String)] = [
+        ("ctr", "double precision NULL"), ("cvr", "double precision NULL"), ("aov", "double precision NULL"),
+        ("cpa", "double precision NULL"), ("net_revenue", "numeric(20,6) NULL"), ("roi", "double precision NULL"),
+    ]
+
+    /// The KPI columns the upsert writes besides the first release's, in order.
+    static let addedColumnList = Self.addedColumns.map(\.name).joined(separator: ", ")
+
+    static func addColumns(_ table: String) -> PostgresQuery {
+        let clauses = Self.addedColumns.map { "ADD COLUMN IF NOT EXISTS \($0.name) \($0.type)" }
+        return PostgresQuery(unsafeSQL: "ALTER TABLE \(table) " + clauses.joined(separator: ", "))
+    }
+
     static func createTable(_ name: String) -> PostgresQuery {
         // Names are our constants, never user input.
         PostgresQuery(
@@ -37,8 +52,8 @@ enum PostgresRowStatements {
 
     static let serverVersion: PostgresQuery = "SELECT current_setting('server_version_num')::int4"
 
-    /// One statement for the whole batch: the rows travel as 15 parallel arrays (NULLs as flag
-    /// arrays, since PostgresNIO binds no arrays of optionals), are unnested in order and upserted
+    /// One statement for the whole batch: the rows travel as parallel arrays (NULLs as flag
+    /// arrays or NaN, since PostgresNIO binds no arrays of optionals), are unnested in order and upserted
     /// into both tables by two data-modifying CTEs.
     ///
     /// Money and conversions travel as Int64 micro-units and become `numeric` by an exact
@@ -58,6 +73,8 @@ enum PostgresRowStatements {
                 u.conversions * 0.000001 AS conversions, u.revenue * 0.000001 AS revenue,
                 u.refunds * 0.000001 AS refunds, u.spend * 0.000001 AS spend,
                 CASE WHEN u.roas_is_null THEN NULL ELSE u.roas END AS roas,
+                NULLIF(u.ctr, 'NaN') AS ctr, NULLIF(u.cvr, 'NaN') AS cvr, NULLIF(u.aov, 'NaN') AS aov,
+                NULLIF(u.cpa, 'NaN') AS cpa, u.net_revenue * 0.000001 AS net_revenue, NULLIF(u.roi, 'NaN') AS roi,
                 u.is_final
             FROM unnest(
                 \(batch.windowStarts)::int8[], \(batch.windowEnds)::int8[],
@@ -65,9 +82,12 @@ enum PostgresRowStatements {
                 \(batch.campaigns)::text[], \(batch.campaignIsNull)::bool[],
                 \(batch.views)::int8[], \(batch.clicks)::int8[], \(batch.conversions)::int8[],
                 \(batch.revenue)::int8[], \(batch.refunds)::int8[], \(batch.spend)::int8[],
-                \(batch.roas)::float8[], \(batch.roasIsNull)::bool[], \(batch.isFinal)::bool[]
+                \(batch.roas)::float8[], \(batch.roasIsNull)::bool[],
+                \(batch.ctr)::float8[], \(batch.cvr)::float8[], \(batch.aov)::float8[], \(batch.cpa)::float8[],
+                \(batch.netRevenue)::int8[], \(batch.roi)::float8[], \(batch.isFinal)::bool[]
             ) AS u(window_start, window_end, creator, creator_is_null, campaign, campaign_is_null,
-                views, clicks, conversions, revenue, refunds, spend, roas, roas_is_null, is_final)
+                views, clicks, conversions, revenue, refunds, spend, roas, roas_is_null,
+                ctr, cvr, aov, cpa, net_revenue, roi, is_final)
         ), finals AS (
             \(unescaped: Self.upsert(into: Self.finalTable, from: "input WHERE is_final"))
         )
@@ -75,21 +95,27 @@ enum PostgresRowStatements {
         """
     }
 
+    /// The added columns qualified by `table`: `t.ctr, t.cvr, ...`.
+    private static func columns(_ table: String) -> String {
+        Self.addedColumns.map { "\(table).\($0.name)" }.joined(separator: ", ")
+    }
+
     /// Upserts the rows of `source` into `table`, leaving a row whose figures are already stored alone.
     private static func upsert(into table: String, from source: String) -> String {
         """
         INSERT INTO \(table) AS t (window_start, window_end, creator, campaign, views, clicks,
-            conversions, revenue, refunds, spend, roas)
+            conversions, revenue, refunds, spend, roas, \(Self.addedColumnList))
         SELECT window_start, window_end, creator, campaign, views, clicks,
-            conversions, revenue, refunds, spend, roas
+            conversions, revenue, refunds, spend, roas, \(Self.addedColumnList)
         FROM \(source)
         ON CONFLICT (window_start, window_end, creator, campaign) DO UPDATE SET
             views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
             revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,
-            roas = excluded.roas, updated_at = now()
-        WHERE (t.views, t.clicks, t.conversions, t.revenue, t.refunds, t.spend, t.roas)
+            roas = excluded.roas, \(Self.addedColumns.map { "\($0.name) = excluded.\($0.name)" }.joined(separator: ", ")),
+            updated_at = now()
+        WHERE (t.views, t.clicks, t.conversions, t.revenue, t.refunds, t.spend, t.roas, \(Self.columns("t")))
             IS DISTINCT FROM (excluded.views, excluded.clicks, excluded.conversions,
-                excluded.revenue, excluded.refunds, excluded.spend, excluded.roas)
+                excluded.revenue, excluded.refunds, excluded.spend, excluded.roas, \(Self.columns("excluded")))
         """
     }
 }
