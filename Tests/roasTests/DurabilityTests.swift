@@ -9,7 +9,7 @@ import Testing
 #endif
 
 /// `roas serve --data-dir`, the binary: killed with SIGKILL at random moments under load from an
-/// at-least-once sender (tests/python/durable_sender.py), restarted each time, and at the end its
+/// at-least-once sender (scripts/durable_sender.py), restarted each time, and at the end its
 /// final rows are those of one uninterrupted `roas run`, row for row.
 @Suite("roas serve --data-dir, crash recovery", .serialized, .ownThread)
 struct DurabilityTests {

@@ -4,7 +4,7 @@ import RoasTestSupport
 import Testing
 
 /// The JSON Schemas of schemas/ against what roas really reads and writes, validated by Python's
-/// jsonschema (tests/python/validate.py); every schema is also shown to reject bad instances.
+/// jsonschema (scripts/validate.py); every schema is also shown to reject bad instances.
 @Suite("JSON Schemas", .ownThread)
 struct SchemaTests {
     // MARK: What `roas run --sample` writes

@@ -12,8 +12,8 @@ import Testing
 #endif
 
 /// The real `roas serve` binary on loopback: a plain Standard Webhooks client (Python's
-/// `standardwebhooks`, tests/python/webhook_sender.py) against its webhook endpoint, the dashboard in
-/// headless Chromium (tests/python/dashboard_check.py), and a graceful SIGTERM, each compared with
+/// `standardwebhooks`, scripts/webhook_sender.py) against its webhook endpoint, the dashboard in
+/// headless Chromium (scripts/dashboard_check.py), and a graceful SIGTERM, each compared with
 /// what `roas run` makes of the same stream.
 @Suite("roas serve, the binary", .ownThread)
 struct ServeBinaryTests {
@@ -238,7 +238,7 @@ struct ServeBinaryTests {
 
     // MARK: Helpers
 
-    /// tests/python/webhook_sender.py with --print-responses: its summary and one answer per request.
+    /// scripts/webhook_sender.py with --print-responses: its summary and one answer per request.
     static func sender(_ arguments: [String], server: Server) throws -> (
         result: ProcessResult, summary: [String: Any], responses: [[String: Any]]
     ) {

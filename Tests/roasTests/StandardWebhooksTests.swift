@@ -4,7 +4,7 @@ import RoasTestSupport
 import Testing
 
 /// RoasCore's WebhookSigner against the reference Python implementation of Standard Webhooks
-/// (`standardwebhooks` 1.1.0, through tests/python/webhooks.py) and the spec's test vector.
+/// (`standardwebhooks` 1.1.0, through scripts/webhooks.py) and the spec's test vector.
 @Suite("Standard Webhooks interoperability", .ownThread)
 struct StandardWebhooksTests {
     /// A secret of 24 random-looking bytes, as Standard Webhooks providers issue them.

@@ -50,7 +50,7 @@ enum Tools {
     }()
 
     static func schema(_ name: String) -> String { root.appendingPathComponent("schemas/\(name)").path }
-    static func pythonScript(_ name: String) -> String { root.appendingPathComponent("tests/python/\(name)").path }
+    static func pythonScript(_ name: String) -> String { root.appendingPathComponent("scripts/\(name)").path }
 
     /// A fresh path in the temporary folder (nothing is created).
     static func temporaryPath(_ name: String) -> String {
@@ -123,7 +123,7 @@ enum Tools {
         }
         throw ToolFailure(
             "python3 is not on PATH; these tests need Python 3 with jsonschema 4.26 and standardwebhooks 1.1.0 "
-                + "(python3 -m pip install -r tests/python/requirements.txt)")
+                + "(python3 -m pip install -r scripts/requirements.txt)")
     }
 
     /// Runs `executable` with `arguments`, feeding `stdin`, and waits at most `timeout` seconds.
@@ -178,7 +178,7 @@ enum Tools {
         try run(try roasBinary(), arguments, stdin: stdin, timeout: timeout)
     }
 
-    /// Runs one of the tests/python scripts; exit status 3 (a missing Python package) is a failure
+    /// Runs one of the Python scripts of scripts/; exit status 3 (a missing Python package) is a failure
     /// of the environment and is thrown with the script's message.
     static func python(
         _ script: String, _ arguments: [String], stdin: Data = Data(), timeout: TimeInterval = 120
@@ -188,7 +188,7 @@ enum Tools {
             throw ToolFailure("a Python package these tests need is missing:\n\(result)")
         }
         if result.status == 2 {
-            throw ToolFailure("tests/python/\(script) could not run:\n\(result)")
+            throw ToolFailure("scripts/\(script) could not run:\n\(result)")
         }
         return result
     }
@@ -197,7 +197,7 @@ enum Tools {
         case valid, invalid
     }
 
-    /// Validates each line against a schema of schemas/ with tests/python/validate.py.
+    /// Validates each line against a schema of schemas/ with scripts/validate.py.
     ///
     /// With `.valid` every line must be valid, with `.invalid` every line must be rejected; the
     /// returned result has exit status 0 when that holds.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Validates NDJSON lines against a roas JSON Schema (draft 2020-12).
 
-    python3 tests/python/validate.py SCHEMA FILE [--expect valid|invalid] [--quiet]
+    python3 scripts/validate.py SCHEMA FILE [--expect valid|invalid] [--quiet]
 
 Every non-blank line of FILE ("-" for stdin) is parsed as strict JSON (NaN, Infinity and
 -Infinity are errors, as in roas) and validated with jsonschema's Draft202012Validator and a
@@ -10,7 +10,7 @@ every line must be rejected (to check that a schema really catches what it shoul
 
 Exit status: 0 when every line met the expectation, 1 when some did not (each is printed as
 FILE:LINE: ...), 2 on a usage error or an unreadable file or schema, 3 when a Python package is
-missing (CI installs it: python3 -m pip install -r tests/python/requirements.txt).
+missing (CI installs it: python3 -m pip install -r scripts/requirements.txt).
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ try:
     from jsonschema import Draft202012Validator, FormatChecker
 except ImportError as error:  # pragma: no cover - depends on the environment
     print(f"validate.py: the Python package jsonschema is missing ({error}); "
-          "install it with: python3 -m pip install -r tests/python/requirements.txt", file=sys.stderr)
+          "install it with: python3 -m pip install -r scripts/requirements.txt", file=sys.stderr)
     sys.exit(3)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for `roas serve`'s HTTP side, to develop and test the dashboard without the Swift server.
 
-    python3 tests/python/mock_roas_server.py [--port 8787] [--scenario demo|fixed] [--token TOKEN]
+    python3 scripts/mock_roas_server.py [--port 8787] [--scenario demo|fixed] [--token TOKEN]
                                              [--by-campaign] [--page Sources/RoasServer/Dashboard/DashboardPage.swift]
 
 Serves:

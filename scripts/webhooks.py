@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Standard Webhooks signatures through the reference Python package `standardwebhooks`.
 
-    python3 tests/python/webhooks.py sign   --secret whsec_... --id ID --timestamp SECONDS --payload FILE
-    python3 tests/python/webhooks.py verify --secret whsec_... --id ID --timestamp SECONDS --payload FILE \
+    python3 scripts/webhooks.py sign   --secret whsec_... --id ID --timestamp SECONDS --payload FILE
+    python3 scripts/webhooks.py verify --secret whsec_... --id ID --timestamp SECONDS --payload FILE \
                                             --signature "v1,..."
 
 `sign` prints `v1,<base64>` made by Webhook(secret).sign(id, timestamp, payload). `verify` calls
@@ -11,7 +11,7 @@ webhook-signature headers (the package checks the timestamp is within 5 minutes 
 0 when it verifies, 1 when it does not. The payload is the file's bytes, decoded as UTF-8.
 
 Exit status 2 on a usage error, 3 when the package is missing
-(CI installs it: python3 -m pip install -r tests/python/requirements.txt).
+(CI installs it: python3 -m pip install -r scripts/requirements.txt).
 """
 import argparse
 import sys
@@ -21,7 +21,7 @@ try:
     from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 except ImportError as error:  # pragma: no cover - depends on the environment
     print(f"webhooks.py: the Python package standardwebhooks is missing ({error}); "
-          "install it with: python3 -m pip install -r tests/python/requirements.txt", file=sys.stderr)
+          "install it with: python3 -m pip install -r scripts/requirements.txt", file=sys.stderr)
     sys.exit(3)
 
 

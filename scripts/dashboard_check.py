@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loads the roas dashboard in headless Chromium and checks the creators table.
 
-    python3 tests/python/dashboard_check.py BASE_URL --expect CREATOR=ROAS_TEXT [--expect ...]
+    python3 scripts/dashboard_check.py BASE_URL --expect CREATOR=ROAS_TEXT [--expect ...]
                                             [--screenshot PATH] [--token TOKEN] [--timeout SECONDS]
 
 Runs `chromium --headless=new --no-sandbox --disable-gpu --virtual-time-budget=8000 --dump-dom URL`

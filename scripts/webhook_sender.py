@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A plain Standard Webhooks sender: POSTs the batches of a signed roas stream to `roas serve`.
 
-    python3 tests/python/webhook_sender.py URL --secret whsec_... --input FILE
+    python3 scripts/webhook_sender.py URL --secret whsec_... --input FILE
                                            [--only I[,J...]] [--tamper N] [--header-timestamp]
                                            [--retries N] [--timeout SECONDS] [--print-responses]
 
@@ -25,7 +25,7 @@ Prints, with --print-responses, one JSON line per request
 
 Exit status 0 when every request got an HTTP answer, 1 when one could not be sent (connection
 error or timeout), 2 on a usage error or an unreadable input, 3 when `standardwebhooks` is missing
-(CI installs it: python3 -m pip install -r tests/python/requirements.txt).
+(CI installs it: python3 -m pip install -r scripts/requirements.txt).
 """
 import argparse
 import json
@@ -39,7 +39,7 @@ try:
     from standardwebhooks.webhooks import Webhook
 except ImportError as error:  # pragma: no cover - depends on the environment
     print(f"webhook_sender.py: the Python package standardwebhooks is missing ({error}); "
-          "install it with: python3 -m pip install -r tests/python/requirements.txt", file=sys.stderr)
+          "install it with: python3 -m pip install -r scripts/requirements.txt", file=sys.stderr)
     sys.exit(3)
 
 
