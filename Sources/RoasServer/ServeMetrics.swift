@@ -1,104 +1,129 @@
-import Metrics
 import Prometheus
 import RoasCore
+import Synchronization
 
-/// The metrics of `GET /metrics`, through swift-metrics into this server's own Prometheus registry
-/// (not the process-wide `MetricsSystem`, so that several servers can live in one process, as in tests).
+/// The metrics of `GET /metrics`, in this server's own swift-prometheus registry (not a process-wide
+/// one, so that several servers can live in one process, as in tests). Every family has HELP text,
+/// counters end in `_total` and units are in the names, so `promtool check metrics` finds nothing
+/// (a test runs it); `deploy/prometheus/roas-alerts.yml` holds alerting rules written against them.
 final class ServeMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    private let acceptedEvents: [Metrics.Counter]
-    private let deadLetters: [Metrics.Counter]
-    private let acceptedBatches: Metrics.Counter
-    private let rejectedBatches: [Metrics.Counter]
-    private let lateEvents: Metrics.Counter
-    private let linesRead: Metrics.Counter
-    private let bytesRead: Metrics.Counter
-    let webhookRequests: [Int: Metrics.Counter]
-    let watermarkLag: Metrics.Gauge
-    let eventsPerSecond: Metrics.Gauge
-    let openWindows: Metrics.Gauge
-    let identities: Metrics.Gauge
-    let touches: Metrics.Gauge
-    let pending: Metrics.Gauge
-    let orders: Metrics.Gauge
-    let dedupIDs: Metrics.Gauge
-    let connections: Metrics.Gauge
-    let queuedChunks: Metrics.Gauge
-    let streamSubscribers: Metrics.Gauge
-    let streamSubscribersDropped: Metrics.Counter
-    let httpConnections: Metrics.Gauge
-    let httpConnectionsRefused: Metrics.Counter
-    let inflightBytes: Metrics.Gauge
-    let checkpoints: Metrics.Counter
-    let checkpointSeconds: Metrics.Gauge
-    let checkpointBytes: Metrics.Gauge
-    private let walBytes: Metrics.Gauge
-    private let walSyncs: Metrics.Gauge
-    private let walFailedWrites: Metrics.Gauge
-    private let sinkQueuedRows: Metrics.Gauge
-    private let sinkDeliveredRows: Metrics.Gauge
+    private let acceptedEvents: [Counter]
+    private let deadLetters: [Counter]
+    private let acceptedBatches: Counter
+    private let rejectedBatches: [Counter]
+    private let lateEvents: Counter
+    private let linesRead: Counter
+    private let bytesRead: Counter
+    /// By the status codes `POST /v1/events` answers with.
+    let webhookRequests: [Int: Counter]
+    let watermarkLag: Gauge
+    let eventsPerSecond: Gauge
+    let openWindows: Gauge
+    let identities: Gauge
+    let touches: Gauge
+    let pending: Gauge
+    let orders: Gauge
+    let dedupIDs: Gauge
+    let connections: Gauge
+    let queuedChunks: Gauge
+    let streamSubscribers: Gauge
+    let streamSubscribersDropped: Counter
+    let httpConnections: Gauge
+    let httpConnectionsRefused: Counter
+    let inflightBytes: Gauge
+    let checkpoints: Counter
+    let checkpointSeconds: Gauge
+    let checkpointBytes: Gauge
+    private let walBytes: Counter
+    private let walSyncs: Counter
+    private let walFailedWrites: Counter
+    private let sinkQueuedRows: Gauge
+    private let sinkDeliveredRows: Counter
+    /// The log's and the sink's running totals as last recorded, to turn them into counter increments.
+    private let totals = Mutex(Totals())
+
+    private struct Totals {
+        var walBytes = 0
+        var walSyncs = 0
+        var walFailedWrites = 0
+        var sinkDeliveredRows = 0
+    }
+
+    /// The status codes `POST /v1/events` answers with (each has its series from the start, at 0).
+    static let webhookStatuses = [200, 202, 400, 401, 409, 413, 500, 503]
 
     init() {
-        let factory = PrometheusMetricsFactory(registry: self.registry)
+        let registry = self.registry
+        func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
+            registry.makeCounter(name: name, labels: labels, help: help)
+        }
+        func gauge(_ name: String, _ help: String) -> Gauge {
+            registry.makeGauge(name: name, labels: [], help: help)
+        }
         self.acceptedEvents = EventKind.allCases.map {
-            Metrics.Counter(label: "roas_events_accepted_total", dimensions: [("type", $0.name)], factory: factory)
+            counter("roas_events_accepted_total", "Events accepted by the engine, by event type.", [("type", $0.name)])
         }
         self.deadLetters = Reason.allCases.map {
-            Metrics.Counter(label: "roas_dead_letters_total", dimensions: [("reason", $0.rawValue)], factory: factory)
+            counter("roas_dead_letters_total", "Input lines dead-lettered, by reason.", [("reason", $0.rawValue)])
         }
-        self.acceptedBatches = Metrics.Counter(label: "roas_batches_accepted_total", factory: factory)
+        self.acceptedBatches = counter("roas_batches_accepted_total", "Signed batches verified and accepted.")
         self.rejectedBatches = Reason.allCases.map {
-            Metrics.Counter(label: "roas_batches_rejected_total", dimensions: [("reason", $0.rawValue)], factory: factory)
+            counter("roas_batches_rejected_total", "Signed batches rejected whole, by reason.", [("reason", $0.rawValue)])
         }
-        self.lateEvents = Metrics.Counter(label: "roas_late_events_total", factory: factory)
-        self.linesRead = Metrics.Counter(label: "roas_lines_read_total", factory: factory)
-        self.bytesRead = Metrics.Counter(label: "roas_bytes_read_total", factory: factory)
+        self.lateEvents = counter(
+            "roas_late_events_total", "Events dead-lettered as late: older than the watermark minus the allowed lateness.")
+        self.linesRead = counter("roas_lines_read_total", "Input lines read (TCP, webhooks and replay of the log).")
+        self.bytesRead = counter("roas_bytes_read_total", "Input bytes read (TCP, webhooks and replay of the log).")
         self.webhookRequests = Dictionary(
-            uniqueKeysWithValues: [200, 202, 400, 401, 413, 503].map {
-                ($0, Metrics.Counter(label: "roas_webhook_requests_total", dimensions: [("status", "\($0)")], factory: factory))
+            uniqueKeysWithValues: Self.webhookStatuses.map {
+                ($0, counter("roas_webhook_requests_total", "POST /v1/events requests, by answer status.", [("status", "\($0)")]))
             })
-        self.watermarkLag = Metrics.Gauge(label: "roas_watermark_lag_seconds", factory: factory)
-        self.eventsPerSecond = Metrics.Gauge(label: "roas_events_per_second", factory: factory)
-        self.openWindows = Metrics.Gauge(label: "roas_open_window_panes", factory: factory)
-        self.identities = Metrics.Gauge(label: "roas_state_identities", factory: factory)
-        self.touches = Metrics.Gauge(label: "roas_state_touches", factory: factory)
-        self.pending = Metrics.Gauge(label: "roas_state_pending_events", factory: factory)
-        self.orders = Metrics.Gauge(label: "roas_state_orders", factory: factory)
-        self.dedupIDs = Metrics.Gauge(label: "roas_state_dedup_ids", factory: factory)
-        self.connections = Metrics.Gauge(label: "roas_tcp_connections", factory: factory)
-        self.queuedChunks = Metrics.Gauge(label: "roas_queued_chunks", factory: factory)
-        self.streamSubscribers = Metrics.Gauge(label: "roas_stream_subscribers", factory: factory)
-        self.streamSubscribersDropped = Metrics.Counter(label: "roas_stream_subscribers_dropped_total", factory: factory)
-        self.httpConnections = Metrics.Gauge(label: "roas_http_connections", factory: factory)
-        self.httpConnectionsRefused = Metrics.Counter(label: "roas_http_connections_refused_total", factory: factory)
-        self.inflightBytes = Metrics.Gauge(label: "roas_inflight_bytes", factory: factory)
-        self.checkpoints = Metrics.Counter(label: "roas_checkpoints_total", factory: factory)
-        self.checkpointSeconds = Metrics.Gauge(label: "roas_checkpoint_last_seconds", factory: factory)
-        self.checkpointBytes = Metrics.Gauge(label: "roas_checkpoint_last_bytes", factory: factory)
-        self.walBytes = Metrics.Gauge(label: "roas_wal_written_bytes", factory: factory)
-        self.walSyncs = Metrics.Gauge(label: "roas_wal_syncs", factory: factory)
-        self.walFailedWrites = Metrics.Gauge(label: "roas_wal_failed_writes", factory: factory)
-        self.sinkQueuedRows = Metrics.Gauge(label: "roas_sink_queued_rows", factory: factory)
-        self.sinkDeliveredRows = Metrics.Gauge(label: "roas_sink_delivered_rows", factory: factory)
+        self.watermarkLag = gauge(
+            "roas_watermark_lag_seconds", "Wall clock minus the event-time watermark, in seconds (set once an event arrived).")
+        self.eventsPerSecond = gauge("roas_events_per_second", "Events accepted per second over the last live tick.")
+        self.openWindows = gauge("roas_open_window_panes", "Window panes still open (not yet closed by the watermark).")
+        self.identities = gauge("roas_state_identities", "Users known to the identity table.")
+        self.touches = gauge("roas_state_touches", "Touches (views and clicks) kept for attribution.")
+        self.pending = gauge("roas_state_pending_events", "Events waiting for the watermark before they are applied.")
+        self.orders = gauge("roas_state_orders", "Orders kept for refunds.")
+        self.dedupIDs = gauge("roas_state_dedup_ids", "Event ids kept to find duplicates.")
+        self.connections = gauge("roas_tcp_connections", "Open TCP ingest connections.")
+        self.queuedChunks = gauge("roas_queued_chunks", "Parsed chunks waiting for the engine.")
+        self.streamSubscribers = gauge("roas_stream_subscribers", "Open /v1/stream subscriptions.")
+        self.streamSubscribersDropped = counter(
+            "roas_stream_subscribers_dropped_total", "/v1/stream subscribers dropped for falling over --stream-buffer behind.")
+        self.httpConnections = gauge("roas_http_connections", "Open HTTP connections.")
+        self.httpConnectionsRefused = counter(
+            "roas_http_connections_refused_total", "HTTP connections refused (503) over --max-http-connections.")
+        self.inflightBytes = gauge(
+            "roas_inflight_bytes", "Bytes of input held and not yet applied, counted against --max-inflight-bytes.")
+        self.checkpoints = counter("roas_checkpoints_total", "Checkpoints written (--data-dir).")
+        self.checkpointSeconds = gauge("roas_checkpoint_last_seconds", "Time the last checkpoint took to write, in seconds.")
+        self.checkpointBytes = gauge("roas_checkpoint_last_bytes", "Size of the last checkpoint, in bytes.")
+        self.walBytes = counter("roas_wal_written_bytes_total", "Bytes written to the write-ahead log since the start.")
+        self.walSyncs = counter("roas_wal_syncs_total", "fdatasync calls of the write-ahead log since the start.")
+        self.walFailedWrites = counter(
+            "roas_wal_failed_writes_total", "Write-ahead log group commits that failed (their input was answered not durable).")
+        self.sinkQueuedRows = gauge("roas_sink_queued_rows", "Rows queued for PostgreSQL (--sink), not yet delivered.")
+        self.sinkDeliveredRows = counter("roas_sink_delivered_rows_total", "Rows delivered to PostgreSQL (--sink) since the start.")
     }
 
     /// Adds what changed between two snapshots of the engine's counts.
     func record(from old: Statistics, to new: Statistics) {
-        for (index, counter) in self.acceptedEvents.enumerated() where new.acceptedEvents[index] > old.acceptedEvents[index] {
-            counter.increment(by: new.acceptedEvents[index] - old.acceptedEvents[index])
+        for (index, counter) in self.acceptedEvents.enumerated() {
+            counter.add(new.acceptedEvents[index] - old.acceptedEvents[index])
         }
-        for (index, counter) in self.deadLetters.enumerated() where new.deadLetters[index] > old.deadLetters[index] {
-            counter.increment(by: new.deadLetters[index] - old.deadLetters[index])
+        for (index, counter) in self.deadLetters.enumerated() {
+            counter.add(new.deadLetters[index] - old.deadLetters[index])
         }
-        for (index, counter) in self.rejectedBatches.enumerated()
-        where new.rejectedBatches[index] > old.rejectedBatches[index] {
-            counter.increment(by: new.rejectedBatches[index] - old.rejectedBatches[index])
+        for (index, counter) in self.rejectedBatches.enumerated() {
+            counter.add(new.rejectedBatches[index] - old.rejectedBatches[index])
         }
-        if new.acceptedBatches > old.acceptedBatches { self.acceptedBatches.increment(by: new.acceptedBatches - old.acceptedBatches) }
-        let late = new.deadLetters(.late) - old.deadLetters(.late)
-        if late > 0 { self.lateEvents.increment(by: late) }
-        if new.linesRead > old.linesRead { self.linesRead.increment(by: new.linesRead - old.linesRead) }
-        if new.bytesRead > old.bytesRead { self.bytesRead.increment(by: new.bytesRead - old.bytesRead) }
+        self.acceptedBatches.add(new.acceptedBatches - old.acceptedBatches)
+        self.lateEvents.add(new.deadLetters(.late) - old.deadLetters(.late))
+        self.linesRead.add(new.linesRead - old.linesRead)
+        self.bytesRead.add(new.bytesRead - old.bytesRead)
     }
 
     func record(_ state: Engine.StateSizes) {
@@ -112,14 +137,24 @@ final class ServeMetrics: Sendable {
 
     /// The write-ahead log's counts since the server started (`--data-dir`).
     func record(_ log: WriteAheadLog) {
-        self.walBytes.record(log.bytesWritten)
-        self.walSyncs.record(log.syncs)
-        self.walFailedWrites.record(log.failedGroups)
+        let (bytes, syncs, failed) = (log.bytesWritten, log.syncs, log.failedGroups)
+        let added = self.totals.withLock { totals in
+            defer { (totals.walBytes, totals.walSyncs, totals.walFailedWrites) = (bytes, syncs, failed) }
+            return (bytes - totals.walBytes, syncs - totals.walSyncs, failed - totals.walFailedWrites)
+        }
+        self.walBytes.add(added.0)
+        self.walSyncs.add(added.1)
+        self.walFailedWrites.add(added.2)
     }
 
     func record(_ sink: PostgresRowSink) {
         self.sinkQueuedRows.record(sink.queuedRows)
-        self.sinkDeliveredRows.record(sink.deliveredSequence)
+        let delivered = Int(clamping: sink.deliveredSequence)
+        let added = self.totals.withLock { totals in
+            defer { totals.sinkDeliveredRows = delivered }
+            return delivered - totals.sinkDeliveredRows
+        }
+        self.sinkDeliveredRows.add(added)
     }
 
     /// The Prometheus text exposition.
@@ -128,4 +163,15 @@ final class ServeMetrics: Sendable {
         self.registry.emit(into: &buffer)
         return buffer
     }
+}
+
+extension Counter {
+    /// Adds a running total's growth; a total that did not grow (or was reset) adds nothing.
+    fileprivate func add(_ amount: Int) {
+        if amount > 0 { self.increment(by: Int64(amount)) }
+    }
+}
+
+extension Gauge {
+    func record(_ value: some BinaryInteger) { self.set(to: Double(value)) }
 }
