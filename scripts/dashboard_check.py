@@ -10,7 +10,9 @@ Runs `chromium --headless=new --no-sandbox --disable-gpu --virtual-time-budget=8
 ROAS_TEXT, e.g. --expect c1=3.42x ("x" and "×" are the same; "-" and "–" too, for a null ROAS).
 CREATOR "(unattributed)" matches the row `tr[data-unattributed="true"]`. With rows keyed by
 (creator, campaign), write CREATOR|CAMPAIGN to pick one row; a bare CREATOR passes when any of its
-rows has that ROAS. With --screenshot the page is also rendered to PATH at 1280x900.
+rows has that ROAS. --expect-cell CREATOR#CLASS=TEXT checks another cell of the row the same way,
+e.g. --expect-cell c1#cpa=12.50 or --expect-cell "c1#roi=-3.10%" ("–" for null).
+With --screenshot the page is also rendered to PATH at 1280x900.
 
 Exit status: 0 when every expectation holds, 1 when one does not (the table found is printed),
 2 on a usage error or when Chromium is missing, fails or times out.
@@ -128,6 +130,11 @@ def normalize_roas(text):
     return "–" if t in ("-", "—", "–", "") else t
 
 
+def normalize_cell(text):
+    t = " ".join(text.split())
+    return "–" if t in ("-", "—", "–", "") else t
+
+
 def row_label(row):
     a = row["attrs"]
     creator = "(unattributed)" if a.get("data-unattributed") == "true" else a.get("data-creator", "?")
@@ -151,6 +158,8 @@ def main():
     ap.add_argument("base_url", metavar="BASE_URL")
     ap.add_argument("--expect", action="append", default=[], metavar="CREATOR=ROAS_TEXT",
                     help="a creator (or CREATOR|CAMPAIGN, or (unattributed)) and its ROAS text, e.g. c1=3.42×")
+    ap.add_argument("--expect-cell", action="append", default=[], metavar="CREATOR#CLASS=TEXT",
+                    help="the text of another cell of a creator's row (td.CLASS), e.g. c1#cpa=12.50")
     ap.add_argument("--screenshot", metavar="PATH", help="also save a 1280x900 PNG of the page")
     ap.add_argument("--token", help="load BASE_URL/#token=TOKEN")
     ap.add_argument("--timeout", type=float, default=90, help="seconds to allow each chromium run (default 90)")
@@ -163,6 +172,15 @@ def main():
             ap.error(f"--expect {spec!r}: use CREATOR=ROAS_TEXT")
         creator, _, campaign = key.partition("|")
         expectations.append((spec, creator, campaign if "|" in key else None, normalize_roas(roas)))
+
+    cell_expectations = []
+    for spec in args.expect_cell:
+        key, sep, text = spec.partition("=")
+        target, hash_sign, cls = key.rpartition("#")
+        if not sep or not hash_sign or not target or not cls:
+            ap.error(f"--expect-cell {spec!r}: use CREATOR#CLASS=TEXT")
+        creator, _, campaign = target.partition("|")
+        cell_expectations.append((spec, creator, campaign if "|" in target else None, cls, normalize_cell(text)))
 
     chromium = find_chromium(wait_seconds=600)
     if not chromium:
@@ -197,7 +215,8 @@ def main():
         problems.append("the page shows an error: " + " ".join(parser.banner.split()))
 
     rows = [r for r in parser.rows if "roas" in r["cells"]]
-    for spec, creator, campaign, want in expectations:
+
+    def rows_of(creator, campaign):
         def matches(r):
             a = r["attrs"]
             if creator == "(unattributed)":
@@ -205,12 +224,22 @@ def main():
             else:
                 ok = a.get("data-creator") == creator
             return ok and (campaign is None or a.get("data-campaign", "") == campaign)
-        candidates = [r for r in rows if matches(r)]
+        return [r for r in rows if matches(r)]
+
+    for spec, creator, campaign, want in expectations:
+        candidates = rows_of(creator, campaign)
         if not candidates:
             problems.append(f"--expect {spec}: no row for {creator}" + (f"|{campaign}" if campaign is not None else ""))
         elif not any(normalize_roas(r["cells"]["roas"]) == want for r in candidates):
             got = ", ".join(normalize_roas(r["cells"]["roas"]) for r in candidates)
             problems.append(f"--expect {spec}: ROAS is {got}, expected {want}")
+    for spec, creator, campaign, cls, want in cell_expectations:
+        candidates = rows_of(creator, campaign)
+        if not candidates:
+            problems.append(f"--expect-cell {spec}: no row for {creator}" + (f"|{campaign}" if campaign is not None else ""))
+        elif not any(normalize_cell(r["cells"].get(cls, "?")) == want for r in candidates):
+            got = ", ".join(normalize_cell(r["cells"].get(cls, "(no td." + cls + ")")) for r in candidates)
+            problems.append(f"--expect-cell {spec}: td.{cls} is {got}, expected {want}")
 
     if args.screenshot:
         shot = os.path.abspath(args.screenshot)
@@ -229,7 +258,7 @@ def main():
             print(f"    {row_label(r):<30} roas={r['cells'].get('roas', '?'):<12} "
                   f"revenue={r['cells'].get('revenue', '?')} spend={r['cells'].get('spend', '?')}", file=sys.stderr)
         return 1
-    print(f"dashboard_check: OK, {len(expectations)} expectation(s) met in {len(rows)} table row(s)")
+    print(f"dashboard_check: OK, {len(expectations) + len(cell_expectations)} expectation(s) met in {len(rows)} table row(s)")
     return 0
 
 

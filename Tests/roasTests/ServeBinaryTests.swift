@@ -135,6 +135,7 @@ struct ServeBinaryTests {
         try? FileManager.default.removeItem(atPath: screenshot)
 
         let expectations = Self.sampleDashboard.sorted { $0.key < $1.key }.flatMap { ["--expect", "\($0.key)=\($0.value)"] }
+            + Self.dashboardKPITexts(snapshot).flatMap { ["--expect-cell", $0] }
         func browse() throws -> ProcessResult {
             try Tools.run(
                 try Tools.python3(),
@@ -314,6 +315,37 @@ struct ServeBinaryTests {
             let creator = row["creator"] as? String ?? "(unattributed)"
             let shown = (row["open"] as? [String: Any]) ?? (row["closed"] as? [String: Any])
             texts[creator] = Tools.number(shown?["roas"]).map { String(format: "%.2f×", $0) } ?? "–"
+        }
+        return texts
+    }
+
+    /// What the dashboard's KPI cells show for each row of a `/v1/roas` snapshot, as
+    /// `CREATOR#CLASS=TEXT`: the row's ctr, cvr and roi as percentages and its aov and cpa as money,
+    /// with 2 decimals (Intl's en-US rounding: half away from zero), or "–" when null.
+    static func dashboardKPITexts(_ snapshot: [String: Any]) -> [String] {
+        /// Intl.NumberFormat (ICU) rounds the shortest decimal form of a double; so does this.
+        func text(_ value: Double?, percent: Bool) -> String {
+            guard let value, value.isFinite else { return "–" }
+            var exact = Decimal(string: "\(percent ? value * 100 : value)") ?? 0
+            var rounded = Decimal()
+            NSDecimalRound(&rounded, &exact, 2, .plain)
+            let fixed = String(format: "%.2f", abs(NSDecimalNumber(decimal: rounded).doubleValue))
+            let whole = fixed.prefix { $0 != "." }
+            var grouped = ""
+            for (index, digit) in whole.enumerated() {
+                if index > 0 && (whole.count - index) % 3 == 0 { grouped.append(",") }
+                grouped.append(digit)
+            }
+            let sign = rounded < 0 ? "-" : ""
+            return sign + grouped + fixed.drop { $0 != "." } + (percent ? "%" : "")
+        }
+        var texts: [String] = []
+        for case let row as [String: Any] in snapshot["rows"] as? [Any] ?? [] {
+            let creator = row["creator"] as? String ?? "(unattributed)"
+            guard let shown = (row["open"] as? [String: Any]) ?? (row["closed"] as? [String: Any]) else { continue }
+            for (field, percent) in [("ctr", true), ("cvr", true), ("aov", false), ("cpa", false), ("roi", true)] {
+                texts.append("\(creator)#\(field)=\(text(Tools.number(shown[field]), percent: percent))")
+            }
         }
         return texts
     }

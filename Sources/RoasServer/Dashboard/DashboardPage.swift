@@ -4,8 +4,10 @@
 /// `GET /v1/stream` (server-sent `row` and `stats` events), merging rows per (creator, campaign) and
 /// resyncing every 30 s. A `#token=…` fragment is sent as `?access_token=…` on every request.
 /// The creators table is stable for tests: `table#creators tbody tr[data-creator]` rows, each with a
-/// `td.roas` cell whose text is the ROAS as "3.42×" ("–" when spend is 0); unattributed revenue is a
-/// row with `data-unattributed="true"` instead of `data-creator`.
+/// `td.roas` cell whose text is the ROAS as "3.42×" ("–" when spend is 0), and `td.ctr`, `td.cvr`,
+/// `td.aov`, `td.cpa` and `td.roi` cells with the row's own ratios (rates as "12.50%", AOV and CPA as
+/// "1,234.50", "–" when null); unattributed revenue is a row with `data-unattributed="true"` instead
+/// of `data-creator`.
 enum DashboardPage {
     static let html: String = #"""
     <!doctype html>
@@ -204,12 +206,16 @@ enum DashboardPage {
                 <th class="num conversions">Conversions</th>
                 <th class="num clicks">Clicks</th>
                 <th class="num views">Views</th>
-                <th class="num ctr">CTR</th>
+                <th class="num ctr" title="clicks / views">CTR</th>
+                <th class="num cvr" title="conversions / clicks">CVR</th>
+                <th class="num aov" title="revenue / conversions: average order value">AOV</th>
+                <th class="num cpa" title="spend / conversions: cost per acquisition">CPA</th>
+                <th class="num roi" title="(revenue - refunds - spend) / spend">ROI</th>
                 <th class="window">Window</th>
               </tr>
             </thead>
             <tbody id="creators-body">
-              <tr><td class="empty-row" colspan="11">Loading…</td></tr>
+              <tr><td class="empty-row" colspan="15">Loading…</td></tr>
             </tbody>
           </table>
         </div>
@@ -264,6 +270,11 @@ enum DashboardPage {
       var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
       function money(v) { return v == null || !isFinite(v) ? DASH : moneyFmt.format(v); }
+      function percent(v) { return v == null || !isFinite(v) ? DASH : moneyFmt.format(v * 100) + "%"; }
+      function kpiCell(name, value, format) {
+        var v = value == null ? null : Number(value);
+        return td("num " + name + (v == null || !isFinite(v) ? " muted" : ""), format(v));
+      }
       function int(v) { return v == null || !isFinite(v) ? DASH : intFmt.format(v); }
       function roasText(v) {
         return v == null || !isFinite(Number(v)) ? DASH : moneyFmt.format(Number(v)) + "\u00d7";
@@ -449,8 +460,12 @@ enum DashboardPage {
         cells.push(td("num conversions", int(num(f.conversions))));
         cells.push(td("num clicks", int(num(f.clicks))));
         cells.push(td("num views", int(num(f.views))));
-        var views = num(f.views);
-        cells.push(td("num ctr" + (views > 0 ? "" : " muted"), views > 0 ? (num(f.clicks) / views * 100).toFixed(2) + "%" : DASH));
+        // The row's own ratios (null when the denominator is 0): rates as percentages, AOV and CPA as money.
+        cells.push(kpiCell("ctr", f.ctr, percent));
+        cells.push(kpiCell("cvr", f.cvr, percent));
+        cells.push(kpiCell("aov", f.aov, money));
+        cells.push(kpiCell("cpa", f.cpa, money));
+        cells.push(kpiCell("roi", f.roi, percent));
         var wc = td("window");
         var badge = document.createElement("span");
         badge.className = "badge " + (e.open ? "open" : "closed");
@@ -499,7 +514,7 @@ enum DashboardPage {
         if (!order.length) {
           var tr0 = document.createElement("tr");
           var cell = td("empty-row", state.loaded ? "No creator activity yet \u2014 waiting for events." : "Loading\u2026");
-          cell.colSpan = 11;
+          cell.colSpan = 15;
           tr0.appendChild(cell);
           order.push(tr0);
         }
