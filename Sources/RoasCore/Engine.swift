@@ -116,6 +116,7 @@ public struct Engine: Sendable {
         }
         switch event.kind {
         case .view, .click:
+            guard self.hasRoom(forTouch: event) else { return self.reject(Engine.touchLimit, origin: origin, into: &output) }
             self.addTouch(event)
         case .spend:
             let creator = self.creators.intern(event.creator)
@@ -257,6 +258,18 @@ public struct Engine: Sendable {
     mutating func campaignHandle(_ bytes: UnsafeRawBufferPointer?) -> Int32 {
         guard let bytes else { return -1 }
         return self.campaigns.intern(bytes)
+    }
+
+    static let touchLimit = Rejection(
+        .overflow, "the engine's touch log has reached its position limit (2^62 views or clicks, or id bytes, since it began)")
+
+    /// Whether the touch log and id arena of `event`'s kind can take it without a position past
+    /// what a snapshot holds (`SnapshotReader.counterLimit`): out of reach of a real stream, but a
+    /// snapshot read near the limit must not go on to write one that does not read back.
+    @inline(__always)
+    func hasRoom(forTouch event: ParsedEvent) -> Bool {
+        let (log, ids) = event.kind == .click ? (self.clicks.end, self.clickIDs.end) : (self.views.end, self.viewIDs.end)
+        return log < SnapshotReader.counterLimit && ids <= SnapshotReader.counterLimit - Int64(event.id.count)
     }
 
     @inline(__always)

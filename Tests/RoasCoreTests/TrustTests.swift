@@ -270,4 +270,24 @@ struct TrustTests {
             do { try configuration.validate() } catch let error as RoasError { #expect(error.message.contains(flag)) } catch {}
         }
     }
+
+    /// Fuzz finding (snapshot target): a snapshot whose touch log was near the largest position a
+    /// snapshot holds read fine, took more views, and then wrote a snapshot that did not read back.
+    /// A view or click past that position is now `overflow`; the engine's next snapshot reads back.
+    @Test func touchesPastThePositionLimitAreOverflowAndTheSnapshotReadsBack() throws {
+        let configuration = EngineConfiguration()
+        var driver = EngineDriver(configuration: configuration)
+        driver.engine.views = TouchLog(lateness: configuration.lateness, startingAt: SnapshotReader.counterLimit - 1)
+        let lines = [
+            Line.view("v1", t0, user: "u1", creator: "c-a"),
+            Line.view("v2", t0 + 1, user: "u1", creator: "c-a"),
+            Line.click("k1", t0 + 2, user: "u1", creator: "c-a"),
+        ]
+        for (index, line) in lines.enumerated() { driver.feed(Array(line.utf8), number: index + 1) }
+        #expect(driver.deadLetters.map(\.reason) == [.overflow])
+        #expect(driver.deadLetters.first?.line == 2)
+        #expect(driver.engine.statistics.accepted(.view) == 1 && driver.engine.statistics.accepted(.click) == 1)
+        let decoded = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
+        #expect(decoded.views.end == SnapshotReader.counterLimit)
+    }
 }

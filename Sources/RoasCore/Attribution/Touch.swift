@@ -96,6 +96,9 @@ struct IDArena: Sendable {
         return low
     }
 
+    /// The offset the next id tail gets (the engine appends none past `SnapshotReader.counterLimit`).
+    var end: Int64 { self.nextOffset }
+
     private func withBytes<R>(_ offset: Int64, _ length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
         let start = Int(offset - chunk.base)
@@ -134,6 +137,17 @@ struct TouchLog: Sendable {
     }
 
     var count: Int { self.touches.count - Int(self.start - self.base) }
+
+    /// The global position the next touch gets. The engine appends no touch at or past
+    /// `SnapshotReader.counterLimit`, so every log it writes reads back.
+    var end: Int64 { self.base + Int64(self.touches.count) }
+
+    /// An empty log whose first touch gets `position` (the state of a log that dropped that many).
+    init(lateness: Int64, startingAt position: Int64) {
+        self.init(lateness: lateness)
+        self.base = position
+        self.start = position
+    }
 
     @inline(__always)
     mutating func append(_ touch: Touch, identity: Int32) {
