@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A count of distinct users (issue 14's `reach`): a HyperLogLog-family sketch that is exact for small
+/// counts.
+///
+/// Up to `sparseLimit` distinct users it keeps their 64-bit hashes in a set and the count is exact
+/// (barring a 64-bit hash collision). Past that it switches to `2^precision` = 16,384 registers of one
+/// byte each (16 KiB) and estimates with Ertl's improved estimator ("New cardinality estimation
+/// algorithms for HyperLogLog sketches", 2017), which needs no bias tables and is unbiased over the
+/// whole range. Its relative standard error is 1.04 / sqrt(16384) ≈ 0.81%, so 2% is about 2.5
+/// standard errors. Two sketches merge (union) whatever their representation.
+///
+/// Not yet wired into the engine, rows or snapshots.
+public struct ReachSketch: Sendable, Equatable {
+    public static let precision = 14
+    public static let registerCount = 1 << precision
+    /// Distinct hashes kept exactly before switching to registers.
+    public static let sparseLimit = 1024
+    /// Bits of the hash left after the register index.
+    static let remainingBits = 64 - precision
+
+    private var sparse: Set<UInt64> = []
+    private var registers: [UInt8] = []
+
+    public init() {}
+
+    public var isExact: Bool { self.registers.isEmpty }
+
+    /// The user's hash: FNV-1a over the bytes, then MurmurHash3's 64-bit finalizer. Stable across runs
+    /// and machines (unlike `Hasher`), so sketches can be stored and merged.
+    public static func hash<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+        var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            value ^= UInt64(byte)
+            value = value &* 0x0000_0100_0000_01b3
+        }
+        return mix(value)
+    }
+
+    /// MurmurHash3's fmix64.
+    @inline(__always)
+    static func mix(_ input: UInt64) -> UInt64 {
+        var value = input
+        value ^= value >> 33
+        value = value &* 0xff51_afd7_ed55_8ccd
+        value ^= value >> 33
+        value = value &* 0xc4ce_b9fe_1a85_ec53
+        value ^= value >> 33
+        return value
+    }
+
+    public mutating func insert(user: String) { self.insert(hash: ReachSketch.hash(user.utf8)) }
+
+    public mutating func insert(hash: UInt64) {
+        if self.registers.isEmpty {
+            self.sparse.insert(hash)
+            if self.sparse.count > ReachSketch.sparseLimit { self.densify() }
+        } else {
+            ReachSketch.update(&self.registers, hash)
+        }
+    }
+
+    @inline(__always)
+    static func update(_ registers: inout [UInt8], _ hash: UInt64) {
+        let index = Int(hash >> UInt64(remainingBits))
+        let rest = hash << UInt64(precision)
+        // Leading zeros of the remaining bits, plus one: 1 ... remainingBits + 1.
+        let rank = UInt8(min(rest.leadingZeroBitCount, remainingBits) + 1)
+        if rank > registers[index] { registers[index] = rank }
+    }
+
+    private mutating func densify() {
+        var registers = [UInt8](repeating: 0, count: ReachSketch.registerCount)
+        for hash in self.sparse { ReachSketch.update(&registers, hash) }
+        self.registers = registers
+        self.sparse = []
+    }
+
+    /// Adds every user of `other` (the union).
+    public mutating func merge(_ other: ReachSketch) {
+        if other.registers.isEmpty {
+            for hash in other.sparse { self.insert(hash: hash) }
+            return
+        }
+        if self.registers.isEmpty { self.densify() }
+        for index in 0..<ReachSketch.registerCount where other.registers[index] > self.registers[index] {
+            self.registers[index] = other.registers[index]
+        }
+    }
+
+    /// The number of distinct users: exact in the sparse representation, estimated after.
+    public var count: Int64 {
+        if self.registers.isEmpty { return Int64(self.sparse.count) }
+        return Int64(ReachSketch.estimate(self.registers).rounded(.toNearestOrEven))
+    }
+
+    /// Ertl's improved raw estimator (algorithm 6 of the paper).
+    static func estimate(_ registers: [UInt8]) -> Double {
+        let q = remainingBits
+        var histogram = [Int](repeating: 0, count: q + 2)
+        for register in registers { histogram[Int(register)] += 1 }
+        let m = Double(registers.count)
+        var z = m * tau(1 - Double(histogram[q + 1]) / m)
+        for k in stride(from: q, through: 1, by: -1) {
+            z = 0.5 * (z + Double(histogram[k]))
+        }
+        z += m * sigma(Double(histogram[0]) / m)
+        let alphaInfinity = 1 / (2 * log(2.0))
+        return alphaInfinity * m * m / z
+    }
+
+    static func sigma(_ input: Double) -> Double {
+        if input == 1 { return .infinity }
+        var x = input
+        var y = 1.0
+        var z = x
+        while true {
+            x *= x
+            let previous = z
+            z += x * y
+            y += y
+            if z == previous { return z }
+        }
+    }
+
+    static func tau(_ input: Double) -> Double {
+        if input == 0 || input == 1 { return 0 }
+        var x = input
+        var y = 1.0
+        var z = 1 - x
+        while true {
+            x = x.squareRoot()
+            let previous = z
+            y *= 0.5
+            z -= (1 - x) * (1 - x) * y
+            if z == previous { return z / 3 }
+        }
+    }
+}
