@@ -9,14 +9,11 @@ struct PrometheusTests {
     static let rules = Tools.root.appendingPathComponent("deploy/prometheus/roas-alerts.yml").path
     static let ruleTests = Tools.root.appendingPathComponent("deploy/prometheus/roas-alerts.test.yml").path
 
-    /// promtool from the first folder of PATH that has it.
     static func promtool() throws -> URL {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for folder in path.split(separator: ":") {
-            let candidate = URL(fileURLWithPath: String(folder)).appendingPathComponent("promtool")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        guard let found = Tools.onPath("promtool") else {
+            throw ToolFailure("promtool is not on PATH; install it with: apt-get install --no-install-recommends prometheus")
         }
-        throw ToolFailure("promtool is not on PATH; install it with: apt-get install prometheus")
+        return found
     }
 
     /// The value of the sample `series` (name and labels exactly as exposed) in a Prometheus text.

@@ -108,6 +108,16 @@ enum Tools {
                 + Set(folders.map(\.path)).sorted().joined(separator: ", ") + "); run through `swift test` or set ROAS_BINARY")
     }
 
+    /// The first executable `name` in the folders of PATH.
+    static func onPath(_ name: String) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for folder in path.split(separator: ":") {
+            let candidate = URL(fileURLWithPath: String(folder)).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return nil
+    }
+
     /// python3 from PYTHON, or the first `python3` on PATH.
     static func python3() throws -> URL {
         let environment = ProcessInfo.processInfo.environment
@@ -117,10 +127,7 @@ enum Tools {
             }
             return URL(fileURLWithPath: path)
         }
-        for folder in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-            let candidate = URL(fileURLWithPath: String(folder)).appendingPathComponent("python3")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
+        if let found = onPath("python3") { return found }
         throw ToolFailure(
             "python3 is not on PATH; these tests need Python 3 with jsonschema 4.26 and standardwebhooks 1.1.0 "
                 + "(python3 -m pip install -r scripts/requirements.txt)")
