@@ -6,6 +6,7 @@ extension EngineConfiguration {
             writer.write(value)
         }
         writer.write(self.byCampaign)
+        writer.write(self.byTier)
         writer.write(self.lateness)
         writer.write(self.dedupHorizon)
         writer.write(count: self.currencies.codes.count)
@@ -40,6 +41,7 @@ extension EngineConfiguration {
         let window = try reader.read(Int64.self)
         let slide = try reader.read(Int64.self)
         let byCampaign = try reader.readBool()
+        let byTier = try reader.readBool()
         let lateness = try reader.read(Int64.self)
         let dedupHorizon = try reader.read(Int64.self)
         compare("--window", window, self.window, duration)
@@ -48,7 +50,9 @@ extension EngineConfiguration {
         compare("--click-lookback", clickLookback, self.clickLookback, duration)
         compare("--view-lookback", viewLookback, self.viewLookback, duration)
         if model == .timeDecay || self.model == .timeDecay { compare("--half-life", halfLife, self.halfLife, duration) }
-        compare("--by", byCampaign, self.byCampaign) { $0 ? "creator,campaign" : "creator" }
+        compare("--by", [byTier, byCampaign], [self.byTier, self.byCampaign]) {
+            ($0[0] ? "tier" : "creator") + ($0[1] ? ",campaign" : "")
+        }
         compare("--dedup-horizon", dedupHorizon, self.dedupHorizon, duration)
         let count = try reader.readCount(elementSize: 8 + 8)
         var codes: [String] = []

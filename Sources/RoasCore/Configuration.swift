@@ -19,6 +19,8 @@ public struct EngineConfiguration: Sendable {
     public var slide: Int64 = 3_600_000
     /// Rows keyed by creator and campaign, rather than by creator alone.
     public var byCampaign = false
+    /// Rows rolled up by creator tier (`--by tier`, with `byCampaign` `--by tier,campaign`).
+    public var byTier = false
     public var lateness: Int64 = 5000
     public var dedupHorizon: Int64 = 86_400_000
     public var currencies: CurrencyTable

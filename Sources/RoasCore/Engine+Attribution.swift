@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 extension Engine {
-    /// Applies a link, purchase or refund whose time the watermark has reached.
+    /// Applies a link, purchase, sign-up or refund whose time the watermark has reached.
     mutating func apply(_ event: PendingEvent, into output: inout EngineOutput) {
         switch event.kind {
         case .link:
@@ -39,6 +39,17 @@ extension Engine {
                 }
             }
             self.orders[event.order] = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: shares)
+        case .signup:
+            // Credited exactly like a purchase (same model, lookbacks and identity groups), in leads.
+            let credits = self.credits(user: event.user, time: event.time)
+            let leads = Micros.allocate(Micros.one, weights: credits.map(\.weight))
+            let additions = credits.indices.map { (key: credits[$0].key, figures: Aggregate(leads: leads[$0])) }
+            guard self.fits(additions, at: event.time) else {
+                return self.rejectPending(event, Engine.overflow, into: &output)
+            }
+            for (index, credit) in credits.enumerated() {
+                self.windows.update(time: event.time, key: credit.key) { $0.leads += leads[index] }
+            }
         case .refund:
             guard var order = self.orders[event.order] else {
                 return self.rejectPending(event, Rejection(.unknownOrder, "no purchase of this order"), into: &output)
@@ -69,7 +80,7 @@ extension Engine {
                 self.windows.update(time: event.time, key: credit.key) { $0.refunds += parts[index] }
             }
         default:
-            preconditionFailure("only links, purchases and refunds wait for the watermark")
+            preconditionFailure("only links, purchases, sign-ups and refunds wait for the watermark")
         }
         self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
     }

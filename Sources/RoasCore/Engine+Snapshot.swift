@@ -4,7 +4,8 @@ extension Engine {
     /// The first bytes of every snapshot.
     static let snapshotMagic: [UInt8] = Array("ROASSNP1".utf8)
     /// The layout version `snapshot()` writes and `init(snapshot:configuration:)` reads.
-    static let snapshotVersion: UInt32 = 1
+    /// 2: engagements, leads, reach sketches and creator profiles (issue 14); `--by tier`.
+    static let snapshotVersion: UInt32 = 2
     /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
     static var snapshotByteOrder: UInt8 {
         #if _endian(big)
@@ -55,6 +56,7 @@ extension Engine {
         }
         self.windows.write(to: &writer)
         writer.write(self.nextSweep)
+        self.writeProfiles(to: &writer)
     }
 
     /// An engine that continues from `snapshot`, as the engine that took it would have.
@@ -124,6 +126,7 @@ extension Engine {
         let windows = try WindowStore(
             from: &reader, window: configuration.window, slide: configuration.slide, handles: handles)
         let nextSweep = try reader.readTime("the next sweep", sentinels: true)
+        let (profiles, profileCount) = try Engine.readProfiles(from: &reader, creators: creators.count)
         try reader.expectEnd()
 
         self.init(configuration: configuration)
@@ -141,6 +144,8 @@ extension Engine {
         self.orders = orders
         self.windows = windows
         self.nextSweep = nextSweep
+        self.profiles = profiles
+        self.profileCount = profileCount
     }
 
     /// `init(snapshot:configuration:)` from an array.
@@ -160,5 +165,6 @@ extension Engine {
                 $0 + 75 + $1.id.count + $1.order.count + $1.raw.count + ($1.batch?.utf8.count ?? 0)
             }
             + self.orders.reduce(0) { $0 + 48 + $1.key.count + 16 * $1.value.credits.count }
+            + self.profiles.reduce(8) { $0 + 8 + $1.reduce(0) { $0 + 24 + $1.id.count } }
     }
 }

@@ -40,6 +40,10 @@ public struct Engine: Sendable {
     var windows: WindowStore
     var clickIDs = IDArena()
     var viewIDs = IDArena()
+    /// Creator profiles by creator handle, in (time, id) order: the tiers of the creator's rows.
+    var profiles: [[CreatorProfile]] = []
+    /// Profiles held, over all creators (they count towards `--max-keys`).
+    var profileCount = 0
     var nextSweep: Int64 = .min
     private let sweepInterval: Int64
     /// The largest conversions, revenue, refunds or spend one key's pane may hold: a window sums
@@ -129,7 +133,14 @@ public struct Engine: Sendable {
             }
             self.windows.update(time: event.time, key: key) { $0.spend += amount }
             self.statistics.acceptedEvents[Int(EventKind.spend.rawValue)] += 1
-        case .purchase, .refund, .link:
+        case .engagement:
+            let creator = self.creators.intern(event.creator)
+            let key = self.rowKey(creator, self.campaignHandle(event.campaign))
+            self.windows.update(time: event.time, key: key) { $0.engagements += 1 }
+            self.statistics.acceptedEvents[Int(EventKind.engagement.rawValue)] += 1
+        case .creator:
+            self.addProfile(event)
+        case .purchase, .refund, .link, .signup:
             self.enqueue(event, origin: origin)
         }
         if let watermark = self.admission.observe(event.time) { self.advance(to: watermark, into: &output) }
@@ -150,16 +161,29 @@ public struct Engine: Sendable {
     public mutating func emitUpdates(into output: inout EngineOutput) {
         let changes = self.windows.takeChanges()
         guard !changes.isEmpty else { return }
-        var rows: [(start: Int64, key: RowKey, figures: Aggregate)] = []
-        for change in changes {
-            if let figures = self.windows.figures(of: change.key, inWindowStartingAt: change.start) {
-                rows.append((change.start, change.key, figures))
+        var rows: [Row] = []
+        if self.configuration.byTier {
+            // A changed creator changes its tier's row: each such row is rolled up from its whole window.
+            var groups: [Int64: Set<TierKey>] = [:]
+            for change in changes {
+                groups[change.start, default: []].insert(self.tierKey(change.key, windowEnd: change.start + self.configuration.window))
             }
+            for start in groups.keys.sorted() {
+                let changed = groups[start]!
+                let rolled = self.rollUp(self.windows.window(startingAt: start), start: start).filter { changed.contains($0.key) }
+                for (key, cell) in rolled { rows.append(self.makeRow(start: start, tierKey: key, cell: cell, isFinal: false)) }
+            }
+        } else {
+            var cells: [(start: Int64, key: RowKey, cell: WindowCell)] = []
+            for change in changes {
+                if let cell = self.windows.figures(of: change.key, inWindowStartingAt: change.start) {
+                    cells.append((change.start, change.key, cell))
+                }
+            }
+            cells.sort { a, b in a.start != b.start ? a.start < b.start : self.precedes(a.key, b.key) }
+            for cell in cells { rows.append(self.makeRow(start: cell.start, key: cell.key, cell: cell.cell, isFinal: false)) }
         }
-        rows.sort { a, b in a.start != b.start ? a.start < b.start : self.precedes(a.key, b.key) }
-        for row in rows {
-            output.rows.append(self.makeRow(start: row.start, key: row.key, figures: row.figures, isFinal: false))
-        }
+        output.rows.append(contentsOf: rows)
         self.statistics.updateRows += rows.count
     }
 
@@ -186,10 +210,11 @@ public struct Engine: Sendable {
 
     // MARK: Internals
 
-    /// Keys the state holds for good: users, creators, campaigns and orders (with the events that
-    /// wait and may add one), which `--max-keys` caps.
+    /// Keys the state holds for good: users, creators, campaigns, orders (with the events that
+    /// wait and may add one) and creator profiles, which `--max-keys` caps.
     public var keyCount: Int {
         self.users.count + self.creators.count + self.campaigns.count + self.orders.count + self.pending.count
+            + self.profileCount
     }
 
     /// True when the keys `event` would add take `keyCount` past `--max-keys`.
@@ -203,10 +228,13 @@ public struct Engine: Sendable {
             count(self.users, event.user)
             count(self.creators, event.creator)
             count(self.campaigns, event.campaign)
-        case .spend:
+        case .spend, .engagement:
             count(self.creators, event.creator)
             count(self.campaigns, event.campaign)
-        case .purchase, .link, .refund:
+        case .creator:
+            count(self.creators, event.creator)
+            added += 1
+        case .purchase, .link, .refund, .signup:
             // Each waits in `pending` (one key) and interns its user and linked user.
             added += 1
             if event.kind != .refund { count(self.users, event.user) }
@@ -278,14 +306,15 @@ public struct Engine: Sendable {
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)
+        let reached = ReachSketch.hash(event.user)
         if event.kind == .click {
             let id = SortKey(event.id, arena: &self.clickIDs, time: event.time)
             self.clicks.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
-            self.windows.update(time: event.time, key: key) { $0.clicks += 1 }
+            self.windows.update(time: event.time, key: key, user: reached) { $0.clicks += 1 }
         } else {
             let id = SortKey(event.id, arena: &self.viewIDs, time: event.time)
             self.views.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
-            self.windows.update(time: event.time, key: key) { $0.views += 1 }
+            self.windows.update(time: event.time, key: key, user: reached) { $0.views += 1 }
         }
         self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
     }
@@ -294,6 +323,7 @@ public struct Engine: Sendable {
         var user: Int32 = -1
         var linked: Int32 = -1
         if event.kind != .refund { user = self.users.intern(event.user) }
+        // A sign-up's value is not kept (it is not revenue); the parser has checked it.
         if event.kind == .link { linked = self.users.intern(event.linked) }
         self.pending.insert(
             PendingEvent(
@@ -310,9 +340,9 @@ public struct Engine: Sendable {
             self.statistics.pendingEvents -= 1
             self.apply(event, into: &output)
         }
-        var closed: [(Int64, [RowKey: Aggregate])] = []
-        self.windows.close(upTo: watermark) { start, figures in closed.append((start, figures)) }
-        for (start, figures) in closed { self.emitFinal(start: start, figures: figures, into: &output) }
+        var closed: [(Int64, [RowKey: WindowCell])] = []
+        self.windows.close(upTo: watermark) { start, cells in closed.append((start, cells)) }
+        for (start, cells) in closed { self.emitFinal(start: start, cells: cells, into: &output) }
         if watermark != .max && watermark >= self.nextSweep {
             self.sweep()
             self.nextSweep = Engine.subtract(watermark, -self.sweepInterval)
@@ -329,10 +359,16 @@ public struct Engine: Sendable {
         self.viewIDs.release(olderThan: viewCutoff)
     }
 
-    private mutating func emitFinal(start: Int64, figures: [RowKey: Aggregate], into output: inout EngineOutput) {
-        let keys = figures.keys.sorted { self.precedes($0, $1) }
+    private mutating func emitFinal(start: Int64, cells: [RowKey: WindowCell], into output: inout EngineOutput) {
+        if self.configuration.byTier {
+            let rolled = self.rollUp(cells, start: start)
+            for (key, cell) in rolled { output.rows.append(self.makeRow(start: start, tierKey: key, cell: cell, isFinal: true)) }
+            self.statistics.finalRows += rolled.count
+            return
+        }
+        let keys = cells.keys.sorted { self.precedes($0, $1) }
         for key in keys {
-            output.rows.append(self.makeRow(start: start, key: key, figures: figures[key]!, isFinal: true))
+            output.rows.append(self.makeRow(start: start, key: key, cell: cells[key]!, isFinal: true))
         }
         self.statistics.finalRows += keys.count
     }
@@ -350,11 +386,20 @@ public struct Engine: Sendable {
         return interner.compare(a, b)
     }
 
-    private mutating func makeRow(start: Int64, key: RowKey, figures: Aggregate, isFinal: Bool) -> Row {
-        Row(
-            windowStart: start, windowEnd: start + self.configuration.window,
+    private mutating func makeRow(start: Int64, key: RowKey, cell: WindowCell, isFinal: Bool) -> Row {
+        let end = start + self.configuration.window
+        return Row(
+            windowStart: start, windowEnd: end,
             creator: key.creator < 0 ? nil : self.creators.string(for: key.creator),
-            campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: figures,
+            campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: cell.figures,
+            reach: cell.reach.count, tier: key.creator < 0 ? nil : self.tier(of: key.creator, before: end)?.rawValue,
             isFinal: isFinal)
+    }
+
+    private mutating func makeRow(start: Int64, tierKey key: TierKey, cell: WindowCell, isFinal: Bool) -> Row {
+        Row(
+            windowStart: start, windowEnd: start + self.configuration.window, creator: nil,
+            campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: cell.figures,
+            reach: cell.reach.count, tier: key.tierName, isFinal: isFinal)
     }
 }

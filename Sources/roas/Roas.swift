@@ -48,7 +48,7 @@ struct EngineOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Hop between windows for hopping windows (window must be a multiple); default: tumbling.")
     var slide: String?
 
-    @Option(help: "Row key: creator, or creator,campaign.")
+    @Option(help: "Row key: creator, creator,campaign, tier or tier,campaign (rows rolled up by creator tier).")
     var by: String = "creator"
 
     @Option(parsing: .unconditional, help: "Allowed disorder: the watermark is the greatest event time seen minus this.")
@@ -109,9 +109,11 @@ struct EngineOptions: ParsableArguments {
         configuration.dedupHorizon = try self.duration(self.dedupHorizon, "--dedup-horizon")
         configuration.maximumKeys = self.maxKeys
         switch self.by {
-        case "creator": configuration.byCampaign = false
-        case "creator,campaign": configuration.byCampaign = true
-        default: throw ValidationError("--by must be creator or creator,campaign, got '\(self.by)'")
+        case "creator": (configuration.byTier, configuration.byCampaign) = (false, false)
+        case "creator,campaign": (configuration.byTier, configuration.byCampaign) = (false, true)
+        case "tier": (configuration.byTier, configuration.byCampaign) = (true, false)
+        case "tier,campaign": (configuration.byTier, configuration.byCampaign) = (true, true)
+        default: throw ValidationError("--by must be creator, creator,campaign, tier or tier,campaign, got '\(self.by)'")
         }
         do {
             try configuration.validate()

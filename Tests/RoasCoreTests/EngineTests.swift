@@ -211,7 +211,7 @@ struct WindowTests {
         ])
         #expect(
             result.finalRows.map(\.json) == [
-                #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"c1","campaign":null,"views":1,"clicks":1,"conversions":1,"revenue":12.5,"refunds":0,"spend":10,"roas":1.25,"ctr":1,"cvr":1,"aov":12.5,"cpa":10,"net_revenue":12.5,"roi":0.25,"final":true}"#
+                #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"c1","campaign":null,"views":1,"clicks":1,"conversions":1,"revenue":12.5,"refunds":0,"spend":10,"roas":1.25,"ctr":1,"cvr":1,"aov":12.5,"cpa":10,"net_revenue":12.5,"roi":0.25,"reach":1,"engagements":0,"engagement_rate":0,"leads":0,"cpl":null,"tier":null,"final":true}"#
             ])
     }
 

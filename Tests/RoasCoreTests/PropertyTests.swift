@@ -23,6 +23,7 @@ struct ShuffleWithinLatenessTests {
             $0.lateness = lateness
             $0.halfLife = 2 * hour
             $0.byCampaign = seed % 2 == 0
+            $0.byTier = seed % 4 == 1
             $0.window = seed % 3 == 0 ? 2 * hour : hour
             $0.slide = hour
             if seed % 3 == 1 {

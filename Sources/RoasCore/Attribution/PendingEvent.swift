@@ -1,4 +1,4 @@
-/// A link, purchase or refund waiting for the watermark, with what its dead letter would need.
+/// A link, purchase, sign-up or refund waiting for the watermark, with what its dead letter would need.
 struct PendingEvent: Comparable, Sendable {
     var time: Int64
     var kind: EventKind
@@ -12,12 +12,13 @@ struct PendingEvent: Comparable, Sendable {
     var batch: String?
     var raw: [UInt8]
 
-    /// Ties on time apply links first, then purchases, then refunds, then by id.
+    /// Ties on time apply links first, then purchases, then refunds, then sign-ups, then by id.
     var rank: Int {
         switch self.kind {
         case .link: 0
         case .purchase: 1
-        default: 2
+        case .refund: 2
+        default: 3
         }
     }
 
@@ -64,14 +65,16 @@ extension PendingEvent {
         writer.write(bytes: self.raw)
     }
 
-    /// Reads what `write(to:)` wrote: a link, purchase or refund no earlier than `watermark`, with
+    /// Reads what `write(to:)` wrote: a link, purchase, sign-up or refund no earlier than `watermark`, with
     /// the identity handles its kind needs (a refund has none), an amount the parser accepts and a
     /// known currency.
     init(from reader: inout SnapshotReader, handles: SnapshotHandles, watermark: Int64) throws {
         let time = try reader.readTime("a pending event time")
         try SnapshotReader.require(time >= watermark, "a pending event is before the watermark")
         let rawKind = try reader.read(UInt8.self)
-        guard let kind = EventKind(rawValue: rawKind), kind == .link || kind == .purchase || kind == .refund else {
+        guard let kind = EventKind(rawValue: rawKind),
+            kind == .link || kind == .purchase || kind == .refund || kind == .signup
+        else {
             throw SnapshotError.invalid("a pending event has kind \(rawKind)")
         }
         let id = try reader.readBytes()
@@ -82,7 +85,7 @@ extension PendingEvent {
         case .link:
             try SnapshotReader.require(
                 users.contains(user) && users.contains(linked), "a link's identities are out of range")
-        case .purchase:
+        case .purchase, .signup:
             try SnapshotReader.require(users.contains(user) && linked == -1, "a purchase's identity is out of range")
         default: try SnapshotReader.require(user == -1 && linked == -1, "a refund has an identity")
         }

@@ -1,6 +1,13 @@
-/// The six kinds of event roas reads.
+/// The kinds of event roas reads. New kinds are only ever added at the end (their raw values are
+/// counter positions in snapshots).
 public enum EventKind: UInt8, CaseIterable, Sendable, Comparable {
     case view, click, purchase, refund, link, spend
+    /// An interaction with a creator's content (like, comment, share, save, follow): counted, never credited.
+    case engagement
+    /// A lead, attributed like a purchase and counted in `leads`.
+    case signup
+    /// A creator's profile (follower count) as of its time: the tier of the creator's rows.
+    case creator
 
     /// The wire name, as in the `type` field.
     public var name: String {
@@ -11,6 +18,9 @@ public enum EventKind: UInt8, CaseIterable, Sendable, Comparable {
         case .refund: "refund"
         case .link: "link"
         case .spend: "spend"
+        case .engagement: "engagement"
+        case .signup: "signup"
+        case .creator: "creator"
         }
     }
 

@@ -27,6 +27,7 @@ public struct EventParser {
 
     enum Field: Int, CaseIterable {
         case type, id, ts, user, linked, creator, campaign, order, amount, currency
+        case action, followers, value, platform
     }
 
     /// 1970-01-01T00:00:00Z.
@@ -49,14 +50,19 @@ public struct EventParser {
             if equals("user") { return .user }
         case 5:
             if equals("order") { return .order }
+            if equals("value") { return .value }
         case 6:
             if equals("linked") { return .linked }
             if equals("amount") { return .amount }
+            if equals("action") { return .action }
         case 7:
             if equals("creator") { return .creator }
         case 8:
             if equals("campaign") { return .campaign }
             if equals("currency") { return .currency }
+            if equals("platform") { return .platform }
+        case 9:
+            if equals("followers") { return .followers }
         default:
             break
         }
@@ -96,7 +102,7 @@ public struct EventParser {
             return .failure(Rejection(.invalid, typeSpan.kind == .absent ? "missing type" : "type must be a string"))
         }
         guard let kind = EventParser.kind(self.string(line, typeSpan)) else {
-            return .failure(Rejection(.unknownType, "type must be view, click, purchase, refund, link or spend"))
+            return .failure(Rejection(.unknownType, "type must be view, click, purchase, refund, link, spend, engagement, signup or creator"))
         }
         if let duplicate { return .failure(Rejection(.invalid, "duplicate key \(duplicate)")) }
 
@@ -132,6 +138,48 @@ public struct EventParser {
             guard let creator = self.required(line, .creator) else { return .failure(self.missing(.creator)) }
             event.creator = creator
             guard self.optional(line, .campaign, into: &event.campaign) else { return .failure(self.missing(.campaign)) }
+        case .engagement:
+            guard let user = self.required(line, .user) else { return .failure(self.missing(.user)) }
+            guard let creator = self.required(line, .creator) else { return .failure(self.missing(.creator)) }
+            event.user = user
+            event.creator = creator
+            guard self.optional(line, .campaign, into: &event.campaign) else { return .failure(self.missing(.campaign)) }
+            let action = self.slots[Field.action.rawValue]
+            guard action.kind == .string, EventParser.isAction(self.string(line, action)) else {
+                return .failure(Rejection(.invalid, "action must be like, comment, share, save or follow"))
+            }
+        case .signup:
+            guard let user = self.required(line, .user) else { return .failure(self.missing(.user)) }
+            event.user = user
+            // An optional value, checked like an amount but not kept: a lead's value is not revenue.
+            let value = self.slots[Field.value.rawValue]
+            if value.kind != .absent && value.kind != .null {
+                guard value.kind == .number, let micros = EventParser.micros(line, value),
+                    micros <= EventParser.maximumAmount
+                else {
+                    return .failure(Rejection(.invalid, "value must be a JSON number between 0 and 10^12"))
+                }
+            }
+        case .creator:
+            guard let creator = self.required(line, .creator) else { return .failure(self.missing(.creator)) }
+            event.creator = creator
+            let followers = self.slots[Field.followers.rawValue]
+            guard followers.kind == .number, !followers.flag,
+                let count = EventParser.integer(UnsafeRawBufferPointer(rebasing: line[followers.start..<followers.end])),
+                count >= 0, count <= CreatorTier.maximumFollowers
+            else {
+                return .failure(Rejection(.invalid, "followers must be an integer from 0 to 10^12"))
+            }
+            event.amount = count
+            var platform: UnsafeRawBufferPointer? = nil
+            guard self.optional(line, .platform, into: &platform) else { return .failure(self.missing(.platform)) }
+        }
+        if kind == .signup {
+            var currency: UnsafeRawBufferPointer? = nil
+            guard self.optional(line, .currency, into: &currency) else { return .failure(self.missing(.currency)) }
+            if let currency, self.currencies.index(of: currency) == nil {
+                return .failure(Rejection(.unknownCurrency, "currency is not the base currency or in the rates"))
+            }
         }
         if kind == .purchase || kind == .refund || kind == .spend {
             let amountSpan = self.slots[Field.amount.rawValue]
@@ -208,13 +256,26 @@ public struct EventParser {
             if equals("spend") { return .spend }
         case 6:
             if equals("refund") { return .refund }
+            if equals("signup") { return .signup }
+        case 7:
+            if equals("creator") { return .creator }
         case 8:
             if equals("purchase") { return .purchase }
+        case 10:
+            if equals("engagement") { return .engagement }
         default:
             break
         }
         return nil
     }
+
+    /// The `action` of an engagement: like, comment, share, save or follow.
+    static func isAction(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for word in EventParser.actions where bytes.elementsEqual(word.utf8) { return true }
+        return false
+    }
+
+    static let actions = ["like", "comment", "share", "save", "follow"]
 
     @inline(__always)
     private func time(_ line: UnsafeRawBufferPointer, _ span: JSONSpan) -> Int64? {

@@ -5,17 +5,17 @@ public struct ParsedEvent {
     /// Event time, epoch milliseconds.
     public var time: Int64
     public var id: UnsafeRawBufferPointer
-    /// The acting identity (view, click, purchase, link); empty otherwise.
+    /// The acting identity (view, click, purchase, link, engagement, signup); empty otherwise.
     public var user: UnsafeRawBufferPointer
     /// The other identity of a link.
     public var linked: UnsafeRawBufferPointer
-    /// View, click, spend.
+    /// View, click, spend, engagement, creator.
     public var creator: UnsafeRawBufferPointer
-    /// Optional on view, click, spend; nil when absent or null.
+    /// Optional on view, click, spend, engagement; nil when absent or null.
     public var campaign: UnsafeRawBufferPointer?
     /// Purchase, refund.
     public var order: UnsafeRawBufferPointer
-    /// Purchase, refund, spend: micro-units of `currency`.
+    /// Purchase, refund, spend: micro-units of `currency`. Creator: the follower count.
     public var amount: Int64
     /// Index into the engine's `CurrencyTable`; 0 is the base currency.
     public var currency: Int

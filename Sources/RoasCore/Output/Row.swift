@@ -6,15 +6,25 @@ public struct Row: Sendable, Equatable {
     public var creator: String?
     public var campaign: String?
     public var figures: Aggregate
+    /// Distinct users who viewed or clicked in the window (`ReachSketch`: exact up to 1,024).
+    public var reach: Int64
+    /// The creator's tier as of the window's end ("nano", "micro", "macro", "mega"), nil without a
+    /// profile; on a `--by tier` row the tier rolled up, "unknown" for creators without a profile.
+    public var tier: String?
     /// True once the watermark has passed the window's end; false for live updates.
     public var isFinal: Bool
 
-    public init(windowStart: Int64, windowEnd: Int64, creator: String?, campaign: String?, figures: Aggregate, isFinal: Bool) {
+    public init(
+        windowStart: Int64, windowEnd: Int64, creator: String?, campaign: String?, figures: Aggregate,
+        reach: Int64 = 0, tier: String? = nil, isFinal: Bool
+    ) {
         self.windowStart = windowStart
         self.windowEnd = windowEnd
         self.creator = creator
         self.campaign = campaign
         self.figures = figures
+        self.reach = reach
+        self.tier = tier
         self.isFinal = isFinal
     }
 
@@ -50,6 +60,12 @@ public struct Row: Sendable, Equatable {
     /// Cost per acquisition: spend / conversions, or nil when conversions is 0.
     public var cpa: Double? { Row.ratio(Double(self.figures.spend), Double(self.figures.conversions)) }
 
+    /// Engagements / views, or nil when views is 0.
+    public var engagementRate: Double? { Row.ratio(Double(self.figures.engagements), Double(self.figures.views)) }
+
+    /// Cost per lead: spend / leads, or nil when leads is 0 (both micro-units).
+    public var cpl: Double? { Row.ratio(Double(self.figures.spend), Double(self.figures.leads)) }
+
     /// `numerator / denominator`, or nil when the denominator is 0 (the null rule of every ratio).
     @inline(__always)
     static func ratio(_ numerator: Double, _ denominator: Double) -> Double? {
@@ -80,8 +96,12 @@ public struct Row: Sendable, Equatable {
                 + ",\"spend\":\(Micros.text(f.spend)),\"roas\":\(Row.roasText(self.roas))"
                 + ",\"ctr\":\(Row.roasText(self.ctr)),\"cvr\":\(Row.roasText(self.cvr)),\"aov\":\(Row.roasText(self.aov))"
                 + ",\"cpa\":\(Row.roasText(self.cpa)),\"net_revenue\":\(Micros.text(self.netRevenue))"
-                + ",\"roi\":\(Row.roasText(self.roi)),\"final\":\(self.isFinal)}",
+                + ",\"roi\":\(Row.roasText(self.roi)),\"reach\":\(self.reach),\"engagements\":\(f.engagements)"
+                + ",\"engagement_rate\":\(Row.roasText(self.engagementRate)),\"leads\":\(Micros.text(f.leads))"
+                + ",\"cpl\":\(Row.roasText(self.cpl)),\"tier\":",
             to: &output)
+        if let tier = self.tier { JSONText.appendQuoted(tier.utf8, to: &output) } else { JSONText.append("null", to: &output) }
+        JSONText.append(",\"final\":\(self.isFinal)}", to: &output)
     }
 
     public var json: String {

@@ -14,7 +14,8 @@ import Darwin
 /// whole range. Its relative standard error is 1.04 / sqrt(16384) ≈ 0.81%, so 2% is about 2.5
 /// standard errors. Two sketches merge (union) whatever their representation.
 ///
-/// Not yet wired into the engine, rows or snapshots.
+/// Each (pane, key) of the engine's windows holds one; a window's reach merges its panes' sketches,
+/// and a `--by tier` roll-up merges its creators'.
 public struct ReachSketch: Sendable, Equatable {
     public static let precision = 14
     public static let registerCount = 1 << precision
@@ -138,6 +139,49 @@ public struct ReachSketch: Sendable, Equatable {
             y *= 0.5
             z -= (1 - x) * (1 - x) * y
             if z == previous { return z / 3 }
+        }
+    }
+}
+
+// MARK: Snapshots
+
+extension ReachSketch {
+    var snapshotByteEstimate: Int {
+        self.registers.isEmpty ? 11 + 8 * self.sparse.count : 11 + ReachSketch.registerCount
+    }
+
+    /// A sparse sketch as its hashes in ascending order, or the registers.
+    func write(to writer: inout SnapshotWriter) {
+        if self.registers.isEmpty {
+            writer.write(UInt8(0))
+            writer.write(raw: self.sparse.sorted())
+        } else {
+            writer.write(UInt8(1))
+            writer.write(raw: self.registers)
+        }
+    }
+
+    /// Reads what `write(to:)` wrote: at most `sparseLimit` distinct hashes in ascending order, or
+    /// `registerCount` registers of at most `remainingBits + 1`.
+    init(from reader: inout SnapshotReader) throws {
+        self.init()
+        switch try reader.read(UInt8.self) {
+        case 0:
+            let hashes = try reader.readRaw(UInt64.self)
+            try SnapshotReader.require(hashes.count <= ReachSketch.sparseLimit, "a reach sketch holds \(hashes.count) hashes")
+            for index in hashes.indices.dropFirst() {
+                try SnapshotReader.require(hashes[index - 1] < hashes[index], "a reach sketch's hashes are out of order")
+            }
+            self.sparse = Set(hashes)
+        case 1:
+            let registers = try reader.readRaw(UInt8.self)
+            try SnapshotReader.require(
+                registers.count == ReachSketch.registerCount
+                    && registers.allSatisfy { $0 <= UInt8(ReachSketch.remainingBits + 1) },
+                "a reach sketch's registers are invalid")
+            self.registers = registers
+        case let kind:
+            throw SnapshotError.invalid("a reach sketch has kind \(kind)")
         }
     }
 }

@@ -8,22 +8,28 @@ public struct Aggregate: Sendable, Equatable {
     public var revenue: Int64 = 0
     public var refunds: Int64 = 0
     public var spend: Int64 = 0
+    /// Engagement events (likes, comments, shares, saves, follows).
+    public var engagements: Int64 = 0
+    /// Micro-leads: a sign-up split over touches gives each its share of 1,000,000, like `conversions`.
+    public var leads: Int64 = 0
 
     public init() {}
 
-    init(conversions: Int64 = 0, revenue: Int64 = 0, refunds: Int64 = 0, spend: Int64 = 0) {
+    init(conversions: Int64 = 0, revenue: Int64 = 0, refunds: Int64 = 0, spend: Int64 = 0, leads: Int64 = 0) {
         self.conversions = conversions
         self.revenue = revenue
         self.refunds = refunds
         self.spend = spend
+        self.leads = leads
     }
 
-    /// True when adding `other`'s conversions, revenue, refunds and spend (the figures one event can
-    /// add large amounts to; views and clicks grow by one) keeps each within `limit`. Both hold
-    /// figures from 0 to `limit`, so the comparison cannot overflow.
+    /// True when adding `other`'s conversions, revenue, refunds, spend and leads (the figures one
+    /// event can add large amounts to; views, clicks and engagements grow by one) keeps each within
+    /// `limit`. Both hold figures from 0 to `limit`, so the comparison cannot overflow.
     func canAdd(_ other: Aggregate, limit: Int64) -> Bool {
         other.conversions <= limit - self.conversions && other.revenue <= limit - self.revenue
             && other.refunds <= limit - self.refunds && other.spend <= limit - self.spend
+            && other.leads <= limit - self.leads
     }
 
     @inline(__always)
@@ -34,6 +40,19 @@ public struct Aggregate: Sendable, Equatable {
         self.revenue += other.revenue
         self.refunds += other.refunds
         self.spend += other.spend
+        self.engagements += other.engagements
+        self.leads += other.leads
+    }
+}
+
+/// The figures of one key in one window, with its distinct viewers and clickers.
+struct WindowCell: Sendable {
+    var figures = Aggregate()
+    var reach = ReachSketch()
+
+    mutating func add(_ figures: Aggregate, _ reach: ReachSketch) {
+        self.figures.add(figures)
+        self.reach.merge(reach)
     }
 }
 
@@ -55,6 +74,8 @@ struct RowKey: Hashable, Sendable {
 struct PaneTable: Sendable {
     private(set) var keys: [RowKey] = []
     private(set) var figures: [Aggregate] = []
+    /// The distinct users who viewed or clicked, by key (parallel to `figures`).
+    private(set) var reach: [ReachSketch] = []
     /// Index + 1 into `keys`/`figures`; 0 is empty.
     private var slots: [Int32]
     private var shift: UInt64
@@ -84,9 +105,9 @@ struct PaneTable: Sendable {
         }
     }
 
-    /// Changes the figures of `key`, adding it when new.
+    /// Changes the figures of `key`, adding it when new, and counts `user` (a hash) in its reach.
     @inline(__always)
-    mutating func update(_ key: RowKey, _ body: (inout Aggregate) -> Void) {
+    mutating func update(_ key: RowKey, user: UInt64?, _ body: (inout Aggregate) -> Void) {
         var slot = self.slot(of: key)
         let mask = self.slots.count - 1
         while true {
@@ -94,13 +115,16 @@ struct PaneTable: Sendable {
             if entry == 0 { break }
             if self.keys[entry - 1] == key {
                 body(&self.figures[entry - 1])
+                if let user { self.reach[entry - 1].insert(hash: user) }
                 return
             }
             slot = (slot + 1) & mask
         }
         self.keys.append(key)
         self.figures.append(Aggregate())
+        self.reach.append(ReachSketch())
         body(&self.figures[self.figures.count - 1])
+        if let user { self.reach[self.reach.count - 1].insert(hash: user) }
         self.slots[slot] = Int32(self.keys.count)
         if self.keys.count * 2 > self.slots.count { self.grow() }
     }
@@ -169,11 +193,13 @@ struct WindowStore: Sendable {
         return nil
     }
 
+    /// Changes the figures of `key` in the pane holding `time`; `user` (a `ReachSketch.hash`) counts
+    /// in its reach.
     @inline(__always)
-    mutating func update(time: Int64, key: RowKey, _ body: (inout Aggregate) -> Void) {
+    mutating func update(time: Int64, key: RowKey, user: UInt64? = nil, _ body: (inout Aggregate) -> Void) {
         let pane = self.paneStart(of: time)
         let index = self.paneIndex(pane) ?? self.addPane(pane)
-        self.panes[index].table.update(key, body)
+        self.panes[index].table.update(key, user: user, body)
         if self.tracksChanges { self.changed.insert(PaneKey(pane: pane, key: key)) }
     }
 
@@ -193,21 +219,32 @@ struct WindowStore: Sendable {
     }
 
     /// The sum over the panes of the window starting at `start`, by key.
-    func window(startingAt start: Int64) -> [RowKey: Aggregate] {
-        var merged: [RowKey: Aggregate] = [:]
+    func window(startingAt start: Int64) -> [RowKey: WindowCell] {
+        var merged: [RowKey: WindowCell] = [:]
         for pane in self.panes where pane.start >= start && pane.start < start + self.window {
-            for (key, figures) in zip(pane.table.keys, pane.table.figures) { merged[key, default: Aggregate()].add(figures) }
+            for index in pane.table.keys.indices {
+                let key = pane.table.keys[index]
+                if merged[key] == nil {
+                    // The first pane's sketch is shared (copy on write) rather than merged into an empty one.
+                    merged[key] = WindowCell(figures: pane.table.figures[index], reach: pane.table.reach[index])
+                } else {
+                    merged[key]!.add(pane.table.figures[index], pane.table.reach[index])
+                }
+            }
         }
         return merged
     }
 
     /// The figures of one key in the window starting at `start`.
-    func figures(of key: RowKey, inWindowStartingAt start: Int64) -> Aggregate? {
-        var total: Aggregate? = nil
+    func figures(of key: RowKey, inWindowStartingAt start: Int64) -> WindowCell? {
+        var total: WindowCell? = nil
         for pane in self.panes where pane.start >= start && pane.start < start + self.window {
             if let index = pane.table.find(key) {
-                let figures = pane.table.figures[index]
-                if total == nil { total = figures } else { total!.add(figures) }
+                if total == nil {
+                    total = WindowCell(figures: pane.table.figures[index], reach: pane.table.reach[index])
+                } else {
+                    total!.add(pane.table.figures[index], pane.table.reach[index])
+                }
             }
         }
         return total
@@ -215,7 +252,7 @@ struct WindowStore: Sendable {
 
     /// Emits, in order of start, every window with activity that ends at or before `watermark`,
     /// then forgets panes no open window needs.
-    mutating func close(upTo watermark: Int64, _ emit: (Int64, [RowKey: Aggregate]) -> Void) {
+    mutating func close(upTo watermark: Int64, _ emit: (Int64, [RowKey: WindowCell]) -> Void) {
         while let earliest = self.panes.first?.start {
             let start = max(earliest - self.window + self.slide, self.nextWindowStart)
             guard watermark != .min, watermark == .max || start <= watermark - self.window else { break }
@@ -246,7 +283,7 @@ struct WindowStore: Sendable {
 
 // MARK: Snapshots
 
-/// Six `Int64`s, no padding.
+/// Eight `Int64`s, no padding.
 extension Aggregate: SnapshotRaw {}
 
 /// One `UInt64`.
@@ -257,6 +294,7 @@ extension PaneTable {
     func write(to writer: inout SnapshotWriter) {
         writer.write(raw: self.keys)
         writer.write(raw: self.figures)
+        for sketch in self.reach { sketch.write(to: &writer) }
         writer.write(count: self.slots.count)
     }
 
@@ -265,6 +303,11 @@ extension PaneTable {
     init(from reader: inout SnapshotReader, handles: SnapshotHandles, limit: Int64) throws {
         let keys = try reader.readRaw(RowKey.self)
         let figures = try reader.readRaw(Aggregate.self)
+        try SnapshotReader.require(
+            keys.count == figures.count, "a pane has \(keys.count) keys and \(figures.count) figures")
+        var reach: [ReachSketch] = []
+        reach.reserveCapacity(keys.count)
+        for _ in keys { reach.append(try ReachSketch(from: &reader)) }
         let size = try reader.read(UInt64.self)
         try SnapshotReader.require(
             keys.count == figures.count, "a pane has \(keys.count) keys and \(figures.count) figures")
@@ -278,12 +321,14 @@ extension PaneTable {
         for figure in figures {
             try SnapshotReader.require(
                 range.contains(figure.views) && range.contains(figure.clicks) && range.contains(figure.conversions)
-                    && range.contains(figure.revenue) && range.contains(figure.refunds) && range.contains(figure.spend),
+                    && range.contains(figure.revenue) && range.contains(figure.refunds) && range.contains(figure.spend)
+                    && range.contains(figure.engagements) && range.contains(figure.leads),
                 "a pane figure is out of range")
         }
         self.init()
         self.keys = keys
         self.figures = figures
+        self.reach = reach
         self.slots = Array(repeating: 0, count: Int(size))
         self.shift = UInt64(64 - size.trailingZeroBitCount)
         let mask = Int(size) - 1
@@ -297,7 +342,9 @@ extension PaneTable {
 
 extension WindowStore {
     var snapshotByteEstimate: Int {
-        self.panes.reduce(25 + 16 * self.changed.count) { $0 + 38 + 56 * $1.table.count }
+        self.panes.reduce(25 + 16 * self.changed.count) {
+            $0 + 38 + 72 * $1.table.count + $1.table.reach.reduce(0) { $0 + $1.snapshotByteEstimate }
+        }
     }
 
     /// Writes the open panes, the next window to close, the changed keys (in order) and whether changes are tracked.

@@ -92,6 +92,9 @@ import Testing
         .refund: ["id": #""r""#, "ts": "1", "order": #""o""#, "amount": "1"],
         .link: ["id": #""l""#, "ts": "1", "user": #""u""#, "linked": #""w""#],
         .spend: ["id": #""s""#, "ts": "1", "creator": #""c""#, "amount": "1"],
+        .engagement: ["id": #""e""#, "ts": "1", "user": #""u""#, "creator": #""c""#, "action": #""like""#],
+        .signup: ["id": #""g""#, "ts": "1", "user": #""u""#],
+        .creator: ["id": #""p""#, "ts": "1", "creator": #""c""#, "followers": "12000"],
     ]
 
     static func line(_ kind: EventKind, _ fields: [String: String]) -> String {
@@ -109,13 +112,13 @@ import Testing
             #expect(outcome(Self.line(kind, without)) == .rejected(.invalid), "\(kind) without \(field)")
             // Present but null, or of the wrong JSON type: also invalid (null only stands for absent
             // in optional fields).
-            for wrong in ["null", "true", "[]", "{}", field == "amount" || field == "ts" ? #""1""# : "1"] {
+            for wrong in ["null", "true", "[]", "{}", ["amount", "ts", "followers"].contains(field) ? #""1""# : "1"] {
                 var changed = fields
                 changed[field] = wrong
                 #expect(outcome(Self.line(kind, changed)) == .rejected(.invalid), "\(kind) with \(field): \(wrong)")
             }
             // Required strings must not be empty (escaped or not).
-            if field != "amount" && field != "ts" {
+            if !["amount", "ts", "followers"].contains(field) {
                 var empty = fields
                 empty[field] = #""""#
                 #expect(outcome(Self.line(kind, empty)) == .rejected(.invalid), "\(kind) with \(field) empty")

@@ -23,7 +23,7 @@ struct RowKPITests {
     static func kpiJSON(_ row: Row) -> String {
         let json = row.json
         let start = json.range(of: ",\"ctr\":")!.lowerBound
-        let end = json.range(of: ",\"final\":")!.lowerBound
+        let end = json.range(of: ",\"reach\":")!.lowerBound
         return String(json[start..<end])
     }
 

@@ -35,6 +35,8 @@ struct EngineSnapshotTests {
             configuration.model = self.model
             configuration.halfLife = 2 * hour
             configuration.byCampaign = self.byCampaign
+            // --by tier on a few cases: rolled-up rows and live updates across a snapshot.
+            configuration.byTier = self.seed % 3 == 0
             configuration.window = self.window
             configuration.slide = self.slide
             configuration.lateness = self.lateness
@@ -265,7 +267,7 @@ struct EngineSnapshotTests {
     @Test func rawCopiedTypesHaveNoPadding() {
         #expect(MemoryLayout<Touch>.size == 56 && MemoryLayout<Touch>.stride == 56)
         #expect(MemoryLayout<SortKey>.size == 32)
-        #expect(MemoryLayout<Aggregate>.size == 48)
+        #expect(MemoryLayout<Aggregate>.size == 64 && MemoryLayout<Aggregate>.stride == 64)
         #expect(MemoryLayout<RowKey>.size == 8)
     }
 
@@ -546,6 +548,7 @@ struct EngineSnapshotTests {
             { writer in
                 writer.write(raw: (0..<keys).map { _ in RowKey(creator: 0, campaign: -1) })
                 writer.write(raw: (0..<keys).map { _ in Aggregate() })
+                for _ in 0..<keys { ReachSketch().write(to: &writer) }
                 writer.write(count: slots)
             }
         }
@@ -560,12 +563,49 @@ struct EngineSnapshotTests {
                 var figures = Aggregate()
                 figures.spend = value
                 writer.write(raw: [figures])
+                ReachSketch().write(to: &writer)
                 writer.write(count: 16)
             }
         }
         #expect(error(figure(1000), readPane) == nil)
         #expect(isInvalid(error(figure(1001), readPane)))
         #expect(isInvalid(error(figure(-1), readPane)))
+        // Reach sketches: hashes out of order or too many, registers of the wrong count or rank, an unknown kind.
+        func sketch(_ body: @escaping (inout SnapshotWriter) -> Void) -> (inout SnapshotWriter) -> Void { body }
+        let readSketch = { (reader: inout SnapshotReader) in _ = try ReachSketch(from: &reader) }
+        var full = ReachSketch()
+        for user in 0..<5000 { full.insert(user: "u\(user)") }
+        #expect(error(sketch { full.write(to: &$0) }, readSketch) == nil)
+        #expect(error(sketch { $0.write(UInt8(0)); $0.write(raw: [UInt64(1), 2, 3]) }, readSketch) == nil)
+        #expect(isInvalid(error(sketch { $0.write(UInt8(0)); $0.write(raw: [UInt64(1), 3, 2]) }, readSketch)))
+        #expect(isInvalid(error(sketch { $0.write(UInt8(0)); $0.write(raw: (0..<1025).map { UInt64($0) }) }, readSketch)))
+        #expect(isInvalid(error(sketch { $0.write(UInt8(1)); $0.write(raw: [UInt8](repeating: 1, count: 100)) }, readSketch)))
+        #expect(
+            isInvalid(error(sketch { $0.write(UInt8(1)); $0.write(raw: [UInt8](repeating: 52, count: ReachSketch.registerCount)) }, readSketch)))
+        #expect(isInvalid(error(sketch { $0.write(UInt8(2)) }, readSketch)))
+        // Creator profiles: out of order, followers out of range, more lists than creators.
+        func profiles(_ lists: [[CreatorProfile]]) -> (inout SnapshotWriter) -> Void {
+            { writer in
+                writer.write(count: lists.count)
+                for list in lists {
+                    writer.write(count: list.count)
+                    for profile in list {
+                        writer.write(profile.time)
+                        writer.write(bytes: profile.id)
+                        writer.write(profile.followers)
+                    }
+                }
+            }
+        }
+        let readProfiles = { (reader: inout SnapshotReader) in _ = try Engine.readProfiles(from: &reader, creators: 2) }
+        let early = CreatorProfile(time: t0, id: [1], followers: 5)
+        let late = CreatorProfile(time: t0, id: [2], followers: 50_000)
+        #expect(error(profiles([[early, late], []]), readProfiles) == nil)
+        #expect(isInvalid(error(profiles([[late, early]]), readProfiles)))
+        #expect(isInvalid(error(profiles([[early, early]]), readProfiles)))
+        #expect(isInvalid(error(profiles([[CreatorProfile(time: t0, id: [1], followers: -1)]]), readProfiles)))
+        #expect(isInvalid(error(profiles([[CreatorProfile(time: t0, id: [1], followers: 1_000_000_000_001)]]), readProfiles)))
+        #expect(isInvalid(error(profiles([[], [], []]), readProfiles)))
     }
 
     /// Random byte changes, 64-bit words set to edge values, and garbage (with and without a valid

@@ -36,7 +36,7 @@ struct SnapshotStream {
             let user = EngineSnapshotTests.user(person)
             let creator = "c\(random.int(0..<7))"
             let campaign: String? = random.chance(0.5) ? "k\(random.int(0..<3))" : nil
-            let roll = random.int(0..<100)
+            let roll = random.int(0..<110)
             switch roll {
             case 0..<38: events.append((time, Line.view(id, time, user: user, creator: creator, campaign: campaign)))
             case 38..<62: events.append((time, Line.click(id, time, user: user, creator: creator, campaign: campaign)))
@@ -76,6 +76,13 @@ struct SnapshotStream {
                     ))
             case 92..<94:
                 events.append((time, "{\"type\":\"view\",broken"))
+            case 100..<104:
+                events.append((time, Line.engagement(id, time, user: user, creator: creator, campaign: campaign)))
+            case 104..<107:
+                events.append((time, Line.signup(id, time, user: random.chance(0.5) ? user : user.replacingPrefix("tt:", with: "amz:"))))
+            case 107..<110:
+                let followers: Int64 = random.pick([0, 9_999, 10_000, 150_000, 1_000_000])
+                events.append((time, Line.profile(id, time, creator: creator, followers: followers)))
             default:
                 // A resend of a recent event: same line, same event time.
                 let previous =

@@ -107,6 +107,23 @@ enum Line {
     }
 }
 
+extension Line {
+    static func engagement(
+        _ id: String, _ ts: Int64, user: String, creator: String, action: String = "like", campaign: String? = nil
+    ) -> String {
+        #"{"type":"engagement","id":"\#(id)","ts":\#(ts),"user":"\#(user)","creator":"\#(creator)","action":"\#(action)"\#(campaignField(campaign))}"#
+    }
+
+    static func signup(_ id: String, _ ts: Int64, user: String, value: String? = nil) -> String {
+        let valueField = value.map { ",\"value\":\($0)" } ?? ""
+        return #"{"type":"signup","id":"\#(id)","ts":\#(ts),"user":"\#(user)"\#(valueField)}"#
+    }
+
+    static func profile(_ id: String, _ ts: Int64, creator: String, followers: Int64, platform: String = "tiktok") -> String {
+        #"{"type":"creator","id":"\#(id)","ts":\#(ts),"creator":"\#(creator)","followers":\#(followers),"platform":"\#(platform)"}"#
+    }
+}
+
 /// Micro-units, for readable expectations: `micros("12.5") == 12_500_000`.
 func micros(_ text: String) -> Int64 {
     let parts = text.split(separator: ".", omittingEmptySubsequences: false)

@@ -2,12 +2,14 @@ import RoasCore
 
 /// Random but plausible event streams for property tests: every kind of event, links between
 /// "tt:" and "amz:" identities, repeated orders, refunds (some of unknown orders or too large),
-/// and resent events.
+/// engagements, sign-ups, creator profiles crossing tier thresholds, and resent events.
 struct StreamMaker {
     var random: SplitMix64
     var users = 40
     var creators = 6
     var campaigns = 3
+    /// Include engagements, sign-ups and creator profiles (issue 14's events).
+    var scoreboard = true
 
     init(seed: UInt64) { self.random = SplitMix64(seed: seed) }
 
@@ -22,7 +24,7 @@ struct StreamMaker {
             let user = "tt:\(Int.random(in: 0..<self.users, using: &self.random))"
             let creator = "c\(Int.random(in: 0..<self.creators, using: &self.random))"
             let campaign: String? = Bool.random(using: &self.random) ? "k\(Int.random(in: 0..<self.campaigns, using: &self.random))" : nil
-            let roll = Int.random(in: 0..<100, using: &self.random)
+            let roll = Int.random(in: 0..<(self.scoreboard ? 110 : 100), using: &self.random)
             var line: String
             var eventTime = time
             switch roll {
@@ -43,6 +45,15 @@ struct StreamMaker {
                 line = Line.link(id, time, user: user, linked: user.replacingPrefix("tt:", with: "amz:"))
             case 90..<97:
                 line = Line.spend(id, time, creator: creator, amount: "\(Int.random(in: 0..<500, using: &self.random))", campaign: campaign)
+            case 100..<104:
+                let action = ["like", "comment", "share", "save", "follow"].randomElement(using: &self.random)!
+                line = Line.engagement(id, time, user: user, creator: creator, action: action, campaign: campaign)
+            case 104..<107:
+                let signer = Bool.random(using: &self.random) ? user : user.replacingPrefix("tt:", with: "amz:")
+                line = Line.signup(id, time, user: signer)
+            case 107..<110:
+                let followers: Int64 = [0, 9_999, 10_000, 99_999, 100_000, 999_999, 1_000_000, 7_000_000].randomElement(using: &self.random)!
+                line = Line.profile(id, time, creator: creator, followers: followers)
             default:
                 // A resend of the previous event: same line, same event time.
                 line = events.last?.1 ?? Line.spend(id, time, creator: creator, amount: "1")
