@@ -20,6 +20,8 @@ public struct GeneratorStatistics: Sendable, Equatable {
     public var orders = [Int](repeating: 0, count: GeneratorConfiguration.CurrencyCode.allCases.count)
     /// Views by creator tier (`GeneratorModel.Tier.rawValue`).
     public var viewsByTier = [Int](repeating: 0, count: GeneratorModel.Tier.allCases.count)
+    /// Engagements by creator tier, likewise: over `viewsByTier`, each tier's engagement rate.
+    public var engagementsByTier = [Int](repeating: 0, count: GeneratorModel.Tier.allCases.count)
     /// Daily fees and CPM spends.
     public var dailyFees = 0
     public var cpmSpends = 0
@@ -59,6 +61,9 @@ public struct EventGenerator {
         var clickRate: Double
         var purchaseRate: Double
         var viewThroughRate: Double
+        var engagement: Double
+        /// `"creator":"@micro_0042","followers":12345,"platform":"tiktok"`: the body of its profile.
+        var profile: [UInt8]
         /// `"creator":"@micro_0042","campaign":"cmp-07"` (campaign optional).
     }
 
@@ -79,6 +84,9 @@ public struct EventGenerator {
     private var amazon: Quota
     private var refunds: Quota
     private var refundRandom: GeneratorRandom
+    /// Engagements and sign-ups: their own stream, so they do not move the other draws.
+    private var scoreboard: GeneratorRandom
+    private var actionChoice: StratifiedChoice
     private var currencyChoice: StratifiedChoice
     private let currencyCodes: [GeneratorConfiguration.CurrencyCode]
     private var dirty: Quota
@@ -125,6 +133,8 @@ public struct EventGenerator {
         self.arrivals = GeneratorRandom(seed: seed, stream: 3)
         self.faults = GeneratorRandom(seed: seed, stream: 4)
         self.refundRandom = GeneratorRandom(seed: seed, stream: 5)
+        self.scoreboard = GeneratorRandom(seed: seed, stream: 6)
+        self.actionChoice = StratifiedChoice(weights: GeneratorModel.actions.map(\.weight))
         self.amazonSalt = world.next()
 
         // Creators: exact tier counts (largest remainder), shuffled over the indices.
@@ -161,7 +171,12 @@ public struct EventGenerator {
             }
             let clickRate = placed(GeneratorModel.clickRate, world.unit())
             let purchaseRate = placed(GeneratorModel.purchaseRate, world.unit())
-            creatorBytes += Array("\"creator\":\"@\(tier.name)_\(GeneratorBytes.padded(index, width: width))\"".utf8)
+            let name = "\"creator\":\"@\(tier.name)_\(GeneratorBytes.padded(index, width: width))\""
+            creatorBytes += Array(name.utf8)
+            // Within the tier's own range: a drawn upper bound belongs to the next tier.
+            let count = min(Int64(followers), Int64(tier.followers.upperBound) - 1)
+            let platform = GeneratorModel.platforms[index % GeneratorModel.platforms.count]
+            let profile = Array("\(name),\"followers\":\(count),\"platform\":\"\(platform)\"".utf8)
             if world.chance(GeneratorModel.campaignShare) {
                 let campaign = world.below(campaignCount) + 1
                 creatorBytes += Array(",\"campaign\":\"cmp-\(GeneratorBytes.padded(campaign, width: campaignWidth))\"".utf8)
@@ -169,7 +184,8 @@ public struct EventGenerator {
             creators.append(
                 Creator(
                     tier: tier, clickRate: clickRate, purchaseRate: purchaseRate,
-                    viewThroughRate: clickRate * purchaseRate * GeneratorModel.viewThroughFactor))
+                    viewThroughRate: clickRate * purchaseRate * GeneratorModel.viewThroughFactor,
+                    engagement: engagement, profile: profile))
             creatorOffsets.append(Int32(creatorBytes.count))
             weights.append(followers * pow(Double(ranks[index]), -GeneratorModel.zipfExponent))
         }
@@ -191,18 +207,19 @@ public struct EventGenerator {
         self.badBatches = Quota(rate: configuration.badBatchFraction, random: &self.faults)
 
         // Views arrive at the rate that makes the whole stream `eventsPerSecond`: each view brings
-        // its expected follow-ups (clicks, purchases, links, refunds, CPM spends), and daily fees add
-        // `creators` events a day.
+        // its expected follow-ups (engagements, clicks, sign-ups, purchases, links, refunds, CPM
+        // spends), and daily fees and profiles add 2 x `creators` events a day.
         let total = weights.reduce(0, +)
         var followUps = 1 / Double(GeneratorModel.cpmViews)
         let perPurchase = 1 + GeneratorModel.amazonShare + GeneratorModel.refundShare
         for (creator, weight) in zip(creators, weights) {
             let share = weight / total
-            followUps += share * (creator.clickRate * (1 + creator.purchaseRate * perPurchase)
+            followUps += share * (creator.engagement
+                + creator.clickRate * (1 + GeneratorModel.signupRate + creator.purchaseRate * perPurchase)
                 + (1 - creator.clickRate) * creator.viewThroughRate * perPurchase)
         }
         let clean = configuration.eventsPerSecond * max(0.01, 1 - configuration.dirtyFraction - configuration.lateFraction)
-        let fees = Double(count) / 86_400
+        let fees = 2 * Double(count) / 86_400
         let viewsPerSecond = max(clean - fees, clean * 0.05) / (1 + followUps)
         self.viewGap = 1000 / viewsPerSecond
 
@@ -332,6 +349,15 @@ public struct EventGenerator {
             self.arrive(spend)
         }
         let profile = self.creators[creator]
+        if self.scoreboard.chance(profile.engagement) {
+            let delay = self.scoreboard.uniform(
+                GeneratorModel.engagementDelay.lowerBound, GeneratorModel.engagementDelay.upperBound)
+            var engagement = PlannedEvent(
+                time: self.followUp(time, delay: Int64(delay), shortest: 1, before: self.followUpLimit), kind: .engagement,
+                creator: Int32(creator), user: user)
+            engagement.amount = Int64(self.actionChoice.next(&self.scoreboard))
+            self.schedule(engagement)
+        }
         if self.traffic.chance(profile.clickRate) {
             let delay = self.traffic.uniform(GeneratorModel.clickDelay.lowerBound, GeneratorModel.clickDelay.upperBound)
             let at = self.followUp(time, delay: Int64(delay), shortest: Int64(GeneratorModel.clickDelay.lowerBound), before: self.followUpLimit)
@@ -347,6 +373,9 @@ public struct EventGenerator {
 
     private mutating func planDailyFees(at time: Int64) {
         for creator in self.creators.indices {
+            self.arrive(PlannedEvent(time: time, kind: .profile, creator: Int32(creator)))
+        }
+        for creator in self.creators.indices {
             var spend = PlannedEvent(time: time, kind: .spend, creator: Int32(creator), flag: true)
             spend.amount = self.creators[creator].tier.dailyFee * 100
             self.arrive(spend)
@@ -359,6 +388,11 @@ public struct EventGenerator {
         switch event.kind {
         case .click:
             self.arrive(event)
+            if self.scoreboard.chance(GeneratorModel.signupRate) {
+                let delay = self.scoreboard.logUniform(GeneratorModel.signupDelay.lowerBound, GeneratorModel.signupDelay.upperBound)
+                let at = self.followUp(event.time, delay: Int64(delay), shortest: 1, before: self.followUpLimit)
+                self.schedule(PlannedEvent(time: at, kind: .signup, creator: event.creator, user: event.user))
+            }
             if self.traffic.chance(self.creators[Int(event.creator)].purchaseRate) {
                 let delay = self.traffic.logUniform(
                     GeneratorModel.clickToCheckout.lowerBound, GeneratorModel.clickToCheckout.upperBound)
@@ -453,6 +487,11 @@ public struct EventGenerator {
         case .spend:
             kind = .spend
             if event.flag { self.statistics.dailyFees += 1 } else { self.statistics.cpmSpends += 1 }
+        case .engagement:
+            kind = .engagement
+            self.statistics.engagementsByTier[self.creators[Int(event.creator)].tier.rawValue] += 1
+        case .signup: kind = .signup
+        case .profile: kind = .creator
         case .checkout: preconditionFailure("checkouts are not written")
         }
         self.statistics.events[Int(kind.rawValue)] += 1
@@ -610,6 +649,32 @@ public struct EventGenerator {
                 line.put(",\"amount\":")
                 line.put(cents: event.amount)
                 line.put(currency: 0)
+            case .engagement:
+                head("{\"type\":\"engagement\",\"id\":\"e-")
+                line.put(",\"user\":\"tt:")
+                line.put(decimal: Int64(event.user) + 1)
+                line.put("\",")
+                self.putCreator(event.creator, into: &line)
+                line.put(",\"action\":\"")
+                GeneratorModel.actions[Int(event.amount)].name.utf8.withContiguousStorageIfAvailable {
+                    line.put($0.baseAddress!, count: $0.count)
+                }
+                line.put("\"}\n")
+            case .signup:
+                head("{\"type\":\"signup\",\"id\":\"g-")
+                line.put(",\"user\":\"")
+                if self.userStates[Int(event.user)] == 2 {
+                    self.putAmazon(event.user, into: &line)
+                } else {
+                    line.put("tt:")
+                    line.put(decimal: Int64(event.user) + 1)
+                }
+                line.put("\"}\n")
+            case .profile:
+                head("{\"type\":\"creator\",\"id\":\"cp-")
+                line.put(",")
+                self.creators[Int(event.creator)].profile.withUnsafeBufferPointer { line.put($0.baseAddress!, count: $0.count) }
+                line.put("}\n")
             case .checkout:
                 preconditionFailure("checkouts are not written")
             }

@@ -64,6 +64,18 @@ public enum GeneratorModel {
         }
     }
 
+    /// Engagement actions and their weights (an engagement follows a view at the creator's engagement rate).
+    public static let actions: [(name: String, weight: Double)] = [
+        ("like", 0.70), ("comment", 0.10), ("share", 0.08), ("save", 0.07), ("follow", 0.05),
+    ]
+    /// Delay of an engagement after its view, in milliseconds.
+    public static let engagementDelay: ClosedRange<Double> = 2_000...60_000
+    /// Share of clicks followed by a sign-up (a newsletter or account: a lead), and its delay.
+    public static let signupRate = 0.05
+    public static let signupDelay: ClosedRange<Double> = 30_000...1_800_000
+    /// Platforms of creator profiles, by creator index.
+    public static let platforms = ["tiktok", "instagram", "youtube"]
+
     /// Events per user per second of event time (about 170 a day).
     public static let eventsPerUserSecond = 0.002
     /// Exponent of the Zipf weight 1/rank^s of a creator's popularity.

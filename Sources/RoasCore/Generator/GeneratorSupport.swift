@@ -2,7 +2,7 @@
 /// arrival buffer (`key` = its arrival time, event time plus less than the disorder).
 struct PlannedEvent {
     enum Kind: UInt8 {
-        case view, click, checkout, purchase, refund, link, spend
+        case view, click, checkout, purchase, refund, link, spend, engagement, signup, profile
     }
 
     var key: Int64
@@ -15,7 +15,8 @@ struct PlannedEvent {
     var currency: UInt8
     var creator: Int32
     var user: Int32
-    /// Cents of the order's currency (purchase, refund) or of USD (spend).
+    /// Cents of the order's currency (purchase, refund) or of USD (spend); the action (engagement:
+    /// an index into `GeneratorModel.actions`).
     var amount: Int64
     var order: Int64
 

@@ -6,8 +6,12 @@ public enum Sample {
     /// Rates of the sample's currencies to USD.
     public static let rates: [String: Double] = ["EUR": 1.08, "GBP": 1.27]
 
-    /// The events of the first batch: spend, views and clicks, a TikTok-to-Amazon link, purchases.
+    /// The events of the first batch: the creators' profiles, spend, views and clicks, engagements,
+    /// a TikTok-to-Amazon link, a newsletter sign-up, purchases.
     public static let morning: [String] = [
+        #"{"type":"creator","id":"cp-1","ts":"2026-11-21T09:00:00Z","creator":"@glowwithmia","followers":85000,"platform":"tiktok"}"#,
+        #"{"type":"creator","id":"cp-2","ts":"2026-11-21T09:00:00Z","creator":"@techtomas","followers":420000,"platform":"youtube"}"#,
+        #"{"type":"creator","id":"cp-3","ts":"2026-11-21T09:00:00Z","creator":"@chef.luca","followers":6200,"platform":"instagram"}"#,
         #"{"type":"spend","id":"s-1","ts":"2026-11-21T10:00:00Z","creator":"@glowwithmia","campaign":"winter-glow","amount":50}"#,
         #"{"type":"spend","id":"s-2","ts":"2026-11-21T10:00:00Z","creator":"@techtomas","campaign":"desk-setup","amount":80}"#,
         #"{"type":"spend","id":"s-3","ts":"2026-11-21T10:00:00Z","creator":"@chef.luca","amount":20,"currency":"EUR"}"#,
@@ -15,10 +19,13 @@ public enum Sample {
         #"{"type":"view","id":"v-2","ts":"2026-11-21T10:03:10Z","user":"tt:1002","creator":"@techtomas","campaign":"desk-setup"}"#,
         #"{"type":"view","id":"v-3","ts":"2026-11-21T10:04:00Z","user":"tt:1003","creator":"@chef.luca"}"#,
         #"{"type":"view","id":"v-4","ts":"2026-11-21T10:04:30Z","user":"tt:1001","creator":"@techtomas","campaign":"desk-setup"}"#,
+        #"{"type":"engagement","id":"e-1","ts":"2026-11-21T10:04:40Z","user":"tt:1001","creator":"@glowwithmia","campaign":"winter-glow","action":"like"}"#,
+        #"{"type":"engagement","id":"e-2","ts":"2026-11-21T10:04:50Z","user":"tt:1003","creator":"@chef.luca","action":"save"}"#,
         #"{"type":"link","id":"l-1","ts":"2026-11-21T10:05:00Z","user":"tt:1001","linked":"amz:A9"}"#,
         #"{"type":"click","id":"c-1","ts":"2026-11-21T10:10:00Z","user":"tt:1001","creator":"@glowwithmia","campaign":"winter-glow"}"#,
         #"{"type":"purchase","id":"p-1","ts":"2026-11-21T10:20:00Z","user":"amz:A9","order":"o-1","amount":39.99}"#,
         #"{"type":"purchase","id":"p-2","ts":1795257600000,"user":"tt:1002","order":"o-2","amount":25.00,"currency":"EUR"}"#,
+        #"{"type":"signup","id":"g-1","ts":"2026-11-21T10:30:00Z","user":"tt:1002","value":15}"#,
         #"{"type":"purchase","id":"p-3","ts":"2026-11-21T10:45:00Z","user":"tt:9999","order":"o-3","amount":12.5}"#,
         #"{"type":"view","id":"v-5","ts":"2026-11-21T10:50:00Z","user":"tt:1003","creator":"@chef.luca"}"#,
         #"{"type":"view","id":"v-5","ts":"2026-11-21T10:50:00Z","user":"tt:1003","creator":"@chef.luca"}"#,
@@ -27,11 +34,14 @@ public enum Sample {
         #"{"type":"view","id":"v-6","ts":"2026-11-21T10:56:00Z","user":"tt:1004","creator":"@glowwithmia""#,
     ]
 
-    /// The events of the second batch: the next hour, a refund, and a line that arrives too late.
+    /// The events of the second batch: the next hour, a profile that crosses into the macro tier,
+    /// a refund, and a line that arrives too late.
     public static let noon: [String] = [
+        #"{"type":"creator","id":"cp-4","ts":"2026-11-21T11:00:00Z","creator":"@glowwithmia","followers":101500,"platform":"tiktok"}"#,
         #"{"type":"spend","id":"s-4","ts":"2026-11-21T11:00:00Z","creator":"@glowwithmia","campaign":"winter-glow","amount":50}"#,
         #"{"type":"view","id":"v-7","ts":"2026-11-21T11:05:00Z","user":"tt:1005","creator":"@glowwithmia","campaign":"winter-glow"}"#,
         #"{"type":"click","id":"c-3","ts":"2026-11-21T11:06:00Z","user":"tt:1005","creator":"@glowwithmia","campaign":"winter-glow"}"#,
+        #"{"type":"engagement","id":"e-3","ts":"2026-11-21T11:07:00Z","user":"tt:1005","creator":"@glowwithmia","campaign":"winter-glow","action":"share"}"#,
         #"{"type":"purchase","id":"p-5","ts":"2026-11-21T11:30:00Z","user":"tt:1005","order":"o-5","amount":64}"#,
         #"{"type":"refund","id":"r-1","ts":"2026-11-21T11:40:00Z","order":"o-1","amount":10}"#,
         #"{"type":"view","id":"v-8","ts":"2026-11-21T10:30:00Z","user":"tt:1006","creator":"@techtomas"}"#,

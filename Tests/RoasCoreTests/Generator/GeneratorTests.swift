@@ -278,13 +278,29 @@ struct GeneratorTests {
         let bigShare = Double(stream.viewsByTier["mega", default: 0] + stream.viewsByTier["macro", default: 0]) / views
         #expect(bigShare >= 0.6, "mega+macro view share \(bigShare)")
 
+        // Engagements: each tier's engagements over its views fall in the tier's typical range
+        // (every creator's rate is drawn in it); profiles: one per creator at the start, followers in
+        // the tier the creator is named by.
+        var engagementRates: [String: Double] = [:]
+        for tier in GeneratorModel.Tier.allCases {
+            let rate = Double(stream.engagementsByTier[tier.name, default: 0]) / Double(stream.viewsByTier[tier.name, default: 1])
+            engagementRates[tier.name] = rate
+            #expect(tier.engagement.contains(rate), "\(tier.name) engagement rate \(rate)")
+            #expect(CreatorTier(rawValue: tier.name)!.typicalEngagementRate.contains(rate), "\(tier.name) \(rate)")
+        }
+        #expect(stream.profilesByTier == ["nano": 600, "micro": 300, "macro": 80, "mega": 20])
+        #expect(stream.profileTierMismatches == 0)
+        let signups = Double(stream.counts["signup", default: 0])
+        #expect(abs(signups / clicks - GeneratorModel.signupRate) < 0.015, "sign-ups per click \(signups / clicks)")
+
         // About 200 events per second of event time for 100,000 users.
         let span = Double(stream.lastTime - stream.firstTime) / 1000
         print(
             "generator sample: \(stream.counts) span \(span) s; click/view \(clickRate), click-through purchase/click "
                 + "\(clickPurchaseRate), purchase/click \(purchaseRate), view-through \(viewThrough), links \(stream.links) "
                 + "of \(stream.buyers) buyers (\(linkShare)), refunds \(refundShare), currencies \(stream.currencies), "
-                + "median order \(median), views by tier \(stream.viewsByTier), fee creators \(stream.feeCreators)")
+                + "median order \(median), views by tier \(stream.viewsByTier), fee creators \(stream.feeCreators), "
+                + "engagement rates \(engagementRates), sign-ups \(signups)")
         #expect(abs(span - 5000) < 100, "span \(span) s")
     }
 }
@@ -308,6 +324,22 @@ struct ScannedStream {
     var orderValues: [Double] = []
     var feeCreators: [String: Int] = [:]
     var viewsByTier: [String: Int] = [:]
+    var engagementsByTier: [String: Int] = [:]
+    /// Creator profiles by the tier of the creator's name, and those whose followers give another tier.
+    var profilesByTier: [String: Int] = [:]
+    var profileTierMismatches = 0
+
+    /// The tier a generated creator's name starts with: @nano_0042.
+    static func tierOfName(_ line: UnsafeRawBufferPointer) -> String {
+        let at = memchr(line.baseAddress!, 0x40, line.count)!
+        let offset = line.baseAddress!.distance(to: UnsafeRawPointer(at))
+        switch (line[offset + 1], line[offset + 2]) {
+        case (UInt8(ascii: "n"), _): return "nano"
+        case (_, UInt8(ascii: "i")): return "micro"
+        case (_, UInt8(ascii: "a")): return "macro"
+        default: return "mega"
+        }
+    }
 
     init(_ bytes: [UInt8]) {
         var ids = Set<[UInt8]>()
@@ -336,17 +368,14 @@ struct ScannedStream {
                 if !ids.insert(Array(ScannedStream.string(line, "id")!.utf8)).inserted { self.duplicateIDs += 1 }
                 switch type {
                 case "view":
-                    // The tier is the creator name's prefix: @nano_0042.
-                    let at = memchr(line.baseAddress!, 0x40, line.count)!
-                    let offset = line.baseAddress!.distance(to: UnsafeRawPointer(at))
-                    let tier: String
-                    switch (line[offset + 1], line[offset + 2]) {
-                    case (UInt8(ascii: "n"), _): tier = "nano"
-                    case (_, UInt8(ascii: "i")): tier = "micro"
-                    case (_, UInt8(ascii: "a")): tier = "macro"
-                    default: tier = "mega"
-                    }
-                    self.viewsByTier[tier, default: 0] += 1
+                    self.viewsByTier[ScannedStream.tierOfName(line), default: 0] += 1
+                case "engagement":
+                    self.engagementsByTier[ScannedStream.tierOfName(line), default: 0] += 1
+                case "creator":
+                    let tier = ScannedStream.tierOfName(line)
+                    self.profilesByTier[tier, default: 0] += 1
+                    let followers = Int64(ScannedStream.number(line, "followers")!)!
+                    if CreatorTier(followers: followers)?.rawValue != tier { self.profileTierMismatches += 1 }
                 case "spend":
                     let creator = ScannedStream.string(line, "creator")!
                     if time % 86_400_000 == 0 && feeCreators.insert(creator).inserted {
