@@ -53,8 +53,9 @@ def find_chromium(wait_seconds):
 class TableParser(HTMLParser):
     """Collects rows of table#creators > tbody: attributes and the text of each td by class."""
 
-    def __init__(self):
+    def __init__(self, table_id="creators"):
         super().__init__(convert_charrefs=True)
+        self.table_id = table_id
         self.rows = []          # [{"attrs": {...}, "cells": {class: text}}]
         self.body_attrs = {}
         self.banner = ""
@@ -75,7 +76,7 @@ class TableParser(HTMLParser):
         if tag == "table":
             if self._table_depth:
                 self._table_depth += 1
-            elif a.get("id") == "creators":
+            elif a.get("id") == self.table_id:
                 self._table_depth = 1
                 self.table_classes = a.get("class", "")
         if a.get("id") == "banner" and "show" in a.get("class", "").split():
@@ -160,6 +161,8 @@ def main():
                     help="a creator (or CREATOR|CAMPAIGN, or (unattributed)) and its ROAS text, e.g. c1=3.42×")
     ap.add_argument("--expect-cell", action="append", default=[], metavar="CREATOR#CLASS=TEXT",
                     help="the text of another cell of a creator's row (td.CLASS), e.g. c1#cpa=12.50")
+    ap.add_argument("--expect-tier", action="append", default=[], metavar="TIER#CLASS=TEXT",
+                    help="the text of a cell of the by-tier table's row for TIER (td.CLASS), e.g. micro#roas=1.20×")
     ap.add_argument("--screenshot", metavar="PATH", help="also save a 1280x900 PNG of the page")
     ap.add_argument("--token", help="load BASE_URL/#token=TOKEN")
     ap.add_argument("--timeout", type=float, default=90, help="seconds to allow each chromium run (default 90)")
@@ -181,6 +184,14 @@ def main():
             ap.error(f"--expect-cell {spec!r}: use CREATOR#CLASS=TEXT")
         creator, _, campaign = target.partition("|")
         cell_expectations.append((spec, creator, campaign if "|" in target else None, cls, normalize_cell(text)))
+
+    tier_expectations = []
+    for spec in args.expect_tier:
+        key, sep, text = spec.partition("=")
+        tier, hash_sign, cls = key.rpartition("#")
+        if not sep or not hash_sign or not tier or not cls:
+            ap.error(f"--expect-tier {spec!r}: use TIER#CLASS=TEXT")
+        tier_expectations.append((spec, tier, cls, normalize_cell(text)))
 
     chromium = find_chromium(wait_seconds=600)
     if not chromium:
@@ -204,6 +215,9 @@ def main():
     parser = TableParser()
     parser.feed(dom)
     parser.close()
+    tiers = TableParser("tiers")
+    tiers.feed(dom)
+    tiers.close()
 
     problems = []
     if not parser.body_attrs and "table" not in dom:
@@ -240,6 +254,14 @@ def main():
         elif not any(normalize_cell(r["cells"].get(cls, "?")) == want for r in candidates):
             got = ", ".join(normalize_cell(r["cells"].get(cls, "(no td." + cls + ")")) for r in candidates)
             problems.append(f"--expect-cell {spec}: td.{cls} is {got}, expected {want}")
+
+    for spec, tier, cls, want in tier_expectations:
+        candidates = [r for r in tiers.rows if r["attrs"].get("data-tier") == tier]
+        if not candidates:
+            problems.append(f"--expect-tier {spec}: no row for tier {tier}")
+        elif normalize_cell(candidates[0]["cells"].get(cls, "?")) != want:
+            got = normalize_cell(candidates[0]["cells"].get(cls, "(no td." + cls + ")"))
+            problems.append(f"--expect-tier {spec}: td.{cls} is {got}, expected {want}")
 
     if args.screenshot:
         shot = os.path.abspath(args.screenshot)

@@ -144,13 +144,19 @@ struct HTTPRoutes: Sendable {
 
     // MARK: Reading
 
-    /// `GET /v1/roas?creator=&campaign=&limit=&sort=roas|revenue|spend`.
+    /// `GET /v1/roas?creator=&campaign=&tier=&limit=&sort=roas|revenue|spend`.
     private func roas(_ request: Request) async throws -> Response {
         try self.authorize(request)
         let parameters = request.uri.queryParameters
         var query = LiveBoard.Query()
         query.creator = parameters["creator"].map(String.init)
         query.campaign = parameters["campaign"].map(String.init)
+        if let text = parameters["tier"] {
+            guard CreatorTier(rawValue: String(text)) != nil || text == "unknown" else {
+                return Self.error(.badRequest, "tier must be nano, micro, macro, mega or unknown")
+            }
+            query.tier = String(text)
+        }
         if let text = parameters["limit"] {
             guard let limit = Int(text), limit >= 0 else { return Self.error(.badRequest, "limit must be a count") }
             query.limit = limit

@@ -195,13 +195,16 @@ actor Ingestor {
         JSONText.append(",\"model\":\"\(configuration.model.rawValue)\"", to: &output)
         JSONText.append(",\"window\":\"\(DurationText.text(configuration.window))\"", to: &output)
         JSONText.append(",\"slide\":\"\(DurationText.text(configuration.slide))\"", to: &output)
-        JSONText.append(",\"by\":\"\(configuration.byCampaign ? "creator,campaign" : "creator")\",\"rows\":[", to: &output)
+        let by = (configuration.byTier ? "tier" : "creator") + (configuration.byCampaign ? ",campaign" : "")
+        JSONText.append(",\"by\":\"\(by)\",\"rows\":[", to: &output)
         for (index, item) in self.board.rows(query).enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             JSONText.append("{\"creator\":", to: &output)
             Self.appendOptional(item.key.creator, to: &output)
             JSONText.append(",\"campaign\":", to: &output)
             Self.appendOptional(item.key.campaign, to: &output)
+            JSONText.append(",\"tier\":", to: &output)
+            Self.appendOptional(item.entry.shown?.tier, to: &output)
             JSONText.append(",\"open\":", to: &output)
             if let row = item.entry.current { row.appendJSON(to: &output) } else { JSONText.append("null", to: &output) }
             JSONText.append(",\"closed\":", to: &output)

@@ -1,11 +1,24 @@
 import RoasCore
 
-/// What `/v1/roas` shows: per key (creator, campaign), its open windows' live rows and its most
-/// recently closed row; and the totals of recently closed windows. Built from the rows the engine emits.
+/// What `/v1/roas` shows: per key (creator, campaign; with `--by tier` tier, campaign), its open
+/// windows' live rows and its most recently closed row; and the totals of recently closed windows.
+/// Built from the rows the engine emits.
 struct LiveBoard {
     struct Key: Hashable {
         var creator: String?
         var campaign: String?
+        /// The tier of a roll-up row (no creator); nil for a creator's rows, whose tier may change.
+        var rollUp: String?
+
+        init(creator: String?, campaign: String?, rollUp: String? = nil) {
+            self.creator = creator
+            self.campaign = campaign
+            self.rollUp = rollUp
+        }
+
+        init(_ row: Row) {
+            self.init(creator: row.creator, campaign: row.campaign, rollUp: row.creator == nil ? row.tier : nil)
+        }
     }
 
     struct Entry {
@@ -31,7 +44,7 @@ struct LiveBoard {
     let keptWindows = 48
 
     mutating func absorb(_ row: Row) {
-        let key = Key(creator: row.creator, campaign: row.campaign)
+        let key = Key(row)
         if row.isFinal {
             self.entries[key, default: Entry()].open[row.windowStart] = nil
             self.entries[key, default: Entry()].closed = row
@@ -53,6 +66,8 @@ struct LiveBoard {
     struct Query: Sendable {
         var creator: String?
         var campaign: String?
+        /// The tier of the row shown ("unknown" for a roll-up of creators without a profile).
+        var tier: String?
         var limit = 100
         var order = Order.roas
     }
@@ -62,6 +77,7 @@ struct LiveBoard {
         var selected = self.entries.filter { key, entry in
             entry.shown != nil && (query.creator == nil || key.creator == query.creator)
                 && (query.campaign == nil || key.campaign == query.campaign)
+                && (query.tier == nil || entry.shown?.tier == query.tier)
         }.map { (key: $0.key, entry: $0.value) }
         func figure(_ row: Row) -> Double? {
             switch query.order {

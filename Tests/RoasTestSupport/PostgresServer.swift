@@ -123,7 +123,9 @@ public final class PostgresServer: Sendable {
                 || ',"roas":' || \(Self.ratio("roas")) || ',"ctr":' || \(Self.ratio("ctr"))
                 || ',"cvr":' || \(Self.ratio("cvr")) || ',"aov":' || \(Self.ratio("aov"))
                 || ',"cpa":' || \(Self.ratio("cpa")) || ',"net_revenue":' || trim_scale(net_revenue)
-                || ',"roi":' || \(Self.ratio("roi"))
+                || ',"roi":' || \(Self.ratio("roi")) || ',"reach":' || reach || ',"engagements":' || engagements
+                || ',"engagement_rate":' || \(Self.ratio("engagement_rate")) || ',"leads":' || trim_scale(leads)
+                || ',"cpl":' || \(Self.ratio("cpl")) || ',"tier":' || coalesce(to_json(tier)::text, 'null')
                 || ',"final":\(final)}'
             FROM \(table)
             """

@@ -199,6 +199,12 @@ struct SchemaTests {
         #"{"type":"spend","id":"s-1","ts":"2026-11-21T10:00:00Z","creator":"@a","amount":50}"#,
         #"{"type":"spend","id":"s-2","ts":"2026-11-21T10:00:00Z","creator":"@b","campaign":"winter","amount":12.5,"currency":"USD"}"#,
         #"{"type":"spend","id":"\#(String(repeating: "s", count: 256))","ts":"2026-12-31T23:59:60Z","creator":"@c","amount":1}"#,
+        #"{"type":"engagement","id":"e-1","ts":"2026-11-21T10:03:00Z","user":"tt:1","creator":"@a","action":"like"}"#,
+        #"{"type":"engagement","id":"e-2","ts":"2026-11-21T10:04:00Z","user":"tt:2","creator":"@a","campaign":"winter","action":"follow"}"#,
+        #"{"type":"signup","id":"g-1","ts":"2026-11-21T10:30:00Z","user":"tt:1"}"#,
+        #"{"type":"signup","id":"g-2","ts":"2026-11-21T10:31:00Z","user":"tt:2","value":25.5,"currency":"USD"}"#,
+        #"{"type":"creator","id":"cp-1","ts":"2026-11-21T09:00:00Z","creator":"@a","followers":10000,"platform":"tiktok"}"#,
+        #"{"type":"creator","id":"cp-2","ts":"2026-11-21T09:00:00Z","creator":"@b","followers":0,"platform":null}"#,
     ]
 
     /// Events the schema must reject, each with the rule it breaks.
@@ -223,6 +229,16 @@ struct SchemaTests {
         ("spend without creator", #"{"type":"spend","id":"s-1","ts":"2026-11-21T10:00:00Z","amount":5}"#),
         ("spend without amount", #"{"type":"spend","id":"s-2","ts":"2026-11-21T10:00:00Z","creator":"@a"}"#),
         ("spend with a four-letter currency", #"{"type":"spend","id":"s-3","ts":"2026-11-21T10:00:00Z","creator":"@a","amount":5,"currency":"EURO"}"#),
+        ("engagement with an unknown action", #"{"type":"engagement","id":"e-3","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a","action":"poke"}"#),
+        ("engagement without action", #"{"type":"engagement","id":"e-4","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
+        ("engagement without user", #"{"type":"engagement","id":"e-5","ts":"2026-11-21T10:00:00Z","creator":"@a","action":"like"}"#),
+        ("signup without user", #"{"type":"signup","id":"g-3","ts":"2026-11-21T10:00:00Z"}"#),
+        ("signup with a negative value", #"{"type":"signup","id":"g-4","ts":"2026-11-21T10:00:00Z","user":"u","value":-1}"#),
+        ("signup with a string value", #"{"type":"signup","id":"g-5","ts":"2026-11-21T10:00:00Z","user":"u","value":"10"}"#),
+        ("creator with negative followers", #"{"type":"creator","id":"cp-3","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":-1}"#),
+        ("creator with fractional followers", #"{"type":"creator","id":"cp-4","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":1.5}"#),
+        ("creator with followers over 10^12", #"{"type":"creator","id":"cp-5","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":1000000000001}"#),
+        ("creator without followers", #"{"type":"creator","id":"cp-6","ts":"2026-11-21T10:00:00Z","creator":"@a"}"#),
         ("an unknown type", #"{"type":"tip","id":"t-1","ts":"2026-11-21T10:00:00Z","user":"u"}"#),
         ("a type in the wrong case", #"{"type":"View","id":"t-2","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
         ("no type", #"{"id":"t-3","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
@@ -289,7 +305,7 @@ struct SchemaTests {
 
     @Test("bad rows, dead letters and summaries fail their schemas")
     func badOutputs() throws {
-        let row = #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"@a","campaign":null,"views":1,"clicks":0,"conversions":0.5,"revenue":1,"refunds":0,"spend":2,"roas":0.5,"ctr":0,"cvr":null,"aov":2,"cpa":4,"net_revenue":1,"roi":-0.5,"final":true}"#
+        let row = #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"@a","campaign":null,"views":1,"clicks":0,"conversions":0.5,"revenue":1,"refunds":0,"spend":2,"roas":0.5,"ctr":0,"cvr":null,"aov":2,"cpa":4,"net_revenue":1,"roi":-0.5,"reach":1,"engagements":2,"engagement_rate":2,"leads":0.5,"cpl":4,"tier":"micro","final":true}"#
         let goodRow = try Tools.validate([row], against: "row.schema.json")
         #expect(goodRow.status == 0, "\(goodRow)")
         let badRows = [
@@ -307,7 +323,14 @@ struct SchemaTests {
             row.replacingOccurrences(of: #","aov":2"#, with: ""),
             row.replacingOccurrences(of: #""net_revenue":1"#, with: #""net_revenue":null"#),
         ]
-        let rows = try Tools.validate(badRows, against: "row.schema.json", expect: .invalid)
+        let badScoreboardRows: [String] = [
+            row.replacingOccurrences(of: #""reach":1"#, with: #""reach":1.5"#),
+            row.replacingOccurrences(of: #""engagements":2"#, with: #""engagements":-2"#),
+            row.replacingOccurrences(of: #""leads":0.5"#, with: #""leads":null"#),
+            row.replacingOccurrences(of: #""tier":"micro""#, with: #""tier":"giga""#),
+            row.replacingOccurrences(of: #","tier":"micro""#, with: ""),
+        ]
+        let rows = try Tools.validate(badRows + badScoreboardRows, against: "row.schema.json", expect: .invalid)
         #expect(rows.status == 0, "\(rows)")
 
         let deadLetter = #"{"reason":"late","batch":null,"line":3,"raw":"{}","detail":"too late"}"#

@@ -1,4 +1,5 @@
 import Foundation
+import RoasCore
 import RoasTestSupport
 import Testing
 
@@ -136,6 +137,7 @@ struct ServeBinaryTests {
 
         let expectations = Self.sampleDashboard.sorted { $0.key < $1.key }.flatMap { ["--expect", "\($0.key)=\($0.value)"] }
             + Self.dashboardKPITexts(snapshot).flatMap { ["--expect-cell", $0] }
+            + Self.dashboardTierTexts(snapshot).flatMap { ["--expect-tier", $0] }
         func browse() throws -> ProcessResult {
             try Tools.run(
                 try Tools.python3(),
@@ -319,35 +321,72 @@ struct ServeBinaryTests {
         return texts
     }
 
-    /// What the dashboard's KPI cells show for each row of a `/v1/roas` snapshot, as
-    /// `CREATOR#CLASS=TEXT`: the row's ctr, cvr and roi as percentages and its aov and cpa as money,
-    /// with 2 decimals (Intl's en-US rounding: half away from zero), or "–" when null.
-    static func dashboardKPITexts(_ snapshot: [String: Any]) -> [String] {
-        /// Intl.NumberFormat (ICU) rounds the shortest decimal form of a double; so does this.
-        func text(_ value: Double?, percent: Bool) -> String {
-            guard let value, value.isFinite else { return "–" }
-            var exact = Decimal(string: "\(percent ? value * 100 : value)") ?? 0
-            var rounded = Decimal()
-            NSDecimalRound(&rounded, &exact, 2, .plain)
-            let fixed = String(format: "%.2f", abs(NSDecimalNumber(decimal: rounded).doubleValue))
-            let whole = fixed.prefix { $0 != "." }
-            var grouped = ""
-            for (index, digit) in whole.enumerated() {
-                if index > 0 && (whole.count - index) % 3 == 0 { grouped.append(",") }
-                grouped.append(digit)
-            }
-            let sign = rounded < 0 ? "-" : ""
-            return sign + grouped + fixed.drop { $0 != "." } + (percent ? "%" : "")
+    /// A figure as the dashboard prints it (Intl's en-US format, 2 decimals, half away from zero),
+    /// as a percentage or money, or "–" when null. Intl.NumberFormat (ICU) rounds the shortest
+    /// decimal form of a double; so does this.
+    static func dashboardText(_ value: Double?, percent: Bool) -> String {
+        guard let value, value.isFinite else { return "–" }
+        var exact = Decimal(string: "\(percent ? value * 100 : value)") ?? 0
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &exact, 2, .plain)
+        let fixed = String(format: "%.2f", abs(NSDecimalNumber(decimal: rounded).doubleValue))
+        let whole = fixed.prefix { $0 != "." }
+        var grouped = ""
+        for (index, digit) in whole.enumerated() {
+            if index > 0 && (whole.count - index) % 3 == 0 { grouped.append(",") }
+            grouped.append(digit)
         }
+        let sign = rounded < 0 ? "-" : ""
+        return sign + grouped + fixed.drop { $0 != "." } + (percent ? "%" : "")
+    }
+
+    /// What the dashboard's KPI cells show for each row of a `/v1/roas` snapshot, as
+    /// `CREATOR#CLASS=TEXT`: the row's ctr, cvr, roi and engagement rate as percentages (the rate
+    /// marked "▼" when below the tier's typical range), aov, cpa and cpl as money, its tier and reach.
+    static func dashboardKPITexts(_ snapshot: [String: Any]) -> [String] {
         var texts: [String] = []
         for case let row as [String: Any] in snapshot["rows"] as? [Any] ?? [] {
             let creator = row["creator"] as? String ?? "(unattributed)"
             guard let shown = (row["open"] as? [String: Any]) ?? (row["closed"] as? [String: Any]) else { continue }
-            for (field, percent) in [("ctr", true), ("cvr", true), ("aov", false), ("cpa", false), ("roi", true)] {
-                texts.append("\(creator)#\(field)=\(text(Tools.number(shown[field]), percent: percent))")
+            for (field, percent) in [("ctr", true), ("cvr", true), ("aov", false), ("cpa", false), ("roi", true), ("cpl", false)] {
+                texts.append("\(creator)#\(field)=\(Self.dashboardText(Tools.number(shown[field]), percent: percent))")
             }
+            let tier = shown["tier"] as? String
+            let rate = Tools.number(shown["engagement_rate"])
+            let low = rate.map { rate in tier.flatMap(CreatorTier.init(rawValue:))?.isLowEngagement(rate) ?? false } ?? false
+            texts.append("\(creator)#er=\(low ? "▼ " : "")\(Self.dashboardText(rate, percent: true))")
+            texts.append("\(creator)#tier=\(tier ?? "–")")
+            texts.append("\(creator)#reach=\(Int(Tools.number(shown["reach"]) ?? -1))")
         }
         return texts
+    }
+
+    /// What the dashboard's by-tier table shows, as `TIER#CLASS=TEXT`: per tier of the shown rows
+    /// ("unknown" without a profile; unattributed rows left out), their count, ROAS and engagement rate.
+    static func dashboardTierTexts(_ snapshot: [String: Any]) -> [String] {
+        var sums: [String: (rows: Int, net: Double, spend: Double, views: Double, engagements: Double)] = [:]
+        for case let row as [String: Any] in snapshot["rows"] as? [Any] ?? [] {
+            guard row["creator"] is String,
+                let shown = (row["open"] as? [String: Any]) ?? (row["closed"] as? [String: Any])
+            else { continue }
+            let tier = shown["tier"] as? String ?? "unknown"
+            var sum = sums[tier] ?? (0, 0, 0, 0, 0)
+            sum.rows += 1
+            sum.net += (Tools.number(shown["revenue"]) ?? 0) - (Tools.number(shown["refunds"]) ?? 0)
+            sum.spend += Tools.number(shown["spend"]) ?? 0
+            sum.views += Tools.number(shown["views"]) ?? 0
+            sum.engagements += Tools.number(shown["engagements"]) ?? 0
+            sums[tier] = sum
+        }
+        return sums.sorted { $0.key < $1.key }.flatMap { tier, sum -> [String] in
+            let rate = sum.views > 0 ? sum.engagements / sum.views : nil
+            let low = rate.map { CreatorTier(rawValue: tier)?.isLowEngagement($0) ?? false } ?? false
+            return [
+                "\(tier)#creators=\(sum.rows)",
+                "\(tier)#roas=\(sum.spend > 0 ? Self.dashboardText(sum.net / sum.spend, percent: false) + "×" : "–")",
+                "\(tier)#er=\(low ? "▼ " : "")\(Self.dashboardText(rate, percent: true))",
+            ]
+        }
     }
 
     /// One GET with a timeout: the status and the body.

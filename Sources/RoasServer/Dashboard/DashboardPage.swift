@@ -138,6 +138,14 @@ enum DashboardPage {
         text-transform: uppercase; letter-spacing: .04em; margin-right: 7px; vertical-align: 1px;
       }
       .badge.open { background: #e6efff; color: #2557c7; }
+      .badge.tier { text-transform: lowercase; margin-right: 0; }
+      .badge.tier-nano { background: #eef7ee; color: #2e7d32; }
+      .badge.tier-micro { background: #e8f1fb; color: #1f5fa8; }
+      .badge.tier-macro { background: #f3ecfb; color: #6a3fb0; }
+      .badge.tier-mega { background: #fdf0e4; color: #a65410; }
+      .badge.tier-unknown { background: var(--none-bg); color: var(--none); }
+      td.er.low { color: var(--bad); font-weight: 600; }
+      .tiers-card { margin-top: 16px; }
       .badge.closed { background: var(--none-bg); color: var(--none); }
       tbody tr.flash-up { animation: flashUp 1.6s ease-out; }
       tbody tr.flash-down { animation: flashDown 1.6s ease-out; }
@@ -211,11 +219,43 @@ enum DashboardPage {
                 <th class="num aov" title="revenue / conversions: average order value">AOV</th>
                 <th class="num cpa" title="spend / conversions: cost per acquisition">CPA</th>
                 <th class="num roi" title="(revenue - refunds - spend) / spend">ROI</th>
+                <th class="tier" title="from the creator's latest profile before the window's end">Tier</th>
+                <th class="num reach" title="distinct users who viewed or clicked">Reach</th>
+                <th class="num er" title="engagements / views; marked ▼ below the tier's typical range">Eng. rate</th>
+                <th class="num leads" title="sign-ups credited">Leads</th>
+                <th class="num cpl" title="spend / leads: cost per lead">CPL</th>
                 <th class="window">Window</th>
               </tr>
             </thead>
             <tbody id="creators-body">
-              <tr><td class="empty-row" colspan="15">Loading…</td></tr>
+              <tr><td class="empty-row" colspan="20">Loading…</td></tr>
+            </tbody>
+          </table>
+        </div>
+      </section>
+      <section class="card table-card tiers-card">
+        <div class="panel-head">
+          <h2>By creator tier</h2>
+          <div class="meta" id="tiers-meta">the rows above, summed per tier</div>
+        </div>
+        <div class="table-wrap">
+          <table id="tiers">
+            <thead>
+              <tr>
+                <th class="tier">Tier</th>
+                <th class="num creators">Rows</th>
+                <th class="num roas">ROAS</th>
+                <th class="num revenue">Net revenue</th>
+                <th class="num spend">Spend</th>
+                <th class="num views">Views</th>
+                <th class="num engagements">Engagements</th>
+                <th class="num er" title="engagements / views, against the tier's typical range">Eng. rate</th>
+                <th class="typical">Typical</th>
+                <th class="num leads">Leads</th>
+              </tr>
+            </thead>
+            <tbody id="tiers-body">
+              <tr><td class="empty-row" colspan="10">Loading…</td></tr>
             </tbody>
           </table>
         </div>
@@ -256,8 +296,16 @@ enum DashboardPage {
         previousRoas: new Map()
       };
 
-      function keyOf(creator, campaign) {
-        return JSON.stringify([creator == null ? null : creator, campaign == null ? null : campaign]);
+      // A roll-up row (--by tier: no creator, a tier) is keyed by its tier too.
+      function keyOf(creator, campaign, rollUp) {
+        return JSON.stringify([creator == null ? null : creator, campaign == null ? null : campaign, rollUp == null ? null : rollUp]);
+      }
+      function rollUpOf(creator, tier) { return creator == null && tier != null ? tier : null; }
+      // Typical engagement rates by tier (CreatorTier.typicalEngagementRate).
+      var TIERS = ["nano", "micro", "macro", "mega", "unknown"];
+      var TYPICAL = { nano: [0.05, 0.10], micro: [0.02, 0.05], macro: [0.01, 0.02], mega: [0, 0.01] };
+      function isLowEngagement(tier, rate) {
+        return tier != null && TYPICAL[tier] != null && rate != null && isFinite(rate) && Number(rate) < TYPICAL[tier][0];
       }
       function ts(iso) { var t = Date.parse(iso); return isNaN(t) ? 0 : t; }
       function num(v) { v = Number(v); return isFinite(v) ? v : 0; }
@@ -318,7 +366,8 @@ enum DashboardPage {
         (s.rows || []).forEach(function (r) {
           var creator = r.creator == null ? null : r.creator;
           var campaign = r.campaign == null ? null : r.campaign;
-          entries.set(keyOf(creator, campaign), { creator: creator, campaign: campaign, open: r.open || null, closed: r.closed || null });
+          var rollUp = rollUpOf(creator, r.tier);
+          entries.set(keyOf(creator, campaign, rollUp), { creator: creator, campaign: campaign, rollUp: rollUp, open: r.open || null, closed: r.closed || null });
         });
         state.entries = entries;
         state.windows = (s.recent_windows || []).map(function (w) {
@@ -349,9 +398,10 @@ enum DashboardPage {
         if (!row || !row.window_start) return;
         var creator = row.creator == null ? null : row.creator;
         var campaign = row.campaign == null ? null : row.campaign;
-        var k = keyOf(creator, campaign);
+        var rollUp = rollUpOf(creator, row.tier);
+        var k = keyOf(creator, campaign, rollUp);
         var e = state.entries.get(k);
-        if (!e) { e = { creator: creator, campaign: campaign, open: null, closed: null }; state.entries.set(k, e); }
+        if (!e) { e = { creator: creator, campaign: campaign, rollUp: rollUp, open: null, closed: null }; state.entries.set(k, e); }
         var start = ts(row.window_start);
         if (row.final) {
           var prev = e.closed;
@@ -428,13 +478,15 @@ enum DashboardPage {
 
       function fillRow(tr, e, rank) {
         var f = figure(e);
-        if (e.creator == null) { tr.removeAttribute("data-creator"); tr.setAttribute("data-unattributed", "true"); }
-        else { tr.removeAttribute("data-unattributed"); tr.setAttribute("data-creator", e.creator); }
+        if (e.rollUp != null) { tr.removeAttribute("data-creator"); tr.removeAttribute("data-unattributed"); tr.setAttribute("data-rollup", e.rollUp); }
+        else if (e.creator == null) { tr.removeAttribute("data-creator"); tr.removeAttribute("data-rollup"); tr.setAttribute("data-unattributed", "true"); }
+        else { tr.removeAttribute("data-unattributed"); tr.removeAttribute("data-rollup"); tr.setAttribute("data-creator", e.creator); }
         if (e.campaign != null) tr.setAttribute("data-campaign", e.campaign); else tr.removeAttribute("data-campaign");
         tr.setAttribute("data-window", e.open ? "open" : "closed");
         var cells = [];
         cells.push(td("rank num", String(rank)));
-        var c = td("creator" + (e.creator == null ? " unattributed" : ""), e.creator == null ? "(unattributed)" : e.creator);
+        var c = e.rollUp != null ? td("creator", "all " + e.rollUp + " creators")
+          : td("creator" + (e.creator == null ? " unattributed" : ""), e.creator == null ? "(unattributed)" : e.creator);
         c.title = c.textContent;
         cells.push(c);
         var camp = td("campaign");
@@ -466,6 +518,26 @@ enum DashboardPage {
         cells.push(kpiCell("aov", f.aov, money));
         cells.push(kpiCell("cpa", f.cpa, money));
         cells.push(kpiCell("roi", f.roi, percent));
+        var tc = td("tier");
+        if (f.tier != null) {
+          var tb = document.createElement("span");
+          tb.className = "badge tier tier-" + f.tier;
+          tb.textContent = f.tier;
+          tc.appendChild(tb);
+        } else tc.textContent = DASH;
+        cells.push(tc);
+        cells.push(td("num reach", int(num(f.reach))));
+        var low = isLowEngagement(f.tier, f.engagement_rate);
+        var er = kpiCell("er", f.engagement_rate, percent);
+        if (low) {
+          er.classList.add("low");
+          er.textContent = "\u25bc " + er.textContent;
+          er.title = "below the " + f.tier + " tier's typical " + TYPICAL[f.tier][0] * 100 + "\u2013" + TYPICAL[f.tier][1] * 100 + "%";
+          tr.setAttribute("data-low-engagement", "true");
+        } else tr.removeAttribute("data-low-engagement");
+        cells.push(er);
+        cells.push(td("num leads", trim(num(f.leads))));
+        cells.push(kpiCell("cpl", f.cpl, money));
         var wc = td("window");
         var badge = document.createElement("span");
         badge.className = "badge " + (e.open ? "open" : "closed");
@@ -495,7 +567,7 @@ enum DashboardPage {
         var shown = list.slice(0, MAX_ROWS);
         var nextNodes = new Map(), order = [];
         shown.forEach(function (e, i) {
-          var key = keyOf(e.creator, e.campaign);
+          var key = keyOf(e.creator, e.campaign, e.rollUp);
           var tr = rowNodes.get(key) || document.createElement("tr");
           var roas = fillRow(tr, e, i + 1);
           var now = roas == null ? NaN : roas;
@@ -514,7 +586,7 @@ enum DashboardPage {
         if (!order.length) {
           var tr0 = document.createElement("tr");
           var cell = td("empty-row", state.loaded ? "No creator activity yet \u2014 waiting for events." : "Loading\u2026");
-          cell.colSpan = 15;
+          cell.colSpan = 20;
           tr0.appendChild(cell);
           order.push(tr0);
         }
@@ -525,6 +597,54 @@ enum DashboardPage {
         setText("table-meta", list.length > shown.length
           ? "top " + shown.length + " of " + intFmt.format(list.length) + " \u00b7 per " + by
           : intFmt.format(list.length) + (list.length === 1 ? " row" : " rows") + " \u00b7 per " + by);
+      }
+
+      // The shown rows of creators summed per tier (a creator without a tier counts as "unknown";
+      // unattributed rows are left out). Reach is not summed: a user may follow several creators.
+      function renderTiers() {
+        var sums = {};
+        state.entries.forEach(function (e) {
+          var f = figure(e);
+          if (!f || e.creator == null && e.rollUp == null) return;
+          var tier = f.tier == null ? "unknown" : f.tier;
+          var s = sums[tier] || (sums[tier] = { rows: 0, net: 0, spend: 0, views: 0, engagements: 0, leads: 0 });
+          s.rows += 1;
+          s.net += num(f.revenue) - num(f.refunds);
+          s.spend += num(f.spend);
+          s.views += num(f.views);
+          s.engagements += num(f.engagements);
+          s.leads += num(f.leads);
+        });
+        var order = [];
+        TIERS.forEach(function (tier) {
+          var s = sums[tier];
+          if (!s) return;
+          var tr = document.createElement("tr");
+          tr.setAttribute("data-tier", tier);
+          var tc = td("tier");
+          var tb = document.createElement("span");
+          tb.className = "badge tier tier-" + tier;
+          tb.textContent = tier;
+          tc.appendChild(tb);
+          var roas = s.spend > 0 ? s.net / s.spend : null;
+          var rate = s.views > 0 ? s.engagements / s.views : null;
+          var rc = td("num roas " + roasClass(roas), roasText(roas));
+          var er = kpiCell("er", rate, percent);
+          if (isLowEngagement(tier, rate)) { er.classList.add("low"); er.textContent = "\u25bc " + er.textContent; tr.setAttribute("data-low-engagement", "true"); }
+          var typical = TYPICAL[tier] ? TYPICAL[tier][0] * 100 + "\u2013" + TYPICAL[tier][1] * 100 + "%" : DASH;
+          tr.replaceChildren(tc, td("num creators", String(s.rows)), rc, td("num revenue", money(s.net)),
+            td("num spend", money(s.spend)), td("num views", int(s.views)), td("num engagements", int(s.engagements)),
+            er, td("typical", typical), td("num leads", trim(s.leads)));
+          order.push(tr);
+        });
+        if (!order.length) {
+          var tr0 = document.createElement("tr");
+          var cell = td("empty-row", state.loaded ? "No creator rows yet." : "Loading\u2026");
+          cell.colSpan = 10;
+          tr0.appendChild(cell);
+          order.push(tr0);
+        }
+        $("tiers-body").replaceChildren.apply($("tiers-body"), order);
       }
 
       function renderKpis() {
@@ -768,6 +888,7 @@ enum DashboardPage {
         dirty = { table: false, windows: false, ingest: false };
         if (d.table) {
           try { renderTable(); } catch (err) { console.error(err); }
+          try { renderTiers(); } catch (err) { console.error(err); }
           try { renderKpis(); } catch (err) { console.error(err); }
         }
         try { renderPills(); } catch (err) { console.error(err); }

@@ -26,6 +26,15 @@ struct PostgresRowBatch: Sendable {
     var cpa: [Double] = []
     var roi: [Double] = []
     var netRevenue: [Int64] = []
+    var reach: [Int64] = []
+    var engagements: [Int64] = []
+    var engagementRate: [Double] = []
+    var leads: [Int64] = []
+    var cpl: [Double] = []
+    var tiers: [String] = []
+    var tierIsNull: [Bool] = []
+    /// The tier of a `--by tier` roll-up row, '' otherwise (see `PostgresRowStatements`).
+    var tierKeys: [String] = []
     var isFinal: [Bool] = []
 
     private struct Key: Hashable {
@@ -34,6 +43,7 @@ struct PostgresRowBatch: Sendable {
         var windowEnd: Int64
         var creator: String?
         var campaign: String?
+        var tierKey: String
 
         // Keyed as stored, so that two names differing only in a replaced NUL stay one key.
         init(_ row: Row) {
@@ -42,6 +52,7 @@ struct PostgresRowBatch: Sendable {
             self.windowEnd = row.windowEnd
             self.creator = row.creator.map(PostgresRowBatch.storable)
             self.campaign = row.campaign.map(PostgresRowBatch.storable)
+            self.tierKey = PostgresRowBatch.tierKey(row)
         }
     }
 
@@ -75,8 +86,11 @@ struct PostgresRowBatch: Sendable {
         self.spend.reserveCapacity(count)
         self.roas.reserveCapacity(count)
         self.roasIsNull.reserveCapacity(count)
-        for path in [\Self.ctr, \.cvr, \.aov, \.cpa, \.roi] { self[keyPath: path].reserveCapacity(count) }
-        self.netRevenue.reserveCapacity(count)
+        for path in [\Self.ctr, \.cvr, \.aov, \.cpa, \.roi, \.engagementRate, \.cpl] { self[keyPath: path].reserveCapacity(count) }
+        for path in [\Self.netRevenue, \.reach, \.engagements, \.leads] { self[keyPath: path].reserveCapacity(count) }
+        self.tiers.reserveCapacity(count)
+        self.tierIsNull.reserveCapacity(count)
+        self.tierKeys.reserveCapacity(count)
         self.isFinal.reserveCapacity(count)
     }
 
@@ -102,7 +116,20 @@ struct PostgresRowBatch: Sendable {
         self.cpa.append(row.cpa ?? .nan)
         self.roi.append(row.roi ?? .nan)
         self.netRevenue.append(row.netRevenue)
+        self.reach.append(row.reach)
+        self.engagements.append(row.figures.engagements)
+        self.engagementRate.append(row.engagementRate ?? .nan)
+        self.leads.append(row.figures.leads)
+        self.cpl.append(row.cpl ?? .nan)
+        self.tiers.append(row.tier ?? "")
+        self.tierIsNull.append(row.tier == nil)
+        self.tierKeys.append(Self.tierKey(row))
         self.isFinal.append(row.isFinal)
+    }
+
+    /// A roll-up row (no creator, a tier) is keyed by its tier; every other row by ''.
+    static func tierKey(_ row: Row) -> String {
+        row.creator == nil ? row.tier ?? "" : ""
     }
 
     /// PostgreSQL `text` cannot hold NUL, which JSON can (`\u0000`): such a character becomes

@@ -326,6 +326,7 @@ public final class PostgresRowSink: Service, Sendable {
             try await connection.query(PostgresRowStatements.createTable(table), logger: self.logger)
             // A table made by an older roas keeps its rows and gains the KPI columns.
             try await connection.query(PostgresRowStatements.addColumns(table), logger: self.logger)
+            try await connection.query(PostgresRowStatements.widenKey(table), logger: self.logger)
         }
     }
 

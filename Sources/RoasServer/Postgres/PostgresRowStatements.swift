@@ -4,8 +4,10 @@ import RoasCore
 /// The SQL of the PostgreSQL sink: the two tables and the one upsert that writes a batch.
 ///
 /// Final rows go to `roas_rows`, live rows to `roas_live_rows`; both are keyed by
-/// (window_start, window_end, creator, campaign) with `NULLS NOT DISTINCT` (PostgreSQL 15 or newer),
-/// so a NULL creator or campaign is one key and replays overwrite instead of adding rows.
+/// (window_start, window_end, creator, campaign, tier_key) with `NULLS NOT DISTINCT` (PostgreSQL 15
+/// or newer), so a NULL creator or campaign is one key and replays overwrite instead of adding rows.
+/// `tier_key` is the tier of a `--by tier` roll-up row (whose creator is NULL) and '' otherwise, so
+/// the roll-ups of several tiers, and per-creator rows, can share the tables.
 enum PostgresRowStatements {
     static let finalTable = "roas_rows"
     static let liveTable = "roas_live_rows"
@@ -17,14 +19,39 @@ enum PostgresRowStatements {
     static let addedColumns: [(name: String, type: String)] = [
         ("ctr", "double precision NULL"), ("cvr", "double precision NULL"), ("aov", "double precision NULL"),
         ("cpa", "double precision NULL"), ("net_revenue", "numeric(20,6) NULL"), ("roi", "double precision NULL"),
+        ("reach", "bigint NULL"), ("engagements", "bigint NULL"), ("engagement_rate", "double precision NULL"),
+        ("leads", "numeric(20,6) NULL"), ("cpl", "double precision NULL"), ("tier", "text NULL"),
     ]
+
+    /// The key column added with `--by tier`: a table made before it gains it with '' in every row.
+    static let tierKeyColumn = "tier_key text NOT NULL DEFAULT ''"
 
     /// The KPI columns the upsert writes besides the first release's, in order.
     static let addedColumnList = Self.addedColumns.map(\.name).joined(separator: ", ")
 
     static func addColumns(_ table: String) -> PostgresQuery {
         let clauses = Self.addedColumns.map { "ADD COLUMN IF NOT EXISTS \($0.name) \($0.type)" }
-        return PostgresQuery(unsafeSQL: "ALTER TABLE \(table) " + clauses.joined(separator: ", "))
+        return PostgresQuery(
+            unsafeSQL: "ALTER TABLE \(table) " + clauses.joined(separator: ", ") + ", ADD COLUMN IF NOT EXISTS "
+                + Self.tierKeyColumn)
+    }
+
+    /// Makes the table's key include `tier_key` when it was made without it (the index is rebuilt once).
+    static func widenKey(_ table: String) -> PostgresQuery {
+        PostgresQuery(
+            unsafeSQL: """
+                DO $$ BEGIN
+                    IF NOT EXISTS (
+                        SELECT 1 FROM pg_constraint c
+                        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+                        WHERE c.conrelid = '\(table)'::regclass AND c.conname = '\(table)_key' AND a.attname = 'tier_key'
+                    ) THEN
+                        ALTER TABLE \(table) DROP CONSTRAINT IF EXISTS \(table)_key;
+                        ALTER TABLE \(table) ADD CONSTRAINT \(table)_key
+                            UNIQUE NULLS NOT DISTINCT (window_start, window_end, creator, campaign, tier_key);
+                    END IF;
+                END $$
+                """)
     }
 
     static func createTable(_ name: String) -> PostgresQuery {
@@ -44,7 +71,8 @@ enum PostgresRowStatements {
                     spend numeric(20,6) NOT NULL,
                     roas double precision NULL,
                     updated_at timestamptz NOT NULL DEFAULT now(),
-                    CONSTRAINT \(name)_key UNIQUE NULLS NOT DISTINCT (window_start, window_end, creator, campaign)
+                    \(Self.tierKeyColumn),
+                    CONSTRAINT \(name)_key UNIQUE NULLS NOT DISTINCT (window_start, window_end, creator, campaign, tier_key)
                 )
                 """
         )
@@ -75,6 +103,9 @@ enum PostgresRowStatements {
                 CASE WHEN u.roas_is_null THEN NULL ELSE u.roas END AS roas,
                 NULLIF(u.ctr, 'NaN') AS ctr, NULLIF(u.cvr, 'NaN') AS cvr, NULLIF(u.aov, 'NaN') AS aov,
                 NULLIF(u.cpa, 'NaN') AS cpa, u.net_revenue * 0.000001 AS net_revenue, NULLIF(u.roi, 'NaN') AS roi,
+                u.reach, u.engagements, NULLIF(u.engagement_rate, 'NaN') AS engagement_rate,
+                u.leads * 0.000001 AS leads, NULLIF(u.cpl, 'NaN') AS cpl,
+                CASE WHEN u.tier_is_null THEN NULL ELSE u.tier END AS tier, u.tier_key,
                 u.is_final
             FROM unnest(
                 \(batch.windowStarts)::int8[], \(batch.windowEnds)::int8[],
@@ -84,10 +115,14 @@ enum PostgresRowStatements {
                 \(batch.revenue)::int8[], \(batch.refunds)::int8[], \(batch.spend)::int8[],
                 \(batch.roas)::float8[], \(batch.roasIsNull)::bool[],
                 \(batch.ctr)::float8[], \(batch.cvr)::float8[], \(batch.aov)::float8[], \(batch.cpa)::float8[],
-                \(batch.netRevenue)::int8[], \(batch.roi)::float8[], \(batch.isFinal)::bool[]
+                \(batch.netRevenue)::int8[], \(batch.roi)::float8[],
+                \(batch.reach)::int8[], \(batch.engagements)::int8[], \(batch.engagementRate)::float8[],
+                \(batch.leads)::int8[], \(batch.cpl)::float8[], \(batch.tiers)::text[], \(batch.tierIsNull)::bool[],
+                \(batch.tierKeys)::text[], \(batch.isFinal)::bool[]
             ) AS u(window_start, window_end, creator, creator_is_null, campaign, campaign_is_null,
                 views, clicks, conversions, revenue, refunds, spend, roas, roas_is_null,
-                ctr, cvr, aov, cpa, net_revenue, roi, is_final)
+                ctr, cvr, aov, cpa, net_revenue, roi, reach, engagements, engagement_rate, leads, cpl,
+                tier, tier_is_null, tier_key, is_final)
         ), finals AS (
             \(unescaped: Self.upsert(into: Self.finalTable, from: "input WHERE is_final"))
         )
@@ -103,12 +138,12 @@ enum PostgresRowStatements {
     /// Upserts the rows of `source` into `table`, leaving a row whose figures are already stored alone.
     private static func upsert(into table: String, from source: String) -> String {
         """
-        INSERT INTO \(table) AS t (window_start, window_end, creator, campaign, views, clicks,
+        INSERT INTO \(table) AS t (window_start, window_end, creator, campaign, tier_key, views, clicks,
             conversions, revenue, refunds, spend, roas, \(Self.addedColumnList))
-        SELECT window_start, window_end, creator, campaign, views, clicks,
+        SELECT window_start, window_end, creator, campaign, tier_key, views, clicks,
             conversions, revenue, refunds, spend, roas, \(Self.addedColumnList)
         FROM \(source)
-        ON CONFLICT (window_start, window_end, creator, campaign) DO UPDATE SET
+        ON CONFLICT (window_start, window_end, creator, campaign, tier_key) DO UPDATE SET
             views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
             revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,
             roas = excluded.roas, \(Self.addedColumns.map { "\($0.name) = excluded.\($0.name)" }.joined(separator: ", ")),

@@ -79,6 +79,55 @@ struct PostgresKPIColumnTests {
         }
     }
 
+    /// The scoreboard columns of a row, in text: reach, engagements, engagement_rate, leads, cpl, tier, tier_key.
+    static func scoreboard(_ server: PostgresServer, table: String = "roas_rows") async throws -> [String] {
+        let sql = """
+            SELECT concat_ws('|', coalesce(creator, '-'), coalesce(reach::text, '-'), coalesce(engagements::text, '-'),
+                coalesce(engagement_rate::text, '-'), coalesce(leads::text, '-'), coalesce(cpl::text, '-'),
+                coalesce(tier, '-'), tier_key)
+            FROM \(table) ORDER BY creator NULLS FIRST, tier_key
+            """
+        return try await PostgresRowSinkTests.withConnection(server) { connection, logger in
+            var result: [String] = []
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            for try await row in rows.decode(String.self) { result.append(row) }
+            return result
+        }
+    }
+
+    @Test("reach, engagements, leads and tier are stored; --by tier roll-ups of one window are one row per tier")
+    func scoreboardColumns() async throws {
+        try await PostgresServer.with { server in
+            var creatorRow = PostgresRowSinkTests.row("a", nil, views: 8, spend: 6_000_000)
+            creatorRow.reach = 5
+            creatorRow.figures.engagements = 2
+            creatorRow.figures.leads = 1_500_000
+            creatorRow.tier = "micro"
+            var micro = PostgresRowSinkTests.row(nil, nil, views: 8)
+            micro.tier = "micro"
+            micro.reach = 7
+            var unknown = PostgresRowSinkTests.row(nil, nil, views: 1)
+            unknown.tier = "unknown"
+            let unattributed = PostgresRowSinkTests.row(nil, nil, conversions: 1_000_000, revenue: 5_000_000)
+            let rows = [creatorRow, micro, unknown, unattributed]
+            let sink = try PostgresRowSink(url: server.url, logger: LogCapture().logger(level: .info))
+            try await PostgresRowSinkTests.running(sink) {
+                try await PostgresRowSinkTests.bounded {
+                    try await sink.waitDelivered(await sink.enqueue(rows))
+                }
+                // A replay changes nothing and adds no row.
+                try await PostgresRowSinkTests.bounded {
+                    try await sink.waitDelivered(await sink.enqueue(rows))
+                }
+            }
+            #expect(
+                try await Self.scoreboard(server) == [
+                    "-|0|0|-|0.000000|-|-|", "-|7|0|0|0.000000|-|micro|micro", "-|0|0|0|0.000000|-|unknown|unknown",
+                    "a|5|2|0.25|1.500000|4|micro|",
+                ])
+        }
+    }
+
     @Test("a table made before the KPI columns gains them on start and keeps its rows")
     func oldTableGainsColumns() async throws {
         try await PostgresServer.with { server in
@@ -97,6 +146,8 @@ struct PostgresKPIColumnTests {
             }
             let stored = try await PostgresRowSinkTests.fetch(server, table: "roas_rows")
             #expect(stored.map(\.creator) == ["old", "new"])
+            // The old row's new columns are NULL (its tier_key ''); the key now tells tiers apart.
+            #expect(try await Self.scoreboard(server) == ["new|0|0|0|0.000000|-|-|", "old|-|-|-|-|-|-|"])
             #expect(stored.first?.views == 7)
             #expect(
                 try await Self.kpis(server) == [
