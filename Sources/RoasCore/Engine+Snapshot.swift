@@ -5,7 +5,7 @@ extension Engine {
     static let snapshotMagic: [UInt8] = Array("ROASSNP1".utf8)
     /// The layout version `snapshot()` writes and `init(snapshot:configuration:)` reads.
     /// 2: engagements, leads, reach sketches and creator profiles (issue 14); `--by tier`.
-    static let snapshotVersion: UInt32 = 2
+    public static let snapshotVersion: UInt32 = 2
     /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
     static var snapshotByteOrder: UInt8 {
         #if _endian(big)
@@ -75,8 +75,11 @@ extension Engine {
         var reader = SnapshotReader(snapshot)
         try reader.expect(Engine.snapshotMagic, "the magic number ROASSNP1")
         let version = try reader.read(UInt32.self)
-        try SnapshotReader.require(
-            version == Engine.snapshotVersion, "layout version \(version); this build reads \(Engine.snapshotVersion)")
+        // Versions 1 ... current - 1 were written by earlier releases; others are not a snapshot.
+        guard version == Engine.snapshotVersion else {
+            if version >= 1 && version < Engine.snapshotVersion { throw SnapshotError.unsupportedVersion(version) }
+            throw SnapshotError.invalid("layout version \(version); this build reads \(Engine.snapshotVersion)")
+        }
         let byteOrder = try reader.read(UInt8.self)
         try SnapshotReader.require(
             byteOrder == Engine.snapshotByteOrder,

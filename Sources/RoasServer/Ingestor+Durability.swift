@@ -137,6 +137,13 @@ extension Ingestor {
                     .options,
                     "the data folder \(directory) was written with other engine options (\(difference)); "
                         + "start with the same options or another --data-dir")
+            } catch SnapshotError.unsupportedVersion(let version) {
+                // An upgrade: the checkpoint is sound, only older. Keep it, and say how to move on.
+                throw RoasError(
+                    .options,
+                    "the data folder \(directory) was checkpointed by an earlier roas (snapshot layout \(version); "
+                        + "this build reads \(Engine.snapshotVersion)); nothing was changed in it. Finish it with the "
+                        + "earlier roas (pause senders, SIGTERM), then start this one with a new --data-dir")
             } catch {
                 // Set aside (kept for a look), so that it no longer counts among the checkpoints kept.
                 let aside = file.path + ".corrupt"

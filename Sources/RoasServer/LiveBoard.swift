@@ -77,7 +77,7 @@ struct LiveBoard {
         var selected = self.entries.filter { key, entry in
             entry.shown != nil && (query.creator == nil || key.creator == query.creator)
                 && (query.campaign == nil || key.campaign == query.campaign)
-                && (query.tier == nil || entry.shown?.tier == query.tier)
+                && (query.tier == nil || LiveBoard.tier(key, entry) == query.tier)
         }.map { (key: $0.key, entry: $0.value) }
         func figure(_ row: Row) -> Double? {
             switch query.order {
@@ -98,6 +98,11 @@ struct LiveBoard {
             }
         }
         return Array(selected.prefix(max(0, query.limit)))
+    }
+
+    /// The tier `?tier=` matches: the shown row's, or "unknown" for a creator without a profile.
+    static func tier(_ key: Key, _ entry: Entry) -> String? {
+        entry.shown?.tier ?? (key.creator != nil ? "unknown" : nil)
     }
 
     var recentWindows: [WindowTotal] { self.recent.values.sorted { $0.start < $1.start } }

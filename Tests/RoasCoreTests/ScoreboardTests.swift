@@ -221,3 +221,21 @@ struct ScoreboardTests {
         #expect(a.rows.first?.tier == "nano" && a.rows.first?.figures.leads == Micros.one && a.rows.first?.reach == 1)
     }
 }
+
+@Suite("The built-in sample shows every KPI")
+struct SampleScoreboardTests {
+    @Test func everyKPIHasAValueInSomeRow() {
+        var harness = PipelineHarness()
+        harness.secrets = [Sample.secret]
+        let result = harness.run(bytes: Sample.stream(now: harness.now))
+        let rows = result.finalRows
+        #expect(rows.contains { $0.reach > 0 && $0.figures.engagements > 0 && $0.engagementRate != nil })
+        #expect(rows.contains { $0.figures.leads > 0 && $0.cpl != nil })
+        #expect(rows.contains { $0.ctr != nil && $0.cvr != nil && $0.aov != nil && $0.cpa != nil && $0.roi != nil })
+        #expect(Set(rows.compactMap(\.tier)) == ["nano", "micro", "macro"])
+        // @glowwithmia crosses into macro at 11:00: micro in the first hour, macro in the second.
+        #expect(result.row("@glowwithmia", at: t0)?.tier == "micro")
+        #expect(result.row("@glowwithmia", at: t0 + hour)?.tier == "macro")
+        #expect(result.statistics.balances)
+    }
+}

@@ -316,7 +316,8 @@ struct ServeTests {
         let winner = Events.campaign(creator: "winner", prefix: "w", start: ServerHarness.t0, purchases: 4, amount: "25", spend: "20")
         let loser = Events.campaign(
             creator: "loser", prefix: "l", start: ServerHarness.t0 + 600_000, purchases: 1, amount: "5", spend: "50")
-        #expect(try await server.post(Events.payload(winner + loser), id: "r1").status == 202)
+        let profile = #"{"type":"creator","id":"cp-w","ts":\#(ServerHarness.t0),"creator":"winner","followers":50000}"#
+        #expect(try await server.post(Events.payload([profile] + winner + loser), id: "r1").status == 202)
         let auth = ["Authorization": "Bearer s3cret"]
         #expect(
             try await server.eventually {
@@ -335,6 +336,14 @@ struct ServeTests {
         let filtered = try await server.get("/v1/roas?creator=winner", headers: auth).json()["rows"] as! [[String: Any]]
         #expect(filtered.count == 1)
         #expect(try await server.get("/v1/roas?sort=clicks", headers: auth).status == 400)
+        // Tiers: winner has a micro profile, loser none ("unknown"); every row says its tier.
+        #expect(rows.map { $0["tier"] as? String } == ["micro", nil])
+        let micro = try await server.get("/v1/roas?tier=micro", headers: auth).json()["rows"] as! [[String: Any]]
+        #expect(micro.map { $0["creator"] as? String } == ["winner"])
+        let unknown = try await server.get("/v1/roas?tier=unknown", headers: auth).json()["rows"] as! [[String: Any]]
+        #expect(unknown.map { $0["creator"] as? String } == ["loser"])
+        #expect((try await server.get("/v1/roas?tier=mega", headers: auth).json()["rows"] as? [Any])?.isEmpty == true)
+        #expect(try await server.get("/v1/roas?tier=giga", headers: auth).status == 400)
 
         #expect(try await server.get("/v1/roas").status == 401)
         #expect(try await server.get("/v1/roas", headers: ["Authorization": "Bearer nope"]).status == 401)

@@ -25,7 +25,7 @@ public enum Sample {
         #"{"type":"click","id":"c-1","ts":"2026-11-21T10:10:00Z","user":"tt:1001","creator":"@glowwithmia","campaign":"winter-glow"}"#,
         #"{"type":"purchase","id":"p-1","ts":"2026-11-21T10:20:00Z","user":"amz:A9","order":"o-1","amount":39.99}"#,
         #"{"type":"purchase","id":"p-2","ts":1795257600000,"user":"tt:1002","order":"o-2","amount":25.00,"currency":"EUR"}"#,
-        #"{"type":"signup","id":"g-1","ts":"2026-11-21T10:30:00Z","user":"tt:1002","value":15}"#,
+        #"{"type":"signup","id":"g-1","ts":"2026-11-21T10:44:00Z","user":"tt:1002","value":15}"#,
         #"{"type":"purchase","id":"p-3","ts":"2026-11-21T10:45:00Z","user":"tt:9999","order":"o-3","amount":12.5}"#,
         #"{"type":"view","id":"v-5","ts":"2026-11-21T10:50:00Z","user":"tt:1003","creator":"@chef.luca"}"#,
         #"{"type":"view","id":"v-5","ts":"2026-11-21T10:50:00Z","user":"tt:1003","creator":"@chef.luca"}"#,

@@ -56,6 +56,9 @@ public struct DataFolderReport: Sendable {
             } catch SnapshotError.configurationMismatch(let difference) {
                 entry.problem = "written with other engine options: \(difference)"
                 if report.engineProblem == nil { report.engineProblem = entry.problem }
+            } catch SnapshotError.unsupportedVersion(let version) {
+                entry.problem = "written by an earlier roas (snapshot layout \(version); this build reads \(Engine.snapshotVersion))"
+                if report.engineProblem == nil { report.engineProblem = entry.problem }
             } catch {
                 entry.problem = "\(error)"
             }

@@ -263,6 +263,19 @@ struct EngineSnapshotTests {
         #expect(decoded.statistics.deadLetters[0] == Int(SnapshotReader.counterLimit))
     }
 
+    /// A snapshot of an earlier layout (an upgrade) is told apart from damage, so a server can say so.
+    @Test func anEarlierLayoutVersionIsUnsupportedNotInvalid() throws {
+        let configuration = Self.cases[0].configuration
+        var bytes = Engine(configuration: configuration).snapshot()
+        // The version follows the 8-byte magic, little-endian.
+        bytes[8] = 1
+        #expect(throws: SnapshotError.unsupportedVersion(1)) { try Engine(snapshot: bytes, configuration: configuration) }
+        bytes[8] = 9
+        #expect(throws: SnapshotError.invalid("layout version 9; this build reads \(Engine.snapshotVersion)")) {
+            try Engine(snapshot: bytes, configuration: configuration)
+        }
+    }
+
     /// Touches are copied as raw memory: their layout must have no padding (8 + 4 + 4 + 32 + 8 bytes).
     @Test func rawCopiedTypesHaveNoPadding() {
         #expect(MemoryLayout<Touch>.size == 56 && MemoryLayout<Touch>.stride == 56)
