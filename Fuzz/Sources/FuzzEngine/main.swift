@@ -78,12 +78,17 @@ func runChunked(_ program: EngineProgram) -> Outcome {
 func checkRow(_ row: Row, _ configuration: EngineConfiguration) {
     let f = row.figures
     require(
-        f.views >= 0 && f.clicks >= 0 && f.conversions >= 0 && f.revenue >= 0 && f.refunds >= 0 && f.spend >= 0,
+        f.views >= 0 && f.clicks >= 0 && f.conversions >= 0 && f.revenue >= 0 && f.refunds >= 0 && f.spend >= 0
+            && f.engagements >= 0 && f.leads >= 0,
         "a row has a negative figure: \(row.json)")
+    // Exact up to 1,024 users: never more than the views and clicks that reached them.
+    require(row.reach >= 0 && (row.reach <= f.views + f.clicks || row.reach > 1024),
+        "reach is negative or above the views and clicks: \(row.json)")
+    require(configuration.byTier ? row.creator == nil : true, "a creator on a --by tier row: \(row.json)")
     require(row.windowEnd - row.windowStart == configuration.window, "a window of the wrong length: \(row.json)")
     require(row.windowStart % configuration.slide == 0, "a window not aligned to the slide: \(row.json)")
     require(configuration.byCampaign || row.campaign == nil, "a campaign without --by creator,campaign: \(row.json)")
-    if row.creator == nil {
+    if row.creator == nil && row.tier == nil {
         require(row.campaign == nil && f.views == 0 && f.clicks == 0 && f.spend == 0, "an odd unattributed row: \(row.json)")
     }
 }
@@ -105,7 +110,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let rates = zip(c.currencies.codes, c.currencies.rates).dropFirst().map { "\"\($0)\":\($1)" }.joined(separator: ",")
         printError(
             "roas run --model \(c.model.rawValue) --window \(c.window)ms --slide \(c.slide)ms"
-                + " --by \(c.byCampaign ? "creator,campaign" : "creator") --lateness \(c.lateness)ms"
+                + " --by \(c.byTier ? "tier" : "creator")\(c.byCampaign ? ",campaign" : "") --lateness \(c.lateness)ms"
                 + " --dedup-horizon \(c.dedupHorizon)ms --click-lookback \(c.clickLookback)ms"
                 + " --view-lookback \(c.viewLookback)ms --half-life \(c.halfLife)ms --rates RATES"
                 + " --input \(String(cString: path))   # RATES: {\(rates)}")
@@ -190,7 +195,11 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     require(accepted == s.acceptedEvents, "accepted events by kind: \(s.acceptedEvents) counted, \(accepted) by the lines")
     var totals = (views: Int128(0), clicks: Int128(0), conversions: Int128(0), revenue: Int128(0), refunds: Int128(0), spend: Int128(0))
+    var engagements = Int128(0)
+    var leads = Int128(0)
     for row in whole.rows {
+        engagements += Int128(row.figures.engagements)
+        leads += Int128(row.figures.leads)
         totals.views += Int128(row.figures.views)
         totals.clicks += Int128(row.figures.clicks)
         totals.conversions += Int128(row.figures.conversions)
@@ -206,6 +215,10 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     require(totals.revenue == k * revenue, "rows hold revenue \(totals.revenue), accepted purchases \(revenue) (x\(k))")
     require(totals.refunds == k * refunds, "rows hold refunds \(totals.refunds), accepted refunds \(refunds) (x\(k))")
     require(totals.spend == k * spend, "rows hold spend \(totals.spend), accepted spend \(spend) (x\(k))")
+    let acceptedEngagements = Int128(accepted[Int(EventKind.engagement.rawValue)])
+    let acceptedSignups = Int128(accepted[Int(EventKind.signup.rawValue)])
+    require(engagements == k * acceptedEngagements, "rows hold \(engagements) engagements for \(acceptedEngagements) (x\(k))")
+    require(leads == k * acceptedSignups * Int128(Micros.one), "rows hold \(leads) micro-leads for \(acceptedSignups) sign-ups (x\(k))")
     return 0
 }
 

@@ -153,7 +153,10 @@ enum Expected: Equatable {
     case event(EventKind)
 }
 
-let knownFields = ["type", "id", "ts", "user", "linked", "creator", "campaign", "order", "amount", "currency"]
+let knownFields = [
+    "type", "id", "ts", "user", "linked", "creator", "campaign", "order", "amount", "currency", "action", "followers",
+    "value", "platform",
+]
 
 /// Micro-units of a valid JSON number literal, rounded half to even, from its digits as text;
 /// nil when negative (other than zero) or over `Int64.max`.
@@ -298,10 +301,41 @@ func reference(_ text: UnsafeRawBufferPointer, valid: Bool, members: [Member]?) 
     case .purchase: needs = ["user", "order"]
     case .refund: needs = ["order"]
     case .spend: needs = ["creator", "campaign?"]
+    case .engagement: needs = ["user", "creator", "campaign?"]
+    case .signup: needs = ["user"]
+    case .creator: needs = ["creator"]
     }
     for name in needs {
         let ok = name.hasSuffix("?") ? optional(String(name.dropLast())) : required(name)
         guard ok else { return (.rejected(.invalid), nil) }
+    }
+    switch kind {
+    case .engagement:
+        guard let action = string("action"), ["like", "comment", "share", "save", "follow"].contains(where: { Array($0.utf8) == action })
+        else { return (.rejected(.invalid), nil) }
+    case .signup:
+        // An optional value, checked like an amount and not kept; then an optional known currency.
+        if let span = slots["value"], span.kind != .null {
+            guard span.kind == .number, let micros = referenceMicros(Array(text[span.start..<span.end])),
+                micros <= EventParser.maximumAmount
+            else { return (.rejected(.invalid), nil) }
+        }
+        guard optional("currency") else { return (.rejected(.invalid), nil) }
+        if let code = event.fields["currency"], !currencies.codes.contains(where: { Array($0.utf8) == code }) {
+            return (.rejected(.unknownCurrency), nil)
+        }
+        event.fields["currency"] = nil
+    case .creator:
+        guard let span = slots["followers"], span.kind == .number, !span.flag else { return (.rejected(.invalid), nil) }
+        let literal = Array(text[span.start..<span.end])
+        let digits = literal.first == UInt8(ascii: "-") ? literal.count - 1 : literal.count
+        guard digits <= 18, let followers = Int64(String(decoding: literal, as: UTF8.self)), followers >= 0,
+            followers <= 1_000_000_000_000
+        else { return (.rejected(.invalid), nil) }
+        event.amount = followers
+        guard optional("platform") else { return (.rejected(.invalid), nil) }
+        event.fields["platform"] = nil
+    default: break
     }
     if kind == .purchase || kind == .refund || kind == .spend {
         guard let span = slots["amount"], span.kind == .number,

@@ -10,7 +10,9 @@
 ///   (`& 3`), 4 compare with the `--threads 2` path; 6-7: where to cut the stream into chunks.
 /// - `op & 7`: 0 view, 1 click, 2 purchase, 3 refund, 4 link, 5 spend, 6 a junk line
 ///   (`(op >> 3) & 3`: empty, spaces, malformed JSON, unknown type), 7 a raw line of `dt & 63` bytes
-///   taken from the input after the five, prefixed with `#` (always malformed).
+///   taken from the input after the five, prefixed with `#` (always malformed). `op & 0x20` turns a
+///   view into an engagement, a purchase into a sign-up and a spend into a creator profile (followers
+///   from `amount & 7`, `followerCounts`).
 /// - time: the previous event's time plus `dt` times a unit (`(op >> 3) & 3`: 1 ms, 1 s, 1 min, 1 h);
 ///   `op & 0x40` goes back instead, `op & 0xC0 == 0xC0` jumps `dt` times 30 days ahead.
 /// - `id & 0x80`: an id from a pool of 16 (duplicates), else a unique one.
@@ -61,6 +63,7 @@ public struct EngineProgram {
         ("1000000000000", 1_000_000_000_000_000_000), ("25.00", 25_000_000), ("1.5e2", 150_000_000),
     ]
     static let campaigns: [String?] = [nil, nil, "k0", "k1", "k2", "k3", "winter-glow", "desk-setup"]
+    static let followerCounts: [Int64] = [0, 9_999, 10_000, 99_999, 100_000, 999_999, 1_000_000, 1_000_000_000_000]
 
     /// Reads a program; nil when the options are not a valid configuration.
     public init?(_ input: inout FuzzInput) {
@@ -80,6 +83,8 @@ public struct EngineProgram {
             currencies: try! CurrencyTable(base: "USD", rates: ["EUR": eurRate, "GBP": 1.27]))
         configuration.model = AttributionModel.allCases[Int(h0 & 7) % AttributionModel.allCases.count]
         configuration.byCampaign = h0 & 0x08 != 0
+        // Roll-ups by tier on a quarter of the inputs (those with a small-numbered half-life index).
+        configuration.byTier = h4 & 6 == 2
         configuration.keepsDeadLetters = h0 & 0x10 == 0
         self.snapshotsMidway = h0 & 0x20 != 0 && self.comparesPaths
         let rfcTimes = h0 & 0x40 != 0
@@ -138,7 +143,15 @@ public struct EngineProgram {
                 self.append(line)
                 continue
             }
-            let kind = EventKind(rawValue: UInt8(kindCode))!
+            var kind = EventKind(rawValue: UInt8(kindCode))!
+            if op & 0x20 != 0 {
+                switch kind {
+                case .view: kind = .engagement
+                case .purchase: kind = .signup
+                case .spend: kind = .creator
+                default: break
+                }
+            }
             let unit = Self.units[Int(op >> 3) & 3]
             if op & 0xC0 == 0xC0 {
                 time = time &+ Int64(dt) * 30 * Self.day
@@ -179,8 +192,15 @@ public struct EngineProgram {
                 json += #","order":"o\#(other)""#
             case .spend:
                 json += #","creator":"\#(creator)""#
+            case .engagement:
+                json += #","user":"\#(user)","creator":"\#(creator)","action":"\#(["like", "comment", "share", "save", "follow"][Int(amount % 5)])""#
+            case .signup:
+                json += #","user":"\#(user)""#
+                if amount & 8 != 0 { json += #","value":\#(amountText)"# }
+            case .creator:
+                json += #","creator":"\#(creator)","followers":\#(Self.followerCounts[Int(amount & 7)])"#
             }
-            if kind == .view || kind == .click || kind == .spend {
+            if kind == .view || kind == .click || kind == .spend || kind == .engagement {
                 if campaignCode == 1 {
                     json += #","campaign":null"#
                 } else if let campaign = Self.campaigns[campaignCode] {
