@@ -20,7 +20,7 @@ struct OptionTests {
         BadOption(arguments: ["--secret", "whsec_!!!"], message: ["base64"]),
         BadOption(arguments: ["--secrets-file", "/nonexistent/secrets"], message: ["/nonexistent/secrets"]),
         BadOption(arguments: ["--model", "u-shaped"], message: ["--model must be one of", "last-touch"]),
-        BadOption(arguments: ["--by", "campaign"], message: ["--by must be creator or creator,campaign"]),
+        BadOption(arguments: ["--by", "campaign"], message: ["--by must be creator, creator,campaign, tier or tier,campaign"]),
         BadOption(arguments: ["--window", "1h", "--slide", "7m"], message: ["multiple of --slide"]),
         BadOption(arguments: ["--summary", "xml"], message: ["--summary must be text, json or none"]),
         BadOption(arguments: ["--base-currency", "usd"], message: ["usd", "ISO 4217"]),

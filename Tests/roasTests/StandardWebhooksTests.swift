@@ -100,7 +100,9 @@ struct StandardWebhooksTests {
         #expect(summary["lines_read"] as? Int == 1 + Self.payloadLines.count, "\(run)")
         #expect(summary["accepted_lines"] as? Int == 1 + Self.payloadLines.count, "\(run)")
         let accepted = summary["accepted_events"] as? [String: Int]
-        #expect(accepted == ["view": 1, "click": 1, "purchase": 1, "refund": 0, "link": 0, "spend": 1], "\(run)")
+        #expect(
+            accepted == ["view": 1, "click": 1, "purchase": 1, "refund": 0, "link": 0, "spend": 1, "engagement": 0, "signup": 0, "creator": 0],
+            "\(run)")
         #expect(summary["balanced"] as? Bool == true)
 
         // The row: the purchase is credited to the creator whose content was clicked.
