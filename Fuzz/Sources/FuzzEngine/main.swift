@@ -148,7 +148,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         require(row.isFinal, "a live update among the final rows")
         require(row.windowStart >= previousStart, "final rows out of window order")
         previousStart = row.windowStart
-        let key = "\(row.windowStart) \(row.creator ?? "\u{0}") \(row.campaign ?? "\u{0}")"
+        let key = "\(row.windowStart) \(row.creator ?? "\u{0}") \(row.campaign ?? "\u{0}") \(row.tier ?? "\u{0}")"
         require(seen.insert(key).inserted, "two final rows for one window and key: \(row.json)")
     }
 
