@@ -18,20 +18,18 @@ struct HTTPRoutes: Sendable {
     func router() -> Router<RoasRequestContext> {
         let router = Router(context: RoasRequestContext.self)
         router.post("/v1/events") { request, _ in try await self.events(request) }
-        router.get("/v1/roas") { request, _ in try await self.roas(request) }
-        router.get("/v1/stream") { request, context in try self.stream(request, channel: context.channel) }
-        router.get("/metrics") { request, _ in
-            try self.authorize(request)
-            return Self.response(.ok, self.ingestor.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
+        // The read endpoints, behind --api-token when it is set.
+        let reads = router.group().add(middleware: APITokenMiddleware(token: self.settings.apiToken))
+        reads.get("/v1/roas") { request, _ in try await self.roas(request) }
+        reads.get("/v1/stream") { request, context in try self.stream(request, channel: context.channel) }
+        reads.get("/metrics") { _, _ in
+            Self.response(.ok, self.ingestor.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
+        reads.get("/") { _, _ in Self.response(.ok, Array(DashboardPage.html.utf8), type: "text/html; charset=utf-8") }
         router.get("/healthz") { _, _ in Self.json(.ok, "{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in
             self.readiness.isReady
                 ? Self.json(.ok, "{\"status\":\"ready\"}") : Self.json(.serviceUnavailable, "{\"status\":\"starting\"}")
-        }
-        router.get("/") { request, _ in
-            try self.authorize(request)
-            return Self.response(.ok, Array(DashboardPage.html.utf8), type: "text/html; charset=utf-8")
         }
         return router
     }
@@ -146,7 +144,6 @@ struct HTTPRoutes: Sendable {
 
     /// `GET /v1/roas?creator=&campaign=&tier=&limit=&sort=roas|revenue|spend`.
     private func roas(_ request: Request) async throws -> Response {
-        try self.authorize(request)
         let parameters = request.uri.queryParameters
         var query = LiveBoard.Query()
         query.creator = parameters["creator"].map(String.init)
@@ -173,7 +170,6 @@ struct HTTPRoutes: Sendable {
     /// `GET /v1/stream`: Server-Sent Events, `row` for each row update and `stats` every second.
     /// A subscriber that falls more than `--stream-buffer` behind is dropped: its connection closed.
     private func stream(_ request: Request, channel: any Channel) throws -> Response {
-        try self.authorize(request)
         let subscription = self.ingestor.hub.subscribe()
         // Also ends a write waiting for a client that stopped reading.
         subscription.onDrop { channel.close(promise: nil) }
@@ -192,21 +188,6 @@ struct HTTPRoutes: Sendable {
                 if subscription.isDropped { throw ChannelError.ioOnClosedChannel }
                 try await writer.finish(nil)
             })
-    }
-
-    /// With `--api-token`, read endpoints need `Authorization: Bearer TOKEN` (or `?access_token=`,
-    /// for the dashboard's EventSource, which cannot set headers).
-    private func authorize(_ request: Request) throws {
-        guard let token = self.settings.apiToken else { return }
-        if let value = request.headers[.authorization], let given = Self.bearerToken(value),
-            Self.constantTimeEqual(String(given), token)
-        {
-            return
-        }
-        if let value = request.uri.queryParameters["access_token"], Self.constantTimeEqual(String(value), token) {
-            return
-        }
-        throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a valid bearer token is required")
     }
 
     /// The token of `Authorization: Bearer TOKEN`; the scheme in any case (RFC 7235: schemes are
@@ -257,5 +238,25 @@ struct HTTPRoutes: Sendable {
         var text = "{\"error\":\(JSONText.quoted(message))"
         if let reason { text += ",\"reason\":\"\(reason)\"" }
         return Self.json(status, text + "}")
+    }
+}
+
+/// With `--api-token`, the read endpoints need `Authorization: Bearer TOKEN` (or `?access_token=`,
+/// for the dashboard's EventSource, which cannot set headers); without it, they are open.
+struct APITokenMiddleware: RouterMiddleware {
+    typealias Context = RoasRequestContext
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token = self.token else { return try await next(request, context) }
+        if let value = request.headers[.authorization], let given = HTTPRoutes.bearerToken(value),
+            HTTPRoutes.constantTimeEqual(String(given), token)
+        {
+            return try await next(request, context)
+        }
+        if let value = request.uri.queryParameters["access_token"], HTTPRoutes.constantTimeEqual(String(value), token) {
+            return try await next(request, context)
+        }
+        throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a valid bearer token is required")
     }
 }
