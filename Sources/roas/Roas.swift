@@ -226,6 +226,14 @@ struct Run: ParsableCommand {
     var threads: Int = 2
 
     @Option(
+        name: .customLong("alert"),
+        help: "An alert rule on final rows, e.g. 'roas < 1 for 2 windows', 'spend > 500 and conversions == 0'; repeatable.")
+    var alertRules: [String] = []
+
+    @Option(help: "Write alerts (NDJSON, schemas/alert.schema.json) to this file; default: stderr.")
+    var alerts: String?
+
+    @Option(
         parsing: .unconditional,
         help: "Dead-letter (future) events further ahead than this of their batch's signed timestamp, or of the clock for bare events; 0: off.")
     var maxFuture: String = "0"
@@ -234,7 +242,9 @@ struct Run: ParsableCommand {
         try self.options.validateFlags(summary: self.summary)
         if self.sample && self.input != nil { throw ValidationError("--sample and --input exclude each other") }
         // Opening an output empties it: never one that is the input or the other output.
-        let files = [("--input", self.input), ("--output", self.output), ("--dead-letter", self.deadLetter)]
+        let files = [
+            ("--input", self.input), ("--output", self.output), ("--dead-letter", self.deadLetter), ("--alerts", self.alerts),
+        ]
         for (index, (flag, path)) in files.enumerated() {
             for (otherFlag, otherPath) in files[(index + 1)...] {
                 if let path, let otherPath, Self.sameFile(path, otherPath) {
@@ -244,6 +254,18 @@ struct Run: ParsableCommand {
         }
         guard self.threads == 1 || self.threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
         _ = try self.options.futureLimit(self.maxFuture)
+        _ = try self.parsedAlertRules()
+        if self.alerts != nil && self.alertRules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
+    }
+
+    func parsedAlertRules() throws -> [AlertRule] {
+        try self.alertRules.map { text in
+            do {
+                return try AlertRule(text)
+            } catch {
+                throw ValidationError("--alert: \(error)")
+            }
+        }
     }
 
     /// True when both paths name one file: the same text, or the same device and inode.
@@ -295,7 +317,13 @@ struct Run: ParsableCommand {
 
         let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
-        let runner = StreamRunner(settings: settings, rows: rows, deadLetters: deadLetters)
+        let rules = try self.parsedAlertRules()
+        let alerts = try rules.isEmpty
+            ? nil
+            : AlertOutput(
+                evaluator: AlertEvaluator(rules: rules, slide: settings.configuration.slide),
+                sink: self.alerts.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDERR_FILENO))
+        let runner = StreamRunner(settings: settings, rows: rows, deadLetters: deadLetters, alerts: alerts)
         let started = StreamRunner.monotonicMilliseconds()
         let result = try runner.run(input: inputDescriptor)
         let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000

@@ -39,6 +39,34 @@ struct SchemaTests {
         #expect(summary["final_rows"] as? Int == rows.count)
     }
 
+    @Test("roas run --alert writes firing and resolved alerts of the sample that match the alert schema")
+    func sampleAlerts() throws {
+        let alertsPath = Tools.temporaryPath("alerts.ndjson")
+        defer { try? FileManager.default.removeItem(atPath: alertsPath) }
+        let run = try Tools.roas([
+            "run", "--sample", "--summary", "none", "--alert", "roas < 1", "--alert", "cpl >= 80 and leads > 0",
+            "--alerts", alertsPath,
+        ])
+        try #require(run.status == 0, "\(run)")
+        let lines = String(decoding: FileManager.default.contents(atPath: alertsPath) ?? Data(), as: UTF8.self)
+            .split(separator: "\n").map(String.init)
+        let check = try Tools.validate(lines, against: "alert.schema.json")
+        #expect(check.status == 0, "\(check)")
+        // @glowwithmia's ROAS is 0.80 in the first hour and 1.08 in the second; @techtomas's 0.34 with a
+        // lead that cost 80.
+        let alerts = try lines.map { try Tools.object($0) }
+        let summary = alerts.map { "\($0["rule"] as? String ?? "?")|\($0["creator"] as? String ?? "-")|\($0["state"] as? String ?? "?")" }
+        #expect(
+            summary == [
+                "roas < 1|@glowwithmia|firing", "roas < 1|@techtomas|firing", "cpl >= 80 and leads > 0|@techtomas|firing",
+                "roas < 1|@glowwithmia|resolved",
+            ], "\(summary)")
+        #expect(alerts[0]["id"] as? String == alerts[3]["id"] as? String)
+
+        let bad = try Tools.roas(["run", "--sample", "--alert", "roas <"])
+        #expect(bad.status == 64 && bad.stderrText.contains("at position 7: expected a number"), "\(bad)")
+    }
+
     @Test("rows built by RoasCore (live updates, escapes, milliseconds, negative ROAS) match the row schema")
     func builtRows() throws {
         // Live updates need --emit-every to fire while input is still arriving, which a test cannot

@@ -36,11 +36,14 @@ public struct StreamRunner {
     public let settings: RunSettings
     public let rows: ByteSink
     public let deadLetters: ByteSink?
+    /// Alert rules evaluated on the final rows, and where their alerts go (`--alert`, `--alerts`).
+    public let alerts: AlertOutput?
 
-    public init(settings: RunSettings, rows: ByteSink, deadLetters: ByteSink?) {
+    public init(settings: RunSettings, rows: ByteSink, deadLetters: ByteSink?, alerts: AlertOutput? = nil) {
         self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters
+        self.alerts = alerts
     }
 
     /// What a finished run reports.
@@ -150,7 +153,9 @@ public struct StreamRunner {
         guard !output.isEmpty else { return }
         for row in output.rows {
             try self.rows.writeLine { row.appendJSON(to: &$0) }
+            try self.alerts?.observe(row)
         }
+        if !output.rows.isEmpty { try self.alerts?.sink.flush() }
         // Rows are what people watch: hand them on as soon as a chunk produced any.
         if !output.rows.isEmpty { try self.rows.flush() }
         if let deadLetters = self.deadLetters {
@@ -163,6 +168,7 @@ public struct StreamRunner {
 
     private func flush() throws {
         try self.rows.flush()
+        try self.alerts?.sink.flush()
         try self.deadLetters?.flush()
     }
 }
