@@ -21,6 +21,7 @@ struct HTTPRoutes: Sendable {
         // The read endpoints, behind --api-token when it is set.
         let reads = router.group().add(middleware: APITokenMiddleware(token: self.settings.apiToken))
         reads.get("/v1/roas") { request, _ in try await self.roas(request) }
+        reads.get("/v1/alerts") { _, _ in Self.response(.ok, await self.ingestor.alertsJSON(), type: "application/json") }
         reads.get("/v1/stream") { request, context in try self.stream(request, channel: context.channel) }
         reads.get("/metrics") { _, _ in
             Self.response(.ok, self.ingestor.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")

@@ -34,6 +34,11 @@ actor Ingestor {
     /// Batch ids accepted on any connection or request, for `replayed_batch`.
     let accepted = AcceptedBatches()
     private var board = LiveBoard()
+    /// `--alert`: the rules' state, where alerts are written, and the latest resolved ones (`/v1/alerts`).
+    private var alerts: AlertEvaluator
+    let alertLog: ByteSink?
+    private var recentlyResolved: [Alert] = []
+    static let keptResolvedAlerts = 100
     /// Monotonic milliseconds of the last chunk holding an event.
     var lastEventAt: Int64
     private var reported = Statistics()
@@ -49,7 +54,12 @@ actor Ingestor {
     /// Recovery: reads the log's records back (trusted: verified when they arrived).
     var replayParser: ChunkParser?
 
-    init(settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink?) {
+    init(
+        settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink?,
+        alertLog: sending ByteSink? = nil
+    ) {
+        self.alerts = AlertEvaluator(rules: settings.alertRules, slide: settings.run.configuration.slide)
+        self.alertLog = alertLog
         var engine = Engine(configuration: settings.run.configuration)
         engine.trackUpdates(true)
         self.sink = EngineSink(engine: engine)
@@ -57,7 +67,7 @@ actor Ingestor {
         self.rows = rows
         self.deadLetters = deadLetters
         self.postgres = postgres
-        self.metrics = ServeMetrics()
+        self.metrics = ServeMetrics(alertRules: settings.alertRules.map(\.text))
         self.hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
         self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
@@ -227,6 +237,31 @@ actor Ingestor {
         return output
     }
 
+    /// `GET /v1/alerts`: the alerts firing now (oldest first window first) and the latest resolved ones.
+    func alertsJSON() -> [UInt8] {
+        var output: [UInt8] = []
+        JSONText.append("{\"rules\":[", to: &output)
+        for (index, rule) in self.alerts.rules.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            JSONText.appendQuoted(rule.text.utf8, to: &output)
+        }
+        JSONText.append("],\"firing\":[", to: &output)
+        let firing = self.alerts.firing.values.sorted { a, b in
+            a.firstWindowStart != b.firstWindowStart ? a.firstWindowStart < b.firstWindowStart : a.id < b.id
+        }
+        for (index, alert) in firing.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            alert.appendJSON(to: &output)
+        }
+        JSONText.append("],\"resolved\":[", to: &output)
+        for (index, alert) in self.recentlyResolved.reversed().enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            alert.appendJSON(to: &output)
+        }
+        JSONText.append("]}", to: &output)
+        return output
+    }
+
     private static func appendOptional(_ text: String?, to output: inout [UInt8]) {
         if let text { JSONText.appendQuoted(text.utf8, to: &output) } else { JSONText.append("null", to: &output) }
     }
@@ -263,6 +298,13 @@ actor Ingestor {
         self.metrics.queuedChunks.record(self.gauges.queuedChunks.load(ordering: .relaxed))
         self.metrics.streamSubscribers.record(self.hub.subscriberCount)
         self.metrics.inflightBytes.record(self.inflight.used)
+        if !self.metrics.alertsFiring.isEmpty {
+            var counts = [Int](repeating: 0, count: self.alerts.rules.count)
+            for alert in self.alerts.firing.values {
+                if let index = self.alerts.rules.firstIndex(where: { $0.text == alert.rule }) { counts[index] += 1 }
+            }
+            for (gauge, count) in zip(self.metrics.alertsFiring, counts) { gauge.record(count) }
+        }
         if let log = self.durable?.log { self.metrics.record(log) }
         if let postgres = self.postgres { self.metrics.record(postgres) }
     }
@@ -281,7 +323,8 @@ actor Ingestor {
         for row in self.sink.output.rows {
             var json: [UInt8] = []
             row.appendJSON(to: &json)
-            if row.isFinal && self.finalRowsToSkip > 0 {
+            let skipped = row.isFinal && self.finalRowsToSkip > 0
+            if skipped {
                 // Recovery: this final row was written before the crash (same log, same rows).
                 self.finalRowsToSkip -= 1
             } else if row.isFinal || writesUpdates {
@@ -292,7 +335,21 @@ actor Ingestor {
             }
             self.board.absorb(row)
             events.append(("row", json))
+            // Recovery replays final rows already written: their alerts were written then too, so
+            // they only rebuild the rules' state.
+            let replayed = row.isFinal && skipped
+            for alert in self.alerts.observe(row) where !replayed {
+                var alertJSON: [UInt8] = []
+                alert.appendJSON(to: &alertJSON)
+                try self.alertLog?.writeLine { $0.append(contentsOf: alertJSON) }
+                events.append(("alert", alertJSON))
+                if alert.state == .resolved {
+                    self.recentlyResolved.append(alert)
+                    if self.recentlyResolved.count > Self.keptResolvedAlerts { self.recentlyResolved.removeFirst() }
+                }
+            }
         }
+        try self.alertLog?.flush()
         self.hub.publish(events)
         if wroteRow { try self.rows.flush() }
         if let deadLetters = self.deadLetters {

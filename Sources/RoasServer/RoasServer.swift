@@ -47,12 +47,13 @@ public final class RoasServer: Sendable {
     ///   stopped last, once the engine has written its last rows).
     public init(
         settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink? = nil,
-        logger: Logger
+        alertLog: sending ByteSink? = nil, logger: Logger
     ) {
         self.settings = settings
         self.logger = logger
         self.postgres = postgres
-        self.ingestor = Ingestor(settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres)
+        self.ingestor = Ingestor(
+            settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres, alertLog: alertLog)
     }
 
     /// With a data folder: takes the folder, loads its newest checkpoint and replays its log (see

@@ -53,8 +53,15 @@ final class ServeMetrics: Sendable {
     /// The status codes `POST /v1/events` answers with (each has its series from the start, at 0).
     static let webhookStatuses = [200, 202, 400, 401, 409, 413, 500, 503]
 
-    init() {
+    /// `roas_alerts_firing{rule}`, one series per `--alert` rule (none without rules).
+    let alertsFiring: [Gauge]
+
+    init(alertRules: [String] = []) {
         let registry = self.registry
+        self.alertsFiring = alertRules.map {
+            registry.makeGauge(
+                name: "roas_alerts_firing", labels: [("rule", $0)], help: "Alerts firing now (keys whose rows match), by --alert rule.")
+        }
         func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
             registry.makeCounter(name: name, labels: labels, help: help)
         }

@@ -64,6 +64,8 @@ public struct ServeSettings: Sendable {
     /// `--stream-buffer`: bytes of events a `/v1/stream` subscriber may have waiting; one that falls
     /// further behind is dropped (its stream ends).
     public var streamBufferBytes = 1 << 20
+    /// `--alert`: rules evaluated on final rows (their alerts go to `/v1/alerts`, `/v1/stream` and `--alerts`).
+    public var alertRules: [AlertRule] = []
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
 

@@ -258,8 +258,11 @@ struct Run: ParsableCommand {
         if self.alerts != nil && self.alertRules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
     }
 
-    func parsedAlertRules() throws -> [AlertRule] {
-        try self.alertRules.map { text in
+    func parsedAlertRules() throws -> [AlertRule] { try Run.alertRules(self.alertRules) }
+
+    /// `--alert` rules, or a validation error naming the rule and the position of its mistake.
+    static func alertRules(_ texts: [String]) throws -> [AlertRule] {
+        try texts.map { text in
             do {
                 return try AlertRule(text)
             } catch {

@@ -101,6 +101,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(
+        name: .customLong("alert"),
+        help: "An alert rule on final rows, e.g. 'roas < 1 for 2 windows'; repeatable. Alerts go to /v1/alerts, /v1/stream and --alerts.")
+    var alertRules: [String] = []
+
+    @Option(help: "Also write alerts (NDJSON, schemas/alert.schema.json) to this file.")
+    var alerts: String?
+
     func validate() throws {
         try self.options.validateFlags(summary: self.summary)
         if let tcp = self.listenTcp, ListenAddress(tcp) == nil {
@@ -123,6 +131,8 @@ struct Serve: AsyncParsableCommand {
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
+        _ = try Run.alertRules(self.alertRules)
+        if self.alerts != nil && self.alertRules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
     }
 
     func run() async throws {
@@ -165,6 +175,7 @@ struct Serve: AsyncParsableCommand {
         }
         settings.maximumInflightBytes = self.maxInflightBytes
         settings.streamBufferBytes = self.streamBuffer
+        settings.alertRules = try Run.alertRules(self.alertRules)
 
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.
         var resumes = false
@@ -182,7 +193,9 @@ struct Serve: AsyncParsableCommand {
         let rows = try self.output.map { try ByteSink(path: $0, truncates: !resumes) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0, truncates: !resumes) }
         let postgres = try self.sink.map { try PostgresRowSink(url: $0, logger: logger, maximumQueuedRows: self.sinkQueue) }
-        let server = RoasServer(settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres, logger: logger)
+        let alertLog = try self.alerts.map { try ByteSink(path: $0, truncates: !resumes) }
+        let server = RoasServer(
+            settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres, alertLog: alertLog, logger: logger)
         let started = StreamRunner.monotonicMilliseconds()
         let recovered: RecoveryReport?
         do {

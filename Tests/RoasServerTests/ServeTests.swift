@@ -373,6 +373,48 @@ struct ServeTests {
         #expect(rows.count == 1)
     }
 
+    @Test("--alert in serve: /v1/alerts firing then resolved, the roas_alerts_firing gauge, alert events on /v1/stream")
+    func alerts() async throws {
+        let rule = try AlertRule("roas < 1")
+        let server = try await ServerHarness.start { $0.alertRules = [rule] }
+        let port = server.httpPort
+        let socket = try await offThread {
+            let socket = try RawSocket(port: port)
+            try socket.send("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            _ = socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains("event: stats") }
+            return socket
+        }
+        let t0 = ServerHarness.t0
+        let hour: Int64 = 3_600_000
+        // "loser" spends 50 for 5 in the first hour (ROAS 0.1), then 10 for 45 in the second (4.5);
+        // a spend two hours on closes both windows.
+        let first = Events.campaign(creator: "loser", prefix: "a", start: t0, purchases: 1, amount: "5", spend: "50")
+        #expect(try await server.post(Events.payload(first + [Events.spend("x1", t0 + hour + 10_000, creator: "other", amount: "1")]), id: "a1").status == 202)
+        #expect(try await server.eventually { (try await server.get("/v1/alerts").json()["firing"] as? [Any])?.count == 1 })
+        let firing = try await server.get("/v1/alerts").json()
+        #expect(firing["rules"] as? [String] == ["roas < 1"])
+        let alert = (firing["firing"] as? [[String: Any]])?.first
+        #expect(alert?["creator"] as? String == "loser" && alert?["state"] as? String == "firing")
+        // The gauge follows at the next live tick.
+        #expect(try await server.eventually { try await server.get("/metrics").text.contains(#"roas_alerts_firing{rule="roas < 1"} 1"#) })
+
+        let second = Events.campaign(creator: "loser", prefix: "b", start: t0 + hour + 20_000, purchases: 1, amount: "45", spend: "10")
+        #expect(try await server.post(Events.payload(second + [Events.spend("x2", t0 + 2 * hour + 10_000, creator: "other", amount: "1")]), id: "a2").status == 202)
+        #expect(try await server.eventually { (try await server.get("/v1/alerts").json()["resolved"] as? [Any])?.count == 1 })
+        let resolved = try await server.get("/v1/alerts").json()
+        // "other" spent 1 without revenue in the second hour: it fires now, and "loser" no longer does.
+        #expect((resolved["firing"] as? [[String: Any]])?.map { $0["creator"] as? String } == ["other"])
+        let done = (resolved["resolved"] as? [[String: Any]])?.first
+        #expect(done?["id"] as? String == alert?["id"] as? String && done?["state"] as? String == "resolved")
+        let received = try await offThread {
+            String(
+                decoding: socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains(#""state":"resolved""#) },
+                as: UTF8.self)
+        }
+        #expect(received.contains("event: alert\ndata: {") && received.contains(#""state":"firing""#))
+        _ = try await server.stop()
+    }
+
     @Test("/v1/stream sends row updates and stats as Server-Sent Events")
     func eventStream() async throws {
         let server = try await ServerHarness.start()
