@@ -378,12 +378,7 @@ struct ServeTests {
         let rule = try AlertRule("roas < 1")
         let server = try await ServerHarness.start { $0.alertRules = [rule] }
         let port = server.httpPort
-        let socket = try await offThread {
-            let socket = try RawSocket(port: port)
-            try socket.send("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            _ = socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains("event: stats") }
-            return socket
-        }
+        let socket = try await Self.subscribe(port: port)
         let t0 = ServerHarness.t0
         let hour: Int64 = 3_600_000
         // "loser" spends 50 for 5 in the first hour (ROAS 0.1), then 10 for 45 in the second (4.5);
@@ -415,16 +410,21 @@ struct ServeTests {
         _ = try await server.stop()
     }
 
-    @Test("/v1/stream sends row updates and stats as Server-Sent Events")
-    func eventStream() async throws {
-        let server = try await ServerHarness.start()
-        let port = server.httpPort
-        let socket = try await offThread {
+    /// A raw `/v1/stream` subscriber, once its first `stats` event came.
+    static func subscribe(port: Int) async throws -> RawSocket {
+        try await offThread {
             let socket = try RawSocket(port: port)
             try socket.send("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             _ = socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains("event: stats") }
             return socket
         }
+    }
+
+    @Test("/v1/stream sends row updates and stats as Server-Sent Events")
+    func eventStream() async throws {
+        let server = try await ServerHarness.start()
+        let port = server.httpPort
+        let socket = try await Self.subscribe(port: port)
         let lines = Events.campaign(creator: "live", prefix: "s", start: ServerHarness.t0, purchases: 1, amount: "9", spend: "3")
         #expect(try await server.post(Events.payload(lines), id: "s1").status == 202)
         let received = try await offThread {

@@ -617,12 +617,7 @@ public struct EventGenerator {
             case .purchase:
                 head("{\"type\":\"purchase\",\"id\":\"p-")
                 line.put(",\"user\":\"")
-                if self.userStates[Int(event.user)] == 2 {
-                    self.putAmazon(event.user, into: &line)
-                } else {
-                    line.put("tt:")
-                    line.put(decimal: Int64(event.user) + 1)
-                }
+                self.putShopper(event.user, into: &line)
                 line.put("\",\"order\":\"o-")
                 line.put(decimal: event.order)
                 line.put("\",\"amount\":")
@@ -663,12 +658,7 @@ public struct EventGenerator {
             case .signup:
                 head("{\"type\":\"signup\",\"id\":\"g-")
                 line.put(",\"user\":\"")
-                if self.userStates[Int(event.user)] == 2 {
-                    self.putAmazon(event.user, into: &line)
-                } else {
-                    line.put("tt:")
-                    line.put(decimal: Int64(event.user) + 1)
-                }
+                self.putShopper(event.user, into: &line)
                 line.put("\"}\n")
             case .profile:
                 head("{\"type\":\"creator\",\"id\":\"cp-")
@@ -688,6 +678,17 @@ public struct EventGenerator {
         let start = Int(self.creatorOffsets[Int(creator)])
         let end = Int(self.creatorOffsets[Int(creator) + 1])
         self.creatorBytes.withUnsafeBufferPointer { line.put($0.baseAddress! + start, count: end - start) }
+    }
+
+    /// The id a user buys and signs up with: `amz:…` once linked to Amazon, else `tt:<n>`.
+    @inline(__always)
+    private func putShopper(_ user: Int32, into line: inout LineWriter) {
+        if self.userStates[Int(user)] == 2 {
+            self.putAmazon(user, into: &line)
+        } else {
+            line.put("tt:")
+            line.put(decimal: Int64(user) + 1)
+        }
     }
 
     /// `amz:A` and 13 base-36 characters: a bijection of the user number, so distinct users get

@@ -474,6 +474,21 @@ enum DashboardPage {
         return c;
       }
 
+      // A table's one row while it has nothing to show.
+      function emptyRow(columns, text) {
+        var tr = document.createElement("tr");
+        var cell = td("empty-row", state.loaded ? text : "Loading\u2026");
+        cell.colSpan = columns;
+        tr.appendChild(cell);
+        return tr;
+      }
+      function tierBadge(tier) {
+        var badge = document.createElement("span");
+        badge.className = "badge tier tier-" + tier;
+        badge.textContent = tier;
+        return badge;
+      }
+
       var rowNodes = new Map(); // key -> <tr>, reused so a row's highlight survives re-renders
 
       function fillRow(tr, e, rank) {
@@ -519,12 +534,7 @@ enum DashboardPage {
         cells.push(kpiCell("cpa", f.cpa, money));
         cells.push(kpiCell("roi", f.roi, percent));
         var tc = td("tier");
-        if (f.tier != null) {
-          var tb = document.createElement("span");
-          tb.className = "badge tier tier-" + f.tier;
-          tb.textContent = f.tier;
-          tc.appendChild(tb);
-        } else tc.textContent = DASH;
+        if (f.tier != null) tc.appendChild(tierBadge(f.tier)); else tc.textContent = DASH;
         cells.push(tc);
         cells.push(td("num reach", int(num(f.reach))));
         var low = isLowEngagement(f.tier, f.engagement_rate);
@@ -583,13 +593,7 @@ enum DashboardPage {
           state.previousRoas = keep;
         }
         rowNodes = nextNodes;
-        if (!order.length) {
-          var tr0 = document.createElement("tr");
-          var cell = td("empty-row", state.loaded ? "No creator activity yet \u2014 waiting for events." : "Loading\u2026");
-          cell.colSpan = 20;
-          tr0.appendChild(cell);
-          order.push(tr0);
-        }
+        if (!order.length) order.push(emptyRow(20, "No creator activity yet \u2014 waiting for events."));
         var current = body.children, same = current.length === order.length;
         for (var i = 0; same && i < order.length; i++) if (current[i] !== order[i]) same = false;
         if (!same) body.replaceChildren.apply(body, order);
@@ -622,10 +626,7 @@ enum DashboardPage {
           var tr = document.createElement("tr");
           tr.setAttribute("data-tier", tier);
           var tc = td("tier");
-          var tb = document.createElement("span");
-          tb.className = "badge tier tier-" + tier;
-          tb.textContent = tier;
-          tc.appendChild(tb);
+          tc.appendChild(tierBadge(tier));
           var roas = s.spend > 0 ? s.net / s.spend : null;
           var rate = s.views > 0 ? s.engagements / s.views : null;
           var rc = td("num roas " + roasClass(roas), roasText(roas));
@@ -637,13 +638,7 @@ enum DashboardPage {
             er, td("typical", typical), td("num leads", trim(s.leads)));
           order.push(tr);
         });
-        if (!order.length) {
-          var tr0 = document.createElement("tr");
-          var cell = td("empty-row", state.loaded ? "No creator rows yet." : "Loading\u2026");
-          cell.colSpan = 10;
-          tr0.appendChild(cell);
-          order.push(tr0);
-        }
+        if (!order.length) order.push(emptyRow(10, "No creator rows yet."));
         $("tiers-body").replaceChildren.apply($("tiers-body"), order);
       }
 
