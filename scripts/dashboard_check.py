@@ -163,6 +163,8 @@ def main():
                     help="the text of another cell of a creator's row (td.CLASS), e.g. c1#cpa=12.50")
     ap.add_argument("--expect-tier", action="append", default=[], metavar="TIER#CLASS=TEXT",
                     help="the text of a cell of the by-tier table's row for TIER (td.CLASS), e.g. micro#roas=1.20×")
+    ap.add_argument("--expect-alert", action="append", default=[], metavar="RULE|KEY=STATE",
+                    help="the alerts panel has a row for RULE and KEY (a creator) in STATE (firing or resolved)")
     ap.add_argument("--screenshot", metavar="PATH", help="also save a 1280x900 PNG of the page")
     ap.add_argument("--token", help="load BASE_URL/#token=TOKEN")
     ap.add_argument("--timeout", type=float, default=90, help="seconds to allow each chromium run (default 90)")
@@ -218,6 +220,9 @@ def main():
     tiers = TableParser("tiers")
     tiers.feed(dom)
     tiers.close()
+    alerts = TableParser("alerts")
+    alerts.feed(dom)
+    alerts.close()
 
     problems = []
     if not parser.body_attrs and "table" not in dom:
@@ -262,6 +267,16 @@ def main():
         elif normalize_cell(candidates[0]["cells"].get(cls, "?")) != want:
             got = normalize_cell(candidates[0]["cells"].get(cls, "(no td." + cls + ")"))
             problems.append(f"--expect-tier {spec}: td.{cls} is {got}, expected {want}")
+
+    for spec in args.expect_alert:
+        key, sep, state = spec.rpartition("=")
+        rows = [r for r in alerts.rows if r["attrs"].get("data-alert") == key]
+        if not sep or not key:
+            problems.append(f"--expect-alert {spec!r}: use RULE|KEY=STATE")
+        elif not rows:
+            problems.append(f"--expect-alert {spec}: no row for {key} in the alerts panel")
+        elif not any(normalize_cell(r["cells"].get("state", "?")) == state for r in rows):
+            problems.append(f"--expect-alert {spec}: the state is {', '.join(r['cells'].get('state', '?') for r in rows)}")
 
     if args.screenshot:
         shot = os.path.abspath(args.screenshot)

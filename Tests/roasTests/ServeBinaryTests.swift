@@ -113,7 +113,9 @@ struct ServeBinaryTests {
         // --idle-close 1h: the default (30 s without events) would move the watermark to the wall
         // clock, which is past the sample's morning, and close @glowwithmia's open window while
         // Chromium loads, turning its 1.28 into the closed row's 1.08.
-        let server = try Server(["--secret", secret, "--rates", rates, "--tolerance", "0", "--idle-close", "1h"])
+        let server = try Server([
+            "--secret", secret, "--rates", rates, "--tolerance", "0", "--idle-close", "1h", "--alert", "roas < 1",
+        ])
 
         try Self.sendOverTCP(try Self.sampleStream(), port: server.tcpPort)
         // The table shows each key's open row if any, else its closed row: wait until the server
@@ -135,9 +137,10 @@ struct ServeBinaryTests {
         let screenshot = artifacts.appendingPathComponent("dashboard.png").path
         try? FileManager.default.removeItem(atPath: screenshot)
 
-        let expectations = Self.sampleDashboard.sorted { $0.key < $1.key }.flatMap { ["--expect", "\($0.key)=\($0.value)"] }
-            + Self.dashboardKPITexts(snapshot).flatMap { ["--expect-cell", $0] }
-            + Self.dashboardTierTexts(snapshot).flatMap { ["--expect-tier", $0] }
+        var expectations: [String] = Self.sampleDashboard.sorted { $0.key < $1.key }.flatMap { ["--expect", "\($0.key)=\($0.value)"] }
+        expectations += Self.dashboardKPITexts(snapshot).flatMap { ["--expect-cell", $0] }
+        expectations += Self.dashboardTierTexts(snapshot).flatMap { ["--expect-tier", $0] }
+        expectations += try Self.dashboardAlertTexts(server).flatMap { ["--expect-alert", $0] }
         func browse() throws -> ProcessResult {
             try Tools.run(
                 try Tools.python3(),
@@ -358,6 +361,19 @@ struct ServeBinaryTests {
             texts.append("\(creator)#tier=\(tier ?? "–")")
             texts.append("\(creator)#reach=\(Int(Tools.number(shown["reach"]) ?? -1))")
         }
+        return texts
+    }
+
+    /// What the dashboard's alerts panel shows, as `RULE|KEY=STATE`, from `GET /v1/alerts`: after the
+    /// sample, "roas < 1" fires for @glowwithmia (0.80 in its closed hour) and @techtomas (0.34).
+    static func dashboardAlertTexts(_ server: Server) throws -> [String] {
+        let (status, body) = try Self.get("http://127.0.0.1:\(server.httpPort)/v1/alerts")
+        guard status == 200 else { throw ToolFailure("GET /v1/alerts: \(status)") }
+        let alerts = try Tools.object(String(decoding: body, as: UTF8.self))
+        let texts = (alerts["firing"] as? [[String: Any]] ?? []).map {
+            "\($0["rule"] as? String ?? "?")|\($0["creator"] as? String ?? "?")=firing"
+        }
+        #expect(texts.sorted() == ["roas < 1|@glowwithmia=firing", "roas < 1|@techtomas=firing"], "\(alerts)")
         return texts
     }
 

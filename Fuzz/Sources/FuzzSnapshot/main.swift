@@ -70,7 +70,10 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         encoded.replaceSubrange(halfLife..<(halfLife + 8), with: bytes[halfLife..<(halfLife + 8)])
     }
     let changes = engine.windows.changed.count
-    let changesEnd = bytes.count - 9
+    // After them: whether changes are tracked (1 byte), the next sweep (8) and the creator profiles.
+    var profiles = SnapshotWriter(reservingCapacity: 64)
+    engine.writeProfiles(to: &profiles)
+    let changesEnd = bytes.count - 9 - profiles.bytes.count
     let changesStart = changesEnd - 16 * changes
     if changes > 1 {
         func records(_ buffer: [UInt8]) -> [[UInt8]] {

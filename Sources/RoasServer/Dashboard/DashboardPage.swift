@@ -146,6 +146,8 @@ enum DashboardPage {
       .badge.tier-unknown { background: var(--none-bg); color: var(--none); }
       td.er.low { color: var(--bad); font-weight: 600; }
       .tiers-card { margin-top: 16px; }
+      .badge.firing { background: var(--bad-bg); color: var(--bad); }
+      .badge.resolved { background: var(--good-bg); color: var(--good); }
       .badge.closed { background: var(--none-bg); color: var(--none); }
       tbody tr.flash-up { animation: flashUp 1.6s ease-out; }
       tbody tr.flash-down { animation: flashDown 1.6s ease-out; }
@@ -257,6 +259,27 @@ enum DashboardPage {
             <tbody id="tiers-body">
               <tr><td class="empty-row" colspan="10">Loading…</td></tr>
             </tbody>
+          </table>
+        </div>
+      </section>
+      <section class="card table-card tiers-card" id="alerts-card" hidden>
+        <div class="panel-head">
+          <h2>Alerts</h2>
+          <div class="meta" id="alerts-meta"></div>
+        </div>
+        <div class="table-wrap">
+          <table id="alerts">
+            <thead>
+              <tr>
+                <th class="state">State</th>
+                <th class="rule">Rule</th>
+                <th class="key">Creator</th>
+                <th class="since">Since</th>
+                <th class="window">Window</th>
+                <th class="num roas">ROAS</th>
+              </tr>
+            </thead>
+            <tbody id="alerts-body"></tbody>
           </table>
         </div>
       </section>
@@ -434,7 +457,9 @@ enum DashboardPage {
 
       // ---- rendering ----------------------------------------------------------------------------
       var renderTimer = null;
-      var dirty = { table: true, windows: true, ingest: true };
+      var dirty = { table: true, windows: true, ingest: true, alerts: true };
+      // --alert rules of the server, the alerts firing (by id) and the latest resolved ones.
+      var alertState = { rules: [], firing: new Map(), resolved: [] };
       function scheduleRender(parts) {
         if (parts) parts.forEach(function (p) { dirty[p] = true; });
         else dirty.table = dirty.windows = dirty.ingest = true;
@@ -880,7 +905,7 @@ enum DashboardPage {
 
       function render() {
         var d = dirty;
-        dirty = { table: false, windows: false, ingest: false };
+        dirty = { table: false, windows: false, ingest: false, alerts: false };
         if (d.table) {
           try { renderTable(); } catch (err) { console.error(err); }
           try { renderTiers(); } catch (err) { console.error(err); }
@@ -890,6 +915,60 @@ enum DashboardPage {
         try { renderFoot(); } catch (err) { console.error(err); }
         if (d.windows) try { renderWindowsChart(); } catch (err) { console.error(err); }
         if (d.ingest) try { renderIngestChart(); } catch (err) { console.error(err); }
+        if (d.alerts) try { renderAlerts(); } catch (err) { console.error(err); }
+      }
+
+      function applyAlert(a) {
+        if (!a || !a.id) return;
+        if (a.state === "firing") alertState.firing.set(a.id, a);
+        else {
+          alertState.firing.delete(a.id);
+          alertState.resolved.unshift(a);
+          if (alertState.resolved.length > 20) alertState.resolved.pop();
+        }
+      }
+      function loadAlerts() {
+        fetch(api("/v1/alerts"), { cache: "no-store", headers: { "Accept": "application/json" } })
+          .then(function (res) { return res.ok ? res.json() : null; })
+          .then(function (a) {
+            if (!a) return;
+            alertState.rules = a.rules || [];
+            alertState.firing = new Map();
+            (a.firing || []).forEach(function (x) { alertState.firing.set(x.id, x); });
+            alertState.resolved = (a.resolved || []).slice(0, 20);
+            dirty.alerts = true;
+            render();
+          })
+          .catch(function () {});
+      }
+      // Firing alerts first (oldest run first), then the latest resolved ones.
+      function renderAlerts() {
+        var card = $("alerts-card");
+        card.hidden = alertState.rules.length === 0;
+        if (card.hidden) return;
+        var firing = [];
+        alertState.firing.forEach(function (a) { firing.push(a); });
+        firing.sort(function (a, b) { return ts(a.first_window_start) - ts(b.first_window_start) || (a.id < b.id ? -1 : 1); });
+        var order = [];
+        firing.concat(alertState.resolved).forEach(function (a) {
+          var tr = document.createElement("tr");
+          var key = a.creator != null ? a.creator : a.tier != null ? "all " + a.tier + " creators" : "(unattributed)";
+          tr.setAttribute("data-alert", a.rule + "|" + key);
+          var sc = td("state");
+          var badge = document.createElement("span");
+          badge.className = "badge " + a.state;
+          badge.textContent = a.state;
+          sc.appendChild(badge);
+          var row = a.row || {};
+          var roas = row.roas == null ? null : Number(row.roas);
+          tr.replaceChildren(sc, td("rule", a.rule), td("key", key + (a.campaign != null ? " \u00b7 " + a.campaign : "")),
+            td("since", hhmm(ts(a.first_window_start))), td("window", windowLabel(a.window_start, a.window_end)),
+            td("num roas " + roasClass(roas), roasText(roas)));
+          order.push(tr);
+        });
+        if (!order.length) order.push(emptyRow(6, "No alert has fired."));
+        $("alerts-body").replaceChildren.apply($("alerts-body"), order);
+        setText("alerts-meta", alertState.firing.size + " firing \u00b7 rules: " + alertState.rules.join("; "));
       }
 
       // ---- networking ---------------------------------------------------------------------------
@@ -916,7 +995,10 @@ enum DashboardPage {
             var replay = buffered || [];
             buffered = null;
             applySnapshot(snap);
-            replay.forEach(function (ev) { if (ev.type === "row") applyRow(ev.data); else applyStats(ev.data); });
+            replay.forEach(function (ev) {
+              if (ev.type === "row") applyRow(ev.data); else if (ev.type === "alert") applyAlert(ev.data); else applyStats(ev.data);
+            });
+            loadAlerts();
             state.loaded = true;
             document.body.setAttribute("data-loaded", "true");
             showBanner(null);
@@ -952,6 +1034,9 @@ enum DashboardPage {
         if (type === "row") {
           applyRow(data);
           scheduleRender(data && data.final ? ["table", "windows"] : ["table"]);
+        } else if (type === "alert") {
+          applyAlert(data);
+          scheduleRender(["alerts"]);
         } else {
           applyStats(data);
           scheduleRender(["ingest"]);
@@ -975,6 +1060,7 @@ enum DashboardPage {
           scheduleRender([]);
         };
         es.addEventListener("row", function (e) { if (source === es) onStreamEvent("row", e); });
+        es.addEventListener("alert", function (e) { if (source === es) onStreamEvent("alert", e); });
         es.addEventListener("stats", function (e) { if (source === es) onStreamEvent("stats", e); });
         es.onerror = function () {
           if (source !== es) return;
