@@ -302,11 +302,12 @@ public struct Engine: Sendable {
 
     @inline(__always)
     private mutating func addTouch(_ event: ParsedEvent) {
-        let user = self.users.intern(event.user)
+        // The interner hashes the user's bytes anyway: reach takes that hash, mixed, rather than a second pass.
+        let (user, userHash) = self.users.internHashed(event.user)
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)
-        let reached = ReachSketch.hash(event.user)
+        let reached = ReachSketch.mix(userHash)
         if event.kind == .click {
             let id = SortKey(event.id, arena: &self.clickIDs, time: event.time)
             self.clicks.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
@@ -323,7 +324,6 @@ public struct Engine: Sendable {
         var user: Int32 = -1
         var linked: Int32 = -1
         if event.kind != .refund { user = self.users.intern(event.user) }
-        // A sign-up's value is not kept (it is not revenue); the parser has checked it.
         if event.kind == .link { linked = self.users.intern(event.linked) }
         self.pending.insert(
             PendingEvent(

@@ -13,7 +13,8 @@ struct ByteHash {
     @inline(__always)
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         let count = bytes.count
-        guard let base = bytes.baseAddress else { return fold(seed ^ 0xa076_1d64_78bd_642f, 0xe703_7ed1_a0b4_28db) }
+        // Empty bytes hash alike whether or not they have an address (an empty array's has one).
+        guard count > 0, let base = bytes.baseAddress else { return fold(seed ^ 0xa076_1d64_78bd_642f, 0xe703_7ed1_a0b4_28db) }
         var state = seed ^ 0xa076_1d64_78bd_642f
         var offset = 0
         while offset + 8 <= count {

@@ -65,14 +65,14 @@ public struct Interner: Sendable {
     }
 
     private enum Lookup {
-        case found(Int32)
+        case found(Int32, hash: UInt64)
         /// Not interned: the empty slot it goes in, and the words and hash that go there.
         case missing(index: Int, first: UInt64, last: UInt64, hash: UInt64)
     }
 
     @inline(__always)
     private func find(_ bytes: UnsafeRawBufferPointer) -> Lookup {
-        let hash = ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15)
+        let hash = Interner.hash(bytes)
         let probe = Slot.meta(hash: hash, length: bytes.count, handle: -1)
         let isShort = bytes.count <= 16
         let (first, last) = isShort ? Slot.words(bytes) : (0, 0)
@@ -84,7 +84,7 @@ public struct Interner: Sendable {
             if slot.meta >> 32 == probe >> 32 {
                 let handle = Int(truncatingIfNeeded: slot.meta & 0xffff_ffff) - 1
                 if isShort ? (slot.first == first && slot.last == last) : self.equals(handle, bytes) {
-                    return .found(Int32(truncatingIfNeeded: handle))
+                    return .found(Int32(truncatingIfNeeded: handle), hash: hash)
                 }
             }
             index = (index + 1) & self.mask
@@ -94,9 +94,20 @@ public struct Interner: Sendable {
     /// The handle of `bytes`, adding them when new.
     @inline(__always)
     public mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        self.internHashed(bytes).handle
+    }
+
+    /// The hash of the bytes the interner keys its table by (`ByteHash`, a fixed seed: the same in
+    /// every process), so callers that need one (reach) do not hash the bytes again.
+    @inline(__always)
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 { ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15) }
+
+    /// The handle of `bytes`, adding them when new, with `Interner.hash(bytes)`.
+    @inline(__always)
+    mutating func internHashed(_ bytes: UnsafeRawBufferPointer) -> (handle: Int32, hash: UInt64) {
         let (index, first, last, hash): (Int, UInt64, UInt64, UInt64)
         switch self.find(bytes) {
-        case .found(let handle): return handle
+        case .found(let handle, let hash): return (handle, hash)
         case .missing(let slot, let a, let b, let h): (index, first, last, hash) = (slot, a, b, h)
         }
         let handle = self.count
@@ -105,7 +116,7 @@ public struct Interner: Sendable {
         self.strings.append(nil)
         self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
         if self.count * 2 > self.slots.count { self.grow() }
-        return Int32(truncatingIfNeeded: handle)
+        return (Int32(truncatingIfNeeded: handle), hash)
     }
 
     /// The handle of `string`, adding it when new.
@@ -159,7 +170,7 @@ public struct Interner: Sendable {
         let mask = size - 1
         for handle in 0..<self.count {
             let (slot, hash): (Slot, UInt64) = self.withBytes(of: Int32(handle)) { bytes in
-                let hash = ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15)
+                let hash = Interner.hash(bytes)
                 let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
                 return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
             }

@@ -7,7 +7,8 @@ import Darwin
 /// A count of distinct users (issue 14's `reach`): a HyperLogLog-family sketch that is exact for small
 /// counts.
 ///
-/// Up to `sparseLimit` distinct users it keeps their 64-bit hashes in a set and the count is exact
+/// Up to `sparseLimit` distinct users it keeps their 64-bit hashes in a small open-addressing table
+/// (probed by the hash's own low bits: the hash is already well mixed, so it is not hashed again) and the count is exact
 /// (barring a 64-bit hash collision). Past that it switches to `2^precision` = 16,384 registers of one
 /// byte each (16 KiB) and estimates with Ertl's improved estimator ("New cardinality estimation
 /// algorithms for HyperLogLog sketches", 2017), which needs no bias tables and is unbiased over the
@@ -24,22 +25,24 @@ public struct ReachSketch: Sendable, Equatable {
     /// Bits of the hash left after the register index.
     static let remainingBits = 64 - precision
 
-    private var sparse: Set<UInt64> = []
+    /// The distinct hashes while exact: open addressing, 0 for an empty slot (a hash of 0 is kept
+    /// in `hasZero`), at most half full; empty until the first insert.
+    private var table: [UInt64] = []
+    private var hasZero = false
+    private var sparseCount = 0
     private var registers: [UInt8] = []
 
     public init() {}
 
     public var isExact: Bool { self.registers.isEmpty }
 
-    /// The user's hash: FNV-1a over the bytes, then MurmurHash3's 64-bit finalizer. Stable across runs
-    /// and machines (unlike `Hasher`), so sketches can be stored and merged.
+    /// The user's hash: the interner's hash of the bytes (`Interner.hash`), then MurmurHash3's 64-bit
+    /// finalizer. Stable across runs and machines (unlike `Hasher`), so sketches can be stored and
+    /// merged; the engine takes the interner's hash of the user and only mixes it.
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 { mix(Interner.hash(bytes)) }
+
     public static func hash<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            value ^= UInt64(byte)
-            value = value &* 0x0000_0100_0000_01b3
-        }
-        return mix(value)
+        Array(bytes).withUnsafeBytes { hash($0) }
     }
 
     /// MurmurHash3's fmix64.
@@ -54,15 +57,54 @@ public struct ReachSketch: Sendable, Equatable {
         return value
     }
 
-    public mutating func insert(user: String) { self.insert(hash: ReachSketch.hash(user.utf8)) }
+    public mutating func insert(user: String) { self.insert(hash: ReachSketch.hash(Array(user.utf8))) }
 
+    @inline(__always)
     public mutating func insert(hash: UInt64) {
-        if self.registers.isEmpty {
-            self.sparse.insert(hash)
-            if self.sparse.count > ReachSketch.sparseLimit { self.densify() }
+        guard self.registers.isEmpty else { return ReachSketch.update(&self.registers, hash) }
+        if hash == 0 {
+            if self.hasZero { return }
+            self.hasZero = true
         } else {
-            ReachSketch.update(&self.registers, hash)
+            if self.table.isEmpty { self.table = [UInt64](repeating: 0, count: 8) }
+            let mask = self.table.count - 1
+            var slot = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let entry = self.table[slot]
+                if entry == hash { return }
+                if entry == 0 { break }
+                slot = (slot + 1) & mask
+            }
+            self.table[slot] = hash
         }
+        self.sparseCount += 1
+        if self.sparseCount > ReachSketch.sparseLimit {
+            self.densify()
+        } else if self.sparseCount * 2 > self.table.count {
+            self.growTable()
+        }
+    }
+
+    private mutating func growTable() {
+        let old = self.table
+        self.table = [UInt64](repeating: 0, count: old.count * 2)
+        let mask = self.table.count - 1
+        for hash in old where hash != 0 {
+            var slot = Int(truncatingIfNeeded: hash) & mask
+            while self.table[slot] != 0 { slot = (slot + 1) & mask }
+            self.table[slot] = hash
+        }
+    }
+
+    /// The distinct hashes while exact, in table order.
+    private var sparseHashes: [UInt64] {
+        var hashes = self.table.filter { $0 != 0 }
+        if self.hasZero { hashes.append(0) }
+        return hashes
+    }
+
+    public static func == (a: ReachSketch, b: ReachSketch) -> Bool {
+        a.registers == b.registers && a.sparseCount == b.sparseCount && a.sparseHashes.sorted() == b.sparseHashes.sorted()
     }
 
     @inline(__always)
@@ -76,15 +118,17 @@ public struct ReachSketch: Sendable, Equatable {
 
     private mutating func densify() {
         var registers = [UInt8](repeating: 0, count: ReachSketch.registerCount)
-        for hash in self.sparse { ReachSketch.update(&registers, hash) }
+        for hash in self.sparseHashes { ReachSketch.update(&registers, hash) }
         self.registers = registers
-        self.sparse = []
+        self.table = []
+        self.hasZero = false
+        self.sparseCount = 0
     }
 
     /// Adds every user of `other` (the union).
     public mutating func merge(_ other: ReachSketch) {
         if other.registers.isEmpty {
-            for hash in other.sparse { self.insert(hash: hash) }
+            for hash in other.sparseHashes { self.insert(hash: hash) }
             return
         }
         if self.registers.isEmpty { self.densify() }
@@ -95,7 +139,7 @@ public struct ReachSketch: Sendable, Equatable {
 
     /// The number of distinct users: exact in the sparse representation, estimated after.
     public var count: Int64 {
-        if self.registers.isEmpty { return Int64(self.sparse.count) }
+        if self.registers.isEmpty { return Int64(self.sparseCount) }
         return Int64(ReachSketch.estimate(self.registers).rounded(.toNearestOrEven))
     }
 
@@ -147,14 +191,14 @@ public struct ReachSketch: Sendable, Equatable {
 
 extension ReachSketch {
     var snapshotByteEstimate: Int {
-        self.registers.isEmpty ? 11 + 8 * self.sparse.count : 11 + ReachSketch.registerCount
+        self.registers.isEmpty ? 11 + 8 * self.sparseCount : 11 + ReachSketch.registerCount
     }
 
     /// A sparse sketch as its hashes in ascending order, or the registers.
     func write(to writer: inout SnapshotWriter) {
         if self.registers.isEmpty {
             writer.write(UInt8(0))
-            writer.write(raw: self.sparse.sorted())
+            writer.write(raw: self.sparseHashes.sorted())
         } else {
             writer.write(UInt8(1))
             writer.write(raw: self.registers)
@@ -172,7 +216,7 @@ extension ReachSketch {
             for index in hashes.indices.dropFirst() {
                 try SnapshotReader.require(hashes[index - 1] < hashes[index], "a reach sketch's hashes are out of order")
             }
-            self.sparse = Set(hashes)
+            for hash in hashes { self.insert(hash: hash) }
         case 1:
             let registers = try reader.readRaw(UInt8.self)
             try SnapshotReader.require(
