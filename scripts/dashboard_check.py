@@ -178,22 +178,21 @@ def main():
         creator, _, campaign = key.partition("|")
         expectations.append((spec, creator, campaign if "|" in key else None, normalize_roas(roas)))
 
+    def cell_spec(flag, spec, form):
+        """ROW#CLASS=TEXT as (ROW, CLASS, normalized TEXT)."""
+        key, sep, text = spec.partition("=")
+        row, hash_sign, cls = key.rpartition("#")
+        if not sep or not hash_sign or not row or not cls:
+            ap.error(f"{flag} {spec!r}: use {form}")
+        return row, cls, normalize_cell(text)
+
     cell_expectations = []
     for spec in args.expect_cell:
-        key, sep, text = spec.partition("=")
-        target, hash_sign, cls = key.rpartition("#")
-        if not sep or not hash_sign or not target or not cls:
-            ap.error(f"--expect-cell {spec!r}: use CREATOR#CLASS=TEXT")
+        target, cls, text = cell_spec("--expect-cell", spec, "CREATOR#CLASS=TEXT")
         creator, _, campaign = target.partition("|")
-        cell_expectations.append((spec, creator, campaign if "|" in target else None, cls, normalize_cell(text)))
+        cell_expectations.append((spec, creator, campaign if "|" in target else None, cls, text))
 
-    tier_expectations = []
-    for spec in args.expect_tier:
-        key, sep, text = spec.partition("=")
-        tier, hash_sign, cls = key.rpartition("#")
-        if not sep or not hash_sign or not tier or not cls:
-            ap.error(f"--expect-tier {spec!r}: use TIER#CLASS=TEXT")
-        tier_expectations.append((spec, tier, cls, normalize_cell(text)))
+    tier_expectations = [(spec,) + cell_spec("--expect-tier", spec, "TIER#CLASS=TEXT") for spec in args.expect_tier]
 
     chromium = find_chromium(wait_seconds=600)
     if not chromium:

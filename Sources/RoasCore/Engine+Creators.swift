@@ -42,7 +42,7 @@ extension Engine {
         self.profiles[creator] = []
         var index = list.count
         while index > 0 && profile.precedes(list[index - 1]) { index -= 1 }
-        if index > 0 && list[index - 1] == CreatorProfile(time: profile.time, id: profile.id, followers: list[index - 1].followers) {
+        if index > 0 && list[index - 1].time == profile.time && list[index - 1].id == profile.id {
             // The same (time, id) again (past the dedup horizon): the later one wins.
             list[index - 1] = profile
         } else {

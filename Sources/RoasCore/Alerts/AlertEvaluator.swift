@@ -130,9 +130,6 @@ public struct AlertEvaluator: Sendable {
 public final class AlertOutput {
     public private(set) var evaluator: AlertEvaluator
     public let sink: ByteSink
-    /// Alerts written, by state.
-    public private(set) var fired = 0
-    public private(set) var resolved = 0
 
     public init(evaluator: AlertEvaluator, sink: ByteSink) {
         self.evaluator = evaluator
@@ -142,7 +139,6 @@ public final class AlertOutput {
     public func observe(_ row: Row) throws {
         for alert in self.evaluator.observe(row) {
             try self.sink.writeLine { alert.appendJSON(to: &$0) }
-            if alert.state == .firing { self.fired += 1 } else { self.resolved += 1 }
         }
     }
 }

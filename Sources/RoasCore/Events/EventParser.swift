@@ -175,11 +175,8 @@ public struct EventParser {
             guard self.optional(line, .platform, into: &platform) else { return .failure(self.missing(.platform)) }
         }
         if kind == .signup {
-            var currency: UnsafeRawBufferPointer? = nil
-            guard self.optional(line, .currency, into: &currency) else { return .failure(self.missing(.currency)) }
-            if let currency, self.currencies.index(of: currency) == nil {
-                return .failure(Rejection(.unknownCurrency, "currency is not the base currency or in the rates"))
-            }
+            // The value's currency is checked like an amount's, and not kept either.
+            if case .failure(let rejection) = self.currency(line) { return .failure(rejection) }
         }
         if kind == .purchase || kind == .refund || kind == .spend {
             let amountSpan = self.slots[Field.amount.rawValue]
@@ -189,16 +186,25 @@ public struct EventParser {
                 return .failure(Rejection(.invalid, "amount must be a JSON number between 0 and 10^12"))
             }
             event.amount = amount
-            var currency: UnsafeRawBufferPointer? = nil
-            guard self.optional(line, .currency, into: &currency) else { return .failure(self.missing(.currency)) }
-            if let currency {
-                guard let index = self.currencies.index(of: currency) else {
-                    return .failure(Rejection(.unknownCurrency, "currency is not the base currency or in the rates"))
-                }
-                event.currency = index
+            switch self.currency(line) {
+            case .success(let index): event.currency = index
+            case .failure(let rejection): return .failure(rejection)
             }
         }
         return .success(body(event))
+    }
+
+    /// The optional `currency`: its index in the table (0, the base, when absent or null), or the
+    /// rejection of a value that is no non-empty string (`invalid`) or not in the table (`unknown_currency`).
+    @inline(__always)
+    private func currency(_ line: UnsafeRawBufferPointer) -> Result<Int, Rejection> {
+        var currency: UnsafeRawBufferPointer? = nil
+        guard self.optional(line, .currency, into: &currency) else { return .failure(self.missing(.currency)) }
+        guard let currency else { return .success(0) }
+        guard let index = self.currencies.index(of: currency) else {
+            return .failure(Rejection(.unknownCurrency, "currency is not the base currency or in the rates"))
+        }
+        return .success(index)
     }
 
     private func missing(_ field: Field) -> Rejection {

@@ -609,10 +609,7 @@ public struct EventGenerator {
             switch event.kind {
             case .view, .click:
                 head(event.kind == .view ? "{\"type\":\"view\",\"id\":\"v-" : "{\"type\":\"click\",\"id\":\"c-")
-                line.put(",\"user\":\"tt:")
-                line.put(decimal: Int64(event.user) + 1)
-                line.put("\",")
-                self.putCreator(event.creator, into: &line)
+                self.putViewer(event, into: &line)
                 line.put("}\n")
             case .purchase:
                 head("{\"type\":\"purchase\",\"id\":\"p-")
@@ -646,10 +643,7 @@ public struct EventGenerator {
                 line.put(currency: 0)
             case .engagement:
                 head("{\"type\":\"engagement\",\"id\":\"e-")
-                line.put(",\"user\":\"tt:")
-                line.put(decimal: Int64(event.user) + 1)
-                line.put("\",")
-                self.putCreator(event.creator, into: &line)
+                self.putViewer(event, into: &line)
                 line.put(",\"action\":\"")
                 GeneratorModel.actions[Int(event.amount)].name.utf8.withContiguousStorageIfAvailable {
                     line.put($0.baseAddress!, count: $0.count)
@@ -678,6 +672,15 @@ public struct EventGenerator {
         let start = Int(self.creatorOffsets[Int(creator)])
         let end = Int(self.creatorOffsets[Int(creator) + 1])
         self.creatorBytes.withUnsafeBufferPointer { line.put($0.baseAddress! + start, count: end - start) }
+    }
+
+    /// `,"user":"tt:<n>","creator":…` of a view, click or engagement.
+    @inline(__always)
+    private func putViewer(_ event: PlannedEvent, into line: inout LineWriter) {
+        line.put(",\"user\":\"tt:")
+        line.put(decimal: Int64(event.user) + 1)
+        line.put("\",")
+        self.putCreator(event.creator, into: &line)
     }
 
     /// The id a user buys and signs up with: `amz:…` once linked to Amazon, else `tt:<n>`.
