@@ -1,7 +1,7 @@
 extension EngineConfiguration {
     /// Writes every option that changes results, for `checkSnapshot(from:)` to compare.
     func writeSnapshot(to writer: inout SnapshotWriter) {
-        writer.write(self.model.rawValue)
+        writer.write(self.modelsText)
         for value in [self.clickLookback, self.viewLookback, self.halfLife, self.window, self.slide] {
             writer.write(value)
         }
@@ -17,15 +17,27 @@ extension EngineConfiguration {
         writer.write(self.keepsDeadLetters)
     }
 
+    /// The models as a snapshot records them: the model's name alone without `--models` (the bytes of
+    /// a layout-2 snapshot), "models=" and the list with it.
+    var modelsText: String {
+        self.labelsModels ? "models=" + self.models.map(\.rawValue).joined(separator: ",") : self.model.rawValue
+    }
+
     /// Reads the options a snapshot was taken with and compares them with these.
     ///
     /// The half-life counts only when either model is time-decay, the only one that uses it.
     /// - Throws: `SnapshotError.configurationMismatch` naming every option that differs, such as
     ///   "--window 1h in the snapshot, 30m now"; `SnapshotError.invalid` when the options cannot be read.
     func checkSnapshot(from reader: inout SnapshotReader) throws {
-        let modelName = try reader.readString()
-        guard let model = AttributionModel(rawValue: modelName) else {
-            throw SnapshotError.invalid("unknown attribution model '\(modelName)'")
+        let modelsText = try reader.readString()
+        let names =
+            modelsText.hasPrefix("models=")
+            ? modelsText.dropFirst(7).split(separator: ",", omittingEmptySubsequences: false) : [modelsText[...]]
+        let models = try names.map { name in
+            guard let model = AttributionModel(rawValue: String(name)) else {
+                throw SnapshotError.invalid("unknown attribution model '\(name)'")
+            }
+            return model
         }
         var differences: [String] = []
         func compare<T: Equatable>(_ flag: String, _ recorded: T, _ current: T, _ text: (T) -> String) {
@@ -34,7 +46,12 @@ extension EngineConfiguration {
             }
         }
         func duration(_ value: Int64) -> String { value < 0 ? "\(value)ms" : DurationText.text(value) }
-        compare("--model", model, self.model) { $0.rawValue }
+        if modelsText != self.modelsText {
+            func flag(_ text: String) -> String { text.hasPrefix("models=") ? "--models " + text.dropFirst(7) : "--model " + text }
+            // "--model a in the snapshot, b now", like every other option; the flags in full when one is --models.
+            let now = modelsText.hasPrefix("models=") || self.labelsModels ? flag(self.modelsText) : self.modelsText
+            differences.append("\(flag(modelsText)) in the snapshot, \(now) now")
+        }
         let clickLookback = try reader.read(Int64.self)
         let viewLookback = try reader.read(Int64.self)
         let halfLife = try reader.read(Int64.self)
@@ -49,7 +66,7 @@ extension EngineConfiguration {
         compare("--lateness", lateness, self.lateness, duration)
         compare("--click-lookback", clickLookback, self.clickLookback, duration)
         compare("--view-lookback", viewLookback, self.viewLookback, duration)
-        if model == .timeDecay || self.model == .timeDecay { compare("--half-life", halfLife, self.halfLife, duration) }
+        if models.contains(.timeDecay) || self.models.contains(.timeDecay) { compare("--half-life", halfLife, self.halfLife, duration) }
         compare("--by", [byTier, byCampaign], [self.byTier, self.byCampaign]) {
             ($0[0] ? "tier" : "creator") + ($0[1] ? ",campaign" : "")
         }

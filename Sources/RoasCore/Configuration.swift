@@ -9,7 +9,19 @@ public enum AttributionModel: String, CaseIterable, Sendable {
 
 /// Everything the engine needs to know; every figure is in milliseconds of event time.
 public struct EngineConfiguration: Sendable {
-    public var model: AttributionModel = .lastTouch
+    /// The models computed in one pass: one with `--model`, every listed one with `--models`.
+    /// Touches are kept once; each model has its own credit split and its own credited figures.
+    public var models: [AttributionModel] = [.lastTouch]
+    /// `--models`: rows carry a `model` field and come once per model (even with one model listed).
+    public var labelsModels = false
+    /// The first model (the only one without `--models`); setting it sets `models` to it alone.
+    public var model: AttributionModel {
+        get { self.models[0] }
+        set {
+            self.models = [newValue]
+            self.labelsModels = false
+        }
+    }
     public var clickLookback: Int64 = 7 * 86_400_000
     public var viewLookback: Int64 = 86_400_000
     public var halfLife: Int64 = 7 * 86_400_000
@@ -52,6 +64,13 @@ public struct EngineConfiguration: Sendable {
         }
         guard self.clickLookback >= 0, self.viewLookback >= 0 else {
             throw RoasError(.options, "lookbacks must not be negative")
+        }
+        guard !self.models.isEmpty else { throw RoasError(.options, "--models needs at least one model") }
+        guard Set(self.models).count == self.models.count else {
+            throw RoasError(.options, "--models lists a model twice")
+        }
+        guard self.labelsModels || self.models.count == 1 else {
+            throw RoasError(.options, "several models need --models")
         }
         guard self.halfLife > 0 else { throw RoasError(.options, "--half-life must be positive") }
         guard self.lateness >= 0 else { throw RoasError(.options, "--lateness must not be negative") }

@@ -14,41 +14,48 @@ extension Engine {
             guard self.orders[event.order] == nil else {
                 return self.rejectPending(event, Rejection(.duplicateOrder, "order already purchased"), into: &output)
             }
-            let credits = self.credits(user: event.user, time: event.time)
             guard let revenue = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
             else { return self.rejectPending(event, Engine.overflow, into: &output) }
-            let weights = credits.map(\.weight)
-            let conversions = Micros.allocate(Micros.one, weights: weights)
-            let revenues = Micros.allocate(revenue, weights: weights)
-            let additions = credits.indices.map {
-                (key: credits[$0].key, figures: Aggregate(conversions: conversions[$0], revenue: revenues[$0]))
+            // Per model: the keys credited, with their conversions and revenue.
+            let splits = self.credits(user: event.user, time: event.time).map { credits in
+                let weights = credits.map(\.weight)
+                let conversions = Micros.allocate(Micros.one, weights: weights)
+                let revenues = Micros.allocate(revenue, weights: weights)
+                return credits.indices.map {
+                    (key: credits[$0].key, figures: Aggregate(conversions: conversions[$0], revenue: revenues[$0]))
+                }
             }
-            guard self.fits(additions, at: event.time) else {
+            // An overflow under any model rejects the purchase under all, so that they count the same orders.
+            for (model, additions) in splits.enumerated() where !self.fits(additions, at: event.time, model: model) {
                 return self.rejectPending(event, Engine.overflow, into: &output)
             }
-            var shares: [(key: RowKey, share: Int64)] = []
-            for (index, credit) in credits.enumerated() {
-                self.windows.update(time: event.time, key: credit.key) {
-                    $0.conversions += conversions[index]
-                    $0.revenue += revenues[index]
+            var order = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: [])
+            for (model, additions) in splits.enumerated() {
+                var shares: [(key: RowKey, share: Int64)] = []
+                for addition in additions {
+                    self.updateCredited(model, time: event.time, key: addition.key) { $0.add(addition.figures) }
+                    if let existing = shares.firstIndex(where: { $0.key == addition.key }) {
+                        shares[existing].share += addition.figures.conversions
+                    } else {
+                        shares.append((addition.key, addition.figures.conversions))
+                    }
                 }
-                if let existing = shares.firstIndex(where: { $0.key == credit.key }) {
-                    shares[existing].share += conversions[index]
-                } else {
-                    shares.append((credit.key, conversions[index]))
-                }
+                if model == 0 { order.credits = shares } else { order.otherCredits.append(shares) }
             }
-            self.orders[event.order] = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: shares)
+            self.orders[event.order] = order
         case .signup:
-            // Credited exactly like a purchase (same model, lookbacks and identity groups), in leads.
-            let credits = self.credits(user: event.user, time: event.time)
-            let leads = Micros.allocate(Micros.one, weights: credits.map(\.weight))
-            let additions = credits.indices.map { (key: credits[$0].key, figures: Aggregate(leads: leads[$0])) }
-            guard self.fits(additions, at: event.time) else {
+            // Credited exactly like a purchase (same models, lookbacks and identity groups), in leads.
+            let splits = self.credits(user: event.user, time: event.time).map { credits in
+                let leads = Micros.allocate(Micros.one, weights: credits.map(\.weight))
+                return credits.indices.map { (key: credits[$0].key, figures: Aggregate(leads: leads[$0])) }
+            }
+            for (model, additions) in splits.enumerated() where !self.fits(additions, at: event.time, model: model) {
                 return self.rejectPending(event, Engine.overflow, into: &output)
             }
-            for (index, credit) in credits.enumerated() {
-                self.windows.update(time: event.time, key: credit.key) { $0.leads += leads[index] }
+            for (model, additions) in splits.enumerated() {
+                for addition in additions {
+                    self.updateCredited(model, time: event.time, key: addition.key) { $0.leads += addition.figures.leads }
+                }
             }
         case .refund:
             guard var order = self.orders[event.order] else {
@@ -67,17 +74,20 @@ extension Engine {
             guard let refund = Micros.convert(event.amount, rate: rates[event.currency]) else {
                 return self.rejectPending(event, Engine.overflow, into: &output)
             }
-            let parts = Micros.allocate(refund, weights: order.credits.map { Double($0.share) })
-            let additions = order.credits.indices.map {
-                (key: order.credits[$0].key, figures: Aggregate(refunds: parts[$0]))
+            // Split as each model split the purchase.
+            let splits = ([order.credits] + order.otherCredits).map { credits in
+                let parts = Micros.allocate(refund, weights: credits.map { Double($0.share) })
+                return credits.indices.map { (key: credits[$0].key, figures: Aggregate(refunds: parts[$0])) }
             }
-            guard self.fits(additions, at: event.time) else {
+            for (model, additions) in splits.enumerated() where !self.fits(additions, at: event.time, model: model) {
                 return self.rejectPending(event, Engine.overflow, into: &output)
             }
             order.refunded += inOrderCurrency
             self.orders[event.order] = order
-            for (index, credit) in order.credits.enumerated() {
-                self.windows.update(time: event.time, key: credit.key) { $0.refunds += parts[index] }
+            for (model, additions) in splits.enumerated() {
+                for addition in additions {
+                    self.updateCredited(model, time: event.time, key: addition.key) { $0.refunds += addition.figures.refunds }
+                }
             }
         default:
             preconditionFailure("only links, purchases, sign-ups and refunds wait for the watermark")
@@ -97,9 +107,10 @@ extension Engine {
         var isClick: Bool
     }
 
-    /// The keys a purchase by `user` at `time` is credited to, with unnormalised weights, under the
-    /// configured model; the null key with weight 1 when no touch qualifies.
-    func credits(user: Int32, time: Int64) -> [(key: RowKey, weight: Double)] {
+    /// The keys a purchase by `user` at `time` is credited to under each configured model, in the
+    /// order of `configuration.models`, with unnormalised weights; the null key with weight 1 when no
+    /// touch qualifies. The qualifying touches are gathered once for every model.
+    func credits(user: Int32, time: Int64) -> [[(key: RowKey, weight: Double)]] {
         let group = self.identities.group(of: user)
         let configuration = self.configuration
         let clickFrom = Engine.subtract(time, configuration.clickLookback)
@@ -112,10 +123,28 @@ extension Engine {
             self.clicks.forEach(of: member, in: clickFrom, time) { clicks.append(Candidate(touch: $0, isClick: true)) }
             self.views.forEach(of: member, in: viewFrom, time) { views.append(Candidate(touch: $0, isClick: false)) }
         }
-        if clicks.isEmpty && views.isEmpty { return [(RowKey(creator: -1, campaign: -1), 1)] }
+        if clicks.isEmpty && views.isEmpty {
+            return Array(repeating: [(RowKey(creator: -1, campaign: -1), 1)], count: configuration.models.count)
+        }
+        let ordered: (Candidate, Candidate) -> Bool = { a, b in self.precedes(a, b) }
+        // Every touch in (time, id) order, sorted once for the models that use them all.
+        var sortedAll: [Candidate] = []
+        if configuration.models.contains(where: { $0 != .lastTouch && $0 != .firstTouch }) {
+            sortedAll = (clicks + views).sorted(by: ordered)
+        }
+        return configuration.models.map { model in
+            self.split(model, clicks: clicks, views: views, all: sortedAll)
+        }
+    }
+
+    /// The credit split of one model over the qualifying touches (at least one); `all` holds every
+    /// touch in (time, id) order when the model is neither last- nor first-touch.
+    private func split(_ model: AttributionModel, clicks: [Candidate], views: [Candidate], all: [Candidate])
+        -> [(key: RowKey, weight: Double)]
+    {
         let ordered: (Candidate, Candidate) -> Bool = { a, b in self.precedes(a, b) }
         func key(_ candidate: Candidate) -> RowKey { self.rowKey(candidate.touch.creator, candidate.touch.campaign) }
-        switch configuration.model {
+        switch model {
         case .lastTouch:
             let pool = clicks.isEmpty ? views : clicks
             return [(key(pool.max(by: ordered)!), 1)]
@@ -123,19 +152,17 @@ extension Engine {
             let pool = clicks.isEmpty ? views : clicks
             return [(key(pool.min(by: ordered)!), 1)]
         case .linear:
-            return (clicks + views).sorted(by: ordered).map { (key($0), 1) }
+            return all.map { (key($0), 1) }
         case .timeDecay:
             // Weights relative to the latest qualifying touch (weight 1): the shares are those of
             // 2^(-age / half-life), and they cannot all underflow to 0 however short the half-life.
-            let halfLife = Double(configuration.halfLife)
-            let all = (clicks + views).sorted(by: ordered)
+            let halfLife = Double(self.configuration.halfLife)
             let latest = all[all.count - 1].touch.time
             return all.map { candidate -> (key: RowKey, weight: Double) in
                 let age = Double(latest - candidate.touch.time)
                 return (key(candidate), Engine.exp2(-age / halfLife))
             }
         case .position:
-            let all = (clicks + views).sorted(by: ordered)
             switch all.count {
             case 1: return [(key(all[0]), 1)]
             case 2: return [(key(all[0]), 0.5), (key(all[1]), 0.5)]

@@ -57,6 +57,8 @@ extension Engine {
         self.windows.write(to: &writer)
         writer.write(self.nextSweep)
         self.writeProfiles(to: &writer)
+        // With `--models` only, so that a `--model` snapshot keeps the bytes of layout 2.
+        for store in self.credited { store.write(to: &writer) }
     }
 
     /// An engine that continues from `snapshot`, as the engine that took it would have.
@@ -123,13 +125,21 @@ extension Engine {
             let key = try reader.readBytes()
             try SnapshotReader.require(
                 previous.map { $0.lexicographicallyPrecedes(key) } ?? true, "orders are out of order")
-            orders[key] = try Order(from: &reader, handles: handles)
+            orders[key] = try Order(
+                from: &reader, handles: handles, models: configuration.labelsModels ? configuration.models.count : 1)
             previous = key
         }
         let windows = try WindowStore(
             from: &reader, window: configuration.window, slide: configuration.slide, handles: handles)
         let nextSweep = try reader.readTime("the next sweep", sentinels: true)
         let (profiles, profileCount) = try Engine.readProfiles(from: &reader, creators: creators.count)
+        var credited: [WindowStore] = []
+        if configuration.labelsModels {
+            for _ in configuration.models {
+                credited.append(
+                    try WindowStore(from: &reader, window: configuration.window, slide: configuration.slide, handles: handles))
+            }
+        }
         try reader.expectEnd()
 
         self.init(configuration: configuration)
@@ -146,6 +156,7 @@ extension Engine {
         self.pending = Heap(pending)
         self.orders = orders
         self.windows = windows
+        self.credited = credited
         self.nextSweep = nextSweep
         self.profiles = profiles
         self.profileCount = profileCount
@@ -164,10 +175,14 @@ extension Engine {
             + self.clickIDs.snapshotByteEstimate + self.viewIDs.snapshotByteEstimate
             + self.clicks.snapshotByteEstimate + self.views.snapshotByteEstimate
             + self.identities.snapshotByteEstimate + self.windows.snapshotByteEstimate
+            + self.credited.reduce(0) { $0 + $1.snapshotByteEstimate }
             + self.pending.unordered.reduce(0) {
                 $0 + 75 + $1.id.count + $1.order.count + $1.raw.count + ($1.batch?.utf8.count ?? 0)
             }
-            + self.orders.reduce(0) { $0 + 48 + $1.key.count + 16 * $1.value.credits.count }
+            + self.orders.reduce(0) {
+                $0 + 48 + $1.key.count + 16 * $1.value.credits.count
+                    + $1.value.otherCredits.reduce(0) { $0 + 8 + 16 * $1.count }
+            }
             + self.profiles.reduce(8) { $0 + 8 + $1.reduce(0) { $0 + 24 + $1.id.count } }
     }
 }

@@ -37,7 +37,13 @@ public struct Engine: Sendable {
     var identities = IdentityGraph()
     var pending = Heap<PendingEvent>()
     var orders: [[UInt8]: Order] = [:]
+    /// Every figure of every key by pane; with `--models`, only the figures shared by every model
+    /// (views, clicks, spend, engagements and reach), the credited ones being in `credited`.
     var windows: WindowStore
+    /// With `--models`, the credited figures (conversions, revenue, refunds, leads) of each model, in
+    /// the order of `configuration.models`; empty without it. A model's rows are the union of its
+    /// store and `windows`, key by key: the rows a `--model` run of it alone would give.
+    var credited: [WindowStore] = []
     var clickIDs = IDArena()
     var viewIDs = IDArena()
     /// Creator profiles by creator handle, in (time, id) order: the tiers of the creator's rows.
@@ -54,6 +60,11 @@ public struct Engine: Sendable {
     public init(configuration: EngineConfiguration) {
         self.configuration = configuration
         self.windows = WindowStore(window: configuration.window, slide: configuration.slide)
+        if configuration.labelsModels {
+            self.credited = configuration.models.map { _ in
+                WindowStore(window: configuration.window, slide: configuration.slide)
+            }
+        }
         self.admission = Admission(lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
         self.clicks = TouchLog(lateness: configuration.lateness)
         self.views = TouchLog(lateness: configuration.lateness)
@@ -65,6 +76,7 @@ public struct Engine: Sendable {
     /// Keep track of changed open windows, for `emitUpdates(into:)`.
     public mutating func trackUpdates(_ enabled: Bool) {
         self.windows.tracksChanges = enabled
+        for index in self.credited.indices { self.credited[index].tracksChanges = enabled }
     }
 
     // MARK: Counting lines that never reach the engine's state
@@ -157,34 +169,102 @@ public struct Engine: Sendable {
         if time > self.watermark { self.advance(to: time, into: &output) }
     }
 
-    /// Emits the changed rows of open windows as live updates (`final: false`).
+    /// Emits the changed rows of open windows as live updates (`final: false`), in order of window,
+    /// then model, then key.
     public mutating func emitUpdates(into output: inout EngineOutput) {
-        let changes = self.windows.takeChanges()
-        guard !changes.isEmpty else { return }
+        let shared = self.windows.takeChanges()
         var rows: [Row] = []
-        if self.configuration.byTier {
-            // A changed creator changes its tier's row: each such row is rolled up from its whole window.
-            var groups: [Int64: Set<TierKey>] = [:]
-            for change in changes {
-                groups[change.start, default: []].insert(self.tierKey(change.key, windowEnd: change.start + self.configuration.window))
-            }
-            for start in groups.keys.sorted() {
-                let changed = groups[start]!
-                let rolled = self.rollUp(self.windows.window(startingAt: start), start: start).filter { changed.contains($0.key) }
-                for (key, cell) in rolled { rows.append(self.makeRow(start: start, tierKey: key, cell: cell, isFinal: false)) }
-            }
-        } else {
-            var cells: [(start: Int64, key: RowKey, cell: WindowCell)] = []
-            for change in changes {
-                if let cell = self.windows.figures(of: change.key, inWindowStartingAt: change.start) {
-                    cells.append((change.start, change.key, cell))
+        for model in self.modelIndices {
+            var changes = shared
+            if !self.credited.isEmpty {
+                let own = self.credited[model].takeChanges()
+                if !own.isEmpty {
+                    var seen = Set(changes.map { WindowStore.PaneKey(pane: $0.start, key: $0.key) })
+                    for change in own where seen.insert(WindowStore.PaneKey(pane: change.start, key: change.key)).inserted {
+                        changes.append(change)
+                    }
                 }
             }
-            cells.sort { a, b in a.start != b.start ? a.start < b.start : self.precedes(a.key, b.key) }
-            for cell in cells { rows.append(self.makeRow(start: cell.start, key: cell.key, cell: cell.cell, isFinal: false)) }
+            guard !changes.isEmpty else { continue }
+            if self.configuration.byTier {
+                // A changed creator changes its tier's row: each such row is rolled up from its whole window.
+                var groups: [Int64: Set<TierKey>] = [:]
+                for change in changes {
+                    groups[change.start, default: []].insert(
+                        self.tierKey(change.key, windowEnd: change.start + self.configuration.window))
+                }
+                for start in groups.keys.sorted() {
+                    let changed = groups[start]!
+                    let rolled = self.rollUp(self.cells(startingAt: start, model: model), start: start)
+                        .filter { changed.contains($0.key) }
+                    for (key, cell) in rolled {
+                        rows.append(self.makeRow(start: start, tierKey: key, cell: cell, model: model, isFinal: false))
+                    }
+                }
+            } else {
+                var cells: [(start: Int64, key: RowKey, cell: WindowCell)] = []
+                for change in changes {
+                    if let cell = self.cell(of: change.key, startingAt: change.start, model: model) {
+                        cells.append((change.start, change.key, cell))
+                    }
+                }
+                cells.sort { a, b in a.start != b.start ? a.start < b.start : self.precedes(a.key, b.key) }
+                for cell in cells {
+                    rows.append(self.makeRow(start: cell.start, key: cell.key, cell: cell.cell, model: model, isFinal: false))
+                }
+            }
+        }
+        if self.credited.count > 1 {
+            // Window first, then model: a stable sort keeps each model's rows in their order.
+            let indexed = rows.enumerated().map { ($0.offset, $0.element) }
+            rows = indexed.sorted { a, b in
+                a.1.windowStart != b.1.windowStart ? a.1.windowStart < b.1.windowStart : a.0 < b.0
+            }.map(\.1)
         }
         output.rows.append(contentsOf: rows)
         self.statistics.updateRows += rows.count
+    }
+
+    /// The models' positions in `configuration.models` (just 0 without `--models`).
+    var modelIndices: Range<Int> { 0..<max(1, self.credited.count) }
+
+    /// The cells of the window starting at `start` under `model`: with `--models`, its credited
+    /// figures added to the shared ones, key by key.
+    func cells(startingAt start: Int64, model: Int) -> [RowKey: WindowCell] {
+        let shared = self.windows.window(startingAt: start)
+        guard !self.credited.isEmpty else { return shared }
+        return Engine.merge(shared, self.credited[model].window(startingAt: start))
+    }
+
+    /// One key's cell in the window starting at `start` under `model`, or nil when it has none.
+    func cell(of key: RowKey, startingAt start: Int64, model: Int) -> WindowCell? {
+        let shared = self.windows.figures(of: key, inWindowStartingAt: start)
+        guard !self.credited.isEmpty, let own = self.credited[model].figures(of: key, inWindowStartingAt: start) else {
+            return shared
+        }
+        guard var cell = shared else { return own }
+        cell.figures.add(own.figures)
+        return cell
+    }
+
+    /// Shared cells with a model's credited ones added (the credited stores hold no reach).
+    static func merge(_ shared: [RowKey: WindowCell], _ own: [RowKey: WindowCell]) -> [RowKey: WindowCell] {
+        var merged = shared
+        for (key, cell) in own {
+            if merged[key] == nil { merged[key] = cell } else { merged[key]!.figures.add(cell.figures) }
+        }
+        return merged
+    }
+
+    /// Changes `key`'s credited figures (conversions, revenue, refunds, leads) under `model` in the
+    /// pane holding `time`.
+    @inline(__always)
+    mutating func updateCredited(_ model: Int, time: Int64, key: RowKey, _ body: (inout Aggregate) -> Void) {
+        if self.credited.isEmpty {
+            self.windows.update(time: time, key: key, body)
+        } else {
+            self.credited[model].update(time: time, key: key, body)
+        }
     }
 
     // MARK: State figures
@@ -250,7 +330,7 @@ public struct Engine: Sendable {
 
     /// True when adding each of `additions` (money and conversions) to its key's pane at `time` keeps
     /// every figure within `paneLimit`, so no window sum can overflow. Keys may repeat.
-    func fits(_ additions: [(key: RowKey, figures: Aggregate)], at time: Int64) -> Bool {
+    func fits(_ additions: [(key: RowKey, figures: Aggregate)], at time: Int64, model: Int) -> Bool {
         var totals: [(key: RowKey, figures: Aggregate)] = []
         for addition in additions {
             // Each part alone within the limit, so that two parts of one key compare without overflow.
@@ -263,7 +343,8 @@ public struct Engine: Sendable {
             }
         }
         for total in totals {
-            guard self.windows.paneFigures(at: time, key: total.key).canAdd(total.figures, limit: self.paneLimit) else {
+            let store = self.credited.isEmpty ? self.windows : self.credited[model]
+            guard store.paneFigures(at: time, key: total.key).canAdd(total.figures, limit: self.paneLimit) else {
                 return false
             }
         }
@@ -342,7 +423,26 @@ public struct Engine: Sendable {
         }
         var closed: [(Int64, [RowKey: WindowCell])] = []
         self.windows.close(upTo: watermark) { start, cells in closed.append((start, cells)) }
-        for (start, cells) in closed { self.emitFinal(start: start, cells: cells, into: &output) }
+        if self.credited.isEmpty {
+            for (start, cells) in closed { self.emitFinal(start: start, cells: cells, model: 0, into: &output) }
+        } else {
+            // Each window once, in order, with every model's rows (model by model) after one another.
+            var byModel: [[Int64: [RowKey: WindowCell]]] = []
+            var starts = Set(closed.map(\.0))
+            for model in self.credited.indices {
+                var own: [Int64: [RowKey: WindowCell]] = [:]
+                self.credited[model].close(upTo: watermark) { start, cells in own[start] = cells }
+                starts.formUnion(own.keys)
+                byModel.append(own)
+            }
+            let shared = Dictionary(closed, uniquingKeysWith: { a, _ in a })
+            for start in starts.sorted() {
+                for model in self.credited.indices {
+                    let cells = Engine.merge(shared[start] ?? [:], byModel[model][start] ?? [:])
+                    if !cells.isEmpty { self.emitFinal(start: start, cells: cells, model: model, into: &output) }
+                }
+            }
+        }
         if watermark != .max && watermark >= self.nextSweep {
             self.sweep()
             self.nextSweep = Engine.subtract(watermark, -self.sweepInterval)
@@ -359,16 +459,20 @@ public struct Engine: Sendable {
         self.viewIDs.release(olderThan: viewCutoff)
     }
 
-    private mutating func emitFinal(start: Int64, cells: [RowKey: WindowCell], into output: inout EngineOutput) {
+    private mutating func emitFinal(
+        start: Int64, cells: [RowKey: WindowCell], model: Int, into output: inout EngineOutput
+    ) {
         if self.configuration.byTier {
             let rolled = self.rollUp(cells, start: start)
-            for (key, cell) in rolled { output.rows.append(self.makeRow(start: start, tierKey: key, cell: cell, isFinal: true)) }
+            for (key, cell) in rolled {
+                output.rows.append(self.makeRow(start: start, tierKey: key, cell: cell, model: model, isFinal: true))
+            }
             self.statistics.finalRows += rolled.count
             return
         }
         let keys = cells.keys.sorted { self.precedes($0, $1) }
         for key in keys {
-            output.rows.append(self.makeRow(start: start, key: key, cell: cells[key]!, isFinal: true))
+            output.rows.append(self.makeRow(start: start, key: key, cell: cells[key]!, model: model, isFinal: true))
         }
         self.statistics.finalRows += keys.count
     }
@@ -386,9 +490,15 @@ public struct Engine: Sendable {
         return interner.compare(a, b)
     }
 
-    private mutating func makeRow(start: Int64, key: RowKey, cell: WindowCell, isFinal: Bool) -> Row {
+    /// The `model` field of rows under the model at `index`: its name with `--models`, nil without.
+    private func modelName(_ index: Int) -> String? {
+        self.configuration.labelsModels ? self.configuration.models[index].rawValue : nil
+    }
+
+    private mutating func makeRow(start: Int64, key: RowKey, cell: WindowCell, model: Int, isFinal: Bool) -> Row {
         let end = start + self.configuration.window
         return Row(
+            model: self.modelName(model),
             windowStart: start, windowEnd: end,
             creator: key.creator < 0 ? nil : self.creators.string(for: key.creator),
             campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: cell.figures,
@@ -396,8 +506,9 @@ public struct Engine: Sendable {
             isFinal: isFinal)
     }
 
-    private mutating func makeRow(start: Int64, tierKey key: TierKey, cell: WindowCell, isFinal: Bool) -> Row {
+    private mutating func makeRow(start: Int64, tierKey key: TierKey, cell: WindowCell, model: Int, isFinal: Bool) -> Row {
         Row(
+            model: self.modelName(model),
             windowStart: start, windowEnd: start + self.configuration.window, creator: nil,
             campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: cell.figures,
             reach: cell.reach.count, tier: key.tierName, isFinal: isFinal)

@@ -21,6 +21,7 @@ struct HTTPRoutes: Sendable {
         // The read endpoints, behind --api-token when it is set.
         let reads = router.group().add(middleware: APITokenMiddleware(token: self.settings.apiToken))
         reads.get("/v1/roas") { request, _ in try await self.roas(request) }
+        reads.get("/v1/spread") { request, _ in try await self.spread(request) }
         reads.get("/v1/alerts") { _, _ in Self.response(.ok, await self.ingestor.alertsJSON(), type: "application/json") }
         reads.get("/v1/stream") { request, context in try self.stream(request, channel: context.channel) }
         reads.get("/metrics") { _, _ in
@@ -143,10 +144,20 @@ struct HTTPRoutes: Sendable {
 
     // MARK: Reading
 
-    /// `GET /v1/roas?creator=&campaign=&tier=&limit=&sort=roas|revenue|spend`.
+    /// `GET /v1/roas?model=&creator=&campaign=&tier=&limit=&sort=roas|revenue|spend`.
     private func roas(_ request: Request) async throws -> Response {
         let parameters = request.uri.queryParameters
         var query = LiveBoard.Query()
+        let configuration = self.settings.run.configuration
+        if configuration.labelsModels { query.model = configuration.models[0].rawValue }
+        if let text = parameters["model"] {
+            let names = configuration.models.map(\.rawValue)
+            guard names.contains(String(text)) else {
+                return Self.error(.badRequest, "model must be one of the served models: \(names.joined(separator: ", "))")
+            }
+            // Without --models the rows carry no model: the one served is the only one there is.
+            if configuration.labelsModels { query.model = String(text) }
+        }
         query.creator = parameters["creator"].map(String.init)
         query.campaign = parameters["campaign"].map(String.init)
         if let text = parameters["tier"] {
@@ -166,6 +177,23 @@ struct HTTPRoutes: Sendable {
             query.order = order
         }
         return Self.response(.ok, await self.ingestor.snapshot(query), type: "application/json")
+    }
+
+    /// `GET /v1/spread?campaign=&tier=&limit=`: per key, the lowest and highest ROAS across the
+    /// models of `--models`, widest spread first (no rows without `--models`).
+    private func spread(_ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        var limit = 100
+        if let text = parameters["limit"] {
+            guard let value = Int(text), value >= 0 else { return Self.error(.badRequest, "limit must be a count") }
+            limit = value
+        }
+        let tier = parameters["tier"].map(String.init)
+        if let tier, CreatorTier(rawValue: tier) == nil && tier != "unknown" {
+            return Self.error(.badRequest, "tier must be nano, micro, macro, mega or unknown")
+        }
+        let body = await self.ingestor.spreadJSON(campaign: parameters["campaign"].map(String.init), tier: tier, limit: limit)
+        return Self.response(.ok, body, type: "application/json")
     }
 
     /// `GET /v1/stream`: Server-Sent Events, `row` for each row update and `stats` every second.

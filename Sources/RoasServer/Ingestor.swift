@@ -33,7 +33,7 @@ actor Ingestor {
     let inflight: InflightBudget
     /// Batch ids accepted on any connection or request, for `replayed_batch`.
     let accepted = AcceptedBatches()
-    private var board = LiveBoard()
+    private var board: LiveBoard
     /// `--alert`: the rules' state, where alerts are written, and the latest resolved ones (`/v1/alerts`).
     private var alerts: AlertEvaluator
     let alertLog: ByteSink?
@@ -60,6 +60,8 @@ actor Ingestor {
     ) {
         self.alerts = AlertEvaluator(rules: settings.alertRules, slide: settings.run.configuration.slide)
         self.alertLog = alertLog
+        let configuration = settings.run.configuration
+        self.board = LiveBoard(totalsModel: configuration.labelsModels ? configuration.models[0].rawValue : nil)
         var engine = Engine(configuration: settings.run.configuration)
         engine.trackUpdates(true)
         self.sink = EngineSink(engine: engine)
@@ -202,7 +204,8 @@ actor Ingestor {
         var output: [UInt8] = []
         JSONText.append("{\"generated_at\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\"", to: &output)
         JSONText.append(",\"watermark\":\(self.watermarkJSON)", to: &output)
-        JSONText.append(",\"model\":\"\(configuration.model.rawValue)\"", to: &output)
+        JSONText.append(",\"model\":\"\(query.model ?? configuration.model.rawValue)\"", to: &output)
+        JSONText.append(",\"models\":[\(Self.modelList(configuration))]", to: &output)
         JSONText.append(",\"window\":\"\(DurationText.text(configuration.window))\"", to: &output)
         JSONText.append(",\"slide\":\"\(DurationText.text(configuration.slide))\"", to: &output)
         let by = (configuration.byTier ? "tier" : "creator") + (configuration.byCampaign ? ",campaign" : "")
@@ -234,6 +237,39 @@ actor Ingestor {
         JSONText.append("],\"stats\":", to: &output)
         output.append(contentsOf: self.statsJSON())
         output.append(UInt8(ascii: "}"))
+        return output
+    }
+
+    /// The models of `--models` (the one of `--model`) as JSON strings, comma-separated.
+    static func modelList(_ configuration: EngineConfiguration) -> String {
+        configuration.models.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
+    }
+
+    /// `GET /v1/spread`: per key, its ROAS under each model of `--models`, widest spread first.
+    func spreadJSON(campaign: String?, tier: String?, limit: Int) -> [UInt8] {
+        let configuration = self.settings.run.configuration
+        var output: [UInt8] = []
+        JSONText.append("{\"generated_at\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\"", to: &output)
+        JSONText.append(",\"models\":[\(Self.modelList(configuration))],\"rows\":[", to: &output)
+        let models = configuration.labelsModels ? configuration.models.map(\.rawValue) : []
+        for (index, spread) in self.board.spreads(models: models, campaign: campaign, tier: tier, limit: limit).enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            JSONText.append("{\"creator\":", to: &output)
+            Self.appendOptional(spread.creator, to: &output)
+            JSONText.append(",\"campaign\":", to: &output)
+            Self.appendOptional(spread.campaign, to: &output)
+            JSONText.append(",\"tier\":", to: &output)
+            Self.appendOptional(spread.tier, to: &output)
+            JSONText.append(",\"roas\":{", to: &output)
+            for (position, item) in spread.roas.enumerated() {
+                JSONText.append((position > 0 ? "," : "") + "\"\(item.model)\":\(Row.roasText(item.roas))", to: &output)
+            }
+            JSONText.append(
+                "},\"lowest\":{\"model\":\"\(spread.lowest.model)\",\"roas\":\(Row.roasText(spread.lowest.roas))}"
+                    + ",\"highest\":{\"model\":\"\(spread.highest.model)\",\"roas\":\(Row.roasText(spread.highest.roas))}"
+                    + ",\"spread\":\(Row.roasText(spread.spread))}", to: &output)
+        }
+        JSONText.append("]}", to: &output)
         return output
     }
 

@@ -30,8 +30,11 @@ struct EngineOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Largest batch payload in bytes; larger frames are bad_frame.")
     var maxBatch: Int = 16 << 20
 
-    @Option(help: "Attribution model: last-touch, first-touch, linear, time-decay, position.")
-    var model: String = "last-touch"
+    @Option(help: "Attribution model: last-touch (the default), first-touch, linear, time-decay, position.")
+    var model: String?
+
+    @Option(help: "Several models in one pass, side by side: a comma-separated list, or all; rows gain a \"model\" field.")
+    var models: String?
 
     @Option(parsing: .unconditional, help: "How far back a click qualifies for a purchase.")
     var clickLookback: String = "7d"
@@ -95,11 +98,27 @@ struct EngineOptions: ParsableArguments {
             }
         }
         var configuration = EngineConfiguration(currencies: try CurrencyTable(base: self.baseCurrency, rates: rates))
-        guard let model = AttributionModel(rawValue: self.model) else {
-            let names = AttributionModel.allCases.map(\.rawValue).joined(separator: ", ")
-            throw ValidationError("--model must be one of \(names), got '\(self.model)'")
+        let names = AttributionModel.allCases.map(\.rawValue).joined(separator: ", ")
+        if let list = self.models {
+            guard self.model == nil else { throw ValidationError("give --model or --models, not both") }
+            if list == "all" {
+                configuration.models = AttributionModel.allCases
+            } else {
+                configuration.models = try list.split(separator: ",", omittingEmptySubsequences: false).map {
+                    guard let model = AttributionModel(rawValue: String($0)) else {
+                        throw ValidationError("--models lists models from \(names) (or is all), got '\($0)'")
+                    }
+                    return model
+                }
+            }
+            configuration.labelsModels = true
+        } else {
+            let name = self.model ?? AttributionModel.lastTouch.rawValue
+            guard let model = AttributionModel(rawValue: name) else {
+                throw ValidationError("--model must be one of \(names), got '\(name)'")
+            }
+            configuration.model = model
         }
-        configuration.model = model
         configuration.clickLookback = try self.duration(self.clickLookback, "--click-lookback")
         configuration.viewLookback = try self.duration(self.viewLookback, "--view-lookback")
         configuration.halfLife = try self.duration(self.halfLife, "--half-life")

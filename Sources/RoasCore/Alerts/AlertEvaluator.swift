@@ -14,7 +14,9 @@ public struct Alert: Sendable, Equatable {
     public var row: Row
 
     public func appendJSON(to output: inout [UInt8]) {
-        JSONText.append("{\"id\":\"\(self.id)\",\"rule\":", to: &output)
+        JSONText.append("{\"id\":\"\(self.id)\",", to: &output)
+        if let model = self.row.model { JSONText.append("\"model\":\"\(model)\",", to: &output) }
+        JSONText.append("\"rule\":", to: &output)
         JSONText.appendQuoted(self.rule.utf8, to: &output)
         JSONText.append(",\"state\":\"\(self.state.rawValue)\",\"creator\":", to: &output)
         Self.appendOptional(self.row.creator, to: &output)
@@ -59,6 +61,8 @@ public struct AlertEvaluator: Sendable {
         var creator: String?
         var campaign: String?
         var rollUp: String?
+        /// With `--models`, each model's rows keep their own streaks.
+        var model: String?
     }
 
     struct Streak: Sendable {
@@ -79,7 +83,8 @@ public struct AlertEvaluator: Sendable {
         var alerts: [Alert] = []
         for (index, rule) in self.rules.enumerated() {
             let key = StreakKey(
-                rule: index, creator: row.creator, campaign: row.campaign, rollUp: row.creator == nil ? row.tier : nil)
+                rule: index, creator: row.creator, campaign: row.campaign, rollUp: row.creator == nil ? row.tier : nil,
+                model: row.model)
             var streak = self.streaks[key]
             if rule.matches(row) {
                 if var current = streak, current.lastStart == row.windowStart - self.slide {
@@ -120,6 +125,11 @@ public struct AlertEvaluator: Sendable {
         }
         bytes.append(0)
         bytes += String(firstStart).utf8
+        // After the rest, so that ids without `--models` stay those of earlier releases.
+        if let model = key.model {
+            bytes.append(0)
+            bytes += model.utf8
+        }
         let hash = ReachSketch.hash(bytes)
         let hex = String(hash, radix: 16)
         return "a-" + String(repeating: "0", count: 16 - hex.count) + hex

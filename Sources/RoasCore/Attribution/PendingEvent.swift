@@ -42,6 +42,8 @@ struct Order: Sendable {
     var refunded: Int64
     /// Credited keys with their share of the order in micro-units (the shares add up to 1,000,000).
     var credits: [(key: RowKey, share: Int64)]
+    /// With `--models`, the credits of the second and later models (`credits` holds the first's).
+    var otherCredits: [[(key: RowKey, share: Int64)]] = []
 }
 
 // MARK: Snapshots
@@ -114,16 +116,18 @@ extension Order {
         writer.write(self.amount)
         writer.write(Int64(self.currency))
         writer.write(self.refunded)
-        writer.write(count: self.credits.count)
-        for credit in self.credits {
-            writer.write(credit.key.packed)
-            writer.write(credit.share)
+        for credits in [self.credits] + self.otherCredits {
+            writer.write(count: credits.count)
+            for credit in credits {
+                writer.write(credit.key.packed)
+                writer.write(credit.share)
+            }
         }
     }
 
-    /// Reads what `write(to:)` wrote: an amount the parser accepts, refunds up to it, and at least
-    /// one credited key, with shares that add up to one conversion (or to 0).
-    init(from reader: inout SnapshotReader, handles: SnapshotHandles) throws {
+    /// Reads what `write(to:)` wrote: an amount the parser accepts, refunds up to it, and for each of
+    /// `models` at least one credited key, with shares that add up to one conversion (or to 0).
+    init(from reader: inout SnapshotReader, handles: SnapshotHandles, models: Int = 1) throws {
         let amount = try reader.read(Int64.self)
         try SnapshotReader.require(
             amount >= 0 && amount <= EventParser.maximumAmount, "an order amount is out of range")
@@ -131,6 +135,16 @@ extension Order {
         try handles.checkCurrency(currency)
         let refunded = try reader.read(Int64.self)
         try SnapshotReader.require(refunded >= 0 && refunded <= amount, "an order's refunds exceed its amount")
+        var lists: [[(key: RowKey, share: Int64)]] = []
+        for _ in 0..<max(1, models) { lists.append(try Order.readCredits(from: &reader, handles: handles)) }
+        self.init(
+            amount: amount, currency: currency, refunded: refunded, credits: lists[0], otherCredits: Array(lists.dropFirst()))
+    }
+
+    /// One model's credited keys and shares.
+    private static func readCredits(from reader: inout SnapshotReader, handles: SnapshotHandles) throws
+        -> [(key: RowKey, share: Int64)]
+    {
         let count = try reader.readCount(elementSize: 16)
         try SnapshotReader.require(count >= 1, "an order has no credited key")
         var credits: [(key: RowKey, share: Int64)] = []
@@ -148,6 +162,6 @@ extension Order {
         // Zero when every time-decay weight underflowed (a half-life far shorter than the touch's age).
         try SnapshotReader.require(
             total == Micros.one || total == 0, "an order's shares add up to \(total), not one conversion")
-        self.init(amount: amount, currency: currency, refunded: refunded, credits: credits)
+        return credits
     }
 }

@@ -1,5 +1,7 @@
 /// One output row: the figures of one key in one window.
 public struct Row: Sendable, Equatable {
+    /// With `--models`, the attribution model whose credit split gave the row; nil with `--model`.
+    public var model: String?
     public var windowStart: Int64
     public var windowEnd: Int64
     /// nil for unattributed revenue.
@@ -15,9 +17,10 @@ public struct Row: Sendable, Equatable {
     public var isFinal: Bool
 
     public init(
-        windowStart: Int64, windowEnd: Int64, creator: String?, campaign: String?, figures: Aggregate,
+        model: String? = nil, windowStart: Int64, windowEnd: Int64, creator: String?, campaign: String?, figures: Aggregate,
         reach: Int64 = 0, tier: String? = nil, isFinal: Bool
     ) {
+        self.model = model
         self.windowStart = windowStart
         self.windowEnd = windowEnd
         self.creator = creator
@@ -84,7 +87,13 @@ public struct Row: Sendable, Equatable {
 
     /// The row as one line of JSON (no newline).
     public func appendJSON(to output: inout [UInt8]) {
-        JSONText.append("{\"window_start\":\"\(Timestamp.format(milliseconds: self.windowStart))\"", to: &output)
+        if let model = self.model {
+            // First, so that removing `"model":"...",` gives the row of a `--model` run byte for byte.
+            JSONText.append("{\"model\":\"\(model)\",\"window_start\":", to: &output)
+        } else {
+            JSONText.append("{\"window_start\":", to: &output)
+        }
+        JSONText.append("\"\(Timestamp.format(milliseconds: self.windowStart))\"", to: &output)
         JSONText.append(",\"window_end\":\"\(Timestamp.format(milliseconds: self.windowEnd))\",\"creator\":", to: &output)
         if let creator = self.creator { JSONText.appendQuoted(creator.utf8, to: &output) } else { JSONText.append("null", to: &output) }
         JSONText.append(",\"campaign\":", to: &output)

@@ -35,6 +35,8 @@ struct PostgresRowBatch: Sendable {
     var tierIsNull: [Bool] = []
     /// The tier of a `--by tier` roll-up row, '' otherwise (see `PostgresRowStatements`).
     var tierKeys: [String] = []
+    /// With `--models`, the row's model; '' otherwise (a key column too).
+    var models: [String] = []
     var isFinal: [Bool] = []
 
     private struct Key: Hashable {
@@ -44,6 +46,7 @@ struct PostgresRowBatch: Sendable {
         var creator: String?
         var campaign: String?
         var tierKey: String
+        var model: String?
 
         // Keyed as stored, so that two names differing only in a replaced NUL stay one key.
         init(_ row: Row) {
@@ -53,6 +56,7 @@ struct PostgresRowBatch: Sendable {
             self.creator = row.creator.map(PostgresRowBatch.storable)
             self.campaign = row.campaign.map(PostgresRowBatch.storable)
             self.tierKey = PostgresRowBatch.tierKey(row)
+            self.model = row.model
         }
     }
 
@@ -91,6 +95,7 @@ struct PostgresRowBatch: Sendable {
         self.tiers.reserveCapacity(count)
         self.tierIsNull.reserveCapacity(count)
         self.tierKeys.reserveCapacity(count)
+        self.models.reserveCapacity(count)
         self.isFinal.reserveCapacity(count)
     }
 
@@ -124,6 +129,7 @@ struct PostgresRowBatch: Sendable {
         self.tiers.append(row.tier ?? "")
         self.tierIsNull.append(row.tier == nil)
         self.tierKeys.append(Self.tierKey(row))
+        self.models.append(row.model ?? "")
         self.isFinal.append(row.isFinal)
     }
 

@@ -4,10 +4,11 @@ import RoasCore
 /// The SQL of the PostgreSQL sink: the two tables and the one upsert that writes a batch.
 ///
 /// Final rows go to `roas_rows`, live rows to `roas_live_rows`; both are keyed by
-/// (window_start, window_end, creator, campaign, tier_key) with `NULLS NOT DISTINCT` (PostgreSQL 15
-/// or newer), so a NULL creator or campaign is one key and replays overwrite instead of adding rows.
-/// `tier_key` is the tier of a `--by tier` roll-up row (whose creator is NULL) and '' otherwise, so
-/// the roll-ups of several tiers, and per-creator rows, can share the tables.
+/// (window_start, window_end, creator, campaign, tier_key, model) with `NULLS NOT DISTINCT`
+/// (PostgreSQL 15 or newer), so a NULL creator or campaign is one key and replays overwrite instead
+/// of adding rows. `tier_key` is the tier of a `--by tier` roll-up row (whose creator is NULL) and ''
+/// otherwise, so the roll-ups of several tiers, and per-creator rows, can share the tables; `model` is
+/// the row's model with `--models` and '' without, so every model's rows can share them too.
 enum PostgresRowStatements {
     static let finalTable = "roas_rows"
     static let liveTable = "roas_live_rows"
@@ -25,6 +26,10 @@ enum PostgresRowStatements {
 
     /// The key column added with `--by tier`: a table made before it gains it with '' in every row.
     static let tierKeyColumn = "tier_key text NOT NULL DEFAULT ''"
+    /// The key column added with `--models`: '' in the rows of a `--model` run.
+    static let modelColumn = "model text NOT NULL DEFAULT ''"
+    /// The unique key of both tables.
+    static let keyColumns = "window_start, window_end, creator, campaign, tier_key, model"
 
     /// The KPI columns the upsert writes besides the first release's, in order.
     static let addedColumnList = Self.addedColumns.map(\.name).joined(separator: ", ")
@@ -33,10 +38,11 @@ enum PostgresRowStatements {
         let clauses = Self.addedColumns.map { "ADD COLUMN IF NOT EXISTS \($0.name) \($0.type)" }
         return PostgresQuery(
             unsafeSQL: "ALTER TABLE \(table) " + clauses.joined(separator: ", ") + ", ADD COLUMN IF NOT EXISTS "
-                + Self.tierKeyColumn)
+                + Self.tierKeyColumn + ", ADD COLUMN IF NOT EXISTS " + Self.modelColumn)
     }
 
-    /// Makes the table's key include `tier_key` when it was made without it (the index is rebuilt once).
+    /// Makes the table's key include `tier_key` and `model` when it was made without them (the index
+    /// is rebuilt once).
     static func widenKey(_ table: String) -> PostgresQuery {
         PostgresQuery(
             unsafeSQL: """
@@ -44,11 +50,11 @@ enum PostgresRowStatements {
                     IF NOT EXISTS (
                         SELECT 1 FROM pg_constraint c
                         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-                        WHERE c.conrelid = '\(table)'::regclass AND c.conname = '\(table)_key' AND a.attname = 'tier_key'
+                        WHERE c.conrelid = '\(table)'::regclass AND c.conname = '\(table)_key' AND a.attname = 'model'
                     ) THEN
                         ALTER TABLE \(table) DROP CONSTRAINT IF EXISTS \(table)_key;
                         ALTER TABLE \(table) ADD CONSTRAINT \(table)_key
-                            UNIQUE NULLS NOT DISTINCT (window_start, window_end, creator, campaign, tier_key);
+                            UNIQUE NULLS NOT DISTINCT (\(Self.keyColumns));
                     END IF;
                 END $$
                 """)
@@ -72,7 +78,8 @@ enum PostgresRowStatements {
                     roas double precision NULL,
                     updated_at timestamptz NOT NULL DEFAULT now(),
                     \(Self.tierKeyColumn),
-                    CONSTRAINT \(name)_key UNIQUE NULLS NOT DISTINCT (window_start, window_end, creator, campaign, tier_key)
+                    \(Self.modelColumn),
+                    CONSTRAINT \(name)_key UNIQUE NULLS NOT DISTINCT (\(Self.keyColumns))
                 )
                 """
         )
@@ -105,7 +112,7 @@ enum PostgresRowStatements {
                 NULLIF(u.cpa, 'NaN') AS cpa, u.net_revenue * 0.000001 AS net_revenue, NULLIF(u.roi, 'NaN') AS roi,
                 u.reach, u.engagements, NULLIF(u.engagement_rate, 'NaN') AS engagement_rate,
                 u.leads * 0.000001 AS leads, NULLIF(u.cpl, 'NaN') AS cpl,
-                CASE WHEN u.tier_is_null THEN NULL ELSE u.tier END AS tier, u.tier_key,
+                CASE WHEN u.tier_is_null THEN NULL ELSE u.tier END AS tier, u.tier_key, u.model,
                 u.is_final
             FROM unnest(
                 \(batch.windowStarts)::int8[], \(batch.windowEnds)::int8[],
@@ -118,11 +125,11 @@ enum PostgresRowStatements {
                 \(batch.netRevenue)::int8[], \(batch.roi)::float8[],
                 \(batch.reach)::int8[], \(batch.engagements)::int8[], \(batch.engagementRate)::float8[],
                 \(batch.leads)::int8[], \(batch.cpl)::float8[], \(batch.tiers)::text[], \(batch.tierIsNull)::bool[],
-                \(batch.tierKeys)::text[], \(batch.isFinal)::bool[]
+                \(batch.tierKeys)::text[], \(batch.models)::text[], \(batch.isFinal)::bool[]
             ) AS u(window_start, window_end, creator, creator_is_null, campaign, campaign_is_null,
                 views, clicks, conversions, revenue, refunds, spend, roas, roas_is_null,
                 ctr, cvr, aov, cpa, net_revenue, roi, reach, engagements, engagement_rate, leads, cpl,
-                tier, tier_is_null, tier_key, is_final)
+                tier, tier_is_null, tier_key, model, is_final)
         ), finals AS (
             \(unescaped: Self.upsert(into: Self.finalTable, from: "input WHERE is_final"))
         )
@@ -138,12 +145,12 @@ enum PostgresRowStatements {
     /// Upserts the rows of `source` into `table`, leaving a row whose figures are already stored alone.
     private static func upsert(into table: String, from source: String) -> String {
         """
-        INSERT INTO \(table) AS t (window_start, window_end, creator, campaign, tier_key, views, clicks,
+        INSERT INTO \(table) AS t (\(Self.keyColumns), views, clicks,
             conversions, revenue, refunds, spend, roas, \(Self.addedColumnList))
-        SELECT window_start, window_end, creator, campaign, tier_key, views, clicks,
+        SELECT \(Self.keyColumns), views, clicks,
             conversions, revenue, refunds, spend, roas, \(Self.addedColumnList)
         FROM \(source)
-        ON CONFLICT (window_start, window_end, creator, campaign, tier_key) DO UPDATE SET
+        ON CONFLICT (\(Self.keyColumns)) DO UPDATE SET
             views = excluded.views, clicks = excluded.clicks, conversions = excluded.conversions,
             revenue = excluded.revenue, refunds = excluded.refunds, spend = excluded.spend,
             roas = excluded.roas, \(Self.addedColumns.map { "\($0.name) = excluded.\($0.name)" }.joined(separator: ", ")),

@@ -21,10 +21,13 @@ struct EngineSnapshotTests {
         var keepsDeadLetters: Bool
         var tracksUpdates: Bool
         var shortLookbacks: Bool
+        /// `--models` (with `model` unused), or nil for `--model`.
+        var models: [AttributionModel]? = nil
 
         var description: String {
             let window = "\(DurationText.text(self.window))/\(DurationText.text(self.slide))"
-            return "seed \(self.seed) \(self.model.rawValue) byCampaign \(self.byCampaign) window \(window)"
+            let model = self.models.map { "models " + $0.map(\.rawValue).joined(separator: ",") } ?? self.model.rawValue
+            return "seed \(self.seed) \(model) byCampaign \(self.byCampaign) window \(window)"
                 + " lateness \(DurationText.text(self.lateness)) deadLetters \(self.keepsDeadLetters)"
                 + " updates \(self.tracksUpdates) shortLookbacks \(self.shortLookbacks)"
         }
@@ -33,6 +36,10 @@ struct EngineSnapshotTests {
             var configuration = EngineConfiguration(
                 currencies: try! CurrencyTable(base: "USD", rates: ["EUR": 1.1, "GBP": 1.25]))
             configuration.model = self.model
+            if let models = self.models {
+                configuration.models = models
+                configuration.labelsModels = true
+            }
             configuration.halfLife = 2 * hour
             configuration.byCampaign = self.byCampaign
             // --by tier on a few cases: rolled-up rows and live updates across a snapshot.
@@ -82,6 +89,12 @@ struct EngineSnapshotTests {
         Case(
             seed: 10, model: .firstTouch, byCampaign: false, window: hour, slide: 30 * minute, lateness: 90 * second,
             keepsDeadLetters: true, tracksUpdates: true, shortLookbacks: true),
+        Case(
+            seed: 11, model: .lastTouch, byCampaign: true, window: hour, slide: 20 * minute, lateness: 30 * second,
+            keepsDeadLetters: true, tracksUpdates: true, shortLookbacks: false, models: AttributionModel.allCases),
+        Case(
+            seed: 12, model: .lastTouch, byCampaign: false, window: hour, slide: hour, lateness: minute,
+            keepsDeadLetters: false, tracksUpdates: true, shortLookbacks: true, models: [.position, .lastTouch]),
     ]
 
     // MARK: Round trips

@@ -128,6 +128,38 @@ struct PostgresKPIColumnTests {
         }
     }
 
+    @Test("with --models each model's row of a key is a row of its own, keyed by model; a replay adds none")
+    func modelsAreKeyColumns() async throws {
+        try await PostgresServer.with { server in
+            // Made by the previous release: keyed by tier_key, without model.
+            try await PostgresRowSinkTests.execute(
+                server,
+                Self.firstReleaseTable.replacingOccurrences(of: "updated_at timestamptz NOT NULL DEFAULT now(),", with: "updated_at timestamptz NOT NULL DEFAULT now(), tier_key text NOT NULL DEFAULT '',")
+                    .replacingOccurrences(of: "(window_start, window_end, creator, campaign)", with: "(window_start, window_end, creator, campaign, tier_key)"))
+            var last = PostgresRowSinkTests.row("a", nil, views: 4, conversions: 1_000_000, revenue: 9_000_000, spend: 3_000_000)
+            last.model = "last-touch"
+            var linear = last
+            linear.model = "linear"
+            linear.figures.revenue = 4_500_000
+            linear.figures.conversions = 500_000
+            let rows = [last, linear]
+            let sink = try PostgresRowSink(url: server.url, logger: LogCapture().logger(level: .info))
+            try await PostgresRowSinkTests.running(sink) {
+                for _ in 0..<2 {
+                    try await PostgresRowSinkTests.bounded { try await sink.waitDelivered(await sink.enqueue(rows)) }
+                }
+            }
+            let stored = try await PostgresRowSinkTests.withConnection(server) { connection, logger in
+                var result: [String] = []
+                let rows = try await connection.query(
+                    "SELECT concat_ws('|', model, creator, revenue::text, roas::text) FROM roas_rows ORDER BY model", logger: logger)
+                for try await row in rows.decode(String.self) { result.append(row) }
+                return result
+            }
+            #expect(stored == ["last-touch|a|9.000000|3", "linear|a|4.500000|1.5"])
+        }
+    }
+
     @Test("a table made before the KPI columns gains them on start and keeps its rows")
     func oldTableGainsColumns() async throws {
         try await PostgresServer.with { server in
