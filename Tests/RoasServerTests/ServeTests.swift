@@ -361,6 +361,57 @@ struct ServeTests {
         _ = try await server.stop()
     }
 
+    @Test("--models in serve: /v1/roas per model (?model=), /v1/spread ranks keys by how much the models disagree")
+    func modelsSideBySide() async throws {
+        let server = try await ServerHarness.start {
+            $0.run.configuration.models = [.lastTouch, .firstTouch, .linear]
+            $0.run.configuration.labelsModels = true
+        }
+        let t0 = ServerHarness.t0
+        // u1 clicks first then second, then buys for 40: last-touch credits second, first-touch first,
+        // linear half each. Each creator cost 10; third (20 spent, no sale) has no ROAS spread.
+        let lines = [
+            #"{"type":"spend","id":"s1","ts":\#(t0),"creator":"first","amount":10}"#,
+            #"{"type":"spend","id":"s2","ts":\#(t0),"creator":"second","amount":10}"#,
+            #"{"type":"spend","id":"s3","ts":\#(t0),"creator":"third","amount":20}"#,
+            #"{"type":"click","id":"c1","ts":\#(t0),"user":"u1","creator":"first"}"#,
+            #"{"type":"click","id":"c2","ts":\#(t0 + 60_000),"user":"u1","creator":"second"}"#,
+            #"{"type":"purchase","id":"p1","ts":\#(t0 + 120_000),"user":"u1","order":"o1","amount":40}"#,
+            #"{"type":"view","id":"v9","ts":\#(t0 + 200_000),"user":"u9","creator":"third"}"#,
+        ]
+        #expect(try await server.post(Events.payload(lines), id: "m1").status == 202)
+        func roas(_ query: String) async throws -> [String: Double?] {
+            let rows = try await server.get("/v1/roas" + query).json()["rows"] as! [[String: Any]]
+            var result: [String: Double?] = [:]
+            for row in rows { result[row["creator"] as! String] = (row["open"] as? [String: Any])?["roas"] as? Double }
+            return result
+        }
+        let arrived = try await server.eventually { try await roas("")["second"] == 4 }
+        let board = try await server.get("/v1/roas").text
+        #expect(arrived, "\(board)")
+        #expect(try await roas("") == ["first": 0, "second": 4, "third": 0])
+        #expect(try await roas("?model=first-touch") == ["first": 4, "second": 0, "third": 0])
+        #expect(try await roas("?model=linear") == ["first": 2, "second": 2, "third": 0])
+        let reply = try await server.get("/v1/roas?model=linear").json()
+        #expect(reply["model"] as? String == "linear")
+        #expect(reply["models"] as? [String] == ["last-touch", "first-touch", "linear"])
+        #expect(try await server.get("/v1/roas?model=position").status == 400)
+
+        let spread = try await server.get("/v1/spread").json()
+        let rows = spread["rows"] as! [[String: Any]]
+        // first and second each range from 0 to 4; third has the same ROAS under every model.
+        #expect(rows.map { $0["creator"] as? String } == ["first", "second", "third"])
+        #expect(rows.map { $0["spread"] as? Double } == [4, 4, 0])
+        try #require(rows.count == 3)
+        #expect((rows[0]["lowest"] as? [String: Any])?["model"] as? String == "last-touch")
+        #expect((rows[0]["highest"] as? [String: Any])?["model"] as? String == "first-touch")
+        #expect((rows[1]["roas"] as? [String: Double]) == ["last-touch": 4, "first-touch": 0, "linear": 2])
+        #expect(try await server.get("/v1/spread?limit=-1").status == 400)
+        let (result, _) = try await server.stop()
+        // Each model's final rows: three creators, three models.
+        #expect(result.statistics.finalRows == 9)
+    }
+
     @Test("with no events for --idle-close the watermark follows the wall clock and windows close")
     func idleClose() async throws {
         let server = try await ServerHarness.start { $0.idleClose = 300 }
