@@ -12,7 +12,9 @@
 // - conservation: over the final rows, views, clicks and spend add up to the accepted events'
 //   (times window / slide, as hopping windows count each event in that many windows), each accepted
 //   purchase brings exactly one conversion and its converted amount as revenue, each accepted
-//   refund its converted amount as refunds.
+//   refund its converted amount as refunds (with `--models`, under each model);
+// - with `--models all`: each model's rows, without the field, are those of a `--model` run of it,
+//   with the same dead letters.
 // ROAS_FUZZ_PRINT=FILE writes an input's stream to FILE and prints the matching roas run command.
 @testable import RoasCore
 import FuzzSupport
@@ -109,13 +111,28 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let c = configuration
         let rates = zip(c.currencies.codes, c.currencies.rates).dropFirst().map { "\"\($0)\":\($1)" }.joined(separator: ",")
         printError(
-            "roas run --model \(c.model.rawValue) --window \(c.window)ms --slide \(c.slide)ms"
+            "roas run \(c.labelsModels ? "--models all" : "--model " + c.model.rawValue) --window \(c.window)ms --slide \(c.slide)ms"
                 + " --by \(c.byTier ? "tier" : "creator")\(c.byCampaign ? ",campaign" : "") --lateness \(c.lateness)ms"
                 + " --dedup-horizon \(c.dedupHorizon)ms --click-lookback \(c.clickLookback)ms"
                 + " --view-lookback \(c.viewLookback)ms --half-life \(c.halfLife)ms --rates RATES"
                 + " --input \(String(cString: path))   # RATES: {\(rates)}")
     }
     let whole = runPipeline(program)
+    if configuration.labelsModels {
+        for model in configuration.models {
+            var alone = program
+            alone.configuration.model = model
+            let own = runPipeline(alone)
+            let rows = whole.rows.filter { $0.model == model.rawValue }.map { row -> Row in
+                var row = row
+                row.model = nil
+                return row
+            }
+            require(rows == own.rows, "--models: the \(model.rawValue) rows differ from its own run (\(rows.count) vs \(own.rows.count))")
+            require(whole.deadLetters == own.deadLetters, "--models: the dead letters differ from a \(model.rawValue) run")
+            require(whole.statistics.acceptedEvents == own.statistics.acceptedEvents, "--models: accepted events differ")
+        }
+    }
     if program.comparesPaths {
         // One thread or two, whole or in chunks, with or without a snapshot: the same result.
         let chunked = runChunked(program)
@@ -148,7 +165,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         require(row.isFinal, "a live update among the final rows")
         require(row.windowStart >= previousStart, "final rows out of window order")
         previousStart = row.windowStart
-        let key = "\(row.windowStart) \(row.creator ?? "\u{0}") \(row.campaign ?? "\u{0}") \(row.tier ?? "\u{0}")"
+        let key = "\(row.model ?? "") \(row.windowStart) \(row.creator ?? "\u{0}") \(row.campaign ?? "\u{0}") \(row.tier ?? "\u{0}")"
         require(seen.insert(key).inserted, "two final rows for one window and key: \(row.json)")
     }
 
@@ -162,7 +179,8 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         rejected[letter.line] = letter.reason
     }
     let beforeEngine: Set<Reason> = [.tooLong, .badFrame, .malformed, .unknownType, .invalid, .unknownCurrency, .unsigned]
-    let k = Int128(configuration.window / configuration.slide)
+    // Every event counts in window / slide windows, and with `--models` once under each model.
+    let k = Int128(configuration.window / configuration.slide) * Int128(configuration.labelsModels ? configuration.models.count : 1)
     let rates = configuration.currencies.rates
     var accepted = [Int](repeating: 0, count: EventKind.allCases.count)
     var revenue: Int128 = 0

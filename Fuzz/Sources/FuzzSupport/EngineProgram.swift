@@ -4,7 +4,7 @@
 /// well-formed event sequence, so the fuzzer spends its time in the engine rather than in the parser.
 ///
 /// Layout: 8 header bytes, then 5 bytes per line: `op`, `dt`, `id`, `who`, `amount`.
-/// - header: 0: model (`& 7`), 8 by creator and campaign, 16 no dead-letter records, 32 snapshot and
+/// - header: 0: model (`& 7`; 7: `--models all`), 8 by creator and campaign, 16 no dead-letter records, 32 snapshot and
 ///   restore halfway, 64 RFC 3339 times, 128 live updates; 1: window (`& 7`), slide divisor (`>> 3`);
 ///   2: lateness, dedup horizon; 3: click and view lookbacks; 4: half-life, EUR rate; 5: start time
 ///   (`& 3`), 4 compare with the `--threads 2` path; 6-7: where to cut the stream into chunks.
@@ -82,6 +82,10 @@ public struct EngineProgram {
         var configuration = EngineConfiguration(
             currencies: try! CurrencyTable(base: "USD", rates: ["EUR": eurRate, "GBP": 1.27]))
         configuration.model = AttributionModel.allCases[Int(h0 & 7) % AttributionModel.allCases.count]
+        if h0 & 7 == 7 {
+            configuration.models = AttributionModel.allCases
+            configuration.labelsModels = true
+        }
         configuration.byCampaign = h0 & 0x08 != 0
         // Roll-ups by tier on a quarter of the inputs (those with a small-numbered half-life index).
         configuration.byTier = h4 & 6 == 2
