@@ -118,6 +118,12 @@ extension Ingestor {
         let directory = settings.directory
         try DataFolder.makeFolder(directory)
         let lock = try DataFolder.lock(directory)
+        // Alerts queued for --alert-webhook and not yet delivered, before the replay offers its alerts.
+        do {
+            try self.webhooks?.openOutbox(directory: directory)
+        } catch {
+            throw RoasError(.output, "cannot open the alert outbox in \(directory): \(error)")
+        }
         let store = try CheckpointStore(directory: directory)
         let configuration = self.settings.run.configuration
         var report = RecoveryReport()

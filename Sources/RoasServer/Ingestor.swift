@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RoasCore
 import Synchronization
 
@@ -38,6 +39,8 @@ actor Ingestor {
     private var alerts: AlertEvaluator
     let alertLog: ByteSink?
     private var recentlyResolved: [Alert] = []
+    /// `--alert-webhook`: the alerts waiting for delivery (AlertWebhookService sends them).
+    let webhooks: AlertWebhookQueue?
     static let keptResolvedAlerts = 100
     /// Monotonic milliseconds of the last chunk holding an event.
     var lastEventAt: Int64
@@ -69,7 +72,12 @@ actor Ingestor {
         self.rows = rows
         self.deadLetters = deadLetters
         self.postgres = postgres
-        self.metrics = ServeMetrics(alertRules: settings.alertRules.map(\.text))
+        let metrics = ServeMetrics(alertRules: settings.alertRules.map(\.text))
+        self.metrics = metrics
+        self.webhooks = settings.alertWebhook.map {
+            AlertWebhookQueue(
+                settings: $0, metrics: metrics.alertDeliveries, logger: Logger(label: "roas"), wallClock: settings.wallClock)
+        }
         self.hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
         self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
@@ -357,6 +365,11 @@ actor Ingestor {
             if !rows.isEmpty { postgres.append(rows) }
         }
         for row in self.sink.output.rows {
+            // Queued for --alert-webhook (in the outbox with --data-dir) before the row can reach the
+            // rows file, so that a crash never leaves a written row whose alerts were not queued;
+            // alerts of replayed rows too: the queue skips webhook ids it has queued or sent.
+            let fired = self.alerts.observe(row)
+            self.webhooks?.offer(fired)
             var json: [UInt8] = []
             row.appendJSON(to: &json)
             let skipped = row.isFinal && self.finalRowsToSkip > 0
@@ -374,7 +387,7 @@ actor Ingestor {
             // Recovery replays final rows already written: their alerts were written then too, so
             // they only rebuild the rules' state.
             let replayed = row.isFinal && skipped
-            for alert in self.alerts.observe(row) where !replayed {
+            for alert in fired where !replayed {
                 var alertJSON: [UInt8] = []
                 alert.appendJSON(to: &alertJSON)
                 try self.alertLog?.writeLine { $0.append(contentsOf: alertJSON) }
@@ -386,6 +399,7 @@ actor Ingestor {
             }
         }
         try self.alertLog?.flush()
+        self.webhooks?.sync()
         self.hub.publish(events)
         if wroteRow { try self.rows.flush() }
         if let deadLetters = self.deadLetters {

@@ -100,6 +100,8 @@ public final class RoasServer: Sendable {
             checkpointEvery: self.settings.durability?.checkpointEvery)
         var services: [any Service] = []
         if let postgres = self.postgres { services.append(postgres) }
+        // Stopped after the engine (services stop in reverse order): the alerts of its last rows are queued.
+        if let webhooks = self.ingestor.webhooks { services.append(AlertWebhookService(queue: webhooks, logger: self.logger)) }
         var tcpService: TCPService?
         if let address = self.settings.tcp {
             let tcp = TCPIngest(address: address, settings: self.settings, ingestor: self.ingestor, logger: self.logger)

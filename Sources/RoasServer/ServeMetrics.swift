@@ -40,6 +40,8 @@ final class ServeMetrics: Sendable {
     private let walFailedWrites: Counter
     private let sinkQueuedRows: Gauge
     private let sinkDeliveredRows: Counter
+    /// `--alert-webhook`: deliveries, failed attempts, waiting and dropped alerts.
+    let alertDeliveries: AlertDeliveryMetrics
     /// The log's and the sink's running totals as last recorded, to turn them into counter increments.
     private let totals = Mutex(Totals())
 
@@ -114,6 +116,7 @@ final class ServeMetrics: Sendable {
             "roas_wal_failed_writes_total", "Write-ahead log group commits that failed (their input was answered not durable).")
         self.sinkQueuedRows = gauge("roas_sink_queued_rows", "Rows queued for PostgreSQL (--sink), not yet delivered.")
         self.sinkDeliveredRows = counter("roas_sink_delivered_rows_total", "Rows delivered to PostgreSQL (--sink) since the start.")
+        self.alertDeliveries = AlertDeliveryMetrics(registry: registry)
     }
 
     /// Adds what changed between two snapshots of the engine's counts.

@@ -66,6 +66,9 @@ public struct ServeSettings: Sendable {
     public var streamBufferBytes = 1 << 20
     /// `--alert`: rules evaluated on final rows (their alerts go to `/v1/alerts`, `/v1/stream` and `--alerts`).
     public var alertRules: [AlertRule] = []
+    /// `--alert-webhook URL --alert-secret whsec_...`: alerts are also POSTed there, signed with
+    /// Standard Webhooks and retried (AlertWebhookService); with `durability`, queued in an outbox.
+    public var alertWebhook: AlertWebhookSettings?
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
 

@@ -109,6 +109,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Also write alerts (NDJSON, schemas/alert.schema.json) to this file.")
     var alerts: String?
 
+    @Option(help: "POST each alert (firing and resolved) to this http or https URL, signed with Standard Webhooks; needs --alert-secret.")
+    var alertWebhook: String?
+
+    @Option(help: "The whsec_<base64> secret signing --alert-webhook deliveries (also from the ROAS_ALERT_SECRET environment variable).")
+    var alertSecret: String?
+
+    @Option(help: "With --alert-webhook: how long one delivery attempt may take before it is retried.")
+    var alertTimeout: String = "10s"
+
+    @Option(help: "With --alert-webhook: how long after it was queued an undelivered alert is retried before it is dropped.")
+    var alertRetryFor: String = "1h"
+
+    @Option(help: "With --alert-webhook: alerts that may wait for delivery; beyond it the oldest is dropped.")
+    var alertQueue: Int = 100_000
+
+    @Option(help: ArgumentHelp("With --alert-webhook: the first retry's delay, doubling up to 5 minutes (for tests).", visibility: .hidden))
+    var alertRetryBase: String = "1s"
+
     func validate() throws {
         try self.options.validateFlags(summary: self.summary)
         if let tcp = self.listenTcp, ListenAddress(tcp) == nil {
@@ -133,6 +151,38 @@ struct Serve: AsyncParsableCommand {
         }
         _ = try Run.alertRules(self.alertRules)
         if self.alerts != nil && self.alertRules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
+        _ = try self.alertWebhookSettings()
+    }
+
+    /// `--alert-webhook` and its options, checked; nil without it.
+    func alertWebhookSettings() throws -> AlertWebhookSettings? {
+        guard let webhook = self.alertWebhook else {
+            if self.alertSecret != nil { throw ValidationError("--alert-secret needs --alert-webhook") }
+            return nil
+        }
+        if self.alertRules.isEmpty { throw ValidationError("--alert-webhook needs at least one --alert rule") }
+        guard let url = AlertWebhookURL(webhook) else {
+            throw ValidationError("--alert-webhook must be an http or https URL (http[s]://HOST[:PORT][/PATH]), got '\(webhook)'")
+        }
+        guard let secretText = self.alertSecret ?? ProcessInfo.processInfo.environment["ROAS_ALERT_SECRET"] else {
+            throw ValidationError("--alert-webhook needs --alert-secret whsec_<base64> (or ROAS_ALERT_SECRET)")
+        }
+        let secret: WebhookSecret
+        do {
+            secret = try WebhookSecret(secretText)
+        } catch let error as RoasError {
+            throw ValidationError("--alert-secret: \(error.message)")
+        }
+        var settings = AlertWebhookSettings(url: url, secret: secret)
+        settings.timeout = try self.options.duration(self.alertTimeout, "--alert-timeout")
+        settings.retry.giveUpAfter = try self.options.duration(self.alertRetryFor, "--alert-retry-for")
+        settings.retry.base = try self.options.duration(self.alertRetryBase, "--alert-retry-base")
+        guard settings.timeout > 0 else { throw ValidationError("--alert-timeout must be positive") }
+        guard settings.retry.giveUpAfter > 0 else { throw ValidationError("--alert-retry-for must be positive") }
+        guard settings.retry.base > 0 else { throw ValidationError("--alert-retry-base must be positive") }
+        guard self.alertQueue > 0 else { throw ValidationError("--alert-queue must be positive") }
+        settings.queueLimit = self.alertQueue
+        return settings
     }
 
     func run() async throws {
@@ -176,6 +226,7 @@ struct Serve: AsyncParsableCommand {
         settings.maximumInflightBytes = self.maxInflightBytes
         settings.streamBufferBytes = self.streamBuffer
         settings.alertRules = try Run.alertRules(self.alertRules)
+        settings.alertWebhook = try self.alertWebhookSettings()
 
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.
         var resumes = false
