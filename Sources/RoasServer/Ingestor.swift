@@ -289,13 +289,17 @@ actor Ingestor {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             JSONText.appendQuoted(rule.text.utf8, to: &output)
         }
-        JSONText.append("],\"firing\":[", to: &output)
-        let firing = self.alerts.firing.values.sorted { a, b in
-            a.firstWindowStart != b.firstWindowStart ? a.firstWindowStart < b.firstWindowStart : a.id < b.id
+        func ordered(_ alerts: some Collection<Alert>) -> [Alert] {
+            alerts.sorted { a, b in
+                a.firstWindowStart != b.firstWindowStart ? a.firstWindowStart < b.firstWindowStart : a.id < b.id
+            }
         }
-        for (index, alert) in firing.enumerated() {
-            if index > 0 { output.append(UInt8(ascii: ",")) }
-            alert.appendJSON(to: &output)
+        for (name, alerts) in [("firing", ordered(self.alerts.firing.values)), ("pending", ordered(self.alerts.pending.values))] {
+            JSONText.append("],\"\(name)\":[", to: &output)
+            for (index, alert) in alerts.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                alert.appendJSON(to: &output)
+            }
         }
         JSONText.append("],\"resolved\":[", to: &output)
         for (index, alert) in self.recentlyResolved.reversed().enumerated() {
@@ -369,7 +373,8 @@ actor Ingestor {
             // rows file, so that a crash never leaves a written row whose alerts were not queued;
             // alerts of replayed rows too: the queue skips webhook ids it has queued or sent.
             let fired = self.alerts.observe(row)
-            self.webhooks?.offer(fired)
+            // Pending alerts (live rows) are shown, not sent: a webhook receives firing and resolved.
+            self.webhooks?.offer(fired.filter { $0.state != .pending })
             var json: [UInt8] = []
             row.appendJSON(to: &json)
             let skipped = row.isFinal && self.finalRowsToSkip > 0
@@ -390,7 +395,10 @@ actor Ingestor {
             for alert in fired where !replayed {
                 var alertJSON: [UInt8] = []
                 alert.appendJSON(to: &alertJSON)
-                try self.alertLog?.writeLine { $0.append(contentsOf: alertJSON) }
+                // Pending alerts reach the file with live rows, as in `roas run --emit-every`.
+                if alert.state != .pending || writesUpdates {
+                    try self.alertLog?.writeLine { $0.append(contentsOf: alertJSON) }
+                }
                 events.append(("alert", alertJSON))
                 if alert.state == .resolved {
                     self.recentlyResolved.append(alert)

@@ -30,8 +30,8 @@ struct EngineOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Largest batch payload in bytes; larger frames are bad_frame.")
     var maxBatch: Int = 16 << 20
 
-    @Option(help: "Attribution model: last-touch (the default), first-touch, linear, time-decay, position.")
-    var model: String?
+    @Option(help: "Attribution model: last-touch, first-touch, linear, time-decay, position.")
+    var model: String = AttributionModel.lastTouch.rawValue
 
     @Option(help: "Several models in one pass, side by side: a comma-separated list, or all; rows gain a \"model\" field.")
     var models: String?
@@ -100,7 +100,10 @@ struct EngineOptions: ParsableArguments {
         var configuration = EngineConfiguration(currencies: try CurrencyTable(base: self.baseCurrency, rates: rates))
         let names = AttributionModel.allCases.map(\.rawValue).joined(separator: ", ")
         if let list = self.models {
-            guard self.model == nil else { throw ValidationError("give --model or --models, not both") }
+            // (--model last-touch, the default, cannot be told from no --model.)
+            guard self.model == AttributionModel.lastTouch.rawValue else {
+                throw ValidationError("give --model or --models, not both")
+            }
             if list == "all" {
                 configuration.models = AttributionModel.allCases
             } else {
@@ -113,9 +116,8 @@ struct EngineOptions: ParsableArguments {
             }
             configuration.labelsModels = true
         } else {
-            let name = self.model ?? AttributionModel.lastTouch.rawValue
-            guard let model = AttributionModel(rawValue: name) else {
-                throw ValidationError("--model must be one of \(names), got '\(name)'")
+            guard let model = AttributionModel(rawValue: self.model) else {
+                throw ValidationError("--model must be one of \(names), got '\(self.model)'")
             }
             configuration.model = model
         }
@@ -249,6 +251,9 @@ struct Run: ParsableCommand {
         help: "An alert rule on final rows, e.g. 'roas < 1 for 2 windows', 'spend > 500 and conversions == 0'; repeatable.")
     var alertRules: [String] = []
 
+    @Option(help: "A file of alert rules, one per line (blank lines and # comments skipped), besides any --alert.")
+    var alertRulesFile: String?
+
     @Option(help: "Write alerts (NDJSON, schemas/alert.schema.json) to this file; default: stderr.")
     var alerts: String?
 
@@ -273,21 +278,35 @@ struct Run: ParsableCommand {
         }
         guard self.threads == 1 || self.threads == 2 else { throw ValidationError("--threads must be 1 or 2") }
         _ = try self.options.futureLimit(self.maxFuture)
-        _ = try self.parsedAlertRules()
-        if self.alerts != nil && self.alertRules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
+        if try self.parsedAlertRules().isEmpty && self.alerts != nil { throw ValidationError("--alerts needs at least one --alert rule") }
     }
 
-    func parsedAlertRules() throws -> [AlertRule] { try Run.alertRules(self.alertRules) }
+    func parsedAlertRules() throws -> [AlertRule] { try Run.alertRules(self.alertRules, file: self.alertRulesFile) }
 
-    /// `--alert` rules, or a validation error naming the rule and the position of its mistake.
-    static func alertRules(_ texts: [String]) throws -> [AlertRule] {
-        try texts.map { text in
+    /// `--alert` rules, then those of `--alert-rules-file` (one a line; blank lines and `#` comments
+    /// skipped), or a validation error naming the rule (and the file and line) and the position of its mistake.
+    static func alertRules(_ texts: [String], file: String? = nil) throws -> [AlertRule] {
+        var rules = try texts.map { text in
             do {
                 return try AlertRule(text)
             } catch {
                 throw ValidationError("--alert: \(error)")
             }
         }
+        guard let file else { return rules }
+        guard let data = FileManager.default.contents(atPath: file), let content = String(data: data, encoding: .utf8) else {
+            throw ValidationError("--alert-rules-file: cannot read \(file) as UTF-8 text")
+        }
+        for (index, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            if text.isEmpty || text.hasPrefix("#") { continue }
+            do {
+                rules.append(try AlertRule(text))
+            } catch {
+                throw ValidationError("--alert-rules-file \(file), line \(index + 1): \(error)")
+            }
+        }
+        return rules
     }
 
     /// True when both paths name one file: the same text, or the same device and inode.

@@ -106,6 +106,9 @@ struct Serve: AsyncParsableCommand {
         help: "An alert rule on final rows, e.g. 'roas < 1 for 2 windows'; repeatable. Alerts go to /v1/alerts, /v1/stream and --alerts.")
     var alertRules: [String] = []
 
+    @Option(help: "A file of alert rules, one per line (blank lines and # comments skipped), besides any --alert.")
+    var alertRulesFile: String?
+
     @Option(help: "Also write alerts (NDJSON, schemas/alert.schema.json) to this file.")
     var alerts: String?
 
@@ -149,8 +152,8 @@ struct Serve: AsyncParsableCommand {
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        _ = try Run.alertRules(self.alertRules)
-        if self.alerts != nil && self.alertRules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
+        let rules = try Run.alertRules(self.alertRules, file: self.alertRulesFile)
+        if self.alerts != nil && rules.isEmpty { throw ValidationError("--alerts needs at least one --alert rule") }
         _ = try self.alertWebhookSettings()
     }
 
@@ -160,7 +163,9 @@ struct Serve: AsyncParsableCommand {
             if self.alertSecret != nil { throw ValidationError("--alert-secret needs --alert-webhook") }
             return nil
         }
-        if self.alertRules.isEmpty { throw ValidationError("--alert-webhook needs at least one --alert rule") }
+        if try Run.alertRules(self.alertRules, file: self.alertRulesFile).isEmpty {
+            throw ValidationError("--alert-webhook needs at least one --alert rule")
+        }
         guard let url = AlertWebhookURL(webhook) else {
             throw ValidationError("--alert-webhook must be an http or https URL (http[s]://HOST[:PORT][/PATH]), got '\(webhook)'")
         }
@@ -225,7 +230,7 @@ struct Serve: AsyncParsableCommand {
         }
         settings.maximumInflightBytes = self.maxInflightBytes
         settings.streamBufferBytes = self.streamBuffer
-        settings.alertRules = try Run.alertRules(self.alertRules)
+        settings.alertRules = try Run.alertRules(self.alertRules, file: self.alertRulesFile)
         settings.alertWebhook = try self.alertWebhookSettings()
 
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.

@@ -445,13 +445,19 @@ struct ServeTests {
         #expect(try await server.eventually { try await server.get("/metrics").text.contains(#"roas_alerts_firing{rule="roas < 1"} 1"#) })
 
         let second = Events.campaign(creator: "loser", prefix: "b", start: t0 + hour + 20_000, purchases: 1, amount: "45", spend: "10")
-        #expect(try await server.post(Events.payload(second + [Events.spend("x2", t0 + 2 * hour + 10_000, creator: "other", amount: "1")]), id: "a2").status == 202)
+        #expect(try await server.post(Events.payload(second + [Events.spend("x2", t0 + 2 * hour + 10_000, creator: "third", amount: "1")]), id: "a2").status == 202)
         #expect(try await server.eventually { (try await server.get("/v1/alerts").json()["resolved"] as? [Any])?.count == 1 })
         let resolved = try await server.get("/v1/alerts").json()
         // "other" spent 1 without revenue in the second hour: it fires now, and "loser" no longer does.
         #expect((resolved["firing"] as? [[String: Any]])?.map { $0["creator"] as? String } == ["other"])
         let done = (resolved["resolved"] as? [[String: Any]])?.first
         #expect(done?["id"] as? String == alert?["id"] as? String && done?["state"] as? String == "resolved")
+        // The third hour is open; "third"'s live row there has no revenue for a spend of 1: pending, not firing.
+        #expect(
+            try await server.eventually {
+                let pending = try await server.get("/v1/alerts").json()["pending"] as? [[String: Any]]
+                return pending?.map { "\($0["creator"] as? String ?? "-") \($0["state"] as? String ?? "-")" } == ["third pending"]
+            })
         let received = try await offThread {
             String(
                 decoding: socket.receive(timeout: 5) { String(decoding: $0, as: UTF8.self).contains(#""state":"resolved""#) },

@@ -76,9 +76,31 @@ struct OptionTests {
         ("--half-life", "7d"), ("--window", "1h"), ("--slide", nil), ("--by", "creator"), ("--lateness", "5s"),
         ("--dedup-horizon", "24h"), ("--base-currency", "USD"), ("--rates", nil), ("--input", nil), ("--output", nil),
         ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--threads", "2"), ("--version", nil),
-        ("--max-keys", "20000000"), ("--max-future", "0"), ("--alert", nil), ("--alerts", nil),
+        ("--max-keys", "20000000"), ("--max-future", "0"), ("--alert", nil), ("--alerts", nil), ("--alert-rules-file", nil), ("--models", nil),
         ("--help", nil),
     ]
+
+    @Test("--alert-rules-file: rules one a line with comments give the alerts of the same --alert flags; a bad line is named")
+    func alertRulesFile() throws {
+        let rules = try Tools.temporaryFile(
+            "rules.txt", lines: ["# creators who do not pay back", "roas < 1", "", "   cpl >= 80 and leads > 0  "])
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        let fromFile = try Tools.roas(["run", "--sample", "--summary", "none", "--alert-rules-file", rules, "--alerts", "/dev/stdout", "--output", "/dev/null"])
+        let fromFlags = try Tools.roas([
+            "run", "--sample", "--summary", "none", "--alert", "roas < 1", "--alert", "cpl >= 80 and leads > 0", "--alerts",
+            "/dev/stdout", "--output", "/dev/null",
+        ])
+        #expect(fromFile.status == 0 && fromFlags.status == 0, "\(fromFile)\n\(fromFlags)")
+        #expect(fromFile.stdoutLines.count == 4 && fromFile.stdoutLines == fromFlags.stdoutLines, "\(fromFile)")
+
+        let bad = try Tools.temporaryFile("bad-rules.txt", lines: ["roas < 1", "# fine", "spend >> 3"])
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        let refused = try Tools.roas(["run", "--sample", "--alert-rules-file", bad])
+        #expect(refused.status == 64 && refused.stderrText.contains("\(bad), line 3"), "\(refused)")
+        #expect(refused.stdoutLines.isEmpty)
+        let missing = try Tools.roas(["run", "--sample", "--alert-rules-file", "/nonexistent/rules"])
+        #expect(missing.status == 64 && missing.stderrText.contains("cannot read /nonexistent/rules"), "\(missing)")
+    }
 
     @Test("roas run --help lists every option with its default")
     func help() throws {

@@ -1,6 +1,9 @@
 /// A firing or resolved alert: what `--alerts` writes (`schemas/alert.schema.json`).
 public struct Alert: Sendable, Equatable {
     public enum State: String, Sendable {
+        /// A live row (`final: false`) of an open window matches and would fire the alert if the
+        /// window closed now: the id it would fire with, not yet firing.
+        case pending
         case firing, resolved
     }
 
@@ -43,20 +46,32 @@ public struct Alert: Sendable, Equatable {
     }
 }
 
-/// Evaluates alert rules on final rows, in the order the engine emits them.
+/// Evaluates alert rules on rows, in the order the engine emits them.
 ///
 /// Per rule and key (creator, campaign, and a roll-up's tier) it counts the consecutive final
 /// windows that match (windows one slide apart; a window without a row for the key starts the count
 /// again). When the count reaches the rule's `windows`, the alert fires; when a later final window of
 /// that key no longer matches, it resolves. A firing alert whose key has no more rows stays firing.
+///
+/// A live row (`--emit-every`, and `roas serve`'s live board) that matches, of an open window that
+/// would complete the count (the window right after the key's last matching final window, or any
+/// window when the rule needs one), makes the alert pending: reported once per window, with the id
+/// it would fire with. A later live row that no longer matches, or the window's final row, ends it.
 public struct AlertEvaluator: Sendable {
     public let rules: [AlertRule]
     let slide: Int64
     private var streaks: [StreakKey: Streak] = [:]
     /// Alerts firing now, by id.
     public private(set) var firing: [String: Alert] = [:]
+    /// Alerts pending now (state `pending`, with the latest matching live row), by rule, key and window.
+    public private(set) var pending: [PendingKey: Alert] = [:]
 
-    struct StreakKey: Hashable, Sendable {
+    public struct PendingKey: Hashable, Sendable {
+        var streak: StreakKey
+        var windowStart: Int64
+    }
+
+    public struct StreakKey: Hashable, Sendable {
         var rule: Int
         var creator: String?
         var campaign: String?
@@ -77,15 +92,26 @@ public struct AlertEvaluator: Sendable {
         self.slide = slide
     }
 
-    /// The alerts that `row` fires or resolves (none for a live row).
+    /// The alerts that `row` fires or resolves (a final row), or makes pending (a live row).
     public mutating func observe(_ row: Row) -> [Alert] {
-        guard row.isFinal, !self.rules.isEmpty else { return [] }
+        guard !self.rules.isEmpty else { return [] }
         var alerts: [Alert] = []
         for (index, rule) in self.rules.enumerated() {
             let key = StreakKey(
                 rule: index, creator: row.creator, campaign: row.campaign, rollUp: row.creator == nil ? row.tier : nil,
                 model: row.model)
+            let pendingKey = PendingKey(streak: key, windowStart: row.windowStart)
             var streak = self.streaks[key]
+            guard row.isFinal else {
+                if let alert = self.pend(rule, key: key, streak: streak, row: row) {
+                    if self.pending.updateValue(alert, forKey: pendingKey) == nil { alerts.append(alert) }
+                } else {
+                    self.pending[pendingKey] = nil
+                }
+                continue
+            }
+            // The window closed: a pending alert of it fires below or ends.
+            self.pending[pendingKey] = nil
             if rule.matches(row) {
                 if var current = streak, current.lastStart == row.windowStart - self.slide {
                     current.count += 1
@@ -114,6 +140,19 @@ public struct AlertEvaluator: Sendable {
             }
         }
         return alerts
+    }
+
+    /// The pending alert a live row of an open window makes, or nil: the rule matches, the key is not
+    /// firing, and with this window the run of matching windows would reach the rule's count.
+    private func pend(_ rule: AlertRule, key: StreakKey, streak: Streak?, row: Row) -> Alert? {
+        guard rule.matches(row), streak?.firingID == nil else { return nil }
+        let continues = streak.map { $0.lastStart == row.windowStart - self.slide } ?? false
+        let count = continues ? streak!.count + 1 : 1
+        guard count >= rule.windows else { return nil }
+        let first = continues ? streak!.firstStart : row.windowStart
+        return Alert(
+            id: Self.id(rule: rule.text, key: key, firstStart: first), rule: rule.text, state: .pending,
+            firstWindowStart: first, row: row)
     }
 
     /// `a-` and 16 hex digits of a 64-bit hash of the rule, the key and the first window.

@@ -84,10 +84,45 @@ struct AlertEvaluatorTests {
         // @b skipped a window: its count starts again.
         #expect(evaluator.observe(Self.row("@b", t0 + 2 * hour, spend: 10, revenue: 5)).isEmpty)
         #expect(evaluator.observe(Self.row("@b", t0 + 3 * hour, spend: 10, revenue: 5)).map(\.state) == [.firing])
-        // Live rows are not evaluated.
+        // A live row of a first matching window does not complete a count of 2: not even pending.
         var live = Self.row("@c", t0, spend: 10, revenue: 0)
         live.isFinal = false
         #expect(evaluator.observe(live).isEmpty)
+    }
+
+    static func live(_ creator: String, _ start: Int64, spend: Int64, revenue: Int64) -> Row {
+        var row = Self.row(creator, start, spend: spend, revenue: revenue)
+        row.isFinal = false
+        return row
+    }
+
+    @Test("a live row that would complete the count is pending, once per window, with the id it then fires with")
+    func pendingOnLiveRows() throws {
+        var evaluator = AlertEvaluator(rules: [try AlertRule("roas < 1 for 2 windows")], slide: hour)
+        #expect(evaluator.observe(Self.row("@a", t0, spend: 10, revenue: 5)).isEmpty)
+        // The next window, still open, matches: pending (once, however many live updates).
+        let pending = evaluator.observe(Self.live("@a", t0 + hour, spend: 10, revenue: 2))
+        #expect(pending.map(\.state) == [.pending] && pending[0].firstWindowStart == t0)
+        #expect(evaluator.observe(Self.live("@a", t0 + hour, spend: 10, revenue: 3)).isEmpty)
+        #expect(evaluator.pending.values.map(\.row.figures.revenue) == [3 * Micros.one])
+        // It stops matching: no longer pending (silently), then matches again: pending again.
+        #expect(evaluator.observe(Self.live("@a", t0 + hour, spend: 10, revenue: 20)).isEmpty)
+        #expect(evaluator.pending.isEmpty)
+        #expect(evaluator.observe(Self.live("@a", t0 + hour, spend: 20, revenue: 2)).map(\.state) == [.pending])
+        // The window closes matching: it fires with the pending id, and is no longer pending.
+        let fired = evaluator.observe(Self.row("@a", t0 + hour, spend: 20, revenue: 2))
+        #expect(fired.map(\.state) == [.firing] && fired[0].id == pending[0].id)
+        #expect(evaluator.pending.isEmpty)
+        // Firing: live rows of later windows are not pending.
+        #expect(evaluator.observe(Self.live("@a", t0 + 2 * hour, spend: 10, revenue: 1)).isEmpty)
+        // A window two slides after the last final one does not continue the run.
+        var other = AlertEvaluator(rules: [try AlertRule("roas < 1 for 2 windows"), try AlertRule("spend > 5")], slide: hour)
+        #expect(other.observe(Self.row("@b", t0, spend: 4, revenue: 1)).isEmpty)
+        #expect(other.observe(Self.live("@b", t0 + 2 * hour, spend: 4, revenue: 1)).isEmpty)
+        // A one-window rule is pending on any matching live row; the window closing without a match ends it.
+        #expect(other.observe(Self.live("@b", t0 + 2 * hour, spend: 6, revenue: 1)).map(\.rule) == ["spend > 5"])
+        #expect(other.observe(Self.row("@b", t0 + 2 * hour, spend: 4, revenue: 1)).isEmpty)
+        #expect(other.pending.isEmpty)
     }
 
     @Test("ids are stable for rule, key and first window, and differ otherwise")
