@@ -5,10 +5,8 @@ import RoasServer
 
 #if canImport(Glibc)
 import Glibc
-private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
 import Darwin
-private let systemWrite = Darwin.write
 #endif
 
 struct Gen: AsyncParsableCommand {
@@ -259,17 +257,8 @@ struct Gen: AsyncParsableCommand {
     }
 
     private static func write(_ bytes: [UInt8], to descriptor: Int32) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var written = 0
-            while written < buffer.count {
-                let result = systemWrite(descriptor, buffer.baseAddress! + written, buffer.count - written)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw RoasError(.output, "cannot write the stream: \(String(cString: strerror(errno)))")
-                }
-                written += result
-            }
-        }
+        let error = WriteAll.write(descriptor, bytes)
+        guard error == 0 else { throw RoasError(.output, "cannot write the stream: \(WriteAll.errorText(error))") }
     }
 
     private static func monotonicSeconds() -> Double {

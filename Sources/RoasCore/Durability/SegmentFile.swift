@@ -63,16 +63,7 @@ enum SegmentFile {
 
     /// Writes all of `bytes` at `offset`; 0, or the `errno` of the call that failed (part may be written).
     static func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int32 {
-        var done = 0
-        while done < bytes.count {
-            let count = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-            if count < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            done += count
-        }
-        return 0
+        WriteAll.write(descriptor, bytes, at: offset)
     }
 
     /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file.

@@ -72,16 +72,9 @@ public final class ByteSink {
     }
 
     public func flush() throws {
-        var written = 0
         let count = self.buffer.count
-        while written < count {
-            let result = self.buffer.withUnsafeBytes { write(self.descriptor, $0.baseAddress! + written, count - written) }
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw RoasError(.output, "cannot write output: \(String(cString: strerror(errno)))")
-            }
-            written += result
-        }
+        let error = WriteAll.write(self.descriptor, self.buffer)
+        guard error == 0 else { throw RoasError(.output, "cannot write output: \(WriteAll.errorText(error))") }
         self.position += count
         self.buffer.removeAll(keepingCapacity: true)
     }

@@ -185,8 +185,8 @@ final class AlertOutboxFile {
         var description: String
     }
 
-    private static func failure(_ what: String) -> Failure {
-        Failure(description: "\(what): \(String(cString: strerror(errno)))")
+    private static func failure(_ what: String, code: Int32 = errno) -> Failure {
+        Failure(description: "\(what): \(String(cString: strerror(code)))")
     }
 
     /// Opens (creating) `directory/alerts-outbox.ndjson` and reads what it holds.
@@ -213,17 +213,12 @@ final class AlertOutboxFile {
         let temporary = path + ".tmp"
         let out = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard out >= 0 else { throw Self.failure("cannot create \(temporary)") }
-        var written = 0
-        while written < bytes.count {
-            let result = bytes.withUnsafeBytes { write(out, $0.baseAddress.map { $0 + written }, bytes.count - written) }
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else {
-                let error = Self.failure("cannot write \(temporary)")
-                close(out)
-                unlink(temporary)
-                throw error
-            }
-            written += result
+        let writeError = WriteAll.write(out, bytes)
+        guard writeError == 0 else {
+            let error = Self.failure("cannot write \(temporary)", code: writeError)
+            close(out)
+            unlink(temporary)
+            throw error
         }
         guard fsync(out) == 0 else {
             let error = Self.failure("cannot sync \(temporary)")
@@ -247,12 +242,9 @@ final class AlertOutboxFile {
         guard !records.isEmpty else { return }
         var bytes: [UInt8] = []
         for record in records { bytes += AlertOutbox.line(record) }
-        var written = 0
-        while written < bytes.count {
-            let result = bytes.withUnsafeBytes { write(self.descriptor, $0.baseAddress.map { $0 + written }, bytes.count - written) }
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else { throw Self.failure("cannot append to \(self.path)") }
-            written += result
+        let writeError = WriteAll.write(self.descriptor, bytes)
+        guard writeError == 0 else {
+            throw Self.failure("cannot append to \(self.path)", code: writeError)
         }
         self.records += records.count
         self.isDirty = true

@@ -158,8 +158,8 @@ struct CheckpointStore: Sendable {
 
 /// File-system steps of a data folder, with errors that say what failed.
 enum DataFolder {
-    static func failure(_ what: String) -> RoasError {
-        RoasError(.output, "\(what): \(String(cString: strerror(errno)))")
+    static func failure(_ what: String, code: Int32 = errno) -> RoasError {
+        RoasError(.output, "\(what): \(String(cString: strerror(code)))")
     }
 
     static func makeFolder(_ path: String) throws {
@@ -175,16 +175,11 @@ enum DataFolder {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else { throw Self.failure("cannot create \(path)") }
         defer { close(descriptor) }
-        var written = 0
-        while written < bytes.count {
-            let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, bytes.count - written) }
-            if result < 0 {
-                if errno == EINTR { continue }
-                let error = Self.failure("cannot write \(path)")
-                unlink(path)
-                throw error
-            }
-            written += result
+        let writeError = WriteAll.write(descriptor, bytes)
+        guard writeError == 0 else {
+            let error = Self.failure("cannot write \(path)", code: writeError)
+            unlink(path)
+            throw error
         }
         guard fsync(descriptor) == 0 else {
             let error = Self.failure("cannot sync \(path)")
