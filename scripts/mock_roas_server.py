@@ -35,7 +35,9 @@ Scenarios:
          With --models all, after the script, /v1/roas?model=linear shows c1=2.06x c2=0.63x c3=1.20x
          c4=–, and /v1/spread (spreads as the dashboard prints them) c1=1.38 (first-touch 1.38x to
          last-touch 2.75x), c2=0.25 (last-touch 0.50x to first-touch 0.75x), c3=0.00; c4 (no spend)
-         and (unattributed) are not in it.
+         and (unattributed) are not in it. With --models the stream also sends every open row again
+         each second, once per model in the order listed, so a page that applied another model's
+         rows than the one it shows would end up showing the last model's figures (c2=0.70x under all).
 
 With --token every /v1/* request must carry ?access_token=TOKEN (else 401). Exits on Ctrl-C.
 """
@@ -363,6 +365,12 @@ class World:
             if self.ticks % 25 == 0:  # a rejected batch every 5 s
                 self.rejected_batches += 1
                 self.dead_letters += 3
+            if self.models and self.ticks % 5 == 0:
+                # every second, each open row again under every model (the last listed last): a page
+                # that applied rows of a model it does not show would show the last model's figures
+                for entry in self.rows.values():
+                    if entry["open"] is not None:
+                        self.publish_row(entry["open"])
 
 
 def make_handler(world, page_path, token):
