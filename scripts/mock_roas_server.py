@@ -20,7 +20,8 @@ Serves:
 --models LIST (comma-separated, or "all" for last-touch,first-touch,linear,time-decay,position) serves
 every listed model as `roas serve --models` does: the first listed is shown without `?model=`, rows carry
 "model". A model's rows are the base (last-touch) rows with revenue and refunds scaled per creator
-(MODEL_FACTORS: c1 and c2 move, c3 and the other keys do not); window totals stay the base ones.
+(MODEL_FACTORS: in the fixed scenario c1 and c2 move, c3 and c4 do not; the demo's creators each
+by a stable factor per model); window totals stay the base ones.
 
 Scenarios:
   demo   (default) a dozen creators with live, moving figures; simulated time runs 120x faster
@@ -50,6 +51,7 @@ import re
 import sys
 import threading
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -85,21 +87,32 @@ def iso(dt):
 
 
 ALL_MODELS = ["last-touch", "first-touch", "linear", "time-decay", "position"]
-# Per model, the factor on revenue and refunds of c1 and c2 (other keys: 1, the same under every model).
+# Per model, the factor on revenue and refunds of the fixed scenario's creators (c3 and c4 the same
+# under every model). Other creators (the demo's) get a stable factor from 0.5 to 1.5 per model,
+# 1 under last-touch; unattributed rows 1 under every model.
 MODEL_FACTORS = {
-    "last-touch": {"c1": 1.0, "c2": 1.0},
-    "first-touch": {"c1": 0.5, "c2": 1.5},
-    "linear": {"c1": 0.75, "c2": 1.25},
-    "time-decay": {"c1": 0.9, "c2": 1.1},
-    "position": {"c1": 0.6, "c2": 1.4},
+    "last-touch": {"c1": 1.0, "c2": 1.0, "c3": 1.0, "c4": 1.0},
+    "first-touch": {"c1": 0.5, "c2": 1.5, "c3": 1.0, "c4": 1.0},
+    "linear": {"c1": 0.75, "c2": 1.25, "c3": 1.0, "c4": 1.0},
+    "time-decay": {"c1": 0.9, "c2": 1.1, "c3": 1.0, "c4": 1.0},
+    "position": {"c1": 0.6, "c2": 1.4, "c3": 1.0, "c4": 1.0},
 }
+
+
+def model_factor(model, creator):
+    factors = MODEL_FACTORS.get(model, {})
+    if creator in factors:
+        return factors[creator]
+    if creator is None or model == "last-touch":
+        return 1.0
+    return 0.5 + zlib.crc32(f"{model}/{creator}".encode()) % 101 / 100
 
 
 def model_row(row, model):
     """ROW as MODEL credits it (see MODEL_FACTORS), with a leading "model" field; None stays None."""
     if row is None:
         return None
-    factor = MODEL_FACTORS.get(model, {}).get(row.get("creator"), 1.0)
+    factor = model_factor(model, row.get("creator"))
     out = {"model": model}
     out.update(row)
     out["revenue"] = round(row["revenue"] * factor, 2)
