@@ -2,16 +2,27 @@
 """Loads the roas dashboard in headless Chromium and checks the creators table.
 
     python3 scripts/dashboard_check.py BASE_URL --expect CREATOR=ROAS_TEXT [--expect ...]
+                                            [--model NAME] [--expect-model NAME] [--expect-spread CREATOR=TEXT]
                                             [--screenshot PATH] [--token TOKEN] [--timeout SECONDS]
 
 Runs `chromium --headless=new --no-sandbox --disable-gpu --virtual-time-budget=8000 --dump-dom URL`
-(URL is BASE_URL/, or BASE_URL/#token=TOKEN with --token), parses the DOM and asserts that the table
+(URL is BASE_URL/, with a fragment of #token=TOKEN with --token and model=NAME with --model, e.g.
+BASE_URL/#token=T&model=linear), parses the DOM and asserts that the table
 `table#creators` has, for each --expect, a row `tr[data-creator=CREATOR]` whose `td.roas` text is
 ROAS_TEXT, e.g. --expect c1=3.42x ("x" and "×" are the same; "-" and "–" too, for a null ROAS).
 CREATOR "(unattributed)" matches the row `tr[data-unattributed="true"]`. With rows keyed by
 (creator, campaign), write CREATOR|CAMPAIGN to pick one row; a bare CREATOR passes when any of its
 rows has that ROAS. --expect-cell CREATOR#CLASS=TEXT checks another cell of the row the same way,
 e.g. --expect-cell c1#cpa=12.50 or --expect-cell "c1#roi=-3.10%" ("–" for null).
+
+With `roas serve --models`: --model NAME opens the page on that model (#model=NAME, as a reload
+after choosing it in the switch does); --expect-model NAME checks that the model switch
+(select#model-switch) is shown with NAME selected and that the header's model pill names it;
+--expect-spread CREATOR=TEXT checks the "Model spread" table (table#spread) row of CREATOR (or
+CREATOR|CAMPAIGN) has the spread TEXT in td.spread, e.g. --expect-spread c1=1.38;
+--expect-spread-cell CREATOR#CLASS=TEXT another cell of that row, e.g. "c1#lowest=1.38× first-touch"
+or "c1#m-linear=2.06×" (one td.m-MODEL per model). --expect-single-model checks the page as served
+without --models: no model switch, no spread card.
 With --screenshot the page is also rendered to PATH at 1280x900.
 
 Exit status: 0 when every expectation holds, 1 when one does not (the table found is printed),
@@ -19,6 +30,7 @@ Exit status: 0 when every expectation holds, 1 when one does not (the table foun
 """
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,9 +138,50 @@ class TableParser(HTMLParser):
             self._th[1].append(data)
 
 
+class ModelParser(HTMLParser):
+    """The model switch (select#model-switch: its options, the selected one, whether its wrapper
+    #model-switch-wrap is hidden), the header's #pill-model text and whether #spread-card is hidden."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hidden = {}        # id -> has the hidden attribute
+        self.options = []       # [(value, selected)]
+        self.pill_model = ""
+        self._in_select = False
+        self._pill_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.hidden[a["id"]] = "hidden" in a
+        if self._pill_depth:
+            self._pill_depth += 1
+        elif a.get("id") == "pill-model":
+            self._pill_depth = 1
+        if tag == "select" and a.get("id") == "model-switch":
+            self._in_select = True
+        elif tag == "option" and self._in_select:
+            self.options.append((a.get("value") or "", "selected" in a))
+
+    def handle_endtag(self, tag):
+        if self._pill_depth:
+            self._pill_depth -= 1
+        if tag == "select":
+            self._in_select = False
+
+    def handle_data(self, data):
+        if self._pill_depth:
+            self.pill_model += data
+
+
 def normalize_roas(text):
     t = " ".join(text.split()).replace("x", "×").replace("X", "×")
     return "–" if t in ("-", "—", "–", "") else t
+
+
+def normalize_times(text):
+    """Like normalize_cell, with an "x" right after a digit read as "×" (model names stay as they are)."""
+    return re.sub(r"(\d)[xX]", "\\1×", normalize_cell(text))
 
 
 def normalize_cell(text):
@@ -155,7 +208,7 @@ def run_chromium(chromium, args, timeout):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="check the roas dashboard's creators table in headless Chromium")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("base_url", metavar="BASE_URL")
     ap.add_argument("--expect", action="append", default=[], metavar="CREATOR=ROAS_TEXT",
                     help="a creator (or CREATOR|CAMPAIGN, or (unattributed)) and its ROAS text, e.g. c1=3.42×")
@@ -165,6 +218,16 @@ def main():
                     help="the text of a cell of the by-tier table's row for TIER (td.CLASS), e.g. micro#roas=1.20×")
     ap.add_argument("--expect-alert", action="append", default=[], metavar="RULE|KEY=STATE",
                     help="the alerts panel has a row for RULE and KEY (a creator) in STATE (firing or resolved)")
+    ap.add_argument("--model", metavar="NAME", help="load the page on model NAME (#model=NAME), with roas serve --models")
+    ap.add_argument("--expect-model", metavar="NAME",
+                    help="the model switch is shown with NAME selected, and the header names NAME")
+    ap.add_argument("--expect-single-model", action="store_true",
+                    help="neither the model switch nor the spread card is shown (roas serve without --models)")
+    ap.add_argument("--expect-spread", action="append", default=[], metavar="CREATOR=TEXT",
+                    help="the spread text of a creator's row in the Model spread table, e.g. c1=1.38")
+    ap.add_argument("--expect-spread-cell", action="append", default=[], metavar="CREATOR#CLASS=TEXT",
+                    help="another cell of a creator's row in the Model spread table (td.CLASS), "
+                         "e.g. 'c1#lowest=1.38× first-touch' or 'c1#m-linear=2.06×'")
     ap.add_argument("--screenshot", metavar="PATH", help="also save a 1280x900 PNG of the page")
     ap.add_argument("--token", help="load BASE_URL/#token=TOKEN")
     ap.add_argument("--timeout", type=float, default=90, help="seconds to allow each chromium run (default 90)")
@@ -194,14 +257,33 @@ def main():
 
     tier_expectations = [(spec,) + cell_spec("--expect-tier", spec, "TIER#CLASS=TEXT") for spec in args.expect_tier]
 
+    spread_expectations = []
+    for spec in args.expect_spread:
+        key, sep, text = spec.rpartition("=")
+        if not sep or not key:
+            ap.error(f"--expect-spread {spec!r}: use CREATOR=TEXT")
+        creator, _, campaign = key.partition("|")
+        spread_expectations.append(("--expect-spread", spec, creator, campaign if "|" in key else None, "spread",
+                                    normalize_times(text)))
+    for spec in args.expect_spread_cell:
+        target, cls, text = cell_spec("--expect-spread-cell", spec, "CREATOR#CLASS=TEXT")
+        creator, _, campaign = target.partition("|")
+        spread_expectations.append(("--expect-spread-cell", spec, creator, campaign if "|" in target else None, cls,
+                                    normalize_times(text)))
+
     chromium = find_chromium(wait_seconds=600)
     if not chromium:
         print("dashboard_check: no chromium or chromium-browser on PATH (apt-get install chromium)", file=sys.stderr)
         return 2
 
     url = args.base_url.rstrip("/") + "/"
+    fragment = []
     if args.token:
-        url += "#token=" + args.token
+        fragment.append("token=" + args.token)
+    if args.model:
+        fragment.append("model=" + args.model)
+    if fragment:
+        url += "#" + "&".join(fragment)
 
     result = run_chromium(chromium, ["--dump-dom", url], args.timeout)
     dom = result.stdout.decode("utf-8", errors="replace")
@@ -222,6 +304,12 @@ def main():
     alerts = TableParser("alerts")
     alerts.feed(dom)
     alerts.close()
+    spread = TableParser("spread")
+    spread.feed(dom)
+    spread.close()
+    models = ModelParser()
+    models.feed(dom)
+    models.close()
 
     problems = []
     if not parser.body_attrs and "table" not in dom:
@@ -234,7 +322,7 @@ def main():
 
     rows = [r for r in parser.rows if "roas" in r["cells"]]
 
-    def rows_of(creator, campaign):
+    def rows_of(creator, campaign, rows=rows):
         def matches(r):
             a = r["attrs"]
             if creator == "(unattributed)":
@@ -267,6 +355,35 @@ def main():
             got = normalize_cell(candidates[0]["cells"].get(cls, "(no td." + cls + ")"))
             problems.append(f"--expect-tier {spec}: td.{cls} is {got}, expected {want}")
 
+    spread_rows = [r for r in spread.rows if "spread" in r["cells"]]
+    for flag, spec, creator, campaign, cls, want in spread_expectations:
+        candidates = rows_of(creator, campaign, spread_rows)
+        if models.hidden.get("spread-card", True):
+            problems.append(f"{flag} {spec}: the Model spread card is not shown")
+        elif not candidates:
+            problems.append(f"{flag} {spec}: no row for {creator}" + (f"|{campaign}" if campaign is not None else "")
+                            + " in the Model spread table")
+        elif not any(normalize_times(r["cells"].get(cls, "?")) == want for r in candidates):
+            got = ", ".join(normalize_times(r["cells"].get(cls, "(no td." + cls + ")")) for r in candidates)
+            problems.append(f"{flag} {spec}: td.{cls} is {got}, expected {want}")
+
+    if args.expect_model:
+        selected = [value for value, chosen in models.options if chosen]
+        if "model-switch" not in models.hidden:
+            problems.append(f"--expect-model {args.expect_model}: the page has no select#model-switch")
+        elif models.hidden.get("model-switch-wrap", True) or models.hidden.get("model-switch"):
+            problems.append(f"--expect-model {args.expect_model}: the model switch is hidden")
+        elif selected != [args.expect_model]:
+            problems.append(f"--expect-model {args.expect_model}: the switch shows {', '.join(selected) or 'nothing'} "
+                            f"selected (options: {', '.join(v for v, _ in models.options)})")
+        if not " ".join(models.pill_model.split()).startswith(args.expect_model + " "):
+            problems.append(f"--expect-model {args.expect_model}: the header's model pill says {models.pill_model!r}")
+    if args.expect_single_model:
+        if not models.hidden.get("model-switch-wrap", True):
+            problems.append("--expect-single-model: the model switch is shown")
+        if not models.hidden.get("spread-card", True):
+            problems.append("--expect-single-model: the Model spread card is shown")
+
     for spec in args.expect_alert:
         key, sep, state = spec.rpartition("=")
         rows = [r for r in alerts.rows if r["attrs"].get("data-alert") == key]
@@ -293,8 +410,16 @@ def main():
         for r in rows:
             print(f"    {row_label(r):<30} roas={r['cells'].get('roas', '?'):<12} "
                   f"revenue={r['cells'].get('revenue', '?')} spend={r['cells'].get('spend', '?')}", file=sys.stderr)
+        if spread_rows:
+            print(f"  table#spread rows ({len(spread_rows)}):", file=sys.stderr)
+            for r in spread_rows:
+                print(f"    {row_label(r):<30} spread={r['cells'].get('spread', '?'):<8} lowest={r['cells'].get('lowest', '?')} "
+                      f"highest={r['cells'].get('highest', '?')}", file=sys.stderr)
         return 1
-    print(f"dashboard_check: OK, {len(expectations) + len(cell_expectations)} expectation(s) met in {len(rows)} table row(s)")
+    count = len(expectations) + len(cell_expectations) + len(tier_expectations) + len(args.expect_alert) \
+        + len(spread_expectations) + bool(args.expect_model) + bool(args.expect_single_model)
+    print(f"dashboard_check: OK, {count} expectation(s) met in {len(rows)} table row(s)"
+          + (f" and {len(spread_rows)} spread row(s)" if spread_rows else ""))
     return 0
 
 

@@ -2,14 +2,26 @@
 """A stand-in for `roas serve`'s HTTP side, to develop and test the dashboard without the Swift server.
 
     python3 scripts/mock_roas_server.py [--port 8787] [--scenario demo|fixed] [--token TOKEN]
-                                             [--by-campaign] [--page Sources/RoasServer/Dashboard/DashboardPage.swift]
+                                             [--by-campaign] [--models LIST|all]
+                                             [--page Sources/RoasServer/Dashboard/DashboardPage.swift]
 
 Serves:
   GET /            the dashboard HTML, extracted from DashboardPage.swift (the raw string between
                    `#\"\"\"` and `\"\"\"#`, with the closing delimiter's indentation removed from every
                    line, as Swift does for multi-line string literals)
-  GET /v1/roas     a snapshot: {generated_at, watermark, model, window, slide, by, rows, recent_windows, stats}
-  GET /v1/stream   server-sent events: `row` (ROW) and `stats` (STATS, every second)
+  GET /v1/roas     a snapshot: {generated_at, watermark, model, models, window, slide, by, rows, recent_windows,
+                   stats}; `?model=NAME` picks one of the served models (another name is a 400), `?limit=`, `?sort=roas`
+  GET /v1/spread   {generated_at, models, rows: [{creator, campaign, tier, roas: {MODEL: ROAS|null}, lowest: {model,
+                   roas}, highest: {model, roas}, spread}]}: per key with a ROAS under at least two models, widest
+                   spread first (`?limit=`); rows is empty without --models
+  GET /v1/stream   server-sent events: `row` (ROW; with --models one per model, each with "model") and `stats`
+                   (STATS, every second)
+
+--models LIST (comma-separated, or "all" for last-touch,first-touch,linear,time-decay,position) serves
+every listed model as `roas serve --models` does: the first listed is shown without `?model=`, rows carry
+"model". A model's rows are the base (last-touch) rows with revenue and refunds scaled per creator
+(MODEL_FACTORS: in the fixed scenario c1 and c2 move, c3 and c4 do not; the demo's creators each
+by a stable factor per model); window totals stay the base ones.
 
 Scenarios:
   demo   (default) a dozen creators with live, moving figures; simulated time runs 120x faster
@@ -21,6 +33,12 @@ Scenarios:
            c1 final row for its open window      -> c1 shows its closed figure 2.75x
            c4 open row with spend 0             -> c4 shows "–"
          Expected table (ROAS text): c1=2.75x c2=0.50x c3=1.20x c4=–, (unattributed)=–.
+         With --models all, after the script, /v1/roas?model=linear shows c1=2.06x c2=0.63x c3=1.20x
+         c4=–, and /v1/spread (spreads as the dashboard prints them) c1=1.38 (first-touch 1.38x to
+         last-touch 2.75x), c2=0.25 (last-touch 0.50x to first-touch 0.75x), c3=0.00; c4 (no spend)
+         and (unattributed) are not in it. With --models the stream also sends every open row again
+         each second, once per model in the order listed, so a page that applied another model's
+         rows than the one it shows would end up showing the last model's figures (c2=0.70x under all).
 
 With --token every /v1/* request must carry ?access_token=TOKEN (else 401). Exits on Ctrl-C.
 """
@@ -33,11 +51,12 @@ import re
 import sys
 import threading
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PAGE = os.path.join(REPO, "Sources", "RoasServer", "Dashboard", "DashboardPage.swift")
 
 
@@ -67,6 +86,41 @@ def iso(dt):
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+ALL_MODELS = ["last-touch", "first-touch", "linear", "time-decay", "position"]
+# Per model, the factor on revenue and refunds of the fixed scenario's creators (c3 and c4 the same
+# under every model). Other creators (the demo's) get a stable factor from 0.5 to 1.5 per model,
+# 1 under last-touch; unattributed rows 1 under every model.
+MODEL_FACTORS = {
+    "last-touch": {"c1": 1.0, "c2": 1.0, "c3": 1.0, "c4": 1.0},
+    "first-touch": {"c1": 0.5, "c2": 1.5, "c3": 1.0, "c4": 1.0},
+    "linear": {"c1": 0.75, "c2": 1.25, "c3": 1.0, "c4": 1.0},
+    "time-decay": {"c1": 0.9, "c2": 1.1, "c3": 1.0, "c4": 1.0},
+    "position": {"c1": 0.6, "c2": 1.4, "c3": 1.0, "c4": 1.0},
+}
+
+
+def model_factor(model, creator):
+    factors = MODEL_FACTORS.get(model, {})
+    if creator in factors:
+        return factors[creator]
+    if creator is None or model == "last-touch":
+        return 1.0
+    return 0.5 + zlib.crc32(f"{model}/{creator}".encode()) % 101 / 100
+
+
+def model_row(row, model):
+    """ROW as MODEL credits it (see MODEL_FACTORS), with a leading "model" field; None stays None."""
+    if row is None:
+        return None
+    factor = model_factor(model, row.get("creator"))
+    out = {"model": model}
+    out.update(row)
+    out["revenue"] = round(row["revenue"] * factor, 2)
+    out["refunds"] = round(row["refunds"] * factor, 2)
+    out["roas"] = (out["revenue"] - out["refunds"]) / out["spend"] if out["spend"] > 0 else None
+    return out
+
+
 def make_row(start, end, creator, campaign, views, clicks, conversions, revenue, refunds, spend, final):
     revenue, refunds, spend = round(revenue, 2), round(refunds, 2), round(spend, 2)
     return {
@@ -80,9 +134,10 @@ def make_row(start, end, creator, campaign, views, clicks, conversions, revenue,
 class World:
     """Shared state: per-key open/closed rows, recent windows and cumulative stats."""
 
-    def __init__(self, scenario, by_campaign):
+    def __init__(self, scenario, by_campaign, models=None):
         self.lock = threading.Lock()
         self.scenario = scenario
+        self.models = models      # None: one model (last-touch), rows without "model"
         self.by = "creator,campaign" if by_campaign else "creator"
         self.rows = {}       # (creator, campaign) -> {"open": ROW|None, "closed": ROW|None}
         self.windows = []    # closed windows summed over keys
@@ -197,10 +252,17 @@ class World:
                 "dead_letters": self.dead_letters, "accepted_batches": self.accepted_batches,
                 "rejected_batches": self.rejected_batches, "connections": len(self.subscribers)}
 
-    def snapshot(self, limit, sort):
+    def served_models(self):
+        return self.models or ["last-touch"]
+
+    def as_model(self, row, model):
+        return model_row(row, model) if self.models else row
+
+    def snapshot(self, limit, sort, model=None):
+        model = model or self.served_models()[0]
         with self.lock:
-            rows = [{"creator": k[0], "campaign": k[1], "open": v["open"], "closed": v["closed"]}
-                    for k, v in self.rows.items()]
+            rows = [{"creator": k[0], "campaign": k[1], "open": self.as_model(v["open"], model),
+                     "closed": self.as_model(v["closed"], model)} for k, v in self.rows.items()]
 
             def fig(r):
                 f = r["open"] or r["closed"]
@@ -208,8 +270,34 @@ class World:
             if sort == "roas":
                 rows.sort(key=fig)
             return {"generated_at": iso(datetime.now(timezone.utc)), "watermark": iso(self.sim_now()),
-                    "model": "last-touch", "window": "1h", "slide": "1h", "by": self.by,
+                    "model": model, "models": self.served_models(), "window": "1h", "slide": "1h", "by": self.by,
                     "rows": rows[:limit], "recent_windows": self.windows[-48:], "stats": self.stats()}
+
+    def spread(self, limit):
+        """GET /v1/spread: per key, the shown row's ROAS under each model, widest spread first."""
+        with self.lock:
+            result = []
+            for (creator, campaign), v in (self.rows.items() if self.models else []):
+                shown = v["open"] or v["closed"]
+                if shown is None:
+                    continue
+                roas = {m: model_row(shown, m)["roas"] for m in self.models}
+                known = [(m, r) for m, r in roas.items() if r is not None]
+                if len(known) < 2:
+                    continue
+                low = min(known, key=lambda item: item[1])
+                high = max(known, key=lambda item: item[1])
+                result.append({"creator": creator, "campaign": campaign, "tier": shown.get("tier"), "roas": roas,
+                               "lowest": {"model": low[0], "roas": low[1]},
+                               "highest": {"model": high[0], "roas": high[1]}, "spread": high[1] - low[1]})
+            result.sort(key=lambda r: (-r["spread"], r["creator"] is None, r["creator"] or "", r["campaign"] or ""))
+            return {"generated_at": iso(datetime.now(timezone.utc)), "models": self.served_models(),
+                    "rows": result[:limit]}
+
+    def publish_row(self, row):
+        """A row event, once per served model."""
+        for model in (self.models or [None]):
+            self.publish("row", model_row(row, model) if model else row)
 
     def publish(self, event, data):
         msg = f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
@@ -235,13 +323,13 @@ class World:
                     self.rows[k] = {"open": None, "closed": row}
                     for f in ("revenue", "refunds", "spend", "conversions"):
                         total[f] += row[f]
-                    self.publish("row", row)
+                    self.publish_row(row)
                 self.windows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in total.items()})
                 self.windows = self.windows[-48:]
                 self.window_start = self._floor_hour(now)
                 self._new_open_rows()
                 for k in self.keys:
-                    self.publish("row", self.rows[k]["open"])
+                    self.publish_row(self.rows[k]["open"])
                 return
             for _ in range(self.rng.randint(1, 3)):
                 k = self.rng.choice(self.keys)
@@ -260,7 +348,7 @@ class World:
                     o["refunds"] = round(o["refunds"] + self.rng.uniform(5, 30), 2)
                 o["roas"] = (o["revenue"] - o["refunds"]) / o["spend"] if o["spend"] > 0 else None
                 self.rows[k]["open"] = o
-                self.publish("row", o)
+                self.publish_row(o)
 
     def run_script(self):
         """fixed scenario: apply and publish the scripted rows, once (on the first stream connection)."""
@@ -279,7 +367,7 @@ class World:
                         w[f] += row[f]
                 else:
                     entry["open"] = row
-                self.publish("row", row)
+                self.publish_row(row)
 
     def tick_fixed(self, dt):
         with self.lock:
@@ -290,6 +378,12 @@ class World:
             if self.ticks % 25 == 0:  # a rejected batch every 5 s
                 self.rejected_batches += 1
                 self.dead_letters += 3
+            if self.models and self.ticks % 5 == 0:
+                # every second, each open row again under every model (the last listed last): a page
+                # that applied rows of a model it does not show would show the last model's figures
+                for entry in self.rows.values():
+                    if entry["open"] is not None:
+                        self.publish_row(entry["open"])
 
 
 def make_handler(world, page_path, token):
@@ -326,7 +420,14 @@ def make_handler(world, page_path, token):
             if url.path == "/v1/roas":
                 limit = int(qs.get("limit", ["100"])[0])
                 sort = qs.get("sort", ["roas"])[0]
-                body = json.dumps(world.snapshot(limit, sort)).encode()
+                model = qs.get("model", [None])[0]
+                if model is not None and model not in world.served_models():
+                    message = "model must be one of the served models: " + ", ".join(world.served_models())
+                    return self.send_body(400, "application/json", json.dumps({"error": message}).encode())
+                body = json.dumps(world.snapshot(limit, sort, model)).encode()
+                return self.send_body(200, "application/json", body)
+            if url.path == "/v1/spread":
+                body = json.dumps(world.spread(int(qs.get("limit", ["100"])[0]))).encode()
                 return self.send_body(200, "application/json", body)
             if url.path == "/v1/stream":
                 return self.stream()
@@ -376,12 +477,20 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--scenario", choices=["demo", "fixed"], default="demo")
     ap.add_argument("--by-campaign", action="store_true", help="rows keyed by (creator, campaign)")
+    ap.add_argument("--models", metavar="LIST", help="serve these models side by side (comma-separated, or all: "
+                    + ",".join(ALL_MODELS) + "), as roas serve --models does")
     ap.add_argument("--token", help="require ?access_token=TOKEN on /v1/*")
     ap.add_argument("--page", default=DEFAULT_PAGE, help="the Swift file holding the page")
     args = ap.parse_args()
 
     extract_swift_raw_string(args.page)  # fail early on a broken page file
-    world = World(args.scenario, args.by_campaign)
+    models = None
+    if args.models:
+        models = ALL_MODELS if args.models == "all" else args.models.split(",")
+        unknown = [m for m in models if m not in ALL_MODELS]
+        if unknown:
+            ap.error(f"--models: unknown model {unknown[0]!r} (known: {', '.join(ALL_MODELS)} or all)")
+    world = World(args.scenario, args.by_campaign, models)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(world, args.page, args.token))
     server.daemon_threads = True
 
@@ -394,7 +503,8 @@ def main():
             last = now
 
     threading.Thread(target=ticker, daemon=True).start()
-    print(f"mock roas server on http://{args.host}:{server.server_address[1]}/ (scenario {args.scenario})", flush=True)
+    print(f"mock roas server on http://{args.host}:{server.server_address[1]}/ (scenario {args.scenario}"
+          + (f", models {','.join(models)}" if models else "") + ")", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

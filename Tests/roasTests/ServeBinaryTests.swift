@@ -14,8 +14,8 @@ import Testing
 
 /// The real `roas serve` binary on loopback: a plain Standard Webhooks client (Python's
 /// `standardwebhooks`, scripts/webhook_sender.py) against its webhook endpoint, the dashboard in
-/// headless Chromium (scripts/dashboard_check.py), and a graceful SIGTERM, each compared with
-/// what `roas run` makes of the same stream.
+/// headless Chromium (scripts/dashboard_check.py), with one model and with `--models all`, and a
+/// graceful SIGTERM, each compared with what `roas run` or the API makes of the same stream.
 @Suite("roas serve, the binary", .ownThread)
 struct ServeBinaryTests {
     static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -141,6 +141,82 @@ struct ServeBinaryTests {
         expectations += Self.dashboardKPITexts(snapshot).flatMap { ["--expect-cell", $0] }
         expectations += Self.dashboardTierTexts(snapshot).flatMap { ["--expect-tier", $0] }
         expectations += try Self.dashboardAlertTexts(server).flatMap { ["--expect-alert", $0] }
+        // Without --models: no model switch, no spread card.
+        expectations.append("--expect-single-model")
+        let check = try Self.dashboardCheck(server, expectations, screenshot: screenshot)
+        #expect(check.status == 0, "the dashboard's table is not what /v1/roas says:\n\(check)")
+
+        let png = FileManager.default.contents(atPath: screenshot) ?? Data()
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "no PNG screenshot at \(screenshot):\n\(check)")
+        print("dashboard screenshot: \(screenshot)")
+
+        let stopped = server.stop()
+        #expect(stopped.status == 0 && !stopped.timedOut, "SIGTERM should exit 0:\n\(stopped)")
+    }
+
+    @Test("with --models all the dashboard's model switch, tables and spread show /v1/roas?model= and /v1/spread")
+    func dashboardModelsInChromium() throws {
+        let secret = try Self.sampleSecret()
+        let rates = try Self.ratesFile()
+        defer { try? FileManager.default.removeItem(atPath: rates) }
+        let server = try Server([
+            "--secret", secret, "--rates", rates, "--tolerance", "0", "--idle-close", "1h", "--models", "all",
+        ])
+        try Self.sendOverTCP(try Self.sampleStream(), port: server.tcpPort)
+        let models = AttributionModel.allCases.map(\.rawValue)
+        // The page opens on linear (#model=linear); last-touch, the first listed, is what /v1/roas
+        // shows without ?model=, as in the one-model test once the open rows are there.
+        let shown = "linear"
+        // Every model's rows come in the same live tick; wait until two reads a tick apart agree.
+        func read() throws -> (last: [String: Any], shown: [String: Any], spread: [String: Any]) {
+            (try Self.roasSnapshot(server), try Self.roasSnapshot(server, model: shown), try Self.spreadSnapshot(server))
+        }
+        func texts(_ r: (last: [String: Any], shown: [String: Any], spread: [String: Any])) -> [String] {
+            Self.dashboardTexts(r.shown).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                + Self.dashboardSpreadTexts(r.spread, models: models)
+        }
+        var current = try read()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            Thread.sleep(forTimeInterval: 1.2)
+            let next = try read()
+            let settled = Self.dashboardTexts(current.last) == Self.sampleDashboard && texts(next) == texts(current)
+            current = next
+            if settled { break }
+        }
+        try #require(
+            Self.dashboardTexts(current.last) == Self.sampleDashboard,
+            "GET /v1/roas (last-touch) does not show the sample's ROAS:\n\(current.last)\n\(server.child.stderrText)")
+        #expect(current.last["model"] as? String == "last-touch" && current.shown["model"] as? String == shown)
+        #expect(current.shown["models"] as? [String] == models && current.spread["models"] as? [String] == models)
+        let spreadRows = current.spread["rows"] as? [[String: Any]] ?? []
+        // The sample's creators with spend have a ROAS under every model.
+        #expect(spreadRows.count == 3, "\(current.spread)")
+
+        var expectations = ["--model", shown, "--expect-model", shown]
+        expectations += Self.dashboardTexts(current.shown).sorted { $0.key < $1.key }.flatMap { ["--expect", "\($0.key)=\($0.value)"] }
+        // Tiers and KPIs of the shown model's rows only (all five models' rows would count five times).
+        expectations += Self.dashboardTierTexts(current.shown).flatMap { ["--expect-tier", $0] }
+        expectations += Self.dashboardKPITexts(current.shown).flatMap { ["--expect-cell", $0] }
+        for text in Self.dashboardSpreadTexts(current.spread, models: models) {
+            expectations += [text.contains("#") ? "--expect-spread-cell" : "--expect-spread", text]
+        }
+
+        let artifacts = Tools.root.appendingPathComponent(".build/artifacts")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let screenshot = artifacts.appendingPathComponent("dashboard-models.png").path
+        try? FileManager.default.removeItem(atPath: screenshot)
+        let check = try Self.dashboardCheck(server, expectations, screenshot: screenshot)
+        #expect(check.status == 0, "the dashboard is not what /v1/roas?model=\(shown) and /v1/spread say:\n\(check)")
+        print("dashboard screenshot (--models all): \(screenshot)")
+
+        let stopped = server.stop()
+        #expect(stopped.status == 0 && !stopped.timedOut, "SIGTERM should exit 0:\n\(stopped)")
+    }
+
+    /// scripts/dashboard_check.py on the server's dashboard with `expectations`, once more if
+    /// Chromium fails (a busy machine); throws when Chromium is missing or cannot run.
+    static func dashboardCheck(_ server: Server, _ expectations: [String], screenshot: String) throws -> ProcessResult {
         func browse() throws -> ProcessResult {
             try Tools.run(
                 try Tools.python3(),
@@ -164,14 +240,7 @@ struct ServeBinaryTests {
             throw ToolFailure(
                 "dashboard_check.py could not run Chromium (is it installed? apt-get install chromium)\n\(check)")
         }
-        #expect(check.status == 0, "the dashboard's table is not what /v1/roas says:\n\(check)")
-
-        let png = FileManager.default.contents(atPath: screenshot) ?? Data()
-        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "no PNG screenshot at \(screenshot):\n\(check)")
-        print("dashboard screenshot: \(screenshot)")
-
-        let stopped = server.stop()
-        #expect(stopped.status == 0 && !stopped.timedOut, "SIGTERM should exit 0:\n\(stopped)")
+        return check
     }
 
     // MARK: 3. SIGTERM
@@ -304,12 +373,42 @@ struct ServeBinaryTests {
         try Tools.temporaryFile("rates.json", Data(#"{"EUR":1.08,"GBP":1.27}"#.utf8))
     }
 
-    /// `GET /v1/roas` as JSON.
-    static func roasSnapshot(_ server: Server) throws -> [String: Any] {
-        let (status, body) = try Self.get("http://127.0.0.1:\(server.httpPort)/v1/roas")
+    /// `GET /v1/roas` (with `?model=`) as JSON.
+    static func roasSnapshot(_ server: Server, model: String? = nil) throws -> [String: Any] {
+        let path = "/v1/roas" + (model.map { "?model=\($0)" } ?? "")
+        let (status, body) = try Self.get("http://127.0.0.1:\(server.httpPort)\(path)")
         let text = String(decoding: body, as: UTF8.self)
-        guard status == 200 else { throw ToolFailure("GET /v1/roas: \(status) \(text)") }
+        guard status == 200 else { throw ToolFailure("GET \(path): \(status) \(text)") }
         return try Tools.object(text)
+    }
+
+    /// `GET /v1/spread` as JSON.
+    static func spreadSnapshot(_ server: Server) throws -> [String: Any] {
+        let (status, body) = try Self.get("http://127.0.0.1:\(server.httpPort)/v1/spread")
+        let text = String(decoding: body, as: UTF8.self)
+        guard status == 200 else { throw ToolFailure("GET /v1/spread: \(status) \(text)") }
+        return try Tools.object(text)
+    }
+
+    /// What the dashboard's Model spread table shows per row of `GET /v1/spread`: `CREATOR=SPREAD`
+    /// (2 decimals, no "×"), and as `CREATOR#CLASS=TEXT` each model's ROAS (`m-MODEL`) and the lowest
+    /// and highest with their model ("0.34× last-touch").
+    static func dashboardSpreadTexts(_ spread: [String: Any], models: [String]) -> [String] {
+        func roas(_ value: Any?) -> String {
+            Tools.number(value).map { Self.dashboardText($0, percent: false) + "×" } ?? "–"
+        }
+        var texts: [String] = []
+        for row in spread["rows"] as? [[String: Any]] ?? [] {
+            let creator = row["creator"] as? String ?? "(unattributed)"
+            texts.append("\(creator)=\(Self.dashboardText(Tools.number(row["spread"]), percent: false))")
+            let byModel = row["roas"] as? [String: Any] ?? [:]
+            for model in models { texts.append("\(creator)#m-\(model)=\(roas(byModel[model]))") }
+            for end in ["lowest", "highest"] {
+                let item = row[end] as? [String: Any] ?? [:]
+                texts.append("\(creator)#\(end)=\(roas(item["roas"])) \(item["model"] as? String ?? "?")")
+            }
+        }
+        return texts
     }
 
     /// What the dashboard's table shows per creator: the ROAS of the open row, else of the closed

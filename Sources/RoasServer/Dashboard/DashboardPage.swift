@@ -8,6 +8,13 @@
 /// `td.aov`, `td.cpa` and `td.roi` cells with the row's own ratios (rates as "12.50%", AOV and CPA as
 /// "1,234.50", "–" when null); unattributed revenue is a row with `data-unattributed="true"` instead
 /// of `data-creator`.
+/// With `roas serve --models`, a model switch (`select#model-switch`, remembered as `#model=NAME`)
+/// picks the model whose rows the page shows: it loads `GET /v1/roas?model=NAME` and applies only
+/// that model's `row` events, so the tier table, the KPIs and the chart count each purchase once.
+/// The "Model spread" card (`table#spread`, from `GET /v1/spread` every few seconds) shows per
+/// creator its ROAS under each model (`td.m-MODEL`), the lowest and highest (`td.lowest`,
+/// `td.highest`: "1.38× first-touch") and the spread between them (`td.spread`, "1.38"),
+/// widest first. Without `--models` neither is shown.
 enum DashboardPage {
     static let html: String = #"""
     <!doctype html>
@@ -38,6 +45,7 @@ enum DashboardPage {
         --radius: 10px;
       }
       * { box-sizing: border-box; }
+      [hidden] { display: none !important; }
       html, body { margin: 0; padding: 0; }
       body {
         background: var(--bg);
@@ -69,6 +77,12 @@ enum DashboardPage {
       .pill.conn.stalled { background: #fff4e0; color: #a86200; }
       .pill.conn.stalled .dot { background: #e8a13a; }
       @keyframes pulse { 50% { box-shadow: 0 0 0 5px rgba(15,138,76,.05); } }
+      .pill.switch { background: #ecebfd; color: #3730a3; padding-right: 6px; }
+      .pill.switch .k { color: #5b57b8; }
+      .pill.switch select {
+        font: inherit; font-weight: 600; color: #2e2a8f; background: transparent; border: none;
+        padding: 0 2px; margin: -2px 0; cursor: pointer; outline-offset: 2px;
+      }
       main { padding: 18px 28px 28px; max-width: 1500px; margin: 0 auto; }
       .banner {
         display: none; margin-bottom: 14px; padding: 10px 14px; border-radius: var(--radius);
@@ -155,6 +169,18 @@ enum DashboardPage {
       @keyframes flashDown { from { background: #fdeeee; } to { background: transparent; } }
       td.empty-row { text-align: center; color: var(--faint); padding: 28px 12px; }
       table.no-campaign .campaign { display: none; }
+      .explain { margin: 2px 16px 10px; color: var(--muted); font-size: 12.5px; max-width: 980px; }
+      #spread th.mroas, #spread td.mroas { text-align: right; }
+      #spread td.mroas.good { color: var(--good); }
+      #spread td.mroas.bad { color: var(--bad); }
+      #spread td.mroas.none { color: var(--faint); }
+      #spread th.shown { color: var(--accent); }
+      #spread td.shown { background: #f6f6fe; font-weight: 650; }
+      #spread td.mroas.lo, #spread td.mroas.hi { text-decoration: underline; text-decoration-thickness: 2px; text-underline-offset: 3px; }
+      #spread td.lowest .m, #spread td.highest .m { color: var(--muted); font-size: 12px; margin-left: 2px; }
+      #spread td.spread { min-width: 130px; }
+      #spread td.spread .bar { display: inline-block; height: 8px; border-radius: 4px; background: #c9c6f7; margin-right: 8px; vertical-align: 0; }
+      #spread td.spread .v { display: inline-block; min-width: 38px; font-weight: 700; }
       footer.foot { color: var(--muted); font-size: 12px; display: flex; flex-wrap: wrap; gap: 6px 18px; padding: 12px 2px 0; font-variant-numeric: tabular-nums; }
       footer.foot b { color: #3d4456; font-weight: 600; }
       @media (max-width: 1000px) {
@@ -171,6 +197,7 @@ enum DashboardPage {
         <span class="pill conn" id="pill-conn"><span class="dot"></span><span class="v" id="conn-text">connecting…</span></span>
         <span class="pill"><span class="k">Watermark</span><span class="v" id="pill-watermark">–</span></span>
         <span class="pill"><span class="k">Ingest</span><span class="v" id="pill-eps">–</span></span>
+        <label class="pill switch" id="model-switch-wrap" hidden title="the attribution model whose rows the page shows (roas serve --models)"><span class="k">Show model</span><select id="model-switch" aria-label="attribution model shown"></select></label>
         <span class="pill"><span class="k">Model</span><span class="v" id="pill-model">–</span></span>
       </div>
     </header>
@@ -262,6 +289,19 @@ enum DashboardPage {
           </table>
         </div>
       </section>
+      <section class="card table-card tiers-card" id="spread-card" hidden>
+        <div class="panel-head">
+          <h2>Model spread</h2>
+          <div class="meta" id="spread-meta"></div>
+        </div>
+        <p class="explain">How much the creator's ROAS depends on the attribution model: its ROAS under each model served, the lowest and the highest, widest spread first. A wide spread means its ranking is fragile: it rests on the choice of model.</p>
+        <div class="table-wrap">
+          <table id="spread" class="no-campaign">
+            <thead><tr id="spread-head"></tr></thead>
+            <tbody id="spread-body"></tbody>
+          </table>
+        </div>
+      </section>
       <section class="card table-card tiers-card" id="alerts-card" hidden>
         <div class="panel-head">
           <h2>Alerts</h2>
@@ -295,9 +335,19 @@ enum DashboardPage {
       var INGEST_SPAN_MS = 5 * 60 * 1000;
       var RESYNC_MS = 30000;
       var STALL_MS = 5000;
+      var SPREAD_MS = 5000;           // /v1/spread refresh (with --models)
+      var SPREAD_THROTTLE_MS = 2000;  // at most this often on row events
 
       var hash = new URLSearchParams(location.hash.replace(/^#/, ""));
       var token = hash.get("token");
+      // With --models: the model chosen in the switch (#model=NAME); null shows the server's first.
+      var chosenModel = hash.get("model") || null;
+      function setHashModel(model) {
+        if (model) hash.set("model", model); else hash.delete("model");
+        var text = hash.toString();
+        // replaceState: no hashchange (which reloads the page), and no history entry per switch.
+        history.replaceState(null, "", location.pathname + location.search + (text ? "#" + text : ""));
+      }
       function api(path) {
         if (!token) return path;
         return path + (path.indexOf("?") >= 0 ? "&" : "?") + "access_token=" + encodeURIComponent(token);
@@ -306,6 +356,7 @@ enum DashboardPage {
       // ---- state --------------------------------------------------------------------------------
       var state = {
         meta: null,                   // {model, window, slide, by}
+        models: [],                   // the models served (more than one with --models)
         watermark: null,              // ISO string
         entries: new Map(),           // key -> {creator, campaign, open, closed}
         windows: [],                  // [{window_start, window_end, revenue, refunds, spend, conversions}]
@@ -381,8 +432,12 @@ enum DashboardPage {
       function durationLabel(w) { return w || "?"; }
 
       // ---- merging ------------------------------------------------------------------------------
+      // The model whose rows are shown: rows of other models (--models) are not applied.
+      function shownModel() { return chosenModel || (state.meta && state.meta.model) || null; }
+
       function applySnapshot(s) {
         state.meta = { model: s.model, window: s.window, slide: s.slide, by: s.by };
+        state.models = Array.isArray(s.models) && s.models.length ? s.models.slice() : (s.model ? [s.model] : []);
         if (s.watermark && (!state.watermark || ts(s.watermark) >= ts(state.watermark))) state.watermark = s.watermark;
         if (s.watermark === null && !state.watermark) state.watermark = null;
         var entries = new Map();
@@ -419,6 +474,7 @@ enum DashboardPage {
 
       function applyRow(row) {
         if (!row || !row.window_start) return;
+        if (row.model != null && row.model !== shownModel()) return;
         var creator = row.creator == null ? null : row.creator;
         var campaign = row.campaign == null ? null : row.campaign;
         var rollUp = rollUpOf(creator, row.tier);
@@ -457,7 +513,7 @@ enum DashboardPage {
 
       // ---- rendering ----------------------------------------------------------------------------
       var renderTimer = null;
-      var dirty = { table: true, windows: true, ingest: true, alerts: true };
+      var dirty = { table: true, windows: true, ingest: true, alerts: true, spread: true };
       // --alert rules of the server, the alerts firing (by id) and the latest resolved ones.
       var alertState = { rules: [], firing: new Map(), resolved: [] };
       function scheduleRender(parts) {
@@ -623,9 +679,10 @@ enum DashboardPage {
         for (var i = 0; same && i < order.length; i++) if (current[i] !== order[i]) same = false;
         if (!same) body.replaceChildren.apply(body, order);
         var by = state.meta && state.meta.by ? state.meta.by.replace(",", " \u00d7 ") : "creator";
-        setText("table-meta", list.length > shown.length
+        var under = state.models.length > 1 ? " \u00b7 " + shownModel() : "";
+        setText("table-meta", (list.length > shown.length
           ? "top " + shown.length + " of " + intFmt.format(list.length) + " \u00b7 per " + by
-          : intFmt.format(list.length) + (list.length === 1 ? " row" : " rows") + " \u00b7 per " + by);
+          : intFmt.format(list.length) + (list.length === 1 ? " row" : " rows") + " \u00b7 per " + by) + under);
       }
 
       // The shown rows of creators summed per tier (a creator without a tier counts as "unknown";
@@ -665,6 +722,7 @@ enum DashboardPage {
         });
         if (!order.length) order.push(emptyRow(10, "No creator rows yet."));
         $("tiers-body").replaceChildren.apply($("tiers-body"), order);
+        setText("tiers-meta", "the rows above" + (state.models.length > 1 ? " (" + shownModel() + ")" : "") + ", summed per tier");
       }
 
       function renderKpis() {
@@ -726,6 +784,7 @@ enum DashboardPage {
           var text = (m.model || "?") + " \u00b7 " + durationLabel(m.window) + " window";
           if (m.slide && m.slide !== m.window) text += " / " + m.slide + " slide";
           setText("pill-model", text);
+          if (m.model) document.body.setAttribute("data-model", m.model);
         }
       }
 
@@ -905,7 +964,7 @@ enum DashboardPage {
 
       function render() {
         var d = dirty;
-        dirty = { table: false, windows: false, ingest: false, alerts: false };
+        dirty = { table: false, windows: false, ingest: false, alerts: false, spread: false };
         if (d.table) {
           try { renderTable(); } catch (err) { console.error(err); }
           try { renderTiers(); } catch (err) { console.error(err); }
@@ -916,6 +975,8 @@ enum DashboardPage {
         if (d.windows) try { renderWindowsChart(); } catch (err) { console.error(err); }
         if (d.ingest) try { renderIngestChart(); } catch (err) { console.error(err); }
         if (d.alerts) try { renderAlerts(); } catch (err) { console.error(err); }
+        if (d.spread) try { renderSpread(); } catch (err) { console.error(err); }
+        try { renderModelSwitch(); } catch (err) { console.error(err); }
       }
 
       function applyAlert(a) {
@@ -971,6 +1032,180 @@ enum DashboardPage {
         setText("alerts-meta", alertState.firing.size + " firing \u00b7 rules: " + alertState.rules.join("; "));
       }
 
+      // ---- models (--models): the switch and the spread ------------------------------------------
+      var switchModels = "";
+      // Shown only when the server computes several models; the option of the shown model carries
+      // the selected attribute (defaultSelected), so a DOM dump shows the choice too.
+      function renderModelSwitch() {
+        var wrap = $("model-switch-wrap"), select = $("model-switch");
+        var several = state.models.length > 1;
+        if (wrap.hidden === several) wrap.hidden = !several;
+        if (!several) return;
+        var key = state.models.join(",");
+        if (key !== switchModels) {
+          switchModels = key;
+          select.replaceChildren.apply(select, state.models.map(function (m) {
+            var o = document.createElement("option");
+            o.value = m;
+            o.textContent = m;
+            return o;
+          }));
+        }
+        var shown = shownModel();
+        Array.prototype.forEach.call(select.options, function (o) {
+          if (o.defaultSelected !== (o.value === shown)) o.defaultSelected = o.value === shown;
+        });
+        if (select.value !== shown) select.value = shown;
+      }
+
+      function switchModel(model) {
+        if (!model || model === shownModel()) return;
+        chosenModel = model;
+        setHashModel(model);
+        // Forget the other model's rows at once; the chosen model's come with the snapshot.
+        state.entries = new Map();
+        state.previousRoas = new Map();
+        rowNodes = new Map();
+        state.loaded = false;
+        document.body.setAttribute("data-loaded", "false");
+        if (state.meta) state.meta.model = model;
+        dirty.table = dirty.spread = true;
+        render();
+        resync();
+      }
+      $("model-switch").addEventListener("change", function (e) { switchModel(e.target.value); });
+
+      var spreadState = { models: [], rows: [], loaded: false, loading: false, lastAt: 0, timer: null };
+      function loadSpread() {
+        if (state.models.length <= 1 || spreadState.loading) return;
+        spreadState.loading = true;
+        fetch(api("/v1/spread?limit=" + MAX_ROWS), { cache: "no-store", headers: { "Accept": "application/json" } })
+          .then(function (res) { return res.ok ? res.json() : null; })
+          .then(function (sp) {
+            if (!sp) return;
+            spreadState.models = Array.isArray(sp.models) ? sp.models : [];
+            spreadState.rows = Array.isArray(sp.rows) ? sp.rows : [];
+            spreadState.loaded = true;
+            dirty.spread = true;
+            render();
+          })
+          .catch(function () {})
+          .then(function () { spreadState.loading = false; spreadState.lastAt = Date.now(); });
+      }
+      // On row events: a reload of the spread, at most every SPREAD_THROTTLE_MS.
+      function spreadSoon() {
+        if (spreadState.timer || state.models.length <= 1) return;
+        var wait = Math.max(300, spreadState.lastAt + SPREAD_THROTTLE_MS - Date.now());
+        spreadState.timer = setTimeout(function () { spreadState.timer = null; loadSpread(); }, wait);
+      }
+      function modelClass(m) { return "m-" + String(m).replace(/[^A-Za-z0-9_-]/g, "_"); }
+      function spreadText(v) { return v == null || !isFinite(Number(v)) ? DASH : moneyFmt.format(Number(v)); }
+
+      var spreadHeadKey = "";
+      function renderSpread() {
+        var card = $("spread-card");
+        card.hidden = state.models.length <= 1;
+        if (card.hidden) return;
+        var models = spreadState.models.length ? spreadState.models : state.models;
+        var shown = shownModel();
+        var table = $("spread");
+        table.classList.toggle("no-campaign", !(state.meta && /campaign/.test(state.meta.by || "")));
+        var headKey = models.join(",") + "|" + shown;
+        if (headKey !== spreadHeadKey) {
+          spreadHeadKey = headKey;
+          var ths = [];
+          function th(cls, text, title) {
+            var c = document.createElement("th");
+            c.className = cls;
+            c.textContent = text;
+            if (title) c.title = title;
+            ths.push(c);
+          }
+          th("creator", "Creator");
+          th("campaign", "Campaign");
+          th("tier", "Tier");
+          models.forEach(function (m) {
+            th("num mroas " + modelClass(m) + (m === shown ? " shown" : ""), m, "ROAS under " + m + (m === shown ? " (the model shown above)" : ""));
+          });
+          th("lowest", "Lowest", "the lowest ROAS across the models, and its model");
+          th("highest", "Highest", "the highest ROAS across the models, and its model");
+          th("num spread", "Spread", "highest minus lowest ROAS");
+          $("spread-head").replaceChildren.apply($("spread-head"), ths);
+        }
+        var columns = models.length + 6;
+        var rows = spreadState.rows;
+        var widest = 0;
+        rows.forEach(function (r) { widest = Math.max(widest, num(r.spread)); });
+        var order = rows.map(function (r) {
+          var tr = document.createElement("tr");
+          var creator = r.creator == null ? null : r.creator;
+          var rollUp = rollUpOf(creator, r.tier);
+          if (rollUp != null) tr.setAttribute("data-rollup", rollUp);
+          else if (creator == null) tr.setAttribute("data-unattributed", "true");
+          else tr.setAttribute("data-creator", creator);
+          if (r.campaign != null) tr.setAttribute("data-campaign", r.campaign);
+          var cells = [];
+          var c = rollUp != null ? td("creator", "all " + rollUp + " creators")
+            : td("creator" + (creator == null ? " unattributed" : ""), creator == null ? "(unattributed)" : creator);
+          c.title = c.textContent;
+          cells.push(c);
+          var camp = td("campaign");
+          if (r.campaign == null) { var nil = document.createElement("span"); nil.className = "nil"; nil.textContent = DASH; camp.appendChild(nil); }
+          else { camp.textContent = r.campaign; camp.title = r.campaign; }
+          cells.push(camp);
+          var tc = td("tier");
+          if (r.tier != null) tc.appendChild(tierBadge(r.tier)); else tc.textContent = DASH;
+          cells.push(tc);
+          var lowModel = r.lowest && r.lowest.model, highModel = r.highest && r.highest.model;
+          models.forEach(function (m) {
+            var v = r.roas && r.roas[m] != null ? Number(r.roas[m]) : null;
+            var cls = "num mroas " + modelClass(m) + " " + roasClass(v) + (m === shown ? " shown" : "");
+            if (num(r.spread) > 0 && m === lowModel) cls += " lo";
+            if (num(r.spread) > 0 && m === highModel) cls += " hi";
+            var cell = td(cls, roasText(v));
+            cell.title = m + ": " + (v == null ? "no ROAS (no spend, or no row)" : roasText(v));
+            cells.push(cell);
+          });
+          [["lowest", r.lowest], ["highest", r.highest]].forEach(function (pair) {
+            var cell = td(pair[0]);
+            var x = pair[1] || {};
+            var v = document.createElement("span");
+            v.className = "num";
+            v.textContent = roasText(x.roas);
+            cell.appendChild(v);
+            cell.appendChild(document.createTextNode(" "));
+            var m = document.createElement("span");
+            m.className = "m";
+            m.textContent = x.model == null ? "" : String(x.model);
+            cell.appendChild(m);
+            cells.push(cell);
+          });
+          var sc = td("num spread");
+          var bar = document.createElement("span");
+          bar.className = "bar";
+          bar.style.width = (widest > 0 ? Math.max(2, Math.round(60 * num(r.spread) / widest)) : 2) + "px";
+          var sv = document.createElement("span");
+          sv.className = "v";
+          sv.textContent = spreadText(r.spread);
+          sc.appendChild(bar);
+          sc.appendChild(sv);
+          cells.push(sc);
+          tr.replaceChildren.apply(tr, cells);
+          return tr;
+        });
+        if (!order.length) {
+          var tr = document.createElement("tr");
+          var cell = td("empty-row", spreadState.loaded ? "No creator has a ROAS under two models yet." : "Loading\u2026");
+          cell.colSpan = columns;
+          tr.appendChild(cell);
+          order.push(tr);
+        }
+        $("spread-body").replaceChildren.apply($("spread-body"), order);
+        setText("spread-meta", spreadState.loaded
+          ? intFmt.format(rows.length) + (rows.length === 1 ? " row" : " rows") + " \u00b7 " + models.length + " models \u00b7 widest spread first"
+          : models.length + " models");
+      }
+
       // ---- networking ---------------------------------------------------------------------------
       function showBanner(text) {
         var b = $("banner");
@@ -978,13 +1213,21 @@ enum DashboardPage {
         b.classList.toggle("show", !!text);
       }
 
-      var syncing = false, buffered = null;
+      var syncing = false, buffered = null, syncAgain = false;
       function resync() {
-        if (syncing) return;
+        if (syncing) { syncAgain = true; return; }
         syncing = true;
         buffered = [];
-        fetch(api("/v1/roas?limit=100&sort=roas"), { cache: "no-store", headers: { "Accept": "application/json" } })
+        var asked = chosenModel;
+        var path = "/v1/roas?limit=100&sort=roas" + (asked ? "&model=" + encodeURIComponent(asked) : "");
+        fetch(api(path), { cache: "no-store", headers: { "Accept": "application/json" } })
           .then(function (res) {
+            if (res.status === 400 && asked) {
+              // #model= names a model this server does not serve: show its default instead.
+              if (chosenModel === asked) { chosenModel = null; setHashModel(null); }
+              syncAgain = true;
+              return null;
+            }
             if (!res.ok) {
               var hint = res.status === 401 || res.status === 403 ? " \u2014 check the access token (open the page as /#token=\u2026)" : "";
               throw new Error("HTTP " + res.status + hint);
@@ -994,15 +1237,18 @@ enum DashboardPage {
           .then(function (snap) {
             var replay = buffered || [];
             buffered = null;
+            // No answer to use, or an answer for a model the switch has since moved away from.
+            if (!snap || asked !== chosenModel) { syncAgain = true; return; }
             applySnapshot(snap);
             replay.forEach(function (ev) {
               if (ev.type === "row") applyRow(ev.data); else if (ev.type === "alert") applyAlert(ev.data); else applyStats(ev.data);
             });
             loadAlerts();
+            loadSpread();
             state.loaded = true;
             document.body.setAttribute("data-loaded", "true");
             showBanner(null);
-            dirty.table = dirty.windows = dirty.ingest = true;
+            dirty.table = dirty.windows = dirty.ingest = dirty.spread = true;
             render();
           })
           .catch(function (err) {
@@ -1012,7 +1258,10 @@ enum DashboardPage {
             dirty.table = true;
             render();
           })
-          .then(function () { syncing = false; });
+          .then(function () {
+            syncing = false;
+            if (syncAgain) { syncAgain = false; resync(); }
+          });
       }
 
       // Headless Chrome's --virtual-time-budget only advances while no request is pending, and an
@@ -1032,6 +1281,8 @@ enum DashboardPage {
         }
         if (buffered) buffered.push({ type: type, data: data });
         if (type === "row") {
+          if (data && data.model != null) spreadSoon();
+          if (data && data.model != null && data.model !== shownModel()) return; // another model's row
           applyRow(data);
           scheduleRender(data && data.final ? ["table", "windows"] : ["table"]);
         } else if (type === "alert") {
@@ -1085,6 +1336,7 @@ enum DashboardPage {
       window.addEventListener("hashchange", function () { location.reload(); });
       setInterval(resync, RESYNC_MS);
       setInterval(function () { renderPills(); }, 1000);
+      setInterval(loadSpread, SPREAD_MS);
 
       render();
       resync();
