@@ -981,8 +981,9 @@ enum DashboardPage {
 
       function applyAlert(a) {
         if (!a || !a.id) return;
+        // Pending alerts (open windows) are in /v1/alerts for scripts; the panel shows firing and resolved.
         if (a.state === "firing") alertState.firing.set(a.id, a);
-        else {
+        else if (a.state === "resolved") {
           alertState.firing.delete(a.id);
           alertState.resolved.unshift(a);
           if (alertState.resolved.length > 20) alertState.resolved.pop();
