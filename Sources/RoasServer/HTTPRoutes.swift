@@ -109,10 +109,8 @@ struct HTTPRoutes: Sendable {
         // A small start that grows as the batch is parsed: a forged batch, whose lines are only
         // counted, does not make roas reserve its size a second time.
         var parser = ChunkParser(
-            configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
-            maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
-            accepted: self.ingestor.accepted, capacity: min(body.readableBytes + 4096, 1 << 16),
-            journals: self.settings.durability != nil, maximumFuture: run.maximumFuture, now: run.now)
+            settings: run, accepted: self.ingestor.accepted, capacity: min(body.readableBytes + 4096, 1 << 16),
+            journals: self.settings.durability != nil)
         let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: body.readableBytes)
         let (rejection, chunk) = body.withUnsafeReadableBytes { parser.batch(header, payload: $0) }
         self.ingestor.inflight.force(chunk.retainedBytes)

@@ -181,10 +181,7 @@ extension Ingestor {
         report.skippedRows = try self.reconcileRows(from: checkpoint?.rowsPosition ?? 0, logger: logger)
 
         let run = self.settings.run
-        self.replayParser = ChunkParser(
-            configuration: configuration, secrets: run.secrets, tolerance: 0,
-            maximumLineLength: max(run.maximumLineLength, 1 << 30), maximumBatchBytes: max(run.maximumBatchBytes, 1 << 30),
-            accepted: self.accepted, capacity: 1 << 20, isTrusted: true, maximumFuture: run.maximumFuture, now: run.now)
+        self.replayParser = ChunkParser(replaying: run, configuration: configuration, accepted: self.accepted)
         self.finalRowsToSkip = report.skippedRows
         let replay = try WriteAheadLog.replay(
             directory: directory, after: base, truncatingDamage: settings.truncatesDamagedLog

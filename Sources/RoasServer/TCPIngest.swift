@@ -135,11 +135,7 @@ struct TCPIngest: Sendable {
         let peer = connection.channel.remoteAddress?.description ?? "unknown"
         let run = self.settings.run
         let acknowledges = self.settings.durability != nil
-        var parser = ChunkParser(
-            configuration: run.configuration, secrets: run.secrets, tolerance: run.tolerance,
-            maximumLineLength: run.maximumLineLength, maximumBatchBytes: run.maximumBatchBytes,
-            accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges, maximumFuture: run.maximumFuture,
-            now: run.now)
+        var parser = ChunkParser(settings: run, accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges)
         let state = ConnectionState()
         defer {
             // Chunks a failure left unanswered.

@@ -29,6 +29,29 @@ public struct ChunkParser {
             maximumFuture: maximumFuture)
     }
 
+    /// A parser of the input `settings` describe: its engine options, secrets, tolerance, limits,
+    /// `--max-future` and clock (what `roas run` and each `roas serve` connection and request use).
+    public init(
+        settings: RunSettings, accepted: AcceptedBatches = AcceptedBatches(), capacity: Int = 1 << 21,
+        journals: Bool = false
+    ) {
+        self.init(
+            configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
+            maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
+            accepted: accepted, capacity: capacity, journals: journals, maximumFuture: settings.maximumFuture,
+            now: settings.now)
+    }
+
+    /// A parser of `roas serve`'s write-ahead log being replayed: records verified when they
+    /// arrived (no staleness check, no signature check, limits only as large as a record can be).
+    public init(replaying settings: RunSettings, configuration: EngineConfiguration, accepted: AcceptedBatches) {
+        self.init(
+            configuration: configuration, secrets: settings.secrets, tolerance: 0,
+            maximumLineLength: max(settings.maximumLineLength, 1 << 30),
+            maximumBatchBytes: max(settings.maximumBatchBytes, 1 << 30), accepted: accepted, capacity: 1 << 20,
+            isTrusted: true, maximumFuture: settings.maximumFuture, now: settings.now)
+    }
+
     /// Bytes read and held for the rest of a line or frame.
     public var bufferedBytes: Int { self.decoder.bufferedBytes }
 

@@ -92,10 +92,7 @@ public struct StreamRunner {
         let settings = self.settings
         let queue = ChunkQueue(capacity: 4)
         let reader = Thread {
-            var parser = ChunkParser(
-                configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
-                maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
-                maximumFuture: settings.maximumFuture, now: settings.now)
+            var parser = ChunkParser(settings: settings)
             do {
                 try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
                     guard queue.put(.chunk(parser.consume(bytes))) else { throw CancellationError() }
