@@ -40,7 +40,12 @@ struct HTTPRoutes: Sendable {
 
     /// `POST /v1/events`: one batch, as Standard Webhooks deliver it.
     private func events(_ request: Request) async throws -> Response {
-        let response = try await self.webhook(request)
+        let response: Response
+        do {
+            response = try await self.webhook(request)
+        } catch let error as APIError {
+            response = error.response
+        }
         self.ingestor.metrics.webhookRequests[Int(response.status.code)]?.increment()
         return response
     }
@@ -52,44 +57,44 @@ struct HTTPRoutes: Sendable {
         let run = self.settings.run
         // Saturated: tell the sender to come back rather than queueing without bound.
         if self.ingestor.gauges.queuedChunks.load(ordering: .relaxed) >= self.settings.maximumQueuedChunks {
-            return Self.busy("the engine is saturated; retry later", retryAfter: "1")
+            throw APIError.busy("the engine is saturated; retry later", retryAfter: "1")
         }
         guard let id = request.headers[Self.webhookID], let signature = request.headers[Self.webhookSignature],
             let timestampText = request.headers[Self.webhookTimestamp]
         else {
-            return Self.refusal(.unauthorized, "webhook-id, webhook-timestamp and webhook-signature headers are required")
+            throw APIError.refusal(.unauthorized, "webhook-id, webhook-timestamp and webhook-signature headers are required")
         }
         // The rules of framed input, so that a batch acknowledged here replays from the log.
         let timestamp: Int64
         switch BatchHeader.validate(id: id, timestampText: timestampText) {
         case .success(let value): timestamp = value
         case .failure(let invalid):
-            return Self.refusal(.badRequest, (invalid == .timestamp ? "webhook-timestamp " : "webhook-id ") + invalid.rule)
+            throw APIError.refusal(.badRequest, (invalid == .timestamp ? "webhook-timestamp " : "webhook-id ") + invalid.rule)
         }
         guard !run.secrets.isEmpty else {
-            return Self.refusal(
+            throw APIError.refusal(
                 .unauthorized, "no secret is configured, so no batch can be verified", reason: Reason.badSignature.rawValue)
         }
         if BatchVerifier.isStale(timestamp, now: run.now(), tolerance: run.tolerance) {
-            return Self.refusal(
+            throw APIError.refusal(
                 .unauthorized, "webhook-timestamp \(timestamp) is more than --tolerance (\(run.tolerance) s) from now",
                 reason: Reason.staleBatch.rawValue)
         }
         guard !WebhookSigner.candidates(in: signature).isEmpty else {
-            return Self.refusal(
+            throw APIError.refusal(
                 .unauthorized, "webhook-signature holds no v1,<base64 of a 32-byte HMAC-SHA256>",
                 reason: Reason.badSignature.rawValue)
         }
         let tooLarge = "the body is over --max-batch (\(run.maximumBatchBytes) bytes)"
         let declared = request.headers[.contentLength].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
-        if let declared, declared > run.maximumBatchBytes { return Self.refusal(.contentTooLarge, tooLarge) }
+        if let declared, declared > run.maximumBatchBytes { throw APIError.refusal(.contentTooLarge, tooLarge) }
         let overBudget = "over --max-inflight-bytes (\(self.settings.maximumInflightBytes)) of bodies are in memory; retry later"
         // Bytes of the budget this request holds: its body, then also what it is parsed into.
         var held = 0
         defer { self.ingestor.inflight.release(held) }
         if let declared {
             guard self.ingestor.inflight.take(declared) else {
-                return Self.busy(overBudget, retryAfter: "1")
+                throw APIError.busy(overBudget, retryAfter: "1")
             }
             held = declared
         }
@@ -97,10 +102,10 @@ struct HTTPRoutes: Sendable {
         body.reserveCapacity(declared ?? 0)
         for try await part in request.body {
             let size = body.readableBytes + part.readableBytes
-            if size > run.maximumBatchBytes { return Self.refusal(.contentTooLarge, tooLarge) }
+            if size > run.maximumBatchBytes { throw APIError.refusal(.contentTooLarge, tooLarge) }
             if size > held {
                 guard self.ingestor.inflight.take(size - held) else {
-                    return Self.busy(overBudget, retryAfter: "1")
+                    throw APIError.busy(overBudget, retryAfter: "1")
                 }
                 held = size
             }
@@ -121,10 +126,10 @@ struct HTTPRoutes: Sendable {
         do {
             applied = try await self.ingestor.apply(chunk)
         } catch ServeError.finished {
-            return Self.busy("the server is shutting down; retry elsewhere or later", retryAfter: "5")
+            throw APIError.busy("the server is shutting down; retry elsewhere or later", retryAfter: "5")
         } catch ServeError.notDurable(let reason) {
             // Nothing of the batch was applied; its id is free again for the retry.
-            return Self.busy("the batch could not be made durable (\(reason)); retry later", retryAfter: "1")
+            throw APIError.busy("the batch could not be made durable (\(reason)); retry later", retryAfter: "1")
         }
         switch rejection?.reason {
         case nil:
@@ -134,9 +139,9 @@ struct HTTPRoutes: Sendable {
             return Self.json(.ok, "{\"duplicate\":true,\"accepted\":0,\"rejected\":0}")
         case .conflict:
             // Already accepted with another body: the new body is dead-lettered, never applied.
-            return Self.error(.conflict, rejection!.detail, reason: Reason.conflict.rawValue)
+            throw APIError(.conflict, rejection!.detail, reason: Reason.conflict.rawValue)
         case .some(let reason):
-            return Self.error(.unauthorized, rejection!.detail, reason: reason.rawValue)
+            throw APIError(.unauthorized, rejection!.detail, reason: reason.rawValue)
         }
     }
 
@@ -151,26 +156,18 @@ struct HTTPRoutes: Sendable {
         if let text = parameters["model"] {
             let names = configuration.models.map(\.rawValue)
             guard names.contains(String(text)) else {
-                return Self.error(.badRequest, "model must be one of the served models: \(names.joined(separator: ", "))")
+                throw APIError(.badRequest, "model must be one of the served models: \(names.joined(separator: ", "))")
             }
             // Without --models the rows carry no model: the one served is the only one there is.
             if configuration.labelsModels { query.model = String(text) }
         }
         query.creator = parameters["creator"].map(String.init)
         query.campaign = parameters["campaign"].map(String.init)
-        if let text = parameters["tier"] {
-            guard CreatorTier(rawValue: String(text)) != nil || text == "unknown" else {
-                return Self.error(.badRequest, "tier must be nano, micro, macro, mega or unknown")
-            }
-            query.tier = String(text)
-        }
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), limit >= 0 else { return Self.error(.badRequest, "limit must be a count") }
-            query.limit = limit
-        }
+        query.tier = try Self.tier(request)
+        query.limit = try Self.limit(request) ?? query.limit
         if let text = parameters["sort"] {
             guard let order = LiveBoard.Order(rawValue: String(text)) else {
-                return Self.error(.badRequest, "sort must be roas, revenue or spend")
+                throw APIError(.badRequest, "sort must be roas, revenue or spend")
             }
             query.order = order
         }
@@ -181,17 +178,26 @@ struct HTTPRoutes: Sendable {
     /// models of `--models`, widest spread first (no rows without `--models`).
     private func spread(_ request: Request) async throws -> Response {
         let parameters = request.uri.queryParameters
-        var limit = 100
-        if let text = parameters["limit"] {
-            guard let value = Int(text), value >= 0 else { return Self.error(.badRequest, "limit must be a count") }
-            limit = value
-        }
-        let tier = parameters["tier"].map(String.init)
-        if let tier, CreatorTier(rawValue: tier) == nil && tier != "unknown" {
-            return Self.error(.badRequest, "tier must be nano, micro, macro, mega or unknown")
-        }
-        let body = await self.ingestor.spreadJSON(campaign: parameters["campaign"].map(String.init), tier: tier, limit: limit)
+        let body = await self.ingestor.spreadJSON(
+            campaign: parameters["campaign"].map(String.init), tier: try Self.tier(request),
+            limit: try Self.limit(request) ?? 100)
         return Self.response(.ok, body, type: "application/json")
+    }
+
+    /// `?tier=`: a tier's name or "unknown" (creators without a profile), else a 400.
+    private static func tier(_ request: Request) throws -> String? {
+        guard let text = request.uri.queryParameters["tier"] else { return nil }
+        guard CreatorTier(rawValue: String(text)) != nil || text == "unknown" else {
+            throw APIError(.badRequest, "tier must be nano, micro, macro, mega or unknown")
+        }
+        return String(text)
+    }
+
+    /// `?limit=`: a count, else a 400.
+    private static func limit(_ request: Request) throws -> Int? {
+        guard let text = request.uri.queryParameters["limit"] else { return nil }
+        guard let limit = Int(text), limit >= 0 else { throw APIError(.badRequest, "limit must be a count") }
+        return limit
     }
 
     /// `GET /v1/stream`: Server-Sent Events, `row` for each row update and `stats` every second.
@@ -243,29 +249,49 @@ struct HTTPRoutes: Sendable {
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
         Self.response(status, Array(text.utf8), type: "application/json")
     }
+}
+
+/// Every failure an HTTP route answers, as Hummingbird's `HTTPResponseError`: a status and
+/// `{"error":"MESSAGE"}` (with `"reason"`, the dead-letter reason, when a batch was refused for
+/// one), plus the headers the status needs. Routes throw it; the router turns it into the answer.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+    var reason: String? = nil
+    var headers = HTTPFields()
+
+    init(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) {
+        self.status = status
+        self.message = message
+        self.reason = reason
+    }
 
     /// A webhook refused before its body was read (400, 401, 413): the connection is closed after
-    /// the answer (`CloseAfterResponse`) rather than reading a body nobody will use to get to a
+    /// the answer (`Connection: close`) rather than reading a body nobody will use to get to a
     /// next request.
-    static func refusal(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) -> Response {
-        var response = Self.error(status, message, reason: reason)
-        response.headers[.connection] = "close"
-        return response
+    static func refusal(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) -> APIError {
+        var error = APIError(status, message, reason: reason)
+        error.headers[.connection] = "close"
+        return error
     }
 
     /// 503 with Retry-After: the connection stays open for the retry (a body not read is read and
     /// discarded, within `--http-timeout`, not held).
-    static func busy(_ message: String, retryAfter: String) -> Response {
-        var response = Self.error(.serviceUnavailable, message)
-        response.headers[.retryAfter] = retryAfter
+    static func busy(_ message: String, retryAfter: String) -> APIError {
+        var error = APIError(.serviceUnavailable, message)
+        error.headers[.retryAfter] = retryAfter
+        return error
+    }
+
+    var response: Response {
+        var text = "{\"error\":\(JSONText.quoted(self.message))"
+        if let reason = self.reason { text += ",\"reason\":\"\(reason)\"" }
+        var response = HTTPRoutes.json(self.status, text + "}")
+        for field in self.headers { response.headers.append(field) }
         return response
     }
 
-    static func error(_ status: HTTPResponse.Status, _ message: String, reason: String? = nil) -> Response {
-        var text = "{\"error\":\(JSONText.quoted(message))"
-        if let reason { text += ",\"reason\":\"\(reason)\"" }
-        return Self.json(status, text + "}")
-    }
+    func response(from request: Request, context: some RequestContext) throws -> Response { self.response }
 }
 
 /// With `--api-token`, the read endpoints need `Authorization: Bearer TOKEN` (or `?access_token=`,
@@ -284,6 +310,8 @@ struct APITokenMiddleware: RouterMiddleware {
         if let value = request.uri.queryParameters["access_token"], HTTPRoutes.constantTimeEqual(String(value), token) {
             return try await next(request, context)
         }
-        throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a valid bearer token is required")
+        var error = APIError(.unauthorized, "a valid bearer token is required")
+        error.headers[.wwwAuthenticate] = "Bearer"
+        throw error
     }
 }
