@@ -117,7 +117,12 @@ struct AlertDeliverer {
         let headers = self.signer.headers(webhookID: entry.webhookID, timestamp: timestamp, body: entry.body)
         let status: Int
         do {
-            status = try await self.client.post(body: entry.body, headers: headers, timeout: timeout)
+            // Not cancelled with the delivery loop at shutdown: a POST the receiver may already have
+            // answered 2xx must finish and be recorded as sent, or the shutdown's drain would send
+            // it again. The unstructured task does not inherit the cancellation; the attempt is
+            // bounded by its timeout all the same.
+            let (client, body) = (self.client, entry.body)
+            status = try await Task { try await client.post(body: body, headers: headers, timeout: timeout) }.value
         } catch {
             if Task.isCancelled || error is CancellationError { return .cancelled }
             metrics.failedAttempts.increment()
