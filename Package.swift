@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RoasCore", targets: ["RoasCore"]),
+        .library(name: "RoasRuntime", targets: ["RoasRuntime"]),
+        .library(name: "RoasGen", targets: ["RoasGen"]),
         .library(name: "RoasServer", targets: ["RoasServer"]),
         .executable(name: "roas", targets: ["roas"]),
     ],
@@ -31,6 +33,8 @@ let package = Package(
         ),
         // CRC-32C with the CPU's CRC32 instruction (SSE 4.2), for the write-ahead log's checksums.
         .target(name: "CRoasCRC32C"),
+        // The engine and its formats: parsing, verification, attribution, windows, rows, snapshots as
+        // values. No threads, file descriptors, clocks or file APIs: time comes in as values.
         .target(
             name: "RoasCore",
             dependencies: [
@@ -39,11 +43,32 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // The drivers around the engine: the system clock, the reading and parsing threads of
+        // `roas run`, byte sinks, the write-ahead log and checkpoints.
+        .target(
+            name: "RoasRuntime",
+            dependencies: [
+                "RoasCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // `roas gen`: the seeded event generator and its TCP and HTTP senders (SwiftNIO only).
+        .target(
+            name: "RoasGen",
+            dependencies: [
+                "RoasCore",
+                "RoasRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // `roas serve`: TCP and HTTP ingest into the same engine, live views, metrics and the dashboard.
         .target(
             name: "RoasServer",
             dependencies: [
                 "RoasCore",
+                "RoasRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -54,28 +79,41 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // The dashboard's page, style sheet and script, compiled into the binary (no files to ship).
+            resources: [
+                .embedInCode("Dashboard/dashboard.html"),
+                .embedInCode("Dashboard/dashboard.css"),
+                .embedInCode("Dashboard/dashboard.js"),
             ]
         ),
         .executableTarget(
             name: "roas",
             dependencies: [
                 "RoasCore",
+                "RoasRuntime",
+                "RoasGen",
                 "RoasServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore"]),
+        // EngineSnapshotTests checks snapshots of a generated stream (RoasGen).
+        .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore", "RoasGen", "RoasCoreTestSupport"]),
+        .testTarget(name: "RoasRuntimeTests", dependencies: ["RoasRuntime", "RoasCore", "RoasCoreTestSupport"]),
+        .testTarget(name: "RoasGenTests", dependencies: ["RoasGen", "RoasRuntime", "RoasCore"]),
         .testTarget(
             name: "RoasServerTests",
             dependencies: [
-                "RoasServer", "RoasCore", "RoasTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "RoasServer", "RoasCore", "RoasRuntime", "RoasGen", "RoasTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore", "RoasTestSupport"]),
+        .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore", "RoasRuntime", "RoasGen", "RoasTestSupport"]),
         // What the test targets share: a throwaway PostgreSQL server, blocking work off the pool.
         .target(name: "RoasTestSupport", path: "Tests/RoasTestSupport"),
+        // The engine tests' helpers: a seeded generator, random event streams, a pipeline harness.
+        .target(name: "RoasCoreTestSupport", dependencies: ["RoasCore"], path: "Tests/RoasCoreTestSupport"),
     ],
     swiftLanguageModes: [.v6]
 )

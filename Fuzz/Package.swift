@@ -10,6 +10,10 @@ import PackageDescription
 // the folder this repository was cloned into.
 let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "roas"
 let roasCore = Target.Dependency.product(name: "RoasCore", package: root)
+let roasRuntime = Target.Dependency.product(name: "RoasRuntime", package: root)
+let roasGen = Target.Dependency.product(name: "RoasGen", package: root)
+// The write-ahead log lives in RoasRuntime; the seed corpora are made with RoasGen's generator.
+let extra: [String: [Target.Dependency]] = ["FuzzLog": [roasRuntime], "FuzzSeeds": [roasRuntime, roasGen]]
 
 let targets = ["FuzzJSON", "FuzzFrames", "FuzzEngine", "FuzzLog", "FuzzSnapshot", "FuzzSeeds"]
 
@@ -19,6 +23,8 @@ let package = Package(
     targets: [
         .target(name: "CFuzzDriver"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzDriver", roasCore]),
-    ] + targets.map { .executableTarget(name: $0, dependencies: ["FuzzSupport", roasCore]) },
+    ] + targets.map {
+        .executableTarget(name: $0, dependencies: ["FuzzSupport", roasCore] + (extra[$0] ?? []))
+    },
     swiftLanguageModes: [.v6]
 )

@@ -3,12 +3,11 @@
 
     python3 scripts/mock_roas_server.py [--port 8787] [--scenario demo|fixed] [--token TOKEN]
                                              [--by-campaign] [--models LIST|all]
-                                             [--page Sources/RoasServer/Dashboard/DashboardPage.swift]
+                                             [--dashboard Sources/RoasServer/Dashboard]
 
 Serves:
-  GET /            the dashboard HTML, extracted from DashboardPage.swift (the raw string between
-                   `#\"\"\"` and `\"\"\"#`, with the closing delimiter's indentation removed from every
-                   line, as Swift does for multi-line string literals)
+  GET /            the dashboard: dashboard.html with dashboard.css and dashboard.js inlined where it
+                   links them, read from the folder at each request, as roas serve assembles them
   GET /v1/roas     a snapshot: {generated_at, watermark, model, models, window, slide, by, rows, recent_windows,
                    stats}; `?model=NAME` picks one of the served models (another name is a 400), `?limit=`, `?sort=roas`
   GET /v1/spread   {generated_at, models, rows: [{creator, campaign, tier, roas: {MODEL: ROAS|null}, lowest: {model,
@@ -57,29 +56,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_PAGE = os.path.join(REPO, "Sources", "RoasServer", "Dashboard", "DashboardPage.swift")
+DEFAULT_DASHBOARD = os.path.join(REPO, "Sources", "RoasServer", "Dashboard")
 
 
-def extract_swift_raw_string(path):
-    """The value of the first `#\"\"\" ... \"\"\"#` multi-line raw string literal in a Swift file."""
-    text = open(path, encoding="utf-8").read()
-    start = text.index('#"""')
-    start = text.index("\n", start) + 1  # the content starts on the line after the opening delimiter
-    end = text.index('"""#', start)
-    closing_line_start = text.rindex("\n", 0, end) + 1
-    indent = text[closing_line_start:end]
-    if indent.strip():
-        raise ValueError("the closing delimiter must be on its own line")
-    lines = text[start:closing_line_start].split("\n")[:-1]  # the line break before the closing delimiter is not part of the value
-    out = []
-    for number, line in enumerate(lines, 1):
-        if line.startswith(indent):
-            out.append(line[len(indent):])
-        elif line.strip() == "":
-            out.append("")
-        else:
-            raise ValueError(f"line {number} of the string is less indented than the closing delimiter")
-    return "\n".join(out)
+STYLE_LINK = '<link rel="stylesheet" href="dashboard.css">'
+SCRIPT_LINK = '<script src="dashboard.js"></script>'
+
+
+def assemble_page(folder):
+    """The page roas serve answers GET / with (DashboardPage.assemble in Swift): dashboard.html
+    without its last line break, its style-sheet link replaced by a <style> element holding
+    dashboard.css and its script link by a <script> element holding dashboard.js."""
+    def read(name):
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            return f.read()
+    html, css, js = read("dashboard.html"), read("dashboard.css"), read("dashboard.js")
+    if html.endswith("\n"):
+        html = html[:-1]
+    for link in (STYLE_LINK, SCRIPT_LINK):
+        if link not in html:
+            raise ValueError(f"dashboard.html does not hold {link}")
+    html = html.replace(STYLE_LINK, "<style>\n" + css + "</style>", 1)
+    return html.replace(SCRIPT_LINK, "<script>\n" + js + "</script>", 1)
 
 
 def iso(dt):
@@ -386,7 +384,7 @@ class World:
                         self.publish_row(entry["open"])
 
 
-def make_handler(world, page_path, token):
+def make_handler(world, dashboard_folder, token):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "mock-roas/1"
@@ -410,7 +408,7 @@ def make_handler(world, page_path, token):
             qs = parse_qs(url.query)
             if url.path == "/":
                 try:
-                    html = extract_swift_raw_string(page_path)
+                    html = assemble_page(dashboard_folder)
                 except Exception as error:  # show the problem in the browser
                     return self.send_body(500, "text/plain; charset=utf-8", f"cannot read page: {error}\n".encode())
                 return self.send_body(200, "text/html; charset=utf-8", html.encode())
@@ -480,10 +478,11 @@ def main():
     ap.add_argument("--models", metavar="LIST", help="serve these models side by side (comma-separated, or all: "
                     + ",".join(ALL_MODELS) + "), as roas serve --models does")
     ap.add_argument("--token", help="require ?access_token=TOKEN on /v1/*")
-    ap.add_argument("--page", default=DEFAULT_PAGE, help="the Swift file holding the page")
+    ap.add_argument("--dashboard", default=DEFAULT_DASHBOARD,
+                    help="the folder holding dashboard.html, dashboard.css and dashboard.js")
     args = ap.parse_args()
 
-    extract_swift_raw_string(args.page)  # fail early on a broken page file
+    assemble_page(args.dashboard)  # fail early on a broken page
     models = None
     if args.models:
         models = ALL_MODELS if args.models == "all" else args.models.split(",")
@@ -491,7 +490,7 @@ def main():
         if unknown:
             ap.error(f"--models: unknown model {unknown[0]!r} (known: {', '.join(ALL_MODELS)} or all)")
     world = World(args.scenario, args.by_campaign, models)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(world, args.page, args.token))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(world, args.dashboard, args.token))
     server.daemon_threads = True
 
     def ticker():

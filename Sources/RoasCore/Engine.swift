@@ -16,7 +16,7 @@ public struct Origin {
 /// The attribution engine: a plain value that takes parsed events in arrival order and produces
 /// final rows as the watermark passes window ends.
 ///
-/// Event time (see README, "Event time"): the watermark is the greatest accepted time minus the
+/// Event time (see docs/attribution.md, "Event time"): the watermark is the greatest accepted time minus the
 /// lateness; an event older than the watermark is `late`. Views, clicks and spend count on arrival;
 /// links, purchases and refunds wait in a heap and apply in (time, link < purchase < refund, id) order
 /// once the watermark reaches them, so the result does not depend on arrival order within the

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RoasCore
+import RoasRuntime
 
 /// The HTTP side of `roas serve` (Hummingbird): the webhook endpoint and the read endpoints.
 struct HTTPRoutes: Sendable {

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import NIOPosix
 import RoasCore
+import RoasRuntime
 
 /// `roas serve --data-dir DIR`: where the write-ahead log and the checkpoints live, and how often
 /// they are synced and taken.
@@ -45,13 +46,6 @@ public struct RecoveryReport: Sendable {
 extension BatchOutcome {
     /// What `AcceptedBatches` and checkpoints remember of an accepted batch.
     var entry: AcceptedBatches.Entry { AcceptedBatches.Entry(timestamp: self.timestamp ?? 0, digest: self.digest) }
-}
-
-enum LogRecord {
-    /// A chunk's journal: accepted batches as frames and bare events as lines.
-    static let input: UInt8 = 1
-    /// The idle close moved the watermark to the Int64 (little-endian) of the payload.
-    static let idleAdvance: UInt8 = 2
 }
 
 /// What the engine is waiting to apply, in log order.
@@ -114,7 +108,7 @@ extension Ingestor {
     /// Opens the data folder: loads the newest readable checkpoint, replays the log after it, lines
     /// the rows file up with it, and opens a new log segment. Call once, before any input.
     func recover(_ settings: DurabilitySettings, logger: Logger) throws -> RecoveryReport {
-        let started = StreamRunner.monotonicMilliseconds()
+        let started = SystemClock.monotonicMilliseconds()
         let directory = settings.directory
         try DataFolder.makeFolder(directory)
         let lock = try DataFolder.lock(directory)
@@ -222,14 +216,14 @@ extension Ingestor {
         self.durable = DurableState(
             log: log, checkpoints: store, settings: settings, logger: logger, lock: lock, lastLSN: last,
             appliedLSN: last, checkpointLSN: base, appliedBatches: appliedBatches,
-            lastCheckpointAt: StreamRunner.monotonicMilliseconds())
+            lastCheckpointAt: SystemClock.monotonicMilliseconds())
         if self.finalRowsToSkip > 0 {
             // The rows file holds rows the replay did not reach: it is not from this log.
             logger.warning("the rows file holds \(self.finalRowsToSkip) final rows more than the log explains; they are kept")
             report.skippedRows -= self.finalRowsToSkip
             self.finalRowsToSkip = 0
         }
-        report.milliseconds = StreamRunner.monotonicMilliseconds() - started
+        report.milliseconds = SystemClock.monotonicMilliseconds() - started
         return report
     }
 
@@ -365,10 +359,10 @@ extension Ingestor {
     }
 
     private func applyLogged(_ input: DurableInput) -> Result<Applied, any Error> {
-        let started = self.durable!.checkpoint == nil ? 0 : StreamRunner.monotonicMilliseconds()
+        let started = self.durable!.checkpoint == nil ? 0 : SystemClock.monotonicMilliseconds()
         defer {
             if started > 0 {
-                let took = StreamRunner.monotonicMilliseconds() - started
+                let took = SystemClock.monotonicMilliseconds() - started
                 self.durable!.longestApplyDuringCheckpoint = max(self.durable!.longestApplyDuringCheckpoint, took)
             }
         }
@@ -397,7 +391,7 @@ extension Ingestor {
     /// Starts a checkpoint when `--checkpoint-every` has passed since the last one and something
     /// was applied since.
     func checkpointIfDue() throws {
-        let now = StreamRunner.monotonicMilliseconds()
+        let now = SystemClock.monotonicMilliseconds()
         guard !self.isFinished, let durable = self.durable, durable.checkpoint == nil,
             now - durable.lastCheckpointAt >= durable.settings.checkpointEvery,
             durable.appliedLSN > durable.checkpointLSN
@@ -424,7 +418,7 @@ extension Ingestor {
         let delivered = postgres?.enqueuedSequence ?? 0
         let store = durable.checkpoints
         let log = durable.log
-        let started = StreamRunner.monotonicMilliseconds()
+        let started = SystemClock.monotonicMilliseconds()
         self.durable!.lastCheckpointAt = started
         self.durable!.longestApplyDuringCheckpoint = 0
         let task = Task {
@@ -473,7 +467,7 @@ extension Ingestor {
     }
 
     private func checkpointFinished(lsn: UInt64, bytes: Int, started: Int64, error: (any Error)?) {
-        let took = StreamRunner.monotonicMilliseconds() - started
+        let took = SystemClock.monotonicMilliseconds() - started
         self.durable!.checkpoint = nil
         if let error {
             self.durable!.logger.error("checkpoint failed; the log is kept", metadata: ["lsn": "\(lsn)", "error": "\(error)"])

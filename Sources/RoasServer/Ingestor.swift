@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RoasCore
+import RoasRuntime
 import Synchronization
 
 /// Counters shared by the ingest paths without going through the engine's actor.
@@ -81,7 +82,7 @@ actor Ingestor {
         self.hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
         self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
-        let now = StreamRunner.monotonicMilliseconds()
+        let now = SystemClock.monotonicMilliseconds()
         self.lastEventAt = now
         self.rateSample = (now, 0)
     }
@@ -138,7 +139,7 @@ actor Ingestor {
         let statistics = self.sink.engine.statistics
         let refused = statistics.deadLetters(.late) - lateBefore + statistics.deadLetters(.duplicate) - duplicateBefore
         let events = chunk.eventCount
-        if events > 0 { self.lastEventAt = StreamRunner.monotonicMilliseconds() }
+        if events > 0 { self.lastEventAt = SystemClock.monotonicMilliseconds() }
         // A window just closed: bring the board's open rows up to date now rather than at the next
         // tick, so /v1/roas never shows the closed row in place of the window that follows it.
         if self.sink.output.rows.contains(where: \.isFinal) { self.sink.emitUpdates() }
@@ -150,7 +151,7 @@ actor Ingestor {
     /// stats event.
     func tick() async throws {
         guard !self.isFinished else { return }
-        let now = StreamRunner.monotonicMilliseconds()
+        let now = SystemClock.monotonicMilliseconds()
         if now - self.lastEventAt >= self.settings.idleClose {
             let target = self.settings.wallClock() - self.settings.run.configuration.lateness
             if target > self.sink.engine.watermark {

@@ -1,4 +1,5 @@
 import RoasCore
+import RoasRuntime
 
 /// What `/v1/roas` shows: per key (creator, campaign; with `--by tier` tier, campaign), its open
 /// windows' live rows and its most recently closed row; and the totals of recently closed windows.

@@ -1,5 +1,6 @@
 import Prometheus
 import RoasCore
+import RoasRuntime
 import Synchronization
 
 /// The metrics of `GET /metrics`, in this server's own swift-prometheus registry (not a process-wide

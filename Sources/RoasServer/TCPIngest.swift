@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RoasCore
+import RoasRuntime
 import ServiceLifecycle
 import Synchronization
 

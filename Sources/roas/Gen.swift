@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RoasCore
-import RoasServer
+import RoasGen
+import RoasRuntime
 
 #if canImport(Glibc)
 import Glibc
@@ -16,8 +17,8 @@ struct Gen: AsyncParsableCommand {
         discussion: """
             Writes NDJSON events (view, click, purchase, refund, link, spend), or signed batch frames with \
             --secret, that roas run accepts with no dead letter unless fault options ask for some. The same \
-            seed and options give the same bytes (batch timestamps are the wall clock). See the README, \
-            "Load generator: roas gen", for the model and its figures.
+            seed and options give the same bytes (batch timestamps are the wall clock). See \
+            docs/generator.md for the model and its figures.
             """
     )
 

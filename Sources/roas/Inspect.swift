@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import RoasCore
-import RoasServer
+import RoasRuntime
 
 /// `roas inspect`: what a data folder of `roas serve --data-dir` holds, checked but not changed.
 struct Inspect: AsyncParsableCommand {

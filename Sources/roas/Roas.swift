@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import RoasCore
+import RoasRuntime
 
 @main
 struct Roas: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "roas",
         abstract: "Attributes creator-commerce events to creators and emits rolling ROAS.",
-        discussion: "Read the README for the formats. Start with: roas run --sample",
+        discussion: "Read docs/formats.md for the formats. Start with: roas run --sample",
         version: "0.1.0",
         subcommands: [Run.self, Serve.self, SampleCommand.self, Gen.self, Inspect.self]
     )
@@ -365,9 +366,9 @@ struct Run: ParsableCommand {
                 evaluator: AlertEvaluator(rules: rules, slide: settings.configuration.slide),
                 sink: self.alerts.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDERR_FILENO))
         let runner = StreamRunner(settings: settings, rows: rows, deadLetters: deadLetters, alerts: alerts)
-        let started = StreamRunner.monotonicMilliseconds()
+        let started = SystemClock.monotonicMilliseconds()
         let result = try runner.run(input: inputDescriptor)
-        let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
+        let seconds = Double(SystemClock.monotonicMilliseconds() - started) / 1000
         let summary = Summary(statistics: result.statistics, state: result.state, seconds: seconds)
         summary.write(as: self.summary)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RoasCore
+import RoasRuntime
 import RoasServer
 
 struct Serve: AsyncParsableCommand {
@@ -242,7 +243,7 @@ struct Serve: AsyncParsableCommand {
             durability.truncatesDamagedLog = self.truncateDamagedLog
             guard durability.checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
             settings.durability = durability
-            resumes = RoasServer.hasState(directory: directory)
+            resumes = RoasService.hasState(directory: directory)
             // A file-size limit makes writes fail (EFBIG) rather than kill the process: the log reports it.
             signal(SIGXFSZ, SIG_IGN)
         }
@@ -250,9 +251,9 @@ struct Serve: AsyncParsableCommand {
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0, truncates: !resumes) }
         let postgres = try self.sink.map { try PostgresRowSink(url: $0, logger: logger, maximumQueuedRows: self.sinkQueue) }
         let alertLog = try self.alerts.map { try ByteSink(path: $0, truncates: !resumes) }
-        let server = RoasServer(
+        let server = RoasService(
             settings: settings, rows: rows, deadLetters: deadLetters, postgres: postgres, alertLog: alertLog, logger: logger)
-        let started = StreamRunner.monotonicMilliseconds()
+        let started = SystemClock.monotonicMilliseconds()
         let recovered: RecoveryReport?
         do {
             recovered = try await server.recover()
@@ -272,7 +273,7 @@ struct Serve: AsyncParsableCommand {
             if let http = bound.http { lines += "roas serve: http listening on \(http)\n" }
             FileHandle.standardError.write(Data(lines.utf8))
         }
-        let seconds = Double(StreamRunner.monotonicMilliseconds() - started) / 1000
+        let seconds = Double(SystemClock.monotonicMilliseconds() - started) / 1000
         let summary = Summary(statistics: result.statistics, state: result.state, seconds: seconds)
         summary.write(as: self.summary)
     }

@@ -1,5 +1,7 @@
 import Foundation
 import RoasCore
+import RoasGen
+import RoasRuntime
 import RoasTestSupport
 import Testing
 

@@ -5,7 +5,7 @@
 //   no longer than their source; a valid text stays valid padded with whitespace and, up to the
 //   nesting limit, wrapped in an array or an object (where the value span is exactly the text);
 // - parser: the outcome (event or rejection reason) is that of a reference written from the
-//   documented rules (README, EventParser): malformed, an object, type, duplicate known keys,
+//   documented rules (docs/formats.md, "Events"): malformed, an object, type, duplicate known keys,
 //   id of 1-256 bytes, ts as integer milliseconds or RFC 3339 from 1970 to 8999, the fields each
 //   kind requires, amount from 0 to 10^12 rounded half to even to micro-units, currency; an
 //   accepted event's fields are exactly the decoded members and lie in the documented ranges;

@@ -16,6 +16,7 @@
 // in the last segment only, the records are a prefix of those written; a changed byte or a cut
 // inside a record or header of another segment is an error (`WALError.corrupt`), not a silent loss.
 @testable import RoasCore
+@testable import RoasRuntime
 import FuzzSupport
 
 #if canImport(Glibc)

@@ -3,6 +3,8 @@
 // `WriteAheadLog`, snapshots taken by `Engine.snapshot()`. Deterministic: run it again and the
 // files come out the same. Usage: FuzzSeeds CORPUS_FOLDER
 @testable import RoasCore
+@testable import RoasGen
+@testable import RoasRuntime
 import FuzzSupport
 
 #if canImport(Glibc)

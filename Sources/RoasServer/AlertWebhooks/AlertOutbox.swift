@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import RoasCore
+import RoasRuntime
 
 /// `--data-dir DIR` with `--alert-webhook`: `DIR/alerts-outbox.ndjson`, an append-only file of
 /// what was queued for delivery and what became of it, one JSON object per line:

@@ -1,6 +1,7 @@
 import Logging
 import Prometheus
 import RoasCore
+import RoasRuntime
 import Synchronization
 
 /// The alert webhook families of `/metrics` (registered whether or not `--alert-webhook` is set, at 0).

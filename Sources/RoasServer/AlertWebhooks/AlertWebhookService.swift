@@ -1,5 +1,6 @@
 import Logging
 import RoasCore
+import RoasRuntime
 import ServiceLifecycle
 
 /// Delivers the alerts of `AlertWebhookQueue` to `--alert-webhook`, one at a time in the order they
@@ -100,9 +101,9 @@ struct AlertDeliverer {
     /// At shutdown without a data folder: one attempt per waiting alert within `milliseconds`,
     /// stopping at the first failure. Returns how many are left.
     mutating func drain(for milliseconds: Int64) async -> Int {
-        let end = StreamRunner.monotonicMilliseconds() + milliseconds
+        let end = SystemClock.monotonicMilliseconds() + milliseconds
         while let entry = self.queue.front() {
-            let left = end - StreamRunner.monotonicMilliseconds()
+            let left = end - SystemClock.monotonicMilliseconds()
             guard left > 0 else { break }
             let result = await self.attempt(entry, timeout: min(self.client.timeout, left))
             if result == .retry || result == .cancelled { break }
@@ -181,7 +182,7 @@ struct AlertDeliverer {
         self.queue.finish(entry, .dropped(reason: "expired"))
         self.queue.metrics.droppedExpired.increment()
         self.droppedSinceLog += 1
-        let now = StreamRunner.monotonicMilliseconds()
+        let now = SystemClock.monotonicMilliseconds()
         if now - self.lastDropLog >= 60_000 {
             self.logger.error(
                 "dropped undelivered alerts after retrying for --alert-retry-for",

@@ -1,5 +1,6 @@
 import Foundation
 import RoasCore
+import RoasRuntime
 
 /// Where `--alert-webhook` posts: an `http` or `https` URL, parsed once at start.
 public struct AlertWebhookURL: Sendable, Equatable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import Foundation
 import RoasCore
+import RoasRuntime
 
 /// The Standard Webhooks headers of one delivery attempt: `webhook-id` (the alert id and its state,
 /// the same on every attempt and after a restart, so a receiver deduplicates on it),

@@ -1,5 +1,6 @@
 import PostgresNIO
 import RoasCore
+import RoasRuntime
 
 /// One short line for a delivery error, for the log and `PostgresRowSink.lastError`.
 ///

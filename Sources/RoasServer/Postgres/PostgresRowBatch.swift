@@ -1,4 +1,5 @@
 import RoasCore
+import RoasRuntime
 
 /// A batch of rows as the parallel arrays the upsert binds, one row per (table, key).
 ///

@@ -1,4 +1,5 @@
 import RoasCore
+import RoasRuntime
 
 /// The state `PostgresRowSink` keeps under its lock: the rows not yet committed, in order, and who
 /// waits for room or for delivery.

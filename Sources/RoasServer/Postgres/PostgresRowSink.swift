@@ -1,6 +1,7 @@
 import Logging
 import PostgresNIO
 import RoasCore
+import RoasRuntime
 import ServiceLifecycle
 import Synchronization
 

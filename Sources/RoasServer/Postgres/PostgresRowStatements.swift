@@ -1,5 +1,6 @@
 import PostgresNIO
 import RoasCore
+import RoasRuntime
 
 /// The SQL of the PostgreSQL sink: the two tables and the one upsert that writes a batch.
 ///

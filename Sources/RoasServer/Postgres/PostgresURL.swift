@@ -1,5 +1,6 @@
 import Foundation
 import RoasCore
+import RoasRuntime
 
 /// Where `--sink postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` points: the parts of the URL.
 ///

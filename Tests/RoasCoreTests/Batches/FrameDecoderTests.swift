@@ -392,7 +392,7 @@ import Testing
     }
 
     /// With `maximumLineLength` under 1024 (`--max-line 100`) the prefix of a too-long line is still its
-    /// first 1 KiB (README: "for `too_long` it is the first 1 KiB") wherever the reads end. (The first
+    /// first 1 KiB (docs/formats.md, Dead letters: "for `too_long` it is the first 1 KiB") wherever the reads end. (The first
     /// commit cut a line noticed before its newline arrived at the bytes buffered so far.)
     @Test func tooLongPrefixDoesNotDependOnChunks() {
         let stream = Self.bytes(String(repeating: "x", count: 300) + "\n")

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import RoasCore
+import RoasGen
 
 #if canImport(Glibc)
 import Glibc

@@ -4,6 +4,8 @@ import NIOCore
 import NIOPosix
 import Prometheus
 @testable import RoasCore
+import RoasGen
+import RoasRuntime
 import RoasTestSupport
 import Testing
 

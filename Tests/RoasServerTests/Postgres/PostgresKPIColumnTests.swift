@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import PostgresNIO
 import RoasCore
+import RoasGen
+import RoasRuntime
 import RoasTestSupport
 import Testing
 

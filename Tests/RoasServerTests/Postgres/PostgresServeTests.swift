@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import RoasCore
+import RoasGen
+import RoasRuntime
 import RoasTestSupport
 import Testing
 

@@ -1,5 +1,7 @@
 import Logging
 import RoasCore
+import RoasGen
+import RoasRuntime
 import Testing
 
 @testable import RoasServer

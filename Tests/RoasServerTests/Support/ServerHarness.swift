@@ -1,18 +1,20 @@
 import Foundation
 import Logging
 import RoasCore
+import RoasGen
+import RoasRuntime
 import RoasTestSupport
 import Synchronization
 @testable import RoasServer
 
-/// A real `RoasServer` on loopback ports chosen by the system, writing rows and dead letters to
+/// A real `RoasService` on loopback ports chosen by the system, writing rows and dead letters to
 /// temporary files, stopped by a graceful shutdown as SIGTERM would.
 final class ServerHarness: Sendable {
     static let secret = try! WebhookSecret("whsec_c2VydmVyLXRlc3RzLXNlY3JldC1rZXktMzJieXRlcyE=")
     static let now: Int64 = 1_795_300_000
     static let t0: Int64 = 1_795_219_200_000  // 2026-11-21T00:00:00Z
 
-    let server: RoasServer
+    let server: RoasService
     let tcpPort: Int
     let httpPort: Int
     let rowsPath: String
@@ -44,11 +46,11 @@ final class ServerHarness: Sendable {
         let deadLettersPath = directory.appendingPathComponent("dead.ndjson").path
         var logger = Logger(label: "roas-test")
         logger.logLevel = .warning
-        let server = RoasServer(
+        let server = RoasService(
             settings: settings,
             rows: try rowsDescriptor.map { ByteSink(descriptor: $0, closesDescriptor: true) } ?? ByteSink(path: rowsPath),
             deadLetters: try ByteSink(path: deadLettersPath), postgres: postgres, logger: logger)
-        let (bound, continuation) = AsyncStream.makeStream(of: RoasServer.Bound.self)
+        let (bound, continuation) = AsyncStream.makeStream(of: RoasService.Bound.self)
         let task = Task {
             try await server.run(handlesSignals: false) { continuation.yield($0) }
         }
@@ -60,7 +62,7 @@ final class ServerHarness: Sendable {
     }
 
     private init(
-        server: RoasServer, tcpPort: Int, httpPort: Int, rowsPath: String, deadLettersPath: String,
+        server: RoasService, tcpPort: Int, httpPort: Int, rowsPath: String, deadLettersPath: String,
         task: Task<StreamRunner.Result, any Error>
     ) {
         self.server = server

@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one place roas reads the system's clocks. The engine (RoasCore) never does: it gets time as
+/// values (event times, `now` closures), so everything that reads a clock lives here and names its
+/// unit.
+public enum SystemClock {
+    /// Monotonic time in milliseconds (for durations and deadlines; not related to the epoch).
+    public static func monotonicMilliseconds() -> Int64 {
+        let now = Self.read(CLOCK_MONOTONIC)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    /// Monotonic time in nanoseconds.
+    public static func monotonicNanoseconds() -> UInt64 {
+        let now = Self.read(CLOCK_MONOTONIC)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    /// Wall-clock seconds since the Unix epoch, rounded down.
+    public static func wallClockSeconds() -> Int64 {
+        Int64(Self.read(CLOCK_REALTIME).tv_sec)
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch, rounded down.
+    public static func wallClockMilliseconds() -> Int64 {
+        let now = Self.read(CLOCK_REALTIME)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    private static func read(_ clock: clockid_t) -> timespec {
+        var now = timespec()
+        clock_gettime(clock, &now)
+        return now
+    }
+}
+
+/// When the next live update is due (`--emit-every`), on the monotonic clock.
+struct UpdateClock {
+    let everyMilliseconds: Int64?
+    var nextMilliseconds: Int64?
+
+    init(everyMilliseconds: Int64?) {
+        self.everyMilliseconds = everyMilliseconds
+        self.nextMilliseconds = everyMilliseconds.map { SystemClock.monotonicMilliseconds() + $0 }
+    }
+
+    mutating func isDue() -> Bool {
+        guard let next = self.nextMilliseconds, let every = self.everyMilliseconds else { return false }
+        let now = SystemClock.monotonicMilliseconds()
+        guard now >= next else { return false }
+        self.nextMilliseconds = now + every
+        return true
+    }
+}
