@@ -1,5 +1,10 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
+
+// CI (.ci/run) sets ROAS_WARNINGS_AS_ERRORS=1: a warning in roas's own targets fails the build there,
+// while a local build only shows it. Dependencies are never affected.
+let warningsAsErrors = Context.environment["ROAS_WARNINGS_AS_ERRORS"] == "1"
+let strictness: [SwiftSetting] = warningsAsErrors ? [.treatAllWarnings(as: .error)] : []
 
 let package = Package(
     name: "roas",
@@ -117,3 +122,7 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+for target in package.targets where target.type != .system && target.name != "CRoasCRC32C" {
+    target.swiftSettings = (target.swiftSettings ?? []) + strictness
+}

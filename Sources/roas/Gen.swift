@@ -181,15 +181,11 @@ struct Gen: AsyncParsableCommand {
             return
         }
         if let url = self.http, let sender = WebhookSender(url: url) {
-            var decoder = FrameDecoder(maximumLineLength: 1 << 30, maximumBatchBytes: 1 << 30)
-            var collector = BatchCollector()
             do {
-                try await self.generate(configuration) { bytes in
-                    bytes.withUnsafeBytes { decoder.append($0) }
-                    decoder.decode(into: &collector, isFinal: false)
-                    let batches = collector.batches
-                    collector.batches.removeAll()
+                try await self.pace(configuration) { generator, step in
+                    let (batches, more) = generator.fillBatches(bytes: 1 << 20, lines: step)
                     try await sender.send(batches, connections: self.connections)
+                    return more
                 }
             } catch let error as RoasError {
                 throw error
@@ -216,20 +212,32 @@ struct Gen: AsyncParsableCommand {
 
     /// Generates the stream in parts of about 1 MiB (or 20 ms of --rate), handing each to `emit`.
     private func generate(_ configuration: GeneratorConfiguration, emit: ([UInt8]) async throws -> Void) async throws {
-        var generator = try EventGenerator(configuration: configuration)
-        let showsProgress = self.progress || isatty(STDERR_FILENO) == 1
-        let started = Gen.monotonicSeconds()
-        var nextProgress = started + 0.25
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
+        try await self.pace(configuration) { generator, step in
+            buffer.removeAll(keepingCapacity: true)
+            let more = generator.fill(&buffer, bytes: 1 << 20, lines: step)
+            try await emit(buffer)
+            return more
+        }
+    }
+
+    /// Runs the generator one part at a time (`part` makes and sends it, and says whether the
+    /// stream goes on), pacing the parts to `--rate` and reporting progress.
+    private func pace(
+        _ configuration: GeneratorConfiguration,
+        part: (inout EventGenerator, _ lines: Int) async throws -> Bool
+    ) async throws {
+        var generator = try EventGenerator(configuration: configuration)
+        let showsProgress = self.progress || isatty(STDERR_FILENO) == 1
+        let started = Gen.monotonicSeconds
+        var nextProgress = started + 0.25
         // Paced: small steps of about 20 ms of lines each, then sleep until they are due.
         let step = self.rate.map { max(1, Int($0 / 50)) } ?? Int.max
         var more = true
         while more {
-            buffer.removeAll(keepingCapacity: true)
-            more = generator.fill(&buffer, bytes: 1 << 20, lines: step)
-            try await emit(buffer)
-            let now = Gen.monotonicSeconds()
+            more = try await part(&generator, step)
+            let now = Gen.monotonicSeconds
             if let rate = self.rate {
                 let due = started + Double(generator.statistics.lines) / rate
                 if due > now { try await Task.sleep(for: .seconds(min(1.0, due - now))) }
@@ -239,7 +247,7 @@ struct Gen: AsyncParsableCommand {
                 Gen.report(generator.statistics, seconds: now - started, final: false)
             }
         }
-        if showsProgress { Gen.report(generator.statistics, seconds: Gen.monotonicSeconds() - started, final: true) }
+        if showsProgress { Gen.report(generator.statistics, seconds: Gen.monotonicSeconds - started, final: true) }
     }
 
     private static func report(_ statistics: GeneratorStatistics, seconds: Double, final: Bool) {
@@ -257,14 +265,10 @@ struct Gen: AsyncParsableCommand {
         FileHandle.standardError.write(Data(text.utf8))
     }
 
+    private static var monotonicSeconds: Double { Double(SystemClock.monotonicNanoseconds()) / 1e9 }
+
     private static func write(_ bytes: [UInt8], to descriptor: Int32) throws {
         let error = WriteAll.write(descriptor, bytes)
         guard error == 0 else { throw RoasError(.output, "cannot write the stream: \(WriteAll.errorText(error))") }
-    }
-
-    private static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }

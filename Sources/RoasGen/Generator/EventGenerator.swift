@@ -119,6 +119,8 @@ public struct EventGenerator {
     private let now: () -> Int64
     /// The caller's buffer while `fill` runs: lines (no secret) or whole frames (with a secret).
     private var out: [UInt8] = []
+    /// While `fillBatches` runs: each batch closed, with where its payload sits in `out`.
+    private var closedBatches: [(header: BatchHeader, payload: Range<Int>)]? = nil
     /// The payload of the open batch (with a secret).
     private var payload: [UInt8] = []
     private var batchLines = 0
@@ -271,6 +273,21 @@ public struct EventGenerator {
         self.statistics.bytes += (signing ? self.out.count : self.payload.count) - before
         if signing { swap(&self.out, &buffer) } else { swap(&self.payload, &buffer) }
         return !self.isFinished
+    }
+
+    /// Signed streams (a secret in the configuration): like `fill`, but hands the batches written as
+    /// `WebhookBatch`es, for `roas gen --http`, with no framing to decode again. Returns them and
+    /// whether the stream goes on.
+    public mutating func fillBatches(bytes: Int = 1 << 20, lines: Int = .max) -> (batches: [WebhookBatch], more: Bool) {
+        precondition(self.signer != nil, "batches are made only with a secret")
+        var frames: [UInt8] = []
+        self.closedBatches = []
+        let more = self.fill(&frames, bytes: bytes, lines: lines)
+        let batches = (self.closedBatches ?? []).map { header, payload in
+            WebhookBatch(id: header.id, timestamp: header.timestamp, signature: header.signature, payload: Array(frames[payload]))
+        }
+        self.closedBatches = nil
+        return (batches, more)
     }
 
     /// The whole stream at once (tests, small runs).
@@ -580,7 +597,9 @@ public struct EventGenerator {
         let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: self.payload.count)
         self.out.append(contentsOf: header.line.utf8)
         self.out.append(0x0A)
+        let payloadStart = self.out.count
         self.out.append(contentsOf: self.payload)
+        self.closedBatches?.append((header, payloadStart..<self.out.count))
         self.payload.removeAll(keepingCapacity: true)
         self.batchLines = 0
         self.batchIsBad = false

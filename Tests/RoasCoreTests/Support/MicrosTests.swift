@@ -28,7 +28,7 @@ struct MicrosAllocateTests {
     /// trap in the check that guards the row sums).
     @Test func roundingNeverGivesNegativeParts() {
         Self.check(1_000_000_000_000_000_000, [0.5000000000000001, 0.5000000000000001, 0, 0, 0])
-        Self.check(1_000_000_000_000_000_000, [1, 1, 1, 0, 5e-324, 1e-300])
+        Self.check(1_000_000_000_000_000_000, [1, 1, 1, 0, .leastNonzeroMagnitude, 1e-300])
         Self.check(999_999_999_999_999_999, [0.3, 0.3, 0.4, 0])
         Self.check(Micros.one, [1, 0, 0])
     }
