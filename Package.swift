@@ -63,6 +63,7 @@ let package = Package(
             dependencies: [
                 "RoasCore",
                 "RoasRuntime",
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

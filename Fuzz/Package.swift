@@ -23,8 +23,9 @@ let package = Package(
     targets: [
         .target(name: "CFuzzDriver"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzDriver", roasCore]),
-    ] + targets.map {
-        .executableTarget(name: $0, dependencies: ["FuzzSupport", roasCore] + (extra[$0] ?? []))
-    },
+    ]
+        + targets.map {
+            .executableTarget(name: $0, dependencies: ["FuzzSupport", roasCore] + (extra[$0] ?? []))
+        },
     swiftLanguageModes: [.v6]
 )

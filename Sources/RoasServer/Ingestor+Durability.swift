@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import Logging
 import NIOPosix
 import RoasCore
 import RoasRuntime
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `roas serve --data-dir DIR`: where the write-ahead log and the checkpoints live, and how often
 /// they are synced and taken.
@@ -231,7 +232,8 @@ extension Ingestor {
     private func reconcileRows(from position: Int, logger: Logger) throws -> Int {
         guard let path = self.rows.path, self.rows.isRegularFile else {
             logger.notice(
-                "rows go to a stream, not a file: after a crash, final rows since the last checkpoint are written again; use --output FILE to have each exactly once")
+                "rows go to a stream, not a file: after a crash, final rows since the last checkpoint are written again; use --output FILE to have each exactly once"
+            )
             return 0
         }
         guard let data = FileManager.default.contents(atPath: path) else {

@@ -103,7 +103,8 @@ struct LiveBoard {
             }
         }
         selected.sort { a, b in
-            let x = a.entry.shown!, y = b.entry.shown!
+            let x = a.entry.shown!
+            let y = b.entry.shown!
             switch (figure(x), figure(y)) {
             case (let p?, let q?) where p != q: return p > q
             case (.some, nil): return true

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
 import Hummingbird
 import HummingbirdCore
@@ -12,6 +7,12 @@ import RoasCore
 import RoasRuntime
 import ServiceLifecycle
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Set once every listener is up (`/readyz`).
 final class Readiness: Sendable {

@@ -62,14 +62,13 @@ final class ServeMetrics: Sendable {
     init(alertRules: [String] = []) {
         let registry = self.registry
         self.alertsFiring = alertRules.map {
-            registry.makeGauge(
-                name: "roas_alerts_firing", labels: [("rule", $0)], help: "Alerts firing now (keys whose rows match), by --alert rule.")
+            registry.gauge("roas_alerts_firing", labels: [("rule", $0)], help: "Alerts firing now (keys whose rows match), by --alert rule.")
         }
         func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
-            registry.makeCounter(name: name, labels: labels, help: help)
+            registry.counter(name, labels: labels, help: help)
         }
         func gauge(_ name: String, _ help: String) -> Gauge {
-            registry.makeGauge(name: name, labels: [], help: help)
+            registry.gauge(name, labels: [], help: help)
         }
         self.acceptedEvents = EventKind.allCases.map {
             counter("roas_events_accepted_total", "Events accepted by the engine, by event type.", [("type", $0.name)])
@@ -185,4 +184,16 @@ extension Counter {
 
 extension Gauge {
     func record(_ value: some BinaryInteger) { self.set(to: Double(value)) }
+}
+
+extension PrometheusCollectorRegistry {
+    /// A counter named `name` exactly (no unit suffix added), with its `# HELP` text.
+    func counter(_ name: String, labels: [(String, String)], help: String) -> Counter {
+        self.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    /// A gauge named `name` exactly, with its `# HELP` text.
+    func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
+        self.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
 }

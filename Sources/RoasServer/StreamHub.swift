@@ -141,7 +141,8 @@ final class StreamHub: Sendable {
         guard subscriber.drop() else { return }
         self.metrics?.streamSubscribersDropped.increment()
         self.logger.warning(
-            "dropped a /v1/stream subscriber that fell behind: \(pending) bytes of events unwritten, more than --stream-buffer \(self.bufferedBytes) of them published over a tick ago")
+            "dropped a /v1/stream subscriber that fell behind: \(pending) bytes of events unwritten, more than --stream-buffer \(self.bufferedBytes) of them published over a tick ago"
+        )
     }
 
     /// Ends every stream (at shutdown).

@@ -250,7 +250,8 @@ struct TCPIngest: Sendable {
                             // thread (a read of blank lines parses into about a hundred times its size).
                             if !(await self.waitForRoom(state, holdsPartialFrame: { parser.heldBytes > 0 })) {
                                 self.logger.warning(
-                                    "closing a TCP connection from \(peer): it held \(parser.bufferedBytes) bytes of an incomplete frame while --max-inflight-bytes \(self.settings.maximumInflightBytes) was spent for --idle-timeout")
+                                    "closing a TCP connection from \(peer): it held \(parser.bufferedBytes) bytes of an incomplete frame while --max-inflight-bytes \(self.settings.maximumInflightBytes) was spent for --idle-timeout"
+                                )
                                 connection.channel.close(mode: .input, promise: nil)
                                 break
                             }

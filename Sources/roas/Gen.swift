@@ -73,7 +73,8 @@ struct Gen: AsyncParsableCommand {
     @Option(help: "Send the stream to a running `roas serve --listen-tcp` at HOST:PORT instead of stdout.")
     var tcp: String?
 
-    @Option(help: "POST each batch to a running `roas serve` webhook URL (http://HOST:PORT/v1/events) with Standard Webhooks headers; needs --secret.")
+    @Option(
+        help: "POST each batch to a running `roas serve` webhook URL (http://HOST:PORT/v1/events) with Standard Webhooks headers; needs --secret.")
     var http: String?
 
     @Option(help: "HTTP connections at once with --http.")

@@ -313,7 +313,8 @@ struct Run: ParsableCommand {
     /// True when both paths name one file: the same text, or the same device and inode.
     static func sameFile(_ a: String, _ b: String) -> Bool {
         if a == b { return true }
-        var first = stat(), second = stat()
+        var first = stat()
+        var second = stat()
         guard stat(a, &first) == 0, stat(b, &second) == 0 else { return false }
         return first.st_dev == second.st_dev && first.st_ino == second.st_ino
     }
@@ -360,7 +361,8 @@ struct Run: ParsableCommand {
         let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
         let rules = try self.parsedAlertRules()
-        let alerts = try rules.isEmpty
+        let alerts =
+            try rules.isEmpty
             ? nil
             : AlertOutput(
                 evaluator: AlertEvaluator(rules: rules, slide: settings.configuration.slide),

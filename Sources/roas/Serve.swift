@@ -67,7 +67,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HTTP: time to receive a request's head, to receive its whole body, and to keep an idle connection open.")
     var httpTimeout: String = "30s"
 
-    @Option(help: "Bytes of webhook bodies and TCP frames held in memory at once (as read and as parsed); webhooks get 503 beyond it, TCP reading pauses. At least twice --max-batch.")
+    @Option(
+        help:
+            "Bytes of webhook bodies and TCP frames held in memory at once (as read and as parsed); webhooks get 503 beyond it, TCP reading pauses. At least twice --max-batch."
+    )
     var maxInflightBytes: Int = 256 << 20
 
     @Option(help: "Bytes of events a /v1/stream subscriber may have waiting; one further behind is dropped.")
@@ -76,21 +79,32 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Keep a write-ahead log and checkpoints in this folder: acknowledge input once durable, resume after a restart or crash.")
     var dataDir: String?
 
-    @Option(help: "With --data-dir: batch (one fsync covers what arrived meanwhile), always (one fsync per record) or interval:DURATION (acknowledge after write, fsync every DURATION).")
+    @Option(
+        help:
+            "With --data-dir: batch (one fsync covers what arrived meanwhile), always (one fsync per record) or interval:DURATION (acknowledge after write, fsync every DURATION)."
+    )
     var fsync: String = "batch"
 
     @Option(help: "With --data-dir: snapshot the engine this often; the log before the snapshot is then deleted.")
     var checkpointEvery: String = "30s"
 
-    @Flag(help: "With --data-dir: start even when the log is damaged before its end, dropping the damaged record and every record after it (acknowledged input is lost; the log line says what).")
+    @Flag(
+        help:
+            "With --data-dir: start even when the log is damaged before its end, dropping the damaged record and every record after it (acknowledged input is lost; the log line says what)."
+    )
     var truncateDamagedLog = false
 
     @Option(
         name: .customLong("max-future"), parsing: .unconditional,
-        help: "Dead-letter (future) events whose time is further ahead than this of the batch's signed timestamp, or of the clock for bare events; 0: off.")
+        help:
+            "Dead-letter (future) events whose time is further ahead than this of the batch's signed timestamp, or of the clock for bare events; 0: off."
+    )
     var maxFuture: String = "1h"
 
-    @Option(help: "Also write rows to PostgreSQL 15+ (postgres://USER[:PASSWORD]@HOST[:PORT]/DB): final rows upserted into roas_rows, live rows (with --emit-every) into roas_live_rows.")
+    @Option(
+        help:
+            "Also write rows to PostgreSQL 15+ (postgres://USER[:PASSWORD]@HOST[:PORT]/DB): final rows upserted into roas_rows, live rows (with --emit-every) into roas_live_rows."
+    )
     var sink: String?
 
     @Option(help: "With --sink: rows that may wait for PostgreSQL before ingest waits too.")
@@ -227,7 +241,8 @@ struct Serve: AsyncParsableCommand {
         }
         guard self.maxInflightBytes / 2 >= run.maximumBatchBytes else {
             throw ValidationError(
-                "--max-inflight-bytes (\(self.maxInflightBytes)) must be at least twice --max-batch (\(run.maximumBatchBytes)), so that a batch of any allowed size can be read")
+                "--max-inflight-bytes (\(self.maxInflightBytes)) must be at least twice --max-batch (\(run.maximumBatchBytes)), so that a batch of any allowed size can be read"
+            )
         }
         settings.maximumInflightBytes = self.maxInflightBytes
         settings.streamBufferBytes = self.streamBuffer

@@ -101,13 +101,14 @@ package enum Line {
         #"{"type":"link","id":"\#(id)","ts":\#(ts),"user":"\#(user)","linked":"\#(linked)"}"#
     }
 
-    package static func spend(_ id: String, _ ts: Int64, creator: String, amount: String, campaign: String? = nil, currency: String? = nil) -> String {
+    package static func spend(_ id: String, _ ts: Int64, creator: String, amount: String, campaign: String? = nil, currency: String? = nil) -> String
+    {
         let currencyField = currency.map { ",\"currency\":\"\($0)\"" } ?? ""
         return #"{"type":"spend","id":"\#(id)","ts":\#(ts),"creator":"\#(creator)","amount":\#(amount)\#(campaignField(campaign))\#(currencyField)}"#
     }
 }
 
-package extension Line {
+extension Line {
     package static func engagement(
         _ id: String, _ ts: Int64, user: String, creator: String, action: String = "like", campaign: String? = nil
     ) -> String {

@@ -45,7 +45,7 @@ package struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-package extension Collection<UInt8> {
+extension Collection<UInt8> {
     /// The bytes as text for failure messages: printable ASCII as is, the rest as `\xNN`.
     package var debugText: String {
         var text = ""
@@ -61,7 +61,7 @@ package extension Collection<UInt8> {
     }
 }
 
-package extension Array<UInt8> {
+extension [UInt8] {
     /// The bytes of `text` (UTF-8).
     package init(utf8 text: String) {
         self = Array(text.utf8)

@@ -65,7 +65,7 @@ package struct StreamMaker {
     }
 }
 
-package extension String {
+extension String {
     package func replacingPrefix(_ prefix: String, with replacement: String) -> String {
         self.hasPrefix(prefix) ? replacement + self.dropFirst(prefix.count) : self
     }

@@ -89,7 +89,8 @@ struct DeadLetterTests {
     @Test func unsignedEventsAreRejectedWhenSecretsAreConfigured() {
         var harness = PipelineHarness()
         harness.secrets = [try! WebhookSecret("whsec_dGVzdC1zZWNyZXQ=")]
-        let text = harness.batch([Self.good[0]], id: "b-1") + "not even json\n" + Self.good[1] + "\n"
+        let text =
+            harness.batch([Self.good[0]], id: "b-1") + "not even json\n" + Self.good[1] + "\n"
             + harness.batch([Line.spend("g3", t0 + 3 * second, creator: "a", amount: "1")], id: "b-2")
         let result = harness.run(bytes: Array(text.utf8))
         #expect(result.reasons == [.unsigned, .unsigned])
@@ -149,7 +150,9 @@ struct SignedBatchTests {
 
     @Test func aValidBatchIsAcceptedUnderAnyConfiguredSecret() {
         let harness = self.harness
-        let text = harness.batch(self.events, id: "b-1") + harness.batch([Line.spend("s3", t0 + 2 * second, creator: "a", amount: "4")], id: "b-2", secret: Self.rotated)
+        let text =
+            harness.batch(self.events, id: "b-1")
+            + harness.batch([Line.spend("s3", t0 + 2 * second, creator: "a", amount: "4")], id: "b-2", secret: Self.rotated)
         let result = harness.run(bytes: Array(text.utf8))
         #expect(result.deadLetters.isEmpty)
         #expect(result.statistics.acceptedBatches == 2)
@@ -169,7 +172,8 @@ struct SignedBatchTests {
     @Test func aBadSignatureRejectsTheWholeBatchAndTheStreamGoesOn() {
         let harness = self.harness
         let forger = try! WebhookSecret("whsec_bm90LXRoZS1zZWNyZXQ=")
-        let text = harness.batch(self.events, id: "b-1", secret: forger)
+        let text =
+            harness.batch(self.events, id: "b-1", secret: forger)
             + harness.batch([Line.spend("s3", t0 + 2 * second, creator: "a", amount: "4")], id: "b-2")
         let result = harness.run(bytes: Array(text.utf8))
         #expect(result.reasons == [.badSignature, .badSignature, .badSignature])
@@ -220,7 +224,7 @@ struct SignedBatchTests {
         let good = harness.batch([Line.spend("s3", t0 + 2 * second, creator: "a", amount: "4")], id: "b-2")
         let payload = self.events.map { $0 + "\n" }.joined()
         let dotted = #"{"batch":{"id":"b.1","timestamp":1795255200,"signature":"v1,AAAA","bytes":\#(payload.utf8.count)}}"# + "\n" + payload
-        let unreadable = #"{"batch":{"id":"b-3","timestamp":"#  + "\n"
+        let unreadable = #"{"batch":{"id":"b-3","timestamp":"# + "\n"
         let oversized = #"{"batch":{"id":"b-4","timestamp":1795255200,"signature":"v1,AAAA","bytes":99999999}}"# + "\n"
         let result = harness.run(bytes: Array((dotted + unreadable + good + oversized + payload).utf8))
         #expect(result.reasons == [.badFrame, .badFrame, .badFrame, .badFrame, .badFrame, .badFrame, .badFrame])

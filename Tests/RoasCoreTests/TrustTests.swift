@@ -10,7 +10,8 @@ struct TrustTests {
 
     @Test func tenLargestSpendsFillARowAndTheRestAreOverflowNotATrap() {
         // 9.2 * 10^18 micro-units fit an Int64: nine spends of 10^12 do, the tenth does not.
-        let lines = (0..<10).map { Line.spend("s\($0)", t0 + Int64($0), creator: "c-a", amount: Self.max) }
+        let lines =
+            (0..<10).map { Line.spend("s\($0)", t0 + Int64($0), creator: "c-a", amount: Self.max) }
             + [Line.spend("ok", t0 + 20, creator: "c-b", amount: "5")]
         let result = PipelineHarness().run(lines)
         #expect(result.reasons == [.overflow])
@@ -48,7 +49,8 @@ struct TrustTests {
         var lines = [Line.click("k1", t0, user: "u1", creator: "c-a"), Line.click("k2", t0, user: "u1", creator: "c-b")]
         for window in 0..<2 {
             lines += (0..<20).map {
-                Line.purchase("p\(window)-\($0)", t0 + Int64(window) * hour + 1000 + Int64($0), user: "u1", order: "o\(window)-\($0)", amount: Self.max)
+                Line.purchase(
+                    "p\(window)-\($0)", t0 + Int64(window) * hour + 1000 + Int64($0), user: "u1", order: "o\(window)-\($0)", amount: Self.max)
             }
         }
         let linear = PipelineHarness { $0.model = .linear }.run(lines)

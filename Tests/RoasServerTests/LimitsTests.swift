@@ -6,11 +6,11 @@ import RoasTestSupport
 import Synchronization
 import Testing
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 @testable import RoasServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Bounded resources against unauthenticated clients (issue 16): webhook headers checked before
 /// the body, `--max-http-connections`, `--http-timeout`, `--max-inflight-bytes`, `/v1/stream`

@@ -24,8 +24,10 @@ struct ServeTests {
             let count = header["bytes"] as! Int
             let end = newline + 1 + count
             frames.append(
-                (header["id"] as! String, (header["timestamp"] as! NSNumber).int64Value, header["signature"] as! String,
-                 Array(bytes[index..<end]), Array(bytes[(newline + 1)..<end])))
+                (
+                    header["id"] as! String, (header["timestamp"] as! NSNumber).int64Value, header["signature"] as! String,
+                    Array(bytes[index..<end]), Array(bytes[(newline + 1)..<end])
+                ))
             index = end
         }
         return frames
@@ -437,7 +439,9 @@ struct ServeTests {
         // "loser" spends 50 for 5 in the first hour (ROAS 0.1), then 10 for 45 in the second (4.5);
         // a spend two hours on closes both windows.
         let first = Events.campaign(creator: "loser", prefix: "a", start: t0, purchases: 1, amount: "5", spend: "50")
-        #expect(try await server.post(Events.payload(first + [Events.spend("x1", t0 + hour + 10_000, creator: "other", amount: "1")]), id: "a1").status == 202)
+        #expect(
+            try await server.post(Events.payload(first + [Events.spend("x1", t0 + hour + 10_000, creator: "other", amount: "1")]), id: "a1").status
+                == 202)
         #expect(try await server.eventually { (try await server.get("/v1/alerts").json()["firing"] as? [Any])?.count == 1 })
         let firing = try await server.get("/v1/alerts").json()
         #expect(firing["rules"] as? [String] == ["roas < 1"])
@@ -447,7 +451,9 @@ struct ServeTests {
         #expect(try await server.eventually { try await server.get("/metrics").text.contains(#"roas_alerts_firing{rule="roas < 1"} 1"#) })
 
         let second = Events.campaign(creator: "loser", prefix: "b", start: t0 + hour + 20_000, purchases: 1, amount: "45", spend: "10")
-        #expect(try await server.post(Events.payload(second + [Events.spend("x2", t0 + 2 * hour + 10_000, creator: "third", amount: "1")]), id: "a2").status == 202)
+        #expect(
+            try await server.post(Events.payload(second + [Events.spend("x2", t0 + 2 * hour + 10_000, creator: "third", amount: "1")]), id: "a2")
+                .status == 202)
         #expect(try await server.eventually { (try await server.get("/v1/alerts").json()["resolved"] as? [Any])?.count == 1 })
         let resolved = try await server.get("/v1/alerts").json()
         // "other" spent 1 without revenue in the second hour: it fires now, and "loser" no longer does.

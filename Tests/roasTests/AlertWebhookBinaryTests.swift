@@ -78,8 +78,10 @@ struct AlertWebhookBinaryTests {
 
     static func server(_ receiver: String, _ extra: [String] = []) throws -> ServeBinaryTests.Server {
         try ServeBinaryTests.Server(
-            ["--alert", Self.rule, "--alert-webhook", receiver, "--alert-secret", Self.secret, "--alert-retry-base", "50ms",
-             "--idle-close", "1h"] + extra)
+            [
+                "--alert", Self.rule, "--alert-webhook", receiver, "--alert-secret", Self.secret, "--alert-retry-base", "50ms",
+                "--idle-close", "1h",
+            ] + extra)
     }
 
     static func metrics(_ server: ServeBinaryTests.Server) throws -> String {
@@ -89,7 +91,8 @@ struct AlertWebhookBinaryTests {
     }
 
     /// Polls /metrics until `series` reaches `value` (the live tick records gauges every second).
-    static func waitForMetric(_ server: ServeBinaryTests.Server, _ series: String, atLeast value: Double, timeout: TimeInterval = 10) throws -> String {
+    static func waitForMetric(_ server: ServeBinaryTests.Server, _ series: String, atLeast value: Double, timeout: TimeInterval = 10) throws -> String
+    {
         let deadline = Date().addingTimeInterval(timeout)
         var text = try Self.metrics(server)
         while (PrometheusTests.value(of: series, in: text) ?? -1) < value && Date() < deadline {
@@ -99,7 +102,9 @@ struct AlertWebhookBinaryTests {
         return text
     }
 
-    @Test("firing then resolved, signed and verified by standardwebhooks; 500 twice, then the third attempt; SIGKILL while failing and a restart deliver each id exactly once")
+    @Test(
+        "firing then resolved, signed and verified by standardwebhooks; 500 twice, then the third attempt; SIGKILL while failing and a restart deliver each id exactly once"
+    )
     func deliveriesRetriesAndRestart() throws {
         let folder = Tools.temporaryPath("alert-webhooks")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -3,9 +3,9 @@ import RoasTestSupport
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// `roas serve --data-dir`, the binary: killed with SIGKILL at random moments under load from an
@@ -67,7 +67,8 @@ struct DurabilityTests {
             let firstDifference =
                 zip(written, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(written.count, expected.count)
             Issue.record(
-                "row \(firstDifference) differs:\n served: \(firstDifference < written.count ? written[firstDifference] : "-")\n run:    \(firstDifference < expected.count ? expected[firstDifference] : "-")\n\(context)")
+                "row \(firstDifference) differs:\n served: \(firstDifference < written.count ? written[firstDifference] : "-")\n run:    \(firstDifference < expected.count ? expected[firstDifference] : "-")\n\(context)"
+            )
         }
     }
 
@@ -159,8 +160,10 @@ struct DurabilityTests {
         let batches = 150_000 / 150
         let sender = try ChildProcess(
             try Tools.python3(),
-            [Tools.pythonScript("durable_sender.py"), "--port", "\(port)", "--input", stream, "--window", "32",
-             "--rate", "\(max(5, batches / max(cycles, 1)))", "--deadline", "600"])
+            [
+                Tools.pythonScript("durable_sender.py"), "--port", "\(port)", "--input", stream, "--window", "32",
+                "--rate", "\(max(5, batches / max(cycles, 1)))", "--deadline", "600",
+            ])
         var generator = SystemRandomNumberGenerator()
         var killedUnderLoad = 0
         var recoveries: [String] = []
@@ -194,7 +197,8 @@ struct DurabilityTests {
         // A last start with a short idle close: the watermark follows the wall clock and every window closes.
         let written = try Self.closeWindows(dataDir: dataDir, port: port, rows: rows, count: expected.count, extra: extra)
         let answers = String(decoding: sent.stdout, as: UTF8.self)
-        let context = "\(cycles) kills, \(killedUnderLoad) under load; sender: \(answers)\nrecoveries:\n"
+        let context =
+            "\(cycles) kills, \(killedUnderLoad) under load; sender: \(answers)\nrecoveries:\n"
             + recoveries.joined(separator: "\n")
         #expect(killedUnderLoad >= cycles / 2, "most kills should hit a server under load: \(context)")
         #expect(recoveries.contains { !$0.contains("replayed 0 log records") }, "some recovery should replay the log: \(context)")
@@ -278,8 +282,10 @@ struct DurabilityTests {
         let port = try freeLoopbackPort()
         let server = try ChildProcess(
             try Tools.roasBinary(),
-            ["serve", "--data-dir", folder + "/data", "--listen-tcp", "127.0.0.1:\(port)", "--no-http", "--secret", secret,
-             "--tolerance", "0", "--output", folder + "/rows.ndjson", "--log-level", "warning"])
+            [
+                "serve", "--data-dir", folder + "/data", "--listen-tcp", "127.0.0.1:\(port)", "--no-http", "--secret", secret,
+                "--tolerance", "0", "--output", folder + "/rows.ndjson", "--log-level", "warning",
+            ])
         _ = try server.waitForStderr(timeout: 60) { $0.contains("roas serve: tcp listening on") ? true : nil }
 
         // The sample: three signed batches, one of them forged.

@@ -85,7 +85,9 @@ struct OptionTests {
         let rules = try Tools.temporaryFile(
             "rules.txt", lines: ["# creators who do not pay back", "roas < 1", "", "   cpl >= 80 and leads > 0  "])
         defer { try? FileManager.default.removeItem(atPath: rules) }
-        let fromFile = try Tools.roas(["run", "--sample", "--summary", "none", "--alert-rules-file", rules, "--alerts", "/dev/stdout", "--output", "/dev/null"])
+        let fromFile = try Tools.roas([
+            "run", "--sample", "--summary", "none", "--alert-rules-file", rules, "--alerts", "/dev/stdout", "--output", "/dev/null",
+        ])
         let fromFlags = try Tools.roas([
             "run", "--sample", "--summary", "none", "--alert", "roas < 1", "--alert", "cpl >= 80 and leads > 0", "--alerts",
             "/dev/stdout", "--output", "/dev/null",

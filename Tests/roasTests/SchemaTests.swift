@@ -80,9 +80,11 @@ struct SchemaTests {
         figures.refunds = 12_500_000
         figures.spend = 1
         let rows = [
-            Row(windowStart: 1_795_255_200_000, windowEnd: 1_795_258_800_000, creator: "@a\"b\\c\n\u{1}", campaign: "ü",
+            Row(
+                windowStart: 1_795_255_200_000, windowEnd: 1_795_258_800_000, creator: "@a\"b\\c\n\u{1}", campaign: "ü",
                 figures: figures, isFinal: false),
-            Row(windowStart: 1_795_255_200_250, windowEnd: 1_795_258_800_250, creator: nil, campaign: nil,
+            Row(
+                windowStart: 1_795_255_200_250, windowEnd: 1_795_258_800_250, creator: nil, campaign: nil,
                 figures: Aggregate(), isFinal: true),
             Row(windowStart: -3_600_000, windowEnd: 0, creator: "@b", campaign: "c", figures: figures, isFinal: true),
         ]
@@ -105,46 +107,57 @@ struct SchemaTests {
             return BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: payload.utf8.count).line
                 + "\n" + payload
         }
-        let main = frame("main", [
-            #"{"type":"view","id":"v-1","ts":"2026-11-21T12:00:00Z","user":"u1","creator":"@a"}"#,
-            #"{"type":"view","id":"v-1","ts":"2026-11-21T12:00:00Z","user":"u1","creator":"@a"}"#,  // duplicate
-            #"{"type":"view","id":"v-0","ts":"2026-11-21T10:00:00Z","user":"u1","creator":"@a"}"#,  // late
-            #"{"type":"purchase","id":"p-1","ts":"2026-11-21T12:00:01Z","user":"u1","order":"o-1","amount":10}"#,
-            #"{"type":"purchase","id":"p-2","ts":"2026-11-21T12:00:02Z","user":"u1","order":"o-1","amount":10}"#,  // duplicate_order
-            #"{"type":"refund","id":"r-1","ts":"2026-11-21T12:00:03Z","order":"o-9","amount":1}"#,  // unknown_order
-            #"{"type":"refund","id":"r-2","ts":"2026-11-21T12:00:04Z","order":"o-1","amount":11}"#,  // over_refund
-            #"{"type":"spend","id":"s-1","ts":"2026-11-21T12:00:05Z","creator":"@a","amount":1,"currency":"JPY"}"#,  // unknown_currency
-            #"{"type":"view","id":"v-2","ts":"2026-11-21T12:00:05Z","user":"u1"}"#,  // invalid
-            #"{"type":"tip","id":"t-1","ts":"2026-11-21T12:00:05Z","user":"u1"}"#,  // unknown_type
-            #"{"type":"view","id":"v-3","ts":"2026-11-21T12:00:05Z","user":"u1","creator":"@a""#,  // malformed
-            #"{"type":"view","id":"v-4","ts":"2026-11-21T12:00:05Z","user":"u1","creator":"@a","pad":"\#(String(repeating: "x", count: 400))"}"#,  // too_long
-        ])
+        let main = frame(
+            "main",
+            [
+                #"{"type":"view","id":"v-1","ts":"2026-11-21T12:00:00Z","user":"u1","creator":"@a"}"#,
+                #"{"type":"view","id":"v-1","ts":"2026-11-21T12:00:00Z","user":"u1","creator":"@a"}"#,  // duplicate
+                #"{"type":"view","id":"v-0","ts":"2026-11-21T10:00:00Z","user":"u1","creator":"@a"}"#,  // late
+                #"{"type":"purchase","id":"p-1","ts":"2026-11-21T12:00:01Z","user":"u1","order":"o-1","amount":10}"#,
+                #"{"type":"purchase","id":"p-2","ts":"2026-11-21T12:00:02Z","user":"u1","order":"o-1","amount":10}"#,  // duplicate_order
+                #"{"type":"refund","id":"r-1","ts":"2026-11-21T12:00:03Z","order":"o-9","amount":1}"#,  // unknown_order
+                #"{"type":"refund","id":"r-2","ts":"2026-11-21T12:00:04Z","order":"o-1","amount":11}"#,  // over_refund
+                #"{"type":"spend","id":"s-1","ts":"2026-11-21T12:00:05Z","creator":"@a","amount":1,"currency":"JPY"}"#,  // unknown_currency
+                #"{"type":"view","id":"v-2","ts":"2026-11-21T12:00:05Z","user":"u1"}"#,  // invalid
+                #"{"type":"tip","id":"t-1","ts":"2026-11-21T12:00:05Z","user":"u1"}"#,  // unknown_type
+                #"{"type":"view","id":"v-3","ts":"2026-11-21T12:00:05Z","user":"u1","creator":"@a""#,  // malformed
+                // too_long
+                #"{"type":"view","id":"v-4","ts":"2026-11-21T12:00:05Z","user":"u1","creator":"@a","pad":"\#(String(repeating: "x", count: 400))"}"#,
+            ])
         let stream = [
             main,
             main,  // replayed_batch
-            frame("old", [#"{"type":"view","id":"v-5","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#], timestamp: now - 3600),  // stale_batch
+            // stale_batch
+            frame("old", [#"{"type":"view","id":"v-5","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#], timestamp: now - 3600),
             frame("forged", [#"{"type":"view","id":"v-6","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#], by: forger),  // bad_signature
             // bad_signature over 4 KiB: one truncated record
-            frame("forged-big", (0..<60).map { #"{"type":"view","id":"w-\#($0)","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"# }, by: forger),
+            frame(
+                "forged-big", (0..<60).map { #"{"type":"view","id":"w-\#($0)","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"# }, by: forger),
             #"{"batch":{"id":"a.b","timestamp":\#(now),"signature":"v1,AAAA","bytes":2}}"# + "\n{}\n",  // bad_frame
             #"{"type":"view","id":"v-7","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"# + "\n",  // unsigned
             frame("main", [#"{"type":"view","id":"v-8","ts":"2026-11-21T12:00:06Z","user":"u1","creator":"@a"}"#]),  // conflict
             frame("ahead", [#"{"type":"view","id":"v-9","ts":"8999-12-31T23:59:59Z","user":"u1","creator":"@a"}"#]),  // future
-            frame("big", (0..<10).map { #"{"type":"spend","id":"b-\#($0)","ts":"2026-11-21T12:00:07Z","creator":"@big","amount":1000000000000}"# }),  // overflow
-            frame("keys", (0..<40).map { #"{"type":"view","id":"k-\#($0)","ts":"2026-11-21T12:00:07Z","user":"n\#($0)","creator":"@a"}"# }),  // too_many_keys
+            // overflow
+            frame("big", (0..<10).map { #"{"type":"spend","id":"b-\#($0)","ts":"2026-11-21T12:00:07Z","creator":"@big","amount":1000000000000}"# }),
+            // too_many_keys
+            frame("keys", (0..<40).map { #"{"type":"view","id":"k-\#($0)","ts":"2026-11-21T12:00:07Z","user":"n\#($0)","creator":"@a"}"# }),
         ].joined()
 
         let deadLetterPath = Tools.temporaryPath("all-reasons.ndjson")
         defer { try? FileManager.default.removeItem(atPath: deadLetterPath) }
         let run = try Tools.roas(
-            ["run", "--secret", secret.text, "--max-line", "300", "--dead-letter", deadLetterPath, "--summary", "json",
-             "--max-future", "1h", "--max-keys", "32"],
+            [
+                "run", "--secret", secret.text, "--max-line", "300", "--dead-letter", deadLetterPath, "--summary", "json",
+                "--max-future", "1h", "--max-keys", "32",
+            ],
             stdin: Data(stream.utf8))
         try #require(run.status == 0, "\(run)")
         let lines = String(decoding: FileManager.default.contents(atPath: deadLetterPath) ?? Data(), as: UTF8.self)
             .split(separator: "\n").map(String.init)
         let reasons = Set(try lines.map { try Tools.object($0)["reason"] as? String ?? "?" })
-        #expect(reasons == Set(Reason.allCases.map(\.rawValue)), "reasons missing: \(Set(Reason.allCases.map(\.rawValue)).subtracting(reasons))\n\(lines.joined(separator: "\n"))")
+        #expect(
+            reasons == Set(Reason.allCases.map(\.rawValue)),
+            "reasons missing: \(Set(Reason.allCases.map(\.rawValue)).subtracting(reasons))\n\(lines.joined(separator: "\n"))")
         let check = try Tools.validate(lines, against: "dead-letter.schema.json")
         #expect(check.status == 0, "\(check)")
         let truncated = try lines.filter { try Tools.object($0)["truncated"] as? Bool == true }
@@ -250,7 +263,10 @@ struct SchemaTests {
         ("purchase with a negative amount", #"{"type":"purchase","id":"p-3","ts":"2026-11-21T10:00:00Z","user":"u","order":"o","amount":-1}"#),
         ("purchase with a string amount", #"{"type":"purchase","id":"p-4","ts":"2026-11-21T10:00:00Z","user":"u","order":"o","amount":"10"}"#),
         ("purchase over 10^12", #"{"type":"purchase","id":"p-5","ts":"2026-11-21T10:00:00Z","user":"u","order":"o","amount":1e13}"#),
-        ("purchase with a lower-case currency", #"{"type":"purchase","id":"p-6","ts":"2026-11-21T10:00:00Z","user":"u","order":"o","amount":1,"currency":"usd"}"#),
+        (
+            "purchase with a lower-case currency",
+            #"{"type":"purchase","id":"p-6","ts":"2026-11-21T10:00:00Z","user":"u","order":"o","amount":1,"currency":"usd"}"#
+        ),
         ("purchase with an empty user", #"{"type":"purchase","id":"p-7","ts":"2026-11-21T10:00:00Z","user":"","order":"o","amount":1}"#),
         ("refund without amount", #"{"type":"refund","id":"r-1","ts":"2026-11-21T10:00:00Z","order":"o"}"#),
         ("refund with an empty order", #"{"type":"refund","id":"r-2","ts":"2026-11-21T10:00:00Z","order":"","amount":1}"#),
@@ -258,8 +274,14 @@ struct SchemaTests {
         ("link with an empty linked", #"{"type":"link","id":"l-2","ts":"2026-11-21T10:00:00Z","user":"u","linked":""}"#),
         ("spend without creator", #"{"type":"spend","id":"s-1","ts":"2026-11-21T10:00:00Z","amount":5}"#),
         ("spend without amount", #"{"type":"spend","id":"s-2","ts":"2026-11-21T10:00:00Z","creator":"@a"}"#),
-        ("spend with a four-letter currency", #"{"type":"spend","id":"s-3","ts":"2026-11-21T10:00:00Z","creator":"@a","amount":5,"currency":"EURO"}"#),
-        ("engagement with an unknown action", #"{"type":"engagement","id":"e-3","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a","action":"poke"}"#),
+        (
+            "spend with a four-letter currency",
+            #"{"type":"spend","id":"s-3","ts":"2026-11-21T10:00:00Z","creator":"@a","amount":5,"currency":"EURO"}"#
+        ),
+        (
+            "engagement with an unknown action",
+            #"{"type":"engagement","id":"e-3","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a","action":"poke"}"#
+        ),
         ("engagement without action", #"{"type":"engagement","id":"e-4","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
         ("engagement without user", #"{"type":"engagement","id":"e-5","ts":"2026-11-21T10:00:00Z","creator":"@a","action":"like"}"#),
         ("signup without user", #"{"type":"signup","id":"g-3","ts":"2026-11-21T10:00:00Z"}"#),
@@ -267,14 +289,20 @@ struct SchemaTests {
         ("signup with a string value", #"{"type":"signup","id":"g-5","ts":"2026-11-21T10:00:00Z","user":"u","value":"10"}"#),
         ("creator with negative followers", #"{"type":"creator","id":"cp-3","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":-1}"#),
         ("creator with fractional followers", #"{"type":"creator","id":"cp-4","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":1.5}"#),
-        ("creator with followers over 10^12", #"{"type":"creator","id":"cp-5","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":1000000000001}"#),
+        (
+            "creator with followers over 10^12",
+            #"{"type":"creator","id":"cp-5","ts":"2026-11-21T10:00:00Z","creator":"@a","followers":1000000000001}"#
+        ),
         ("creator without followers", #"{"type":"creator","id":"cp-6","ts":"2026-11-21T10:00:00Z","creator":"@a"}"#),
         ("an unknown type", #"{"type":"tip","id":"t-1","ts":"2026-11-21T10:00:00Z","user":"u"}"#),
         ("a type in the wrong case", #"{"type":"View","id":"t-2","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
         ("no type", #"{"id":"t-3","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
         ("no id", #"{"type":"view","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
         ("an empty id", #"{"type":"view","id":"","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
-        ("an id of 257 bytes", #"{"type":"view","id":"\#(String(repeating: "v", count: 257))","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
+        (
+            "an id of 257 bytes",
+            #"{"type":"view","id":"\#(String(repeating: "v", count: 257))","ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#
+        ),
         ("a number id", #"{"type":"view","id":7,"ts":"2026-11-21T10:00:00Z","user":"u","creator":"@a"}"#),
         ("no ts", #"{"type":"view","id":"x-1","user":"u","creator":"@a"}"#),
         ("ts without offset", #"{"type":"view","id":"x-2","ts":"2026-11-21T10:00:00","user":"u","creator":"@a"}"#),
@@ -335,7 +363,8 @@ struct SchemaTests {
 
     @Test("bad rows, dead letters and summaries fail their schemas")
     func badOutputs() throws {
-        let row = #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"@a","campaign":null,"views":1,"clicks":0,"conversions":0.5,"revenue":1,"refunds":0,"spend":2,"roas":0.5,"ctr":0,"cvr":null,"aov":2,"cpa":4,"net_revenue":1,"roi":-0.5,"reach":1,"engagements":2,"engagement_rate":2,"leads":0.5,"cpl":4,"tier":"micro","final":true}"#
+        let row =
+            #"{"window_start":"2026-11-21T10:00:00Z","window_end":"2026-11-21T11:00:00Z","creator":"@a","campaign":null,"views":1,"clicks":0,"conversions":0.5,"revenue":1,"refunds":0,"spend":2,"roas":0.5,"ctr":0,"cvr":null,"aov":2,"cpa":4,"net_revenue":1,"roi":-0.5,"reach":1,"engagements":2,"engagement_rate":2,"leads":0.5,"cpl":4,"tier":"micro","final":true}"#
         let goodRow = try Tools.validate([row], against: "row.schema.json")
         #expect(goodRow.status == 0, "\(goodRow)")
         let badRows = [

@@ -6,12 +6,12 @@ import RoasTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
-    import FoundationNetworking
+import FoundationNetworking
 #endif
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// The real `roas serve` binary on loopback: a plain Standard Webhooks client (Python's
@@ -222,8 +222,10 @@ struct ServeBinaryTests {
         func browse() throws -> ProcessResult {
             try Tools.run(
                 try Tools.python3(),
-                [Tools.pythonScript("dashboard_check.py"), "http://127.0.0.1:\(server.httpPort)", "--screenshot", screenshot,
-                 "--timeout", "90"] + expectations,
+                [
+                    Tools.pythonScript("dashboard_check.py"), "http://127.0.0.1:\(server.httpPort)", "--screenshot", screenshot,
+                    "--timeout", "90",
+                ] + expectations,
                 timeout: 900)  // dashboard_check.py waits up to 600 s for a running `apt-get install chromium`
         }
         var check = try browse()
@@ -271,7 +273,8 @@ struct ServeBinaryTests {
             #expect(summary[key] as? Int == runSummary[key] as? Int, "\(key): serve \(stopped.stderrText)\nrun \(counted.stderrText)")
         }
         for key in ["accepted_events", "rejected_batches", "dead_letters"] {
-            #expect(summary[key] as? [String: Int] == runSummary[key] as? [String: Int], "\(key): serve \(stopped.stderrText)\nrun \(counted.stderrText)")
+            #expect(
+                summary[key] as? [String: Int] == runSummary[key] as? [String: Int], "\(key): serve \(stopped.stderrText)\nrun \(counted.stderrText)")
         }
     }
 
@@ -287,8 +290,10 @@ struct ServeBinaryTests {
         init(_ arguments: [String]) throws {
             self.child = try ChildProcess(
                 try Tools.roasBinary(),
-                ["serve", "--listen-tcp", "127.0.0.1:0", "--listen-http", "127.0.0.1:0", "--summary", "json",
-                 "--log-level", "warning"] + arguments)
+                [
+                    "serve", "--listen-tcp", "127.0.0.1:0", "--listen-http", "127.0.0.1:0", "--summary", "json",
+                    "--log-level", "warning",
+                ] + arguments)
             let ports = try self.child.waitForStderr(timeout: 30) { text -> (Int, Int)? in
                 guard let tcp = Self.port(of: "tcp", in: text), let http = Self.port(of: "http", in: text) else { return nil }
                 return (tcp, http)
@@ -538,15 +543,15 @@ struct ServeBinaryTests {
     @discardableResult
     static func sendOverTCP(_ data: Data, port: Int, timeout: Int = 30) throws -> Data {
         #if canImport(Glibc)
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            let noSignal = Int32(MSG_NOSIGNAL)
-            let shutWrite = Int32(SHUT_WR)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let noSignal = Int32(MSG_NOSIGNAL)
+        let shutWrite = Int32(SHUT_WR)
         #else
-            let descriptor = socket(AF_INET, SOCK_STREAM, 0)
-            let noSignal: Int32 = 0
-            let shutWrite = SHUT_WR
-            var one: Int32 = 1
-            setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        let noSignal: Int32 = 0
+        let shutWrite = SHUT_WR
+        var one: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
         #endif
         func failure(_ what: String) -> ToolFailure {
             ToolFailure("TCP to 127.0.0.1:\(port): \(what): \(String(cString: strerror(errno)))")

@@ -3,7 +3,7 @@ import RoasTestSupport
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// The `roas serve` binary against unauthenticated clients sending big bodies (issue 16: 40 POSTs
@@ -62,12 +62,14 @@ struct ServeLimitsBinaryTests {
         #expect(check.status == 0, "\(check)")
     }
 
-    @Test("bad limits are refused at start with a clear message", arguments: [
-        (["--max-inflight-bytes", "1000000"], "twice --max-batch"),
-        (["--http-timeout", "0"], "--http-timeout must be positive"),
-        (["--max-http-connections", "0"], "--max-http-connections must be positive"),
-        (["--stream-buffer", "0"], "--stream-buffer must be positive"),
-    ])
+    @Test(
+        "bad limits are refused at start with a clear message",
+        arguments: [
+            (["--max-inflight-bytes", "1000000"], "twice --max-batch"),
+            (["--http-timeout", "0"], "--http-timeout must be positive"),
+            (["--max-http-connections", "0"], "--max-http-connections must be positive"),
+            (["--stream-buffer", "0"], "--stream-buffer must be positive"),
+        ])
     func badLimits(_ arguments: [String], _ message: String) throws {
         let result = try Tools.roas(["serve", "--listen-http", "127.0.0.1:0"] + arguments)
         #expect(result.status != 0 && !result.timedOut, "\(result)")

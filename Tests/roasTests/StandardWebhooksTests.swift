@@ -44,8 +44,10 @@ struct StandardWebhooksTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try Tools.python(
             "webhooks.py",
-            ["verify", "--secret", secret, "--id", id, "--timestamp", String(timestamp), "--payload", path,
-             "--signature", signature])
+            [
+                "verify", "--secret", secret, "--id", id, "--timestamp", String(timestamp), "--payload", path,
+                "--signature", signature,
+            ])
         guard result.status == 0 || result.status == 1 else { throw ToolFailure("webhooks.py verify failed:\n\(result)") }
         return (result.status == 0, result)
     }

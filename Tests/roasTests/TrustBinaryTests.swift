@@ -6,9 +6,9 @@ import RoasTestSupport
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// The binary against input a hostile or careless sender can send ("Trust under attack"): each of
@@ -117,7 +117,9 @@ struct TrustBinaryTests {
         let server = try Self.serve(arguments, port: port)
         // One connection per batch: each is its own log record.
         for batch in 0..<20 {
-            let lines = (0..<100).map { Self.click("b\(batch)-\($0)", 1_795_255_200_000 + Int64(batch * 100 + $0), user: "u\($0)", creator: "@c\($0 % 7)") }
+            let lines = (0..<100).map {
+                Self.click("b\(batch)-\($0)", 1_795_255_200_000 + Int64(batch * 100 + $0), user: "u\($0)", creator: "@c\($0 % 7)")
+            }
             let answer = try ServeBinaryTests.sendOverTCP(Data(try Self.frame(lines, id: "batch-\(batch)").utf8), port: port)
             #expect(String(decoding: answer, as: UTF8.self) == "{\"ack\":\"batch-\(batch)\"}\n")
         }

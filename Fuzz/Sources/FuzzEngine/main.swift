@@ -1,3 +1,5 @@
+import FuzzSupport
+
 // Fuzz target `engine`: event sequences with random options through the whole path (parser and
 // `Engine.accept`), on one thread (`Pipeline`, whole input) and, when the input says so, also as
 // `roas run --threads 2` does it (`ChunkParser` chunks replayed into an `EngineSink`, cut where the
@@ -17,7 +19,6 @@
 //   with the same dead letters.
 // ROAS_FUZZ_PRINT=FILE writes an input's stream to FILE and prints the matching roas run command.
 @testable import RoasCore
-import FuzzSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -84,7 +85,8 @@ func checkRow(_ row: Row, _ configuration: EngineConfiguration) {
             && f.engagements >= 0 && f.leads >= 0,
         "a row has a negative figure: \(row.json)")
     // Exact up to 1,024 users: never more than the views and clicks that reached them.
-    require(row.reach >= 0 && (row.reach <= f.views + f.clicks || row.reach > 1024),
+    require(
+        row.reach >= 0 && (row.reach <= f.views + f.clicks || row.reach > 1024),
         "reach is negative or above the views and clicks: \(row.json)")
     require(configuration.byTier ? row.creator == nil : true, "a creator on a --by tier row: \(row.json)")
     require(row.windowEnd - row.windowStart == configuration.window, "a window of the wrong length: \(row.json)")

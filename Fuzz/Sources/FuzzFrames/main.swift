@@ -1,3 +1,5 @@
+import FuzzSupport
+
 // Fuzz target `frames`: a byte stream through `FrameDecoder` (lines, blank lines, too-long lines,
 // batch frames and their headers) and `ChunkParser` (verification and parsing, as `roas run
 // --threads 2` and `roas serve` use it), fed once whole, once cut where the input says, and, when
@@ -15,7 +17,6 @@
 // cut, then the stream. Flags: 1 a secret (the sample's) is configured, 2 keep raw lines,
 // 4 journal, 8 also send the stream as a webhook body, 16 sign that body.
 @testable import RoasCore
-import FuzzSupport
 
 let now: @Sendable () -> Int64 = { 1_795_255_200 }
 let lineLimits = [1 << 20, 8, 16, 64, 100, 1023, 1024, 1025, 4096]

@@ -1,3 +1,5 @@
+import FuzzSupport
+
 // Fuzz target `json`: any bytes as one NDJSON line through `JSONScanner`, `EventParser` and
 // `Timestamp.parseRFC3339`. Never a trap, and:
 // - scanner: `validateDocument` and `scanObject` agree; member spans lie in the text, are of the
@@ -12,7 +14,6 @@
 //   parsing the same line again gives the same event;
 // - timestamps: a parsed time in the accepted range formats and parses back to itself.
 @testable import RoasCore
-import FuzzSupport
 
 let currencies = try! CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27])
 nonisolated(unsafe) var parser = EventParser(currencies: currencies)
@@ -25,7 +26,13 @@ func nesting(_ bytes: UnsafeRawBufferPointer) -> Int {
     var escaped = false
     for byte in bytes {
         if inString {
-            if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+            if escaped {
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else if byte == UInt8(ascii: "\"") {
+                inString = false
+            }
             continue
         }
         switch byte {

@@ -1,3 +1,5 @@
+import FuzzSupport
+
 // Fuzz target `log`: `WriteAheadLog.replay` over segment files in a data folder (in memory when
 // /dev/shm exists). Two modes, by the first byte's low bit:
 //
@@ -17,7 +19,6 @@
 // inside a record or header of another segment is an error (`WALError.corrupt`), not a silent loss.
 @testable import RoasCore
 @testable import RoasRuntime
-import FuzzSupport
 
 #if canImport(Glibc)
 import Glibc

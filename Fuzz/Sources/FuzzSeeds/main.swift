@@ -1,3 +1,5 @@
+import FuzzSupport
+
 // Writes the seed corpora of the fuzz targets (Fuzz/corpus/<target>/), from real inputs made by
 // RoasCore itself: the built-in sample, `roas gen` output, a write-ahead log written by
 // `WriteAheadLog`, snapshots taken by `Engine.snapshot()`. Deterministic: run it again and the
@@ -5,7 +7,6 @@
 @testable import RoasCore
 @testable import RoasGen
 @testable import RoasRuntime
-import FuzzSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -89,7 +90,9 @@ do {
     save(frame(1 | 2 | 8 | 16, 0, 0, cuts: [], Array(Sample.morning.map { $0 + "\n" }.joined().utf8)), path, "webhook-signed")
     save(frame(1 | 4, 0, 0, cuts: [33], signed), path, "gen-signed")
     save(frame(2, 3, 4, cuts: [5, 50], plain), path, "gen-small-limits")
-    save(frame(0, 6, 2, cuts: [], Array("\n  \r\n{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"v1,A\",\"bytes\":3}}\nab\ncd\n".utf8)), path, "short-frame")
+    save(
+        frame(0, 6, 2, cuts: [], Array("\n  \r\n{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"v1,A\",\"bytes\":3}}\nab\ncd\n".utf8)), path,
+        "short-frame")
 }
 
 // MARK: engine: options and 5-byte events (see EngineProgram)

@@ -1,3 +1,5 @@
+import FuzzSupport
+
 // Fuzz target `snapshot`: any bytes as an engine snapshot (`Engine(snapshot:configuration:)`), read
 // with the two configurations of `SnapshotConfigurations` (the second when the first does not
 // match). Checks: it returns an engine or throws `SnapshotError`, never traps; a decoded engine
@@ -6,7 +8,6 @@
 // engine takes more events (times near its watermark) and finishes without trapping, its rows
 // never negative; and what it then snapshots reads back.
 @testable import RoasCore
-import FuzzSupport
 
 let configurations = SnapshotConfigurations.all
 

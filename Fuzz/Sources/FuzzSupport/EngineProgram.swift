@@ -129,7 +129,9 @@ public struct EngineProgram {
             if kindCode == 6 {
                 switch (op >> 3) & 3 {
                 case 0: self.lines.append(.blank)
-                case 1: line = Array("  \t ".utf8); self.lines.append(.blank)
+                case 1:
+                    line = Array("  \t ".utf8)
+                    self.lines.append(.blank)
                 case 2:
                     line = Array(#"{"type":"view","id":"m\#(self.lines.count)","ts":"#.utf8)
                     self.lines.append(.junk(.malformed))

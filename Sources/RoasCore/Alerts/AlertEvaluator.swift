@@ -160,7 +160,10 @@ public struct AlertEvaluator: Sendable {
         var bytes = Array(rule.utf8)
         for part in [key.creator, key.campaign, key.rollUp] {
             bytes.append(0)
-            if let part { bytes.append(1); bytes += part.utf8 }
+            if let part {
+                bytes.append(1)
+                bytes += part.utf8
+            }
         }
         bytes.append(0)
         bytes += String(firstStart).utf8

@@ -41,7 +41,12 @@ public enum RowField: String, CaseIterable, Sendable {
 /// A comparison with a null field (a ratio whose denominator is 0) is false.
 public struct AlertRule: Sendable, Equatable {
     public enum Comparison: String, Sendable, CaseIterable {
-        case lessOrEqual = "<=", greaterOrEqual = ">=", equal = "==", notEqual = "!=", less = "<", greater = ">"
+        case lessOrEqual = "<="
+        case greaterOrEqual = ">="
+        case equal = "=="
+        case notEqual = "!="
+        case less = "<"
+        case greater = ">"
 
         func holds(_ a: Double, _ b: Double) -> Bool {
             switch self {
@@ -176,7 +181,8 @@ struct AlertTokens {
             while self.index < self.characters.count {
                 let c = self.characters[self.index]
                 let previous = self.characters[self.index - 1]
-                guard c.isASCII && (c.isNumber || c == "." || c == "e" || c == "E" || ((c == "-" || c == "+") && (previous == "e" || previous == "E")))
+                guard
+                    c.isASCII && (c.isNumber || c == "." || c == "e" || c == "E" || ((c == "-" || c == "+") && (previous == "e" || previous == "E")))
                 else { break }
                 self.index += 1
             }

@@ -135,19 +135,25 @@ public struct BatchVerifier {
         }
         let now = self.now()
         if BatchVerifier.isStale(header.timestamp, now: now, tolerance: self.tolerance) {
-            return (Rejection(
-                .staleBatch, "timestamp \(header.timestamp) is more than --tolerance (\(self.tolerance) s) from now (\(now))"), 0)
+            return (
+                Rejection(
+                    .staleBatch, "timestamp \(header.timestamp) is more than --tolerance (\(self.tolerance) s) from now (\(now))"), 0
+            )
         }
         let digest = AcceptedBatches.digest(of: payload)
-        switch self.accepted.insert(header.id, AcceptedBatches.Entry(timestamp: header.timestamp, digest: digest), now: now, tolerance: self.tolerance) {
+        switch self.accepted.insert(
+            header.id, AcceptedBatches.Entry(timestamp: header.timestamp, digest: digest), now: now, tolerance: self.tolerance)
+        {
         case .inserted:
             return (nil, digest)
         case .duplicate:
             return (Rejection(.replayedBatch, "batch id \(header.id) was already accepted"), digest)
         case .conflict:
-            return (Rejection(
-                .conflict, "batch id \(header.id) was already accepted with another body; a resend must be byte-identical"),
-                digest)
+            return (
+                Rejection(
+                    .conflict, "batch id \(header.id) was already accepted with another body; a resend must be byte-identical"),
+                digest
+            )
         }
     }
 }

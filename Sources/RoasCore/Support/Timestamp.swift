@@ -86,7 +86,8 @@ public enum Timestamp {
             return nil
         }
         guard index == count else { return nil }
-        let seconds = days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
+        let seconds =
+            days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
             - offsetMinutes * 60
         return seconds * 1000 + millisecond
     }

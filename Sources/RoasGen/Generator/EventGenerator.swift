@@ -1,11 +1,12 @@
+import HeapModule
+import RoasCore
+import RoasRuntime
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-import RoasCore
-import RoasRuntime
 
 /// What a generator has written so far.
 public struct GeneratorStatistics: Sendable, Equatable {
@@ -97,7 +98,7 @@ public struct EventGenerator {
     private var lateOwed = 0
     private var badBatches: Quota
 
-    private var scheduled = PlannedHeap()
+    private var scheduled = Heap<PlannedEvent>()
     private var arriving: ArrivalQueue
     private var sequence: UInt64 = 0
     private var clock: Int64
@@ -219,9 +220,11 @@ public struct EventGenerator {
         let perPurchase = 1 + GeneratorModel.amazonShare + GeneratorModel.refundShare
         for (creator, weight) in zip(creators, weights) {
             let share = weight / total
-            followUps += share * (creator.engagement
-                + creator.clickRate * (1 + GeneratorModel.signupRate + creator.purchaseRate * perPurchase)
-                + (1 - creator.clickRate) * creator.viewThroughRate * perPurchase)
+            followUps +=
+                share
+                * (creator.engagement
+                    + creator.clickRate * (1 + GeneratorModel.signupRate + creator.purchaseRate * perPurchase)
+                    + (1 - creator.clickRate) * creator.viewThroughRate * perPurchase)
         }
         let clean = configuration.eventsPerSecond * max(0.01, 1 - configuration.dirtyFraction - configuration.lateFraction)
         let fees = 2 * Double(count) / 86_400
@@ -329,7 +332,7 @@ public struct EventGenerator {
         let viewTime = Int64(self.nextView)
         var time = viewTime
         var source = 0
-        if let next = self.scheduled.first, next.key <= time {
+        if let next = self.scheduled.min, next.key <= time {
             time = next.key
             source = 1
         }
@@ -343,7 +346,7 @@ public struct EventGenerator {
         if self.arriving.mayHave(upTo: time) { return true }
         switch source {
         case 0: self.planView(at: time)
-        case 1: self.follow(self.scheduled.pop())
+        case 1: self.follow(self.scheduled.removeMin())
         default: self.planDailyFees(at: time)
         }
         return true
@@ -457,7 +460,7 @@ public struct EventGenerator {
         event.key = event.time
         event.sequence = self.sequence
         self.sequence &+= 1
-        self.scheduled.push(event)
+        self.scheduled.insert(event)
     }
 
     /// Into the arrival buffer: it leaves at event time plus a uniform delay below the disorder.

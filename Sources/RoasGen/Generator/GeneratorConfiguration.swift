@@ -1,4 +1,5 @@
 import RoasCore
+
 /// What `roas gen` generates: sizes, time span, faults and framing. Every figure of time is in
 /// milliseconds; see docs/generator.md for the model behind the stream.
 public struct GeneratorConfiguration: Sendable {

@@ -1,4 +1,5 @@
 import RoasCore
+
 /// The figures behind the generated stream (documented in docs/generator.md, "The model").
 public enum GeneratorModel {
     /// Creator tiers by followers, with their typical engagement rate and their cost.

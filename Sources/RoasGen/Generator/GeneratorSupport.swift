@@ -1,4 +1,6 @@
+import HeapModule
 import RoasCore
+
 /// An event the generator has planned: scheduled for later (`key` = its time) or waiting in the
 /// arrival buffer (`key` = its arrival time, event time plus less than the disorder).
 struct PlannedEvent {
@@ -40,48 +42,11 @@ struct PlannedEvent {
     }
 }
 
-/// A binary min-heap of planned events by (key, sequence).
-struct PlannedHeap {
-    private(set) var items: [PlannedEvent] = []
-
-    var first: PlannedEvent? { self.items.first }
-
-    @inline(__always)
-    mutating func push(_ event: PlannedEvent) {
-        self.items.append(event)
-        var child = self.items.count - 1
-        self.items.withUnsafeMutableBufferPointer { items in
-            let moving = items[child]
-            while child > 0 {
-                let parent = (child - 1) / 2
-                guard moving.precedes(items[parent]) else { break }
-                items[child] = items[parent]
-                child = parent
-            }
-            items[child] = moving
-        }
-    }
-
-    @inline(__always)
-    mutating func pop() -> PlannedEvent {
-        let top = self.items[0]
-        let last = self.items.removeLast()
-        guard !self.items.isEmpty else { return top }
-        self.items.withUnsafeMutableBufferPointer { items in
-            let count = items.count
-            var parent = 0
-            while true {
-                var child = 2 * parent + 1
-                guard child < count else { break }
-                if child + 1 < count && items[child + 1].precedes(items[child]) { child += 1 }
-                guard items[child].precedes(last) else { break }
-                items[parent] = items[child]
-                parent = child
-            }
-            items[parent] = last
-        }
-        return top
-    }
+/// Planned events wait in swift-collections' `Heap`, ordered by (key, sequence): the sequence is
+/// unique, so the order is total and the stream does not depend on how the heap breaks ties.
+extension PlannedEvent: Comparable {
+    static func < (a: PlannedEvent, b: PlannedEvent) -> Bool { a.precedes(b) }
+    static func == (a: PlannedEvent, b: PlannedEvent) -> Bool { a.key == b.key && a.sequence == b.sequence }
 }
 
 /// Text helpers for the generator's fixed strings.

@@ -1,8 +1,8 @@
-import RoasRuntime
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RoasCore
+import RoasRuntime
 
 /// `roas gen --http`: POSTs batches as a Standard Webhooks sender does, on keep-alive HTTP/1.1
 /// connections (SwiftNIO's HTTP/1 codec), retrying a 503 after its Retry-After.

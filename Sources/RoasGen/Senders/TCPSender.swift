@@ -1,8 +1,8 @@
-import RoasRuntime
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RoasCore
+import RoasRuntime
 
 /// `roas gen --tcp`: writes the stream to a `roas serve --listen-tcp` connection. Writes wait for
 /// the socket (NIO's writability), so a server that reads slowly slows the generator down. What the

@@ -1,10 +1,11 @@
+import Foundation
+import RoasCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import RoasCore
 
 /// One checkpoint of `roas serve --data-dir`: the engine after the write-ahead log record `lsn`,
 /// with what the outputs held then and which batch ids were applied.

@@ -1,4 +1,5 @@
 import RoasCore
+
 /// When the write-ahead log calls `fdatasync`, and so what `WriteAheadLog.waitDurable` promises.
 public enum FsyncMode: Sendable, Equatable, CustomStringConvertible {
     /// Group commit: the committer writes everything pending, syncs once, then completes those waiters.

@@ -1,4 +1,5 @@
 import RoasCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

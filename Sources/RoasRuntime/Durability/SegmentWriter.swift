@@ -1,5 +1,5 @@
-import RoasCore
 import Dispatch
+import RoasCore
 
 #if canImport(Glibc)
 import Glibc

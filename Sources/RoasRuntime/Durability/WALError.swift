@@ -1,4 +1,5 @@
 import RoasCore
+
 /// A failure of the write-ahead log.
 public enum WALError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The log was closed before the call.

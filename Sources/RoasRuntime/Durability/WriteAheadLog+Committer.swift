@@ -1,5 +1,5 @@
-import RoasCore
 import Dispatch
+import RoasCore
 
 extension WriteAheadLog {
     /// The group-commit loop, run by the log's one committer thread, which alone owns the open segment.

@@ -1,6 +1,6 @@
-import RoasCore
 import Dispatch
 import Foundation
+import RoasCore
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
-import RoasCore
 import Foundation
+import RoasCore
 
 #if canImport(Glibc)
 import Glibc

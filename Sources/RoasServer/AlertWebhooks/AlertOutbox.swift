@@ -1,11 +1,12 @@
+import Foundation
+import RoasCore
+import RoasRuntime
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import RoasCore
-import RoasRuntime
 
 /// `--data-dir DIR` with `--alert-webhook`: `DIR/alerts-outbox.ndjson`, an append-only file of
 /// what was queued for delivery and what became of it, one JSON object per line:
@@ -255,9 +256,9 @@ final class AlertOutboxFile {
     func sync() throws {
         guard self.isDirty else { return }
         #if canImport(Glibc)
-            let result = fdatasync(self.descriptor)
+        let result = fdatasync(self.descriptor)
         #else
-            let result = fsync(self.descriptor)
+        let result = fsync(self.descriptor)
         #endif
         guard result == 0 else { throw Self.failure("cannot sync \(self.path)") }
         self.isDirty = false

@@ -16,19 +16,18 @@ final class AlertDeliveryMetrics: Sendable {
     let droppedOverflow: Counter
 
     init(registry: PrometheusCollectorRegistry) {
-        self.delivered = registry.makeCounter(
-            name: "roas_alert_deliveries_total", labels: [],
+        self.delivered = registry.counter(
+            "roas_alert_deliveries_total", labels: [],
             help: "Alert webhooks delivered (--alert-webhook answered 2xx).")
-        self.failedAttempts = registry.makeCounter(
-            name: "roas_alert_deliveries_failed_total", labels: [],
+        self.failedAttempts = registry.counter(
+            "roas_alert_deliveries_failed_total", labels: [],
             help: "Alert webhook attempts that failed: no connection, a timeout, or an answer other than 2xx.")
-        self.pending = registry.makeGauge(
-            name: "roas_alert_deliveries_pending", labels: [], help: "Alert webhooks queued and not yet delivered or dropped.")
+        self.pending = registry.gauge("roas_alert_deliveries_pending", labels: [], help: "Alert webhooks queued and not yet delivered or dropped.")
         let help =
             "Alert webhooks given up: retried for --alert-retry-for (expired), refused with a 3xx or 4xx (rejected), or pushed out of a full --alert-queue (overflow)."
-        self.droppedExpired = registry.makeCounter(name: "roas_alert_deliveries_dropped_total", labels: [("reason", "expired")], help: help)
-        self.droppedRejected = registry.makeCounter(name: "roas_alert_deliveries_dropped_total", labels: [("reason", "rejected")], help: help)
-        self.droppedOverflow = registry.makeCounter(name: "roas_alert_deliveries_dropped_total", labels: [("reason", "overflow")], help: help)
+        self.droppedExpired = registry.counter("roas_alert_deliveries_dropped_total", labels: [("reason", "expired")], help: help)
+        self.droppedRejected = registry.counter("roas_alert_deliveries_dropped_total", labels: [("reason", "rejected")], help: help)
+        self.droppedOverflow = registry.counter("roas_alert_deliveries_dropped_total", labels: [("reason", "overflow")], help: help)
     }
 }
 

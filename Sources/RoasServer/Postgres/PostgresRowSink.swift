@@ -39,8 +39,7 @@ public final class PostgresRowSink: Service, Sendable {
     ///   - maximumQueuedRows: rows that may wait for PostgreSQL before `enqueue` suspends.
     ///   - batchRows: the most rows written by one statement.
     /// - Throws: `RoasError(.options, …)` when the URL is not of that form or asks for TLS.
-    public convenience init(url: String, logger: Logger, maximumQueuedRows: Int = 100_000, batchRows: Int = 1000) throws
-    {
+    public convenience init(url: String, logger: Logger, maximumQueuedRows: Int = 100_000, batchRows: Int = 1000) throws {
         try self.init(
             url: url,
             logger: logger,

@@ -13,7 +13,10 @@ struct AlertRuleTests {
         let c = try AlertRule("spend > 500 and conversions == 0")
         #expect(c.conditions.map(\.field) == [.spend, .conversions] && c.conditions.map(\.comparison) == [.greater, .equal])
         let d = try AlertRule("engagement_rate<=0.01 AND net_revenue != -2.5e1 for 1 window")
-        #expect(d.conditions == [.init(field: .engagementRate, comparison: .lessOrEqual, value: 0.01), .init(field: .netRevenue, comparison: .notEqual, value: -25)])
+        #expect(
+            d.conditions == [
+                .init(field: .engagementRate, comparison: .lessOrEqual, value: 0.01), .init(field: .netRevenue, comparison: .notEqual, value: -25),
+            ])
     }
 
     @Test("an invalid rule names the position of the mistake")
@@ -130,10 +133,11 @@ struct AlertEvaluatorTests {
         func run() throws -> [String] {
             var evaluator = AlertEvaluator(rules: [try AlertRule("spend > 5"), try AlertRule("spend > 6")], slide: hour)
             var ids: [String] = []
-            for row in [Self.row("@a", t0, spend: 10, revenue: 0), Self.row("@a", t0 + hour, spend: 1, revenue: 0),
+            for row in [
+                Self.row("@a", t0, spend: 10, revenue: 0), Self.row("@a", t0 + hour, spend: 1, revenue: 0),
                 Self.row("@a", t0 + 2 * hour, spend: 10, revenue: 0), Self.row(nil, t0, spend: 10, revenue: 0, tier: "micro"),
-                Self.row(nil, t0, spend: 10, revenue: 0, tier: "mega")]
-            {
+                Self.row(nil, t0, spend: 10, revenue: 0, tier: "mega"),
+            ] {
                 ids += evaluator.observe(row).map { "\($0.id) \($0.state)" }
             }
             return ids

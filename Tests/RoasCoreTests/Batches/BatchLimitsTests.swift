@@ -11,23 +11,25 @@ struct BatchLimitsTests {
 
     // MARK: BatchHeader.validate
 
-    @Test(arguments: [
-        ("b", "0", 0), ("b", "1795255200", 1_795_255_200), ("b", "-5", -5), ("b", "-0", 0),
-        ("b", "999999999999999999", 999_999_999_999_999_999), ("b", "-999999999999999999", -999_999_999_999_999_999),
-        (String(repeating: "x", count: 256), "1", 1),
-    ] as [(String, String, Int64)])
+    @Test(
+        arguments: [
+            ("b", "0", 0), ("b", "1795255200", 1_795_255_200), ("b", "-5", -5), ("b", "-0", 0),
+            ("b", "999999999999999999", 999_999_999_999_999_999), ("b", "-999999999999999999", -999_999_999_999_999_999),
+            (String(repeating: "x", count: 256), "1", 1),
+        ] as [(String, String, Int64)])
     func validIDsAndTimestamps(_ id: String, _ text: String, _ expected: Int64) {
         #expect(BatchHeader.validate(id: id, timestampText: text) == .success(expected))
     }
 
-    @Test(arguments: [
-        ("", "1", BatchHeader.Invalid.idLength), (String(repeating: "x", count: 257), "1", .idLength),
-        (String(repeating: "é", count: 129), "1", .idLength), ("a.b", "1", .idDot), (".", "1", .idDot),
-        ("b", "", .timestamp), ("b", "-", .timestamp), ("b", "1000000000000000000", .timestamp),
-        ("b", "-9223372036854775808", .timestamp), ("b", "9223372036854775807", .timestamp), ("b", "007", .timestamp),
-        ("b", "+5", .timestamp), ("b", " 5", .timestamp), ("b", "5 ", .timestamp), ("b", "1.5", .timestamp),
-        ("b", "1e3", .timestamp), ("b", "soon", .timestamp), ("b", "--1", .timestamp),
-    ] as [(String, String, BatchHeader.Invalid)])
+    @Test(
+        arguments: [
+            ("", "1", BatchHeader.Invalid.idLength), (String(repeating: "x", count: 257), "1", .idLength),
+            (String(repeating: "é", count: 129), "1", .idLength), ("a.b", "1", .idDot), (".", "1", .idDot),
+            ("b", "", .timestamp), ("b", "-", .timestamp), ("b", "1000000000000000000", .timestamp),
+            ("b", "-9223372036854775808", .timestamp), ("b", "9223372036854775807", .timestamp), ("b", "007", .timestamp),
+            ("b", "+5", .timestamp), ("b", " 5", .timestamp), ("b", "5 ", .timestamp), ("b", "1.5", .timestamp),
+            ("b", "1e3", .timestamp), ("b", "soon", .timestamp), ("b", "--1", .timestamp),
+        ] as [(String, String, BatchHeader.Invalid)])
     func invalidIDsAndTimestamps(_ id: String, _ text: String, _ expected: BatchHeader.Invalid) {
         #expect(BatchHeader.validate(id: id, timestampText: text) == .failure(expected))
     }

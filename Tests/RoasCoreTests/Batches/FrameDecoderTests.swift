@@ -104,7 +104,9 @@ import Testing
         let items = Self.decode(spaced + "\n" + payload + "{\"id\":1,\"batch\":{}}\n")
         #expect(
             items == [
-                .batch(BatchHeader(id: "é", timestamp: -5, signature: "s", bytes: 2), header: Self.bytes(spaced), payload: Self.bytes(payload), number: 1),
+                .batch(
+                    BatchHeader(id: "é", timestamp: -5, signature: "s", bytes: 2), header: Self.bytes(spaced), payload: Self.bytes(payload), number: 1
+                ),
                 .line(Self.bytes("{\"id\":1,\"batch\":{}}"), number: 3),
             ])
     }
@@ -112,7 +114,8 @@ import Testing
     /// Every line of a rejected frame, numbered from `first`.
     static func rejectedLines(_ lines: [String], from first: Int, batch: String?, detail: String) -> [RecordedItem] {
         lines.enumerated().map { offset, line in
-            .rejected(Self.bytes(line), number: first + offset, batch: batch, reason: .badFrame, detail: "in a rejected frame: " + detail, isHeader: false)
+            .rejected(
+                Self.bytes(line), number: first + offset, batch: batch, reason: .badFrame, detail: "in a rejected frame: " + detail, isHeader: false)
         }
     }
 
@@ -292,7 +295,8 @@ import Testing
                 var payload: [UInt8] = []
                 for _ in 0..<random.int(1...4) { payload += line(&random) }
                 if payload.count > Self.maximumBatchBytes { payload = Array("small\n".utf8) }
-                stream.bytes += Array(Self.header("b\(random.int(0...99))", bytes: payload.count).utf8) + (random.chance(0.2) ? [0x0D, 0x0A] : [0x0A])
+                stream.bytes +=
+                    Array(Self.header("b\(random.int(0...99))", bytes: payload.count).utf8) + (random.chance(0.2) ? [0x0D, 0x0A] : [0x0A])
                 stream.bytes += payload
             case 3:
                 // A frame whose header cannot be read, or is refused, or whose length cuts a line.

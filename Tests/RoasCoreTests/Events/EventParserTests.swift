@@ -281,7 +281,8 @@ import Testing
         for round in 0..<3 {
             let short = #"{"type":"link","id":"\u0061","ts":1,"user":"u","linked":"w"}"#
             #expect(parser.outcome(short) == .event(EventCopy(.link, time: 1, id: "a", user: "u", linked: "w")))
-            let line = #"{"type":"view","id":"v","ts":1,"user":""# + long + #"","creator":"\u0063","campaign":""#
+            let line =
+                #"{"type":"view","id":"v","ts":1,"user":""# + long + #"","creator":"\u0063","campaign":""#
                 + long + #""}"#
             let expected = String(repeating: "é", count: 2000)
             #expect(

@@ -52,11 +52,17 @@ struct RowKPITests {
     @Test("each null rule alone: views, clicks, conversions, spend")
     func eachNullRule() {
         // Clicks without views (the views fell in another window): ctr null, cvr set.
-        #expect(Self.kpiJSON(Self.row(clicks: 3, conversions: 1_000_000, revenue: micros("10"))) == #","ctr":null,"cvr":0.333333,"aov":10,"cpa":0,"net_revenue":10,"roi":null"#)
+        #expect(
+            Self.kpiJSON(Self.row(clicks: 3, conversions: 1_000_000, revenue: micros("10")))
+                == #","ctr":null,"cvr":0.333333,"aov":10,"cpa":0,"net_revenue":10,"roi":null"#)
         // A view-through purchase: no clicks, so cvr null; aov and cpa set.
-        #expect(Self.kpiJSON(Self.row(views: 3, conversions: 1_000_000, revenue: micros("10"), spend: micros("4"))) == #","ctr":0,"cvr":null,"aov":10,"cpa":4,"net_revenue":10,"roi":1.5"#)
+        #expect(
+            Self.kpiJSON(Self.row(views: 3, conversions: 1_000_000, revenue: micros("10"), spend: micros("4")))
+                == #","ctr":0,"cvr":null,"aov":10,"cpa":4,"net_revenue":10,"roi":1.5"#)
         // Spend without conversions: aov and cpa null, roi -1.
-        #expect(Self.kpiJSON(Self.row(views: 3, clicks: 2, spend: micros("4"))) == #","ctr":0.666667,"cvr":0,"aov":null,"cpa":null,"net_revenue":0,"roi":-1"#)
+        #expect(
+            Self.kpiJSON(Self.row(views: 3, clicks: 2, spend: micros("4")))
+                == #","ctr":0.666667,"cvr":0,"aov":null,"cpa":null,"net_revenue":0,"roi":-1"#)
     }
 
     @Test("refunds above revenue: a negative net revenue and ROI")

@@ -1,7 +1,7 @@
+import RoasGen
 import Testing
 
 @testable import RoasCore
-import RoasGen
 
 #if canImport(Glibc)
 import Glibc
@@ -603,12 +603,40 @@ struct EngineSnapshotTests {
         var full = ReachSketch()
         for user in 0..<5000 { full.insert(user: "u\(user)") }
         #expect(error(sketch { full.write(to: &$0) }, readSketch) == nil)
-        #expect(error(sketch { $0.write(UInt8(0)); $0.write(raw: [UInt64(1), 2, 3]) }, readSketch) == nil)
-        #expect(isInvalid(error(sketch { $0.write(UInt8(0)); $0.write(raw: [UInt64(1), 3, 2]) }, readSketch)))
-        #expect(isInvalid(error(sketch { $0.write(UInt8(0)); $0.write(raw: (0..<1025).map { UInt64($0) }) }, readSketch)))
-        #expect(isInvalid(error(sketch { $0.write(UInt8(1)); $0.write(raw: [UInt8](repeating: 1, count: 100)) }, readSketch)))
         #expect(
-            isInvalid(error(sketch { $0.write(UInt8(1)); $0.write(raw: [UInt8](repeating: 52, count: ReachSketch.registerCount)) }, readSketch)))
+            error(
+                sketch {
+                    $0.write(UInt8(0))
+                    $0.write(raw: [UInt64(1), 2, 3])
+                }, readSketch) == nil)
+        #expect(
+            isInvalid(
+                error(
+                    sketch {
+                        $0.write(UInt8(0))
+                        $0.write(raw: [UInt64(1), 3, 2])
+                    }, readSketch)))
+        #expect(
+            isInvalid(
+                error(
+                    sketch {
+                        $0.write(UInt8(0))
+                        $0.write(raw: (0..<1025).map { UInt64($0) })
+                    }, readSketch)))
+        #expect(
+            isInvalid(
+                error(
+                    sketch {
+                        $0.write(UInt8(1))
+                        $0.write(raw: [UInt8](repeating: 1, count: 100))
+                    }, readSketch)))
+        #expect(
+            isInvalid(
+                error(
+                    sketch {
+                        $0.write(UInt8(1))
+                        $0.write(raw: [UInt8](repeating: 52, count: ReachSketch.registerCount))
+                    }, readSketch)))
         #expect(isInvalid(error(sketch { $0.write(UInt8(2)) }, readSketch)))
         // Creator profiles: out of order, followers out of range, more lists than creators.
         func profiles(_ lists: [[CreatorProfile]]) -> (inout SnapshotWriter) -> Void {
@@ -700,11 +728,11 @@ struct EngineSnapshotTests {
     /// 200k in debug builds (`ROAS_SNAPSHOT_EVENTS` overrides).
     @Test func measureEncodeAndDecode() throws {
         #if DEBUG
-            var events = 200_000
-            let mode = "debug"
+        var events = 200_000
+        let mode = "debug"
         #else
-            var events = 2_000_000
-            let mode = "release"
+        var events = 2_000_000
+        let mode = "release"
         #endif
         if let text = getenv("ROAS_SNAPSHOT_EVENTS"), let value = Int(String(cString: text)) { events = value }
         var generatorConfiguration = GeneratorConfiguration()

@@ -48,12 +48,13 @@ struct MicrosAllocateTests {
                 default: Double(random.next() >> 11) * 0x1p-53
                 }
             }
-            let total: Int64 = switch random.next() % 4 {
-            case 0: Micros.one
-            case 1: Int64(random.next() % 1_000_000_000)
-            case 2: Int64.max - Int64(random.next() % 1000)
-            default: Int64(random.next() >> 1)
-            }
+            let total: Int64 =
+                switch random.next() % 4 {
+                case 0: Micros.one
+                case 1: Int64(random.next() % 1_000_000_000)
+                case 2: Int64.max - Int64(random.next() % 1000)
+                default: Int64(random.next() >> 1)
+                }
             Self.check(total, weights)
         }
     }

@@ -22,9 +22,11 @@ struct ReachSketchTests {
         }
     }
 
-    @Test("within 2% of the exact count from 1,025 to 10^6 users", arguments: [
-        (1_025, UInt64(2)), (5_000, 3), (20_000, 4), (50_000, 5), (100_000, 6), (1_000_000, 7),
-    ])
+    @Test(
+        "within 2% of the exact count from 1,025 to 10^6 users",
+        arguments: [
+            (1_025, UInt64(2)), (5_000, 3), (20_000, 4), (50_000, 5), (100_000, 6), (1_000_000, 7),
+        ])
     func estimated(distinct: Int, seed: UInt64) {
         var sketch = ReachSketch()
         for index in 0..<distinct {

@@ -1,9 +1,9 @@
 import Foundation
+import RoasRuntime
 import Testing
 
 @testable import RoasCore
 @testable import RoasGen
-import RoasRuntime
 
 /// `roas gen`'s generator: determinism, the documented statistics, and what `roas run` makes of the
 /// stream, clean and with each fault.
@@ -87,6 +87,38 @@ struct GeneratorTests {
         #expect(generator.statistics.lines == 20_000)
         let more = generator.fill(&pieces)
         #expect(!more)
+    }
+
+    /// `roas gen --http` posts what `fillBatches` hands it: exactly the frames `fill` writes (as a
+    /// frame decoder reads them back), forged batches and dirty lines included, in any part sizes.
+    @Test func fillBatchesGivesTheFramesOfTheSignedStream() throws {
+        let configuration = Self.configuration {
+            $0.events = 20_000
+            $0.secret = Self.secret
+            $0.batchSize = 300
+            $0.dirtyFraction = 0.01
+            $0.badBatchFraction = 0.1
+        }
+        let bytes = try Self.generate(configuration).bytes
+        var decoder = FrameDecoder(maximumLineLength: 1 << 30, maximumBatchBytes: 1 << 30)
+        var collector = BatchCollector()
+        bytes.withUnsafeBytes { decoder.append($0) }
+        decoder.decode(into: &collector, isFinal: true)
+        #expect(collector.skippedLines == 0)
+        #expect(collector.batches.count > 60)
+
+        var generator = try EventGenerator(configuration: configuration, now: { GeneratorTests.now })
+        var batches: [WebhookBatch] = []
+        var parts = 0
+        while true {
+            let (part, more) = generator.fillBatches(bytes: 5000, lines: 500)
+            batches += part
+            parts += 1
+            if !more { break }
+        }
+        #expect(parts > 30)
+        #expect(batches == collector.batches)
+        #expect(generator.statistics.lines == 20_000)
     }
 
     // MARK: The stream as roas run sees it
@@ -209,7 +241,13 @@ struct GeneratorTests {
         let stream = ScannedStream(try Self.generate(configuration).bytes)
         #expect(stream.largestDisorder < 2000)
         #expect(stream.largestDisorder > 1500)
-        let ordered = ScannedStream(try Self.generate(Self.configuration { $0.events = 20_000; $0.disorder = 0 }).bytes)
+        let ordered = ScannedStream(
+            try Self.generate(
+                Self.configuration {
+                    $0.events = 20_000
+                    $0.disorder = 0
+                }
+            ).bytes)
         #expect(ordered.largestDisorder == 0)
     }
 
@@ -456,5 +494,24 @@ struct ScannedStream {
             index += 1
         }
         return nil
+    }
+}
+
+/// Collects the signed batch frames of a stream (the frames `roas gen --secret` writes).
+struct BatchCollector: FrameHandler {
+    var batches: [WebhookBatch] = []
+    /// Lines outside any frame, or frames the decoder rejected: nothing a webhook can carry.
+    var skippedLines = 0
+
+    mutating func handle(_ item: FrameItem) {
+        switch item {
+        case .batch(let header, _, let payload, _):
+            self.batches.append(
+                WebhookBatch(id: header.id, timestamp: header.timestamp, signature: header.signature, payload: Array(payload)))
+        case .line, .tooLong, .rejected:
+            self.skippedLines += 1
+        case .blank:
+            break
+        }
     }
 }

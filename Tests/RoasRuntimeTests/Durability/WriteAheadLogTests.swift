@@ -1,7 +1,7 @@
 import Foundation
 import RoasCore
-import RoasRuntime
 import RoasCoreTestSupport
+import RoasRuntime
 import XCTest
 
 #if canImport(Glibc)

@@ -1,9 +1,9 @@
 import Foundation
+import RoasCoreTestSupport
 import Testing
 
 @testable import RoasCore
 @testable import RoasRuntime
-import RoasCoreTestSupport
 
 @Suite("Stream runner")
 struct StreamRunnerTests {
@@ -13,7 +13,7 @@ struct StreamRunnerTests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let input = folder.appendingPathComponent("in.ndjson").path
-        FileManager.default.createFile(atPath: input, contents: Data(stream))
+        #expect(FileManager.default.createFile(atPath: input, contents: Data(stream)))
         let descriptor = open(input, O_RDONLY)
         defer { close(descriptor) }
         let rowsPath = folder.appendingPathComponent("rows.ndjson").path
@@ -38,7 +38,9 @@ struct StreamRunnerTests {
             if shuffled { lines.shuffle(using: &random) }
             lines[5] = "{not json"
             lines[9] = ""
-            text += batch % 7 == 6 ? harness.batch(lines, id: "b\(batch)", secret: try! WebhookSecret("whsec_Zm9yZ2Vk")) : harness.batch(lines, id: "b\(batch)")
+            text +=
+                batch % 7 == 6
+                ? harness.batch(lines, id: "b\(batch)", secret: try! WebhookSecret("whsec_Zm9yZ2Vk")) : harness.batch(lines, id: "b\(batch)")
             if batch % 5 == 0 { text += "unsigned line\n" }
         }
         return Array(text.utf8)

@@ -3,12 +3,12 @@ import Logging
 import NIOCore
 import NIOPosix
 import Prometheus
-@testable import RoasCore
 import RoasGen
 import RoasRuntime
 import RoasTestSupport
 import Testing
 
+@testable import RoasCore
 @testable import RoasServer
 
 /// The parts of `--alert-webhook`: the signer, the retry schedule, the URL, the outbox file, the
@@ -69,8 +69,9 @@ struct AlertWebhookTests {
     @Test("the backoff doubles from the base to the 5-minute cap, jitter only shortens it; answers sort into deliver, retry, reject")
     func backoff() {
         var policy = AlertRetryPolicy()
-        #expect((1...12).map { policy.delay(afterFailures: $0, random: 0) }
-            == [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128_000, 256_000, 300_000, 300_000, 300_000])
+        #expect(
+            (1...12).map { policy.delay(afterFailures: $0, random: 0) }
+                == [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128_000, 256_000, 300_000, 300_000, 300_000])
         #expect(policy.delay(afterFailures: 1_000_000, random: 0) == 300_000)
         #expect(policy.delay(afterFailures: 1, random: 1) == 800)
         #expect(policy.delay(afterFailures: 10, random: 0.5) == 270_000)
@@ -97,7 +98,10 @@ struct AlertWebhookTests {
         #expect(tls.isTLS && tls.port == 443 && tls.target == "/" && tls.hostHeader == "alerts.example.com")
         let v6 = try #require(AlertWebhookURL("http://[::1]:81/a"))
         #expect(v6.host == "::1" && v6.hostHeader == "[::1]:81")
-        for bad in ["ftp://example.com/", "example.com/hook", "http://", "http:///path", "https://user:pw@example.com/", "http://a b/", "", "http://h:0/", "http://h:70000/"] {
+        for bad in [
+            "ftp://example.com/", "example.com/hook", "http://", "http:///path", "https://user:pw@example.com/", "http://a b/", "", "http://h:0/",
+            "http://h:70000/",
+        ] {
             #expect(AlertWebhookURL(bad) == nil, "\(bad)")
         }
     }

@@ -136,8 +136,12 @@ struct PostgresKPIColumnTests {
             // Made by the previous release: keyed by tier_key, without model.
             try await PostgresRowSinkTests.execute(
                 server,
-                Self.firstReleaseTable.replacingOccurrences(of: "updated_at timestamptz NOT NULL DEFAULT now(),", with: "updated_at timestamptz NOT NULL DEFAULT now(), tier_key text NOT NULL DEFAULT '',")
-                    .replacingOccurrences(of: "(window_start, window_end, creator, campaign)", with: "(window_start, window_end, creator, campaign, tier_key)"))
+                Self.firstReleaseTable.replacingOccurrences(
+                    of: "updated_at timestamptz NOT NULL DEFAULT now(),",
+                    with: "updated_at timestamptz NOT NULL DEFAULT now(), tier_key text NOT NULL DEFAULT '',"
+                )
+                .replacingOccurrences(
+                    of: "(window_start, window_end, creator, campaign)", with: "(window_start, window_end, creator, campaign, tier_key)"))
             var last = PostgresRowSinkTests.row("a", nil, views: 4, conversions: 1_000_000, revenue: 9_000_000, spend: 3_000_000)
             last.model = "last-touch"
             var linear = last

@@ -21,8 +21,7 @@ struct PostgresURLTests {
             ("POSTGRES://u:@h/d?sslmode=prefer", "u", "", "h", 5432, "d"),
         ] as [(String, String, String?, String, Int, String)]
     )
-    func acceptedForms(text: String, user: String, password: String?, host: String, port: Int, database: String) throws
-    {
+    func acceptedForms(text: String, user: String, password: String?, host: String, port: Int, database: String) throws {
         let url = try PostgresURL(text)
         #expect(url.username == user && url.password == password)
         #expect(url.host == host && url.port == port && url.database == database)

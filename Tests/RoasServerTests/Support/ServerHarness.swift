@@ -5,6 +5,7 @@ import RoasGen
 import RoasRuntime
 import RoasTestSupport
 import Synchronization
+
 @testable import RoasServer
 
 /// A real `RoasService` on loopback ports chosen by the system, writing rows and dead letters to
@@ -25,7 +26,8 @@ final class ServerHarness: Sendable {
     /// - Parameter rowsDescriptor: write rows there (closing it at the end) instead of to a file.
     /// - Parameter postgres: a database sink for the server to run and write rows to.
     static func start(
-        rowsDescriptor: Int32? = nil, postgres: PostgresRowSink? = nil, _ configure: (inout ServeSettings) -> Void = { _ in }) async throws
+        rowsDescriptor: Int32? = nil, postgres: PostgresRowSink? = nil, _ configure: (inout ServeSettings) -> Void = { _ in }
+    ) async throws
         -> ServerHarness
     {
         var engine = EngineConfiguration(currencies: try CurrencyTable(base: "USD", rates: ["EUR": 1.08, "GBP": 1.27]))
@@ -117,8 +119,10 @@ final class ServerHarness: Sendable {
         let signature = given ?? payload.withUnsafeBytes { signer.signature(id: id, timestamp: timestamp, body: $0) }
         return try await self.request(
             "POST", "/v1/events",
-            headers: ["webhook-id": id, "webhook-timestamp": "\(timestamp)", "webhook-signature": signature,
-                      "content-type": "application/x-ndjson"],
+            headers: [
+                "webhook-id": id, "webhook-timestamp": "\(timestamp)", "webhook-signature": signature,
+                "content-type": "application/x-ndjson",
+            ],
             body: payload, timeout: timeout)
     }
 

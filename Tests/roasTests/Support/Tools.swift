@@ -2,9 +2,9 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// A failure of the test machinery (a missing binary, python3 or Python package) with a message
@@ -91,8 +91,9 @@ enum Tools {
             let executable = URL(fileURLWithPath: argument).resolvingSymlinksInPath()
             folders.append(executable.deletingLastPathComponent())
             // macOS: …/debug/roasPackageTests.xctest/Contents/MacOS/roasPackageTests
-            folders.append(executable.deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().deletingLastPathComponent())
+            folders.append(
+                executable.deletingLastPathComponent().deletingLastPathComponent()
+                    .deletingLastPathComponent().deletingLastPathComponent())
         }
         for folder in folders {
             let candidate = folder.appendingPathComponent("roas")
@@ -357,8 +358,8 @@ final class ChildProcess: @unchecked Sendable {
 private func sendSignal(_ pid: Int32, _ signal: Int32) -> Int32 {
     guard pid > 0 else { return -1 }
     #if canImport(Glibc)
-        return Glibc.kill(pid, signal)
+    return Glibc.kill(pid, signal)
     #else
-        return Darwin.kill(pid, signal)
+    return Darwin.kill(pid, signal)
     #endif
 }
