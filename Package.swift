@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "RoasCore",
                 "RoasRuntime",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

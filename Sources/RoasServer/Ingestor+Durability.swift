@@ -66,19 +66,6 @@ struct DurableTicket: Sendable {
 
 /// The `--data-dir` part of the ingestor's state.
 struct DurableState {
-    enum Stage {
-        case waiting
-        case durable
-        case failed(String)
-    }
-
-    struct Queued {
-        var id: Int
-        var lsn: UInt64
-        var input: DurableInput
-        var stage: Stage
-    }
-
     let log: WriteAheadLog
     let checkpoints: CheckpointStore
     let settings: DurabilitySettings
@@ -86,10 +73,9 @@ struct DurableState {
     /// The data folder's LOCK file, held while the server runs.
     let lock: Int32
     /// Inputs appended to the log, in log order; each applies once it and those before it are done.
-    var queue: [Queued] = []
-    var nextID = 0
-    var results: [Int: Result<Ingestor.Applied, any Error>] = [:]
-    var waiters: [Int: CheckedContinuation<Ingestor.Applied, any Error>] = [:]
+    var queue = DurableApplyQueue<DurableInput, Ingestor.Applied, CheckedContinuation<Ingestor.Applied, any Error>>()
+    /// Shutdown waits here until the queue is empty.
+    var emptyWaiters: [CheckedContinuation<Void, Never>] = []
     /// The last record appended, and the last one applied to the engine.
     var lastLSN: UInt64
     var appliedLSN: UInt64
@@ -100,7 +86,6 @@ struct DurableState {
     var checkpoint: Task<Void, Never>?
     /// The longest apply (milliseconds) while the running checkpoint is being written.
     var longestApplyDuringCheckpoint: Int64 = 0
-    var isFailing = false
 }
 
 extension Ingestor {
@@ -276,8 +261,6 @@ extension Ingestor {
     ///   `epoch` of that input's ticket (see `WriteAheadLog.append(kind:payload:unlessFailedSince:)`).
     func enqueueDurably(_ input: DurableInput, after epoch: UInt64? = nil) throws -> DurableTicket {
         let log = self.durable!.log
-        let id = self.durable!.nextID
-        self.durable!.nextID += 1
         var lsn: UInt64 = 0
         var current = epoch
         do {
@@ -298,21 +281,19 @@ extension Ingestor {
         }
         if lsn > 0 { self.durable!.lastLSN = lsn }
         // Input with nothing to log (only rejected lines) still waits for its turn.
-        self.durable!.queue.append(DurableState.Queued(id: id, lsn: lsn, input: input, stage: lsn == 0 ? .durable : .waiting))
+        let id = self.durable!.queue.enqueue(input, lsn: lsn)
         if lsn > 0 {
             // Noted by a task of its own (on this actor), not by whoever waits for the result: the
             // inputs queued after this one must not depend on that caller coming back.
             Task {
-                let stage: DurableState.Stage
+                let failure: String?
                 do {
                     try await log.waitDurable(lsn)
-                    stage = .durable
+                    failure = nil
                 } catch {
-                    stage = .failed("\(error)")
+                    failure = "\(error)"
                 }
-                if let index = self.durable!.queue.firstIndex(where: { $0.id == id }) {
-                    self.durable!.queue[index].stage = stage
-                }
+                self.durable!.queue.logged(id, failure: failure)
                 self.drain()
             }
         }
@@ -323,40 +304,38 @@ extension Ingestor {
     /// before it), and returns what it came to.
     func completion(of ticket: DurableTicket) async throws -> Applied {
         self.drain()
-        if let result = self.durable!.results.removeValue(forKey: ticket.id) { return try result.get() }
-        return try await withCheckedThrowingContinuation { self.durable!.waiters[ticket.id] = $0 }
+        if let outcome = self.durable!.queue.take(ticket.id) { return try outcome.get() }
+        return try await withCheckedThrowingContinuation { continuation in
+            if let outcome = self.durable!.queue.claim(ticket.id, waiter: continuation) { continuation.resume(with: outcome) }
+        }
     }
 
     /// Applies (or fails) the inputs at the front of the queue whose fate is known, in log order.
     private func drain() {
-        while let front = self.durable!.queue.first {
-            let result: Result<Applied, any Error>
-            switch front.stage {
-            case .waiting:
-                return
-            case .durable:
-                result = self.applyLogged(front.input)
-                if front.lsn > 0 { self.durable!.appliedLSN = front.lsn }
-                if self.durable!.isFailing && front.lsn > 0 {
-                    self.durable!.isFailing = false
-                    self.durable!.logger.notice("the write-ahead log takes input again")
-                }
-            case .failed(let reason):
-                self.release(front.input)
-                if !self.durable!.isFailing {
-                    self.durable!.isFailing = true
+        while let step = self.durable!.queue.next() {
+            let id: Int
+            let outcome: Result<Applied, any Error>
+            switch step {
+            case .apply(let applied, let lsn, let input, let endsFailure):
+                id = applied
+                outcome = self.applyLogged(input)
+                if lsn > 0 { self.durable!.appliedLSN = lsn }
+                if endsFailure { self.durable!.logger.notice("the write-ahead log takes input again") }
+            case .refuse(let refused, let input, let reason, let startsFailure):
+                id = refused
+                self.release(input)
+                if startsFailure {
                     self.durable!.logger.error(
                         "cannot write the write-ahead log: refusing input (TCP nack, HTTP 503) until it can",
                         metadata: ["error": "\(reason)"])
                 }
-                result = .failure(ServeError.notDurable(reason))
+                outcome = .failure(ServeError.notDurable(reason))
             }
-            self.durable!.queue.removeFirst()
-            if let waiter = self.durable!.waiters.removeValue(forKey: front.id) {
-                waiter.resume(with: result)
-            } else {
-                self.durable!.results[front.id] = result
-            }
+            self.durable!.queue.finished(id, outcome)?.resume(with: outcome)
+        }
+        if self.durable!.queue.isEmpty && !self.durable!.emptyWaiters.isEmpty {
+            for waiter in self.durable!.emptyWaiters { waiter.resume() }
+            self.durable!.emptyWaiters.removeAll()
         }
     }
 
@@ -490,7 +469,11 @@ extension Ingestor {
     /// Shutdown with a data folder: waits for what is in flight, writes a last checkpoint and closes
     /// the log. Open windows stay open: the next start resumes them.
     func finishDurably() async throws {
-        while !self.durable!.queue.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        self.drain()
+        if !self.durable!.queue.isEmpty {
+            // drain() resumes this once the last input in flight has applied or been refused.
+            await withCheckedContinuation { self.durable!.emptyWaiters.append($0) }
+        }
         if let running = self.durable!.checkpoint { await running.value }
         try self.write()
         try self.rows.flush()
