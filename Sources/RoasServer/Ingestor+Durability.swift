@@ -115,7 +115,7 @@ extension Ingestor {
                 let candidate = try store.read(file.path)
                 var engine = try candidate.engine.withUnsafeBytes { try Engine(snapshot: $0, configuration: configuration) }
                 engine.trackUpdates(true)
-                self.sink = EngineSink(engine: engine)
+                self.host = EngineHost(engine: engine, outputs: self.host.outputs)
                 checkpoint = candidate
                 break
             } catch SnapshotError.configurationMismatch(let difference) {
@@ -169,23 +169,21 @@ extension Ingestor {
             switch kind {
             case LogRecord.input:
                 let chunk = self.replayParser!.consume(payload)
-                self.sink.replay(chunk)
+                try self.host.apply(chunk)
                 for outcome in chunk.batchOutcomes where outcome.rejection == nil {
                     if let id = outcome.id { appliedBatches[id] = outcome.entry }
                 }
             case LogRecord.idleAdvance:
                 guard payload.count == 8 else { throw RoasError(.input, "an idle-close log record of \(payload.count) bytes") }
-                self.sink.advanceIdle(to: Int64(littleEndian: payload.loadUnaligned(as: Int64.self)))
+                try self.host.advanceIdle(to: Int64(littleEndian: payload.loadUnaligned(as: Int64.self)))
             default:
                 throw RoasError(.input, "a log record of unknown kind \(kind)")
             }
             report.replayedRecords += 1
             report.replayedBytes += payload.count
-            try self.write()
         }
-        self.sink.replay(self.replayParser!.finish())
+        try self.host.apply(self.replayParser!.finish())
         self.replayParser = nil
-        try self.write()
         report.droppedTail = replay.droppedTail
         if let tail = replay.droppedTail {
             if tail.contains("--truncate-damaged-log") {
@@ -354,9 +352,8 @@ extension Ingestor {
             }
             return Result { try self.applyNow(chunk) }
         case .advance(let time):
-            self.sink.advanceIdle(to: time)
             return Result {
-                try self.write()
+                try self.host.advanceIdle(to: time)
                 return Applied(accepted: 0, rejected: 0)
             }
         }
@@ -387,7 +384,7 @@ extension Ingestor {
         try self.rows.flush()
         try self.deadLetters?.flush()
         let durable = self.durable!
-        let engine = self.sink.engine
+        let engine = self.host.engine
         let tolerance = self.settings.run.tolerance
         let horizon = self.settings.run.now() - tolerance - 1
         if tolerance > 0 { self.durable!.appliedBatches = durable.appliedBatches.filter { $0.value.timestamp >= horizon } }
@@ -475,9 +472,8 @@ extension Ingestor {
             await withCheckedContinuation { self.durable!.emptyWaiters.append($0) }
         }
         if let running = self.durable!.checkpoint { await running.value }
-        try self.write()
-        try self.rows.flush()
-        try self.deadLetters?.flush()
+        try self.host.write()
+        try self.host.flush()
         if self.durable!.appliedLSN > self.durable!.checkpointLSN {
             await (try self.startCheckpoint()).value
         }

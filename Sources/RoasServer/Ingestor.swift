@@ -22,10 +22,14 @@ actor Ingestor {
         var rejected: Int
     }
 
-    var sink: EngineSink
+    /// The engine and its sinks: the live views first (`LiveOutput`), then the rows file and the
+    /// dead letters, as `roas run` writes them.
+    var host: EngineHost
     let settings: ServeSettings
     let rows: ByteSink
     let deadLetters: ByteSink?
+    let live: LiveOutput
+    let rowFile: RowFileOutput
     /// `--sink postgres://…`: final rows, and live rows with `--emit-every`, also go there.
     let postgres: PostgresRowSink?
     let hub: StreamHub
@@ -35,26 +39,25 @@ actor Ingestor {
     let inflight: InflightBudget
     /// Batch ids accepted on any connection or request, for `replayed_batch`.
     let accepted = AcceptedBatches()
-    private var board: LiveBoard
-    /// `--alert`: the rules' state, where alerts are written, and the latest resolved ones (`/v1/alerts`).
-    private var alerts: AlertEvaluator
-    let alertLog: ByteSink?
-    private var recentlyResolved: [Alert] = []
     /// `--alert-webhook`: the alerts waiting for delivery (AlertWebhookService sends them).
     let webhooks: AlertWebhookQueue?
-    static let keptResolvedAlerts = 100
     /// Monotonic milliseconds of the last chunk holding an event.
     var lastEventAt: Int64
     private var reported = Statistics()
     private var rateSample: (time: Int64, events: Int)
     private var eventsPerSecond = 0.0
     private(set) var isFinished = false
-    /// Live rows that went to the board and the stream only (no `--emit-every`).
-    private var unwrittenUpdates = 0
     /// `--data-dir`: the write-ahead log and checkpoints (see Ingestor+Durability.swift).
     var durable: DurableState?
-    /// Recovery: final rows the rows file already holds past the checkpoint, not to write again.
-    var finalRowsToSkip = 0
+    /// Recovery: final rows the rows file already holds past the checkpoint, not to write again
+    /// (nor their alerts to the alert log).
+    var finalRowsToSkip: Int {
+        get { self.rowFile.recovered.remaining }
+        set {
+            self.rowFile.recovered = RecoveredRows(remaining: newValue)
+            self.live.recovered = RecoveredRows(remaining: newValue)
+        }
+    }
     /// Recovery: reads the log's records back (trusted: verified when they arrived).
     var replayParser: ChunkParser?
 
@@ -62,13 +65,6 @@ actor Ingestor {
         settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink?,
         alertLog: sending ByteSink? = nil
     ) {
-        self.alerts = AlertEvaluator(rules: settings.alertRules, slide: settings.run.configuration.slide)
-        self.alertLog = alertLog
-        let configuration = settings.run.configuration
-        self.board = LiveBoard(totalsModel: configuration.labelsModels ? configuration.models[0].rawValue : nil)
-        var engine = Engine(configuration: settings.run.configuration)
-        engine.trackUpdates(true)
-        self.sink = EngineSink(engine: engine)
         self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters
@@ -79,7 +75,14 @@ actor Ingestor {
             AlertWebhookQueue(
                 settings: $0, metrics: metrics.alertDeliveries, logger: Logger(label: "roas"), wallClock: settings.wallClock)
         }
-        self.hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
+        let hub = StreamHub(bufferedBytes: settings.streamBufferBytes, metrics: self.metrics)
+        self.hub = hub
+        self.live = LiveOutput(settings: settings, postgres: postgres, hub: hub, alertLog: alertLog, webhooks: self.webhooks)
+        self.rowFile = RowFileOutput(rows: rows, writesUpdates: settings.run.emitEvery != nil)
+        var outputs: [any EngineOutputSink] = [self.live, self.rowFile]
+        if let deadLetters { outputs.append(DeadLetterFileOutput(deadLetters: deadLetters, flushesEachStep: true)) }
+        // Live rows for the board and the stream every tick, written to the file only with --emit-every.
+        self.host = EngineHost(configuration: settings.run.configuration, tracksUpdates: true, outputs: outputs)
         self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
         let now = SystemClock.monotonicMilliseconds()
@@ -133,17 +136,15 @@ actor Ingestor {
 
     /// Applies a chunk at once (without a data folder, or once it is durable).
     func applyNow(_ chunk: ParsedChunk) throws -> Applied {
-        let lateBefore = self.sink.engine.statistics.deadLetters(.late)
-        let duplicateBefore = self.sink.engine.statistics.deadLetters(.duplicate)
-        self.sink.replay(chunk)
-        let statistics = self.sink.engine.statistics
+        let lateBefore = self.host.engine.statistics.deadLetters(.late)
+        let duplicateBefore = self.host.engine.statistics.deadLetters(.duplicate)
+        // A window that closes brings the board's open rows up to date at once rather than at the
+        // next tick, so /v1/roas never shows the closed row in place of the window that follows it.
+        try self.host.apply(chunk, updatesAfterClosedWindows: true)
+        let statistics = self.host.engine.statistics
         let refused = statistics.deadLetters(.late) - lateBefore + statistics.deadLetters(.duplicate) - duplicateBefore
         let events = chunk.eventCount
         if events > 0 { self.lastEventAt = SystemClock.monotonicMilliseconds() }
-        // A window just closed: bring the board's open rows up to date now rather than at the next
-        // tick, so /v1/roas never shows the closed row in place of the window that follows it.
-        if self.sink.output.rows.contains(where: \.isFinal) { self.sink.emitUpdates() }
-        try self.write()
         return Applied(accepted: events - refused, rejected: chunk.rejectedCount + refused)
     }
 
@@ -154,21 +155,20 @@ actor Ingestor {
         let now = SystemClock.monotonicMilliseconds()
         if now - self.lastEventAt >= self.settings.idleClose {
             let target = self.settings.wallClock() - self.settings.run.configuration.lateness
-            if target > self.sink.engine.watermark {
+            if target > self.host.engine.watermark {
                 if self.durable != nil {
                     // Logged like input, so that recovery closes the same windows at the same point.
                     _ = try await self.applyDurably(.advance(target))
                 } else {
-                    self.sink.advanceIdle(to: target)
+                    try self.host.advanceIdle(to: target)
                 }
             }
         }
         // No wait for the database sink here: metrics and the idle close go on during an outage, and
         // with ingest waiting, what a tick adds is bounded (live rows of keys changed since the last).
         self.hub.dropLagging()
-        self.sink.emitUpdates()
-        try self.write()
-        let events = self.sink.engine.statistics.acceptedEventCount
+        try self.host.emitUpdates()
+        let events = self.host.engine.statistics.acceptedEventCount
         if now > self.rateSample.time {
             self.eventsPerSecond = Double(events - self.rateSample.events) * 1000 / Double(now - self.rateSample.time)
         }
@@ -180,28 +180,25 @@ actor Ingestor {
     /// End of input (shutdown): everything pending applies, every window closes and is written.
     /// With `--data-dir`, windows stay open instead: what was accepted is checkpointed, and the next
     /// start resumes from there.
-    func finish() async throws -> StreamRunner.Result {
+    func finish() async throws -> RunResult {
         if !self.isFinished {
             self.isFinished = true
             if self.durable != nil {
                 try await self.finishDurably()
-                return StreamRunner.Result(statistics: self.statistics, state: self.sink.engine.stateSizes)
+                return RunResult(statistics: self.statistics, state: self.host.engine.stateSizes)
             }
-            self.sink.finish()
-            try self.write()
-            try self.rows.flush()
-            try self.deadLetters?.flush()
+            _ = try self.host.finish()
             self.recordMetrics()
             self.hub.publish(event: "stats", data: self.statsJSON())
             self.hub.finish()
         }
-        return StreamRunner.Result(statistics: self.statistics, state: self.sink.engine.stateSizes)
+        return RunResult(statistics: self.statistics, state: self.host.engine.stateSizes)
     }
 
     /// The engine's counts, with `updateRows` counting only live rows written to the output.
     var statistics: Statistics {
-        var statistics = self.sink.engine.statistics
-        statistics.updateRows -= self.unwrittenUpdates
+        var statistics = self.host.engine.statistics
+        statistics.updateRows -= self.rowFile.unwrittenUpdates
         return statistics
     }
 
@@ -219,7 +216,7 @@ actor Ingestor {
         JSONText.append(",\"slide\":\"\(DurationText.text(configuration.slide))\"", to: &output)
         let by = (configuration.byTier ? "tier" : "creator") + (configuration.byCampaign ? ",campaign" : "")
         JSONText.append(",\"by\":\"\(by)\",\"rows\":[", to: &output)
-        for (index, item) in self.board.rows(query).enumerated() {
+        for (index, item) in self.live.board.rows(query).enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             JSONText.append("{\"creator\":", to: &output)
             Self.appendOptional(item.key.creator, to: &output)
@@ -234,7 +231,7 @@ actor Ingestor {
             output.append(UInt8(ascii: "}"))
         }
         JSONText.append("],\"recent_windows\":[", to: &output)
-        for (index, total) in self.board.recentWindows.enumerated() {
+        for (index, total) in self.live.board.recentWindows.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             let f = total.figures
             JSONText.append(
@@ -261,7 +258,7 @@ actor Ingestor {
         JSONText.append("{\"generated_at\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\"", to: &output)
         JSONText.append(",\"models\":[\(Self.modelList(configuration))],\"rows\":[", to: &output)
         let models = configuration.labelsModels ? configuration.models.map(\.rawValue) : []
-        for (index, spread) in self.board.spreads(models: models, campaign: campaign, tier: tier, limit: limit).enumerated() {
+        for (index, spread) in self.live.board.spreads(models: models, campaign: campaign, tier: tier, limit: limit).enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             JSONText.append("{\"creator\":", to: &output)
             Self.appendOptional(spread.creator, to: &output)
@@ -286,7 +283,7 @@ actor Ingestor {
     func alertsJSON() -> [UInt8] {
         var output: [UInt8] = []
         JSONText.append("{\"rules\":[", to: &output)
-        for (index, rule) in self.alerts.rules.enumerated() {
+        for (index, rule) in self.live.alerts.rules.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             JSONText.appendQuoted(rule.text.utf8, to: &output)
         }
@@ -295,7 +292,7 @@ actor Ingestor {
                 a.firstWindowStart != b.firstWindowStart ? a.firstWindowStart < b.firstWindowStart : a.id < b.id
             }
         }
-        for (name, alerts) in [("firing", ordered(self.alerts.firing.values)), ("pending", ordered(self.alerts.pending.values))] {
+        for (name, alerts) in [("firing", ordered(self.live.alerts.firing.values)), ("pending", ordered(self.live.alerts.pending.values))] {
             JSONText.append("],\"\(name)\":[", to: &output)
             for (index, alert) in alerts.enumerated() {
                 if index > 0 { output.append(UInt8(ascii: ",")) }
@@ -303,7 +300,7 @@ actor Ingestor {
             }
         }
         JSONText.append("],\"resolved\":[", to: &output)
-        for (index, alert) in self.recentlyResolved.reversed().enumerated() {
+        for (index, alert) in self.live.recentlyResolved.reversed().enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             alert.appendJSON(to: &output)
         }
@@ -316,14 +313,14 @@ actor Ingestor {
     }
 
     private var watermarkJSON: String {
-        let watermark = self.sink.engine.watermark
+        let watermark = self.host.engine.watermark
         guard watermark != .min && watermark != .max else { return "null" }
         return "\"\(Timestamp.format(milliseconds: watermark))\""
     }
 
     /// The `stats` event of `/v1/stream`, also the `stats` member of `/v1/roas`.
     func statsJSON() -> [UInt8] {
-        let statistics = self.sink.engine.statistics
+        let statistics = self.host.engine.statistics
         let rate = (self.eventsPerSecond * 10).rounded() / 10
         return Array(
             ("{\"time\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\",\"watermark\":\(self.watermarkJSON)"
@@ -334,12 +331,12 @@ actor Ingestor {
     }
 
     func recordMetrics() {
-        let statistics = self.sink.engine.statistics
+        let statistics = self.host.engine.statistics
         self.metrics.record(from: self.reported, to: statistics)
         self.reported = statistics
-        self.metrics.record(self.sink.engine.stateSizes)
+        self.metrics.record(self.host.engine.stateSizes)
         self.metrics.eventsPerSecond.record(self.eventsPerSecond)
-        let watermark = self.sink.engine.watermark
+        let watermark = self.host.engine.watermark
         if watermark != .min && watermark != .max {
             self.metrics.watermarkLag.record(Double(self.settings.wallClock() - watermark) / 1000)
         }
@@ -348,76 +345,14 @@ actor Ingestor {
         self.metrics.streamSubscribers.record(self.hub.subscriberCount)
         self.metrics.inflightBytes.record(self.inflight.used)
         if !self.metrics.alertsFiring.isEmpty {
-            var counts = [Int](repeating: 0, count: self.alerts.rules.count)
-            for alert in self.alerts.firing.values {
-                if let index = self.alerts.rules.firstIndex(where: { $0.text == alert.rule }) { counts[index] += 1 }
+            var counts = [Int](repeating: 0, count: self.live.alerts.rules.count)
+            for alert in self.live.alerts.firing.values {
+                if let index = self.live.alerts.rules.firstIndex(where: { $0.text == alert.rule }) { counts[index] += 1 }
             }
             for (gauge, count) in zip(self.metrics.alertsFiring, counts) { gauge.record(count) }
         }
         if let log = self.durable?.log { self.metrics.record(log) }
         if let postgres = self.postgres { self.metrics.record(postgres) }
-    }
-
-    /// Writes out what the engine produced; rows also go to the board and the stream.
-    func write() throws {
-        guard !self.sink.output.isEmpty else { return }
-        let writesUpdates = self.settings.run.emitEvery != nil
-        var wroteRow = false
-        var events: [(name: String, data: [UInt8])] = []
-        if let postgres = self.postgres {
-            // Replayed rows too (recovery): the upsert makes writing a row again harmless.
-            let rows = writesUpdates ? self.sink.output.rows : self.sink.output.rows.filter(\.isFinal)
-            if !rows.isEmpty { postgres.append(rows) }
-        }
-        for row in self.sink.output.rows {
-            // Queued for --alert-webhook (in the outbox with --data-dir) before the row can reach the
-            // rows file, so that a crash never leaves a written row whose alerts were not queued;
-            // alerts of replayed rows too: the queue skips webhook ids it has queued or sent.
-            let fired = self.alerts.observe(row)
-            // Pending alerts (live rows) are shown, not sent: a webhook receives firing and resolved.
-            self.webhooks?.offer(fired.filter { $0.state != .pending })
-            var json: [UInt8] = []
-            row.appendJSON(to: &json)
-            let skipped = row.isFinal && self.finalRowsToSkip > 0
-            if skipped {
-                // Recovery: this final row was written before the crash (same log, same rows).
-                self.finalRowsToSkip -= 1
-            } else if row.isFinal || writesUpdates {
-                try self.rows.writeLine { $0.append(contentsOf: json) }
-                wroteRow = true
-            } else {
-                self.unwrittenUpdates += 1
-            }
-            self.board.absorb(row)
-            events.append(("row", json))
-            // Recovery replays final rows already written: their alerts were written then too, so
-            // they only rebuild the rules' state.
-            let replayed = row.isFinal && skipped
-            for alert in fired where !replayed {
-                var alertJSON: [UInt8] = []
-                alert.appendJSON(to: &alertJSON)
-                // Pending alerts reach the file with live rows, as in `roas run --emit-every`.
-                if alert.state != .pending || writesUpdates {
-                    try self.alertLog?.writeLine { $0.append(contentsOf: alertJSON) }
-                }
-                events.append(("alert", alertJSON))
-                if alert.state == .resolved {
-                    self.recentlyResolved.append(alert)
-                    if self.recentlyResolved.count > Self.keptResolvedAlerts { self.recentlyResolved.removeFirst() }
-                }
-            }
-        }
-        try self.alertLog?.flush()
-        self.webhooks?.sync()
-        self.hub.publish(events)
-        if wroteRow { try self.rows.flush() }
-        if let deadLetters = self.deadLetters {
-            for letter in self.sink.output.deadLetters {
-                try deadLetters.writeLine { letter.appendJSON(to: &$0) }
-            }
-            if !self.sink.output.deadLetters.isEmpty { try deadLetters.flush() }
-        }
-        self.sink.output.removeAll()
     }
 }
 

@@ -80,7 +80,7 @@ public final class RoasService: Sendable {
     /// finished `roas run` returns.
     public func run(
         handlesSignals: Bool = true, onListening: @escaping @Sendable (Bound) -> Void = { _ in }
-    ) async throws -> StreamRunner.Result {
+    ) async throws -> RunResult {
         try await self.recover()
         // Caught from here on, before any listener is bound and reported: a SIGTERM right after the
         // "listening" line is a graceful shutdown too (the service group installs its handlers later).

@@ -23,14 +23,15 @@ public struct StreamRunner {
     }
 
     /// What a finished run reports.
-    public struct Result: Sendable {
-        public var statistics: Statistics
-        public var state: Engine.StateSizes
+    public typealias Result = RunResult
 
-        public init(statistics: Statistics, state: Engine.StateSizes) {
-            self.statistics = statistics
-            self.state = state
-        }
+    /// The files rows, alerts and dead letters go to, as the engine host's sinks.
+    private var outputs: [any EngineOutputSink] {
+        var outputs: [any EngineOutputSink] = [
+            RowFileOutput(rows: self.rows, writesUpdates: self.settings.emitEvery != nil, alerts: self.alerts)
+        ]
+        if let deadLetters = self.deadLetters { outputs.append(DeadLetterFileOutput(deadLetters: deadLetters, flushesEachStep: false)) }
+        return outputs
     }
 
     /// Reads `input` to its end.
@@ -40,6 +41,7 @@ public struct StreamRunner {
 
     private func runOnOneThread(input: Int32) throws -> Result {
         let settings = self.settings
+        let outputs = self.outputs
         var pipeline = Pipeline(
             configuration: settings.configuration, secrets: settings.secrets, tolerance: settings.tolerance,
             maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
@@ -49,11 +51,11 @@ public struct StreamRunner {
         try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
             pipeline.consume(bytes)
             if clock.isDue() { pipeline.emitUpdates() }
-            try self.write(&pipeline.output)
+            try EngineHost.write(&pipeline.output, to: outputs)
         }
         pipeline.finish()
-        try self.write(&pipeline.output)
-        try self.flush()
+        try EngineHost.write(&pipeline.output, to: outputs)
+        for output in outputs { try output.flush() }
         return Result(statistics: pipeline.statistics, state: pipeline.engine.stateSizes)
     }
 
@@ -78,25 +80,20 @@ public struct StreamRunner {
         reader.start()
         defer { queue.cancel() }
 
-        var sink = EngineSink(engine: Engine(configuration: settings.configuration))
-        sink.engine.trackUpdates(settings.emitEvery != nil)
+        var host = EngineHost(configuration: settings.configuration, tracksUpdates: settings.emitEvery != nil, outputs: self.outputs)
         var clock = UpdateClock(everyMilliseconds: settings.emitEvery)
         reading: while true {
             switch queue.take() {
             case .chunk(let chunk):
-                sink.replay(chunk)
-                if clock.isDue() { sink.engine.emitUpdates(into: &sink.output) }
-                try self.write(&sink.output)
+                try host.apply(chunk)
+                if clock.isDue() { try host.emitUpdates() }
             case .end:
                 break reading
             case .failure(let error):
                 throw error
             }
         }
-        sink.engine.finish(into: &sink.output)
-        try self.write(&sink.output)
-        try self.flush()
-        return Result(statistics: sink.engine.statistics, state: sink.engine.stateSizes)
+        return try host.finish()
     }
 
     /// Calls `body` with each chunk read from `input` until its end.
@@ -112,29 +109,5 @@ public struct StreamRunner {
             if count == 0 { return }
             try body(UnsafeRawBufferPointer(start: chunk, count: count))
         }
-    }
-
-    /// Writes out and clears what the engine produced.
-    func write(_ output: inout EngineOutput) throws {
-        guard !output.isEmpty else { return }
-        for row in output.rows {
-            try self.rows.writeLine { row.appendJSON(to: &$0) }
-            try self.alerts?.observe(row)
-        }
-        if !output.rows.isEmpty { try self.alerts?.sink.flush() }
-        // Rows are what people watch: hand them on as soon as a chunk produced any.
-        if !output.rows.isEmpty { try self.rows.flush() }
-        if let deadLetters = self.deadLetters {
-            for letter in output.deadLetters {
-                try deadLetters.writeLine { letter.appendJSON(to: &$0) }
-            }
-        }
-        output.removeAll()
-    }
-
-    private func flush() throws {
-        try self.rows.flush()
-        try self.alerts?.sink.flush()
-        try self.deadLetters?.flush()
     }
 }

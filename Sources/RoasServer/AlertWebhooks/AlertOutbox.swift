@@ -213,27 +213,14 @@ final class AlertOutboxFile {
 
     private static func replace(_ path: String, with bytes: [UInt8]) throws -> Int32 {
         let temporary = path + ".tmp"
-        let out = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard out >= 0 else { throw Self.failure("cannot create \(temporary)") }
-        let writeError = WriteAll.write(out, bytes)
-        guard writeError == 0 else {
-            let error = Self.failure("cannot write \(temporary)", code: writeError)
-            close(out)
-            unlink(temporary)
-            throw error
+        do {
+            try DataFolder.writeSynced(bytes, to: temporary)
+        } catch let error as RoasError {
+            throw Failure(description: error.message)
         }
-        guard fsync(out) == 0 else {
-            let error = Self.failure("cannot sync \(temporary)")
-            close(out)
-            throw error
-        }
-        close(out)
         guard rename(temporary, path) == 0 else { throw Self.failure("cannot rename \(temporary) to \(path)") }
-        let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
-        if folder >= 0 {
-            fsync(folder)
-            close(folder)
-        }
+        // The rename lasts once the folder is synced; a folder that cannot be synced is no reason to stop.
+        try? DataFolder.syncFolder((path as NSString).deletingLastPathComponent)
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard descriptor >= 0 else { throw Self.failure("cannot open \(path)") }
         return descriptor

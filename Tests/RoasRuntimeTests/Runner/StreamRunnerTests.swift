@@ -8,7 +8,7 @@ import Testing
 @Suite("Stream runner")
 struct StreamRunnerTests {
     /// Runs `stream` from a file through `StreamRunner` and returns the rows, the dead letters and the result.
-    static func run(_ stream: [UInt8], settings: RunSettings) throws -> (rows: String, deadLetters: String, result: StreamRunner.Result) {
+    static func run(_ stream: [UInt8], settings: RunSettings) throws -> (rows: String, deadLetters: String, result: RunResult) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("roas-runner-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -18,7 +18,7 @@ struct StreamRunnerTests {
         defer { close(descriptor) }
         let rowsPath = folder.appendingPathComponent("rows.ndjson").path
         let deadPath = folder.appendingPathComponent("dead.ndjson").path
-        let result: StreamRunner.Result
+        let result: RunResult
         do {
             let runner = StreamRunner(settings: settings, rows: try ByteSink(path: rowsPath), deadLetters: try ByteSink(path: deadPath))
             result = try runner.run(input: descriptor)

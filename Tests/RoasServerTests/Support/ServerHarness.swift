@@ -20,7 +20,7 @@ final class ServerHarness: Sendable {
     let httpPort: Int
     let rowsPath: String
     let deadLettersPath: String
-    let task: Task<StreamRunner.Result, any Error>
+    let task: Task<RunResult, any Error>
 
     /// Defaults: the sample secret above, tolerance 0, dead letters kept, idle close off (1 h).
     /// - Parameter rowsDescriptor: write rows there (closing it at the end) instead of to a file.
@@ -65,7 +65,7 @@ final class ServerHarness: Sendable {
 
     private init(
         server: RoasService, tcpPort: Int, httpPort: Int, rowsPath: String, deadLettersPath: String,
-        task: Task<StreamRunner.Result, any Error>
+        task: Task<RunResult, any Error>
     ) {
         self.server = server
         self.tcpPort = tcpPort
@@ -76,7 +76,7 @@ final class ServerHarness: Sendable {
     }
 
     /// Graceful shutdown; returns the result and the final rows written.
-    func stop() async throws -> (result: StreamRunner.Result, rows: [String]) {
+    func stop() async throws -> (result: RunResult, rows: [String]) {
         await self.server.shutdown()
         let result = try await self.task.value
         return (result, Self.lines(self.rowsPath))

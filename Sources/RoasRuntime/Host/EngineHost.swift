@@ -1,0 +1,173 @@
+import RoasCore
+
+/// Where what the engine produced goes: every sink sees every step's rows and dead letters, in the
+/// engine's order, and is flushed at the end. `roas run` writes files; `roas serve` adds its live
+/// views (board, event stream, database, alert webhooks) as one more sink.
+public protocol EngineOutputSink: AnyObject {
+    func write(_ output: EngineOutput) throws
+    func flush() throws
+}
+
+/// What a finished run (or a stopped server) reports.
+public struct RunResult: Sendable {
+    public var statistics: Statistics
+    public var state: Engine.StateSizes
+
+    public init(statistics: Statistics, state: Engine.StateSizes) {
+        self.statistics = statistics
+        self.state = state
+    }
+}
+
+/// The one apply path of `roas run` and `roas serve`: the engine, and the sinks its output goes to.
+/// It applies parsed chunks, emits live updates when asked, closes windows when idle, finishes, and
+/// hands every step's output to the sinks in order. `roas run` drives it from its engine thread,
+/// `roas serve` from its actor; neither writes rows any other way.
+public struct EngineHost {
+    public private(set) var sink: EngineSink
+    public let outputs: [any EngineOutputSink]
+
+    /// - Parameter tracksUpdates: keep the keys changed since the last live update, so that
+    ///   `emitUpdates()` can write their rows.
+    public init(configuration: EngineConfiguration, tracksUpdates: Bool, outputs: [any EngineOutputSink]) {
+        var engine = Engine(configuration: configuration)
+        engine.trackUpdates(tracksUpdates)
+        self.init(engine: engine, outputs: outputs)
+    }
+
+    /// A host of an engine restored from a snapshot (`roas serve --data-dir`).
+    public init(engine: Engine, outputs: [any EngineOutputSink]) {
+        self.sink = EngineSink(engine: engine)
+        self.outputs = outputs
+    }
+
+    public var engine: Engine { self.sink.engine }
+
+    /// Applies a chunk parsed elsewhere (`ChunkParser`), then writes what came out.
+    ///
+    /// - Parameter updatesAfterClosedWindows: when the chunk closed a window, also write the live
+    ///   rows of the keys it changed, right after the closed rows (`roas serve`'s board).
+    public mutating func apply(_ chunk: ParsedChunk, updatesAfterClosedWindows: Bool = false) throws {
+        self.sink.replay(chunk)
+        if updatesAfterClosedWindows && self.sink.output.rows.contains(where: \.isFinal) { self.sink.emitUpdates() }
+        try self.write()
+    }
+
+    /// Live rows of the keys changed since the last update.
+    public mutating func emitUpdates() throws {
+        self.sink.emitUpdates()
+        try self.write()
+    }
+
+    /// The idle close: the watermark moves to `time` without input.
+    public mutating func advanceIdle(to time: Int64) throws {
+        self.sink.advanceIdle(to: time)
+        try self.write()
+    }
+
+    /// End of input: every window closes and is written, and every sink is flushed.
+    public mutating func finish() throws -> RunResult {
+        self.sink.finish()
+        try self.write()
+        try self.flush()
+        return RunResult(statistics: self.sink.engine.statistics, state: self.sink.engine.stateSizes)
+    }
+
+    public func flush() throws {
+        for output in self.outputs { try output.flush() }
+    }
+
+    /// Hands what the engine produced to every sink, then clears it.
+    public mutating func write() throws {
+        try Self.write(&self.sink.output, to: self.outputs)
+    }
+
+    /// The same for an engine driven some other way (`Pipeline`, on one thread).
+    public static func write(_ output: inout EngineOutput, to outputs: [any EngineOutputSink]) throws {
+        guard !output.isEmpty else { return }
+        for sink in outputs { try sink.write(output) }
+        output.removeAll()
+    }
+}
+
+/// Counts down the final rows that recovery replays but the rows file already holds (`roas serve
+/// --data-dir` after a crash: same log, same rows): each sink that must not repeat them keeps one.
+public struct RecoveredRows: Sendable {
+    public var remaining = 0
+
+    public init(remaining: Int = 0) {
+        self.remaining = remaining
+    }
+
+    /// Whether `row` is one of them (and counts it off).
+    public mutating func isReplayed(_ row: Row) -> Bool {
+        guard row.isFinal && self.remaining > 0 else { return false }
+        self.remaining -= 1
+        return true
+    }
+}
+
+/// Rows as NDJSON to the rows file (or stdout): final rows, and live rows too with `writesUpdates`
+/// (`--emit-every`); with `alerts`, each row written also goes through the alert rules
+/// (`roas run --alert`). Rows are flushed after each step that wrote one: they are what people watch.
+public final class RowFileOutput: EngineOutputSink {
+    public let rows: ByteSink
+    public let writesUpdates: Bool
+    public let alerts: AlertOutput?
+    /// Recovery: final rows not to write again (see `RecoveredRows`).
+    public var recovered = RecoveredRows()
+    /// Live rows produced and not written (without `writesUpdates`), for the summary's count.
+    public private(set) var unwrittenUpdates = 0
+
+    public init(rows: ByteSink, writesUpdates: Bool, alerts: AlertOutput? = nil) {
+        self.rows = rows
+        self.writesUpdates = writesUpdates
+        self.alerts = alerts
+    }
+
+    public func write(_ output: EngineOutput) throws {
+        var wrote = false
+        for row in output.rows {
+            if self.recovered.isReplayed(row) { continue }
+            guard row.isFinal || self.writesUpdates else {
+                self.unwrittenUpdates += 1
+                continue
+            }
+            try self.rows.writeLine { row.appendJSON(to: &$0) }
+            try self.alerts?.observe(row)
+            wrote = true
+        }
+        if wrote {
+            try self.alerts?.sink.flush()
+            try self.rows.flush()
+        }
+    }
+
+    public func flush() throws {
+        try self.rows.flush()
+        try self.alerts?.sink.flush()
+    }
+}
+
+/// Dead letters as NDJSON (`--dead-letter`). `flushesEachStep`: hand them on after each step
+/// (`roas serve`); otherwise they are flushed when the buffer fills and at the end.
+public final class DeadLetterFileOutput: EngineOutputSink {
+    public let deadLetters: ByteSink
+    public let flushesEachStep: Bool
+
+    public init(deadLetters: ByteSink, flushesEachStep: Bool) {
+        self.deadLetters = deadLetters
+        self.flushesEachStep = flushesEachStep
+    }
+
+    public func write(_ output: EngineOutput) throws {
+        for letter in output.deadLetters {
+            try self.deadLetters.writeLine { letter.appendJSON(to: &$0) }
+        }
+        if self.flushesEachStep && !output.deadLetters.isEmpty { try self.deadLetters.flush() }
+    }
+
+    public func flush() throws {
+        try self.deadLetters.flush()
+    }
+}
