@@ -52,11 +52,8 @@ actor Ingestor {
     /// Recovery: final rows the rows file already holds past the checkpoint, not to write again
     /// (nor their alerts to the alert log).
     var finalRowsToSkip: Int {
-        get { self.rowFile.recovered.remaining }
-        set {
-            self.rowFile.recovered = RecoveredRows(remaining: newValue)
-            self.live.recovered = RecoveredRows(remaining: newValue)
-        }
+        get { self.host.recovered.remaining }
+        set { self.host.recovered = RecoveredRows(remaining: newValue) }
     }
     /// Recovery: reads the log's records back (trusted: verified when they arrived).
     var replayParser: ChunkParser?

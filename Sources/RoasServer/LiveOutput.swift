@@ -19,8 +19,6 @@ final class LiveOutput: EngineOutputSink {
     private(set) var alerts: AlertEvaluator
     private(set) var recentlyResolved: [Alert] = []
     static let keptResolvedAlerts = 100
-    /// Recovery: final rows the rows file already holds, whose alerts were logged then too.
-    var recovered = RecoveredRows()
 
     init(
         settings: ServeSettings, postgres: PostgresRowSink?, hub: StreamHub, alertLog: ByteSink?,
@@ -36,7 +34,7 @@ final class LiveOutput: EngineOutputSink {
         self.alerts = AlertEvaluator(rules: settings.alertRules, slide: configuration.slide)
     }
 
-    func write(_ output: EngineOutput) throws {
+    func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
         guard !output.rows.isEmpty else { return }
         if let postgres = self.postgres {
             // Replayed rows too (recovery): the upsert makes writing a row again harmless.
@@ -44,6 +42,7 @@ final class LiveOutput: EngineOutputSink {
             if !rows.isEmpty { postgres.append(rows) }
         }
         var events: [(name: String, data: [UInt8])] = []
+        var replayedLeft = replayedFinalRows
         for row in output.rows {
             // Alerts of replayed rows too: the queue skips webhook ids it has queued or sent.
             let fired = self.alerts.observe(row)
@@ -55,7 +54,8 @@ final class LiveOutput: EngineOutputSink {
             events.append(("row", json))
             // Recovery replays final rows already written: their alerts were logged then too, so
             // they only rebuild the rules' state.
-            let replayed = self.recovered.isReplayed(row)
+            let replayed = row.isFinal && replayedLeft > 0
+            if replayed { replayedLeft -= 1 }
             for alert in fired where !replayed {
                 var alertJSON: [UInt8] = []
                 alert.appendJSON(to: &alertJSON)

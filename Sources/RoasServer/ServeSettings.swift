@@ -47,13 +47,9 @@ public struct ServeSettings: Sendable {
     /// Standard Webhooks and retried (AlertWebhookService); with `durability`, queued in an outbox.
     public var alertWebhook: AlertWebhookSettings?
     /// Wall-clock milliseconds since the epoch.
-    public var wallClock: @Sendable () -> Int64 = { ServeSettings.epochMilliseconds() }
+    public var wallClock: @Sendable () -> Int64 = { SystemClock.wallClockMilliseconds() }
 
     public init(run: RunSettings) {
         self.run = run
-    }
-
-    public static func epochMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }

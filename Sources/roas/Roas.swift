@@ -339,7 +339,7 @@ struct Run: ParsableCommand {
         var sampleFile: String? = nil
         if self.sample {
             let path = NSTemporaryDirectory() + "roas-sample-\(getpid()).ndjson"
-            let now = Int64(Date().timeIntervalSince1970)
+            let now = SystemClock.wallClockSeconds()
             guard FileManager.default.createFile(atPath: path, contents: Data(Sample.stream(now: now))) else {
                 throw RoasError(.input, "cannot write the sample stream to \(path)")
             }
@@ -390,7 +390,7 @@ struct SampleCommand: ParsableCommand {
             print(Sample.secret.text)
             return
         }
-        let bytes = Sample.stream(now: Int64(Date().timeIntervalSince1970))
+        let bytes = Sample.stream(now: SystemClock.wallClockSeconds())
         FileHandle.standardOutput.write(Data(bytes))
     }
 }

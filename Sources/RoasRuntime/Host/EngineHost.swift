@@ -4,7 +4,9 @@ import RoasCore
 /// engine's order, and is flushed at the end. `roas run` writes files; `roas serve` adds its live
 /// views (board, event stream, database, alert webhooks) as one more sink.
 public protocol EngineOutputSink: AnyObject {
-    func write(_ output: EngineOutput) throws
+    /// One step's output. Its first `replayedFinalRows` final rows are ones recovery replays that
+    /// the rows file already holds (see `EngineHost.recovered`): not to be written again.
+    func write(_ output: EngineOutput, replayedFinalRows: Int) throws
     func flush() throws
 }
 
@@ -26,6 +28,9 @@ public struct RunResult: Sendable {
 public struct EngineHost {
     public private(set) var sink: EngineSink
     public let outputs: [any EngineOutputSink]
+    /// Recovery: final rows the rows file already holds past the checkpoint; each sink is told which
+    /// of a step's rows they are.
+    public var recovered = RecoveredRows()
 
     /// - Parameter tracksUpdates: keep the keys changed since the last live update, so that
     ///   `emitUpdates()` can write their rows.
@@ -79,19 +84,22 @@ public struct EngineHost {
 
     /// Hands what the engine produced to every sink, then clears it.
     public mutating func write() throws {
-        try Self.write(&self.sink.output, to: self.outputs)
+        guard !self.sink.output.isEmpty else { return }
+        let replayed = self.recovered.take(from: self.sink.output.rows)
+        for output in self.outputs { try output.write(self.sink.output, replayedFinalRows: replayed) }
+        self.sink.output.removeAll()
     }
 
-    /// The same for an engine driven some other way (`Pipeline`, on one thread).
+    /// The same for an engine driven some other way (`Pipeline`, on one thread), with nothing to recover.
     public static func write(_ output: inout EngineOutput, to outputs: [any EngineOutputSink]) throws {
         guard !output.isEmpty else { return }
-        for sink in outputs { try sink.write(output) }
+        for sink in outputs { try sink.write(output, replayedFinalRows: 0) }
         output.removeAll()
     }
 }
 
 /// Counts down the final rows that recovery replays but the rows file already holds (`roas serve
-/// --data-dir` after a crash: same log, same rows): each sink that must not repeat them keeps one.
+/// --data-dir` after a crash: same log, same rows).
 public struct RecoveredRows: Sendable {
     public var remaining = 0
 
@@ -99,11 +107,13 @@ public struct RecoveredRows: Sendable {
         self.remaining = remaining
     }
 
-    /// Whether `row` is one of them (and counts it off).
-    public mutating func isReplayed(_ row: Row) -> Bool {
-        guard row.isFinal && self.remaining > 0 else { return false }
-        self.remaining -= 1
-        return true
+    /// How many of the final rows in `rows` are replayed ones (always the first of them), counted off.
+    public mutating func take(from rows: [Row]) -> Int {
+        guard self.remaining > 0 else { return 0 }
+        var count = 0
+        for row in rows where row.isFinal && count < self.remaining { count += 1 }
+        self.remaining -= count
+        return count
     }
 }
 
@@ -114,8 +124,6 @@ public final class RowFileOutput: EngineOutputSink {
     public let rows: ByteSink
     public let writesUpdates: Bool
     public let alerts: AlertOutput?
-    /// Recovery: final rows not to write again (see `RecoveredRows`).
-    public var recovered = RecoveredRows()
     /// Live rows produced and not written (without `writesUpdates`), for the summary's count.
     public private(set) var unwrittenUpdates = 0
 
@@ -125,10 +133,14 @@ public final class RowFileOutput: EngineOutputSink {
         self.alerts = alerts
     }
 
-    public func write(_ output: EngineOutput) throws {
+    public func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
         var wrote = false
+        var replayed = replayedFinalRows
         for row in output.rows {
-            if self.recovered.isReplayed(row) { continue }
+            if row.isFinal && replayed > 0 {
+                replayed -= 1
+                continue
+            }
             guard row.isFinal || self.writesUpdates else {
                 self.unwrittenUpdates += 1
                 continue
@@ -160,7 +172,7 @@ public final class DeadLetterFileOutput: EngineOutputSink {
         self.flushesEachStep = flushesEachStep
     }
 
-    public func write(_ output: EngineOutput) throws {
+    public func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
         for letter in output.deadLetters {
             try self.deadLetters.writeLine { letter.appendJSON(to: &$0) }
         }

@@ -14,7 +14,7 @@ struct EngineHostTests {
         var rows: [Row] = []
         var deadLetters: [DeadLetter] = []
         var flushes = 0
-        func write(_ output: EngineOutput) throws {
+        func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
             self.rows += output.rows
             self.deadLetters += output.deadLetters
         }
@@ -76,8 +76,8 @@ struct EngineHostTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("rows.ndjson").path
         let file = RowFileOutput(rows: try ByteSink(path: path), writesUpdates: false)
-        file.recovered = RecoveredRows(remaining: 3)
         var host = EngineHost(configuration: harness.configuration, tracksUpdates: true, outputs: [file])
+        host.recovered = RecoveredRows(remaining: 3)
         for chunk in Self.chunks(stream, settings: Self.settings(harness), size: 1 << 16) {
             try host.apply(chunk)
             try host.emitUpdates()
@@ -91,7 +91,7 @@ struct EngineHostTests {
             return String(decoding: json, as: UTF8.self)
         }
         #expect(written == Array(rest))
-        #expect(file.recovered.remaining == 0)
+        #expect(host.recovered.remaining == 0)
         #expect(file.unwrittenUpdates > 0)
         #expect(file.unwrittenUpdates == host.engine.statistics.updateRows)
     }
