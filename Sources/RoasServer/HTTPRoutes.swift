@@ -132,17 +132,18 @@ struct HTTPRoutes: Sendable {
             // Nothing of the batch was applied; its id is free again for the retry.
             throw APIError.busy("the batch could not be made durable (\(reason)); retry later", retryAfter: "1")
         }
-        switch rejection?.reason {
-        case nil:
+        guard let rejection else {
             return Self.json(.accepted, "{\"accepted\":\(applied.accepted),\"rejected\":\(applied.rejected)}")
+        }
+        switch rejection.reason {
         case .replayedBatch:
             // Already accepted: an at-least-once sender may treat it as delivered.
             return Self.json(.ok, "{\"duplicate\":true,\"accepted\":0,\"rejected\":0}")
         case .conflict:
             // Already accepted with another body: the new body is dead-lettered, never applied.
-            throw APIError(.conflict, rejection!.detail, reason: Reason.conflict.rawValue)
-        case .some(let reason):
-            throw APIError(.unauthorized, rejection!.detail, reason: reason.rawValue)
+            throw APIError(.conflict, rejection.detail, reason: Reason.conflict.rawValue)
+        default:
+            throw APIError(.unauthorized, rejection.detail, reason: rejection.reason.rawValue)
         }
     }
 

@@ -18,6 +18,8 @@ final class InflightBudget: Sendable {
         /// First come, first served: a large request is not overtaken forever by small ones.
         var waiters: [Waiter] = []
         var nextID = 0
+        /// Waits whose timeout fired before they were queued: they end at once when they are.
+        var expired: Set<Int> = []
     }
 
     private let state = Mutex(State())
@@ -56,20 +58,34 @@ final class InflightBudget: Sendable {
             return state.nextID
         }
         guard let id else { return true }
-        return await withTaskCancellationHandler {
+        let taken = await withTaskGroup(of: Void.self) { group in
+            // The timeout, as a child task: cancelled as soon as the wait is over either way.
+            group.addTask {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                self.cancel(id)
+            }
+            let taken = await self.queue(id, bytes)
+            group.cancelAll()
+            return taken
+        }
+        // Every child is done: a timeout that fired after the wait ended leaves nothing behind.
+        self.state.withLock { _ = $0.expired.remove(id) }
+        return taken
+    }
+
+    /// Queues waiter `id` and suspends until it fits (true), or until `cancel(id)` or the task's
+    /// cancellation ends its wait (false).
+    private func queue(_ id: Int, _ bytes: Int) async -> Bool {
+        await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                 let enqueued: Bool = self.state.withLock { state in
-                    guard !Task.isCancelled else { return false }
+                    guard !Task.isCancelled, state.expired.remove(id) == nil else { return false }
                     state.waiters.append(Waiter(id: id, bytes: bytes, continuation: continuation))
                     return true
                 }
                 guard enqueued else { return continuation.resume(returning: false) }
                 // Something may have been released before the waiter was queued.
                 self.wake()
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    self.cancel(id)
-                }
             }
         } onCancel: {
             self.cancel(id)
@@ -105,7 +121,11 @@ final class InflightBudget: Sendable {
 
     private func cancel(_ id: Int) {
         let cancelled: CheckedContinuation<Bool, Never>? = self.state.withLock { state in
-            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else {
+                // Not queued yet (or already woken: `wait` forgets the id once it is over).
+                state.expired.insert(id)
+                return nil
+            }
             return state.waiters.remove(at: index).continuation
         }
         cancelled?.resume(returning: false)

@@ -49,14 +49,15 @@ actor Ingestor {
     private(set) var isFinished = false
     /// `--data-dir`: the write-ahead log and checkpoints (see Ingestor+Durability.swift).
     var durable: DurableState?
+    /// Recovery: reads the log's records back (trusted: verified when they arrived). A property,
+    /// not a local, because the replay's closure runs on this actor.
+    var replayParser: ChunkParser?
     /// Recovery: final rows the rows file already holds past the checkpoint, not to write again
     /// (nor their alerts to the alert log).
     var finalRowsToSkip: Int {
         get { self.host.recovered.remaining }
         set { self.host.recovered = RecoveredRows(remaining: newValue) }
     }
-    /// Recovery: reads the log's records back (trusted: verified when they arrived).
-    var replayParser: ChunkParser?
 
     init(
         settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink?,
@@ -79,7 +80,7 @@ actor Ingestor {
         var outputs: [any EngineOutputSink] = [self.live, self.rowFile]
         if let deadLetters { outputs.append(DeadLetterFileOutput(deadLetters: deadLetters, flushesEachStep: true)) }
         // Live rows for the board and the stream every tick, written to the file only with --emit-every.
-        self.host = EngineHost(configuration: settings.run.configuration, tracksUpdates: true, outputs: outputs)
+        self.host = EngineHost(configuration: settings.run.configuration, updatesEvery: settings.liveEvery, outputs: outputs)
         self.inflight = InflightBudget(limit: settings.maximumInflightBytes)
         self.gauges = IngestGauges()
         let now = SystemClock.monotonicMilliseconds()
@@ -164,7 +165,7 @@ actor Ingestor {
         // No wait for the database sink here: metrics and the idle close go on during an outage, and
         // with ingest waiting, what a tick adds is bounded (live rows of keys changed since the last).
         self.hub.dropLagging()
-        try self.host.emitUpdates()
+        try self.host.tick(now: now)
         let events = self.host.engine.statistics.acceptedEventCount
         if now > self.rateSample.time {
             self.eventsPerSecond = Double(events - self.rateSample.events) * 1000 / Double(now - self.rateSample.time)
@@ -199,132 +200,40 @@ actor Ingestor {
         return statistics
     }
 
-    // MARK: Views
+    // MARK: Views (rendered by LiveViews.swift from values)
 
     /// `GET /v1/roas`.
     func snapshot(_ query: LiveBoard.Query) -> [UInt8] {
-        let configuration = self.settings.run.configuration
-        var output: [UInt8] = []
-        JSONText.append("{\"generated_at\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\"", to: &output)
-        JSONText.append(",\"watermark\":\(self.watermarkJSON)", to: &output)
-        JSONText.append(",\"model\":\"\(query.model ?? configuration.model.rawValue)\"", to: &output)
-        JSONText.append(",\"models\":[\(Self.modelList(configuration))]", to: &output)
-        JSONText.append(",\"window\":\"\(DurationText.text(configuration.window))\"", to: &output)
-        JSONText.append(",\"slide\":\"\(DurationText.text(configuration.slide))\"", to: &output)
-        let by = (configuration.byTier ? "tier" : "creator") + (configuration.byCampaign ? ",campaign" : "")
-        JSONText.append(",\"by\":\"\(by)\",\"rows\":[", to: &output)
-        for (index, item) in self.live.board.rows(query).enumerated() {
-            if index > 0 { output.append(UInt8(ascii: ",")) }
-            JSONText.append("{\"creator\":", to: &output)
-            Self.appendOptional(item.key.creator, to: &output)
-            JSONText.append(",\"campaign\":", to: &output)
-            Self.appendOptional(item.key.campaign, to: &output)
-            JSONText.append(",\"tier\":", to: &output)
-            Self.appendOptional(item.entry.shown?.tier, to: &output)
-            JSONText.append(",\"open\":", to: &output)
-            if let row = item.entry.current { row.appendJSON(to: &output) } else { JSONText.append("null", to: &output) }
-            JSONText.append(",\"closed\":", to: &output)
-            if let row = item.entry.closed { row.appendJSON(to: &output) } else { JSONText.append("null", to: &output) }
-            output.append(UInt8(ascii: "}"))
-        }
-        JSONText.append("],\"recent_windows\":[", to: &output)
-        for (index, total) in self.live.board.recentWindows.enumerated() {
-            if index > 0 { output.append(UInt8(ascii: ",")) }
-            let f = total.figures
-            JSONText.append(
-                "{\"window_start\":\"\(Timestamp.format(milliseconds: total.start))\""
-                    + ",\"window_end\":\"\(Timestamp.format(milliseconds: total.end))\""
-                    + ",\"revenue\":\(Micros.text(f.revenue)),\"refunds\":\(Micros.text(f.refunds))"
-                    + ",\"spend\":\(Micros.text(f.spend)),\"conversions\":\(Micros.text(f.conversions))}", to: &output)
-        }
-        JSONText.append("],\"stats\":", to: &output)
-        output.append(contentsOf: self.statsJSON())
-        output.append(UInt8(ascii: "}"))
-        return output
-    }
-
-    /// The models of `--models` (the one of `--model`) as JSON strings, comma-separated.
-    static func modelList(_ configuration: EngineConfiguration) -> String {
-        configuration.models.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
+        self.live.roasJSON(
+            query, configuration: self.settings.run.configuration, generatedAt: self.settings.wallClock(),
+            watermark: self.host.engine.watermark, stats: self.stats)
     }
 
     /// `GET /v1/spread`: per key, its ROAS under each model of `--models`, widest spread first.
     func spreadJSON(campaign: String?, tier: String?, limit: Int) -> [UInt8] {
-        let configuration = self.settings.run.configuration
-        var output: [UInt8] = []
-        JSONText.append("{\"generated_at\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\"", to: &output)
-        JSONText.append(",\"models\":[\(Self.modelList(configuration))],\"rows\":[", to: &output)
-        let models = configuration.labelsModels ? configuration.models.map(\.rawValue) : []
-        for (index, spread) in self.live.board.spreads(models: models, campaign: campaign, tier: tier, limit: limit).enumerated() {
-            if index > 0 { output.append(UInt8(ascii: ",")) }
-            JSONText.append("{\"creator\":", to: &output)
-            Self.appendOptional(spread.creator, to: &output)
-            JSONText.append(",\"campaign\":", to: &output)
-            Self.appendOptional(spread.campaign, to: &output)
-            JSONText.append(",\"tier\":", to: &output)
-            Self.appendOptional(spread.tier, to: &output)
-            JSONText.append(",\"roas\":{", to: &output)
-            for (position, item) in spread.roas.enumerated() {
-                JSONText.append((position > 0 ? "," : "") + "\"\(item.model)\":\(Row.roasText(item.roas))", to: &output)
-            }
-            JSONText.append(
-                "},\"lowest\":{\"model\":\"\(spread.lowest.model)\",\"roas\":\(Row.roasText(spread.lowest.roas))}"
-                    + ",\"highest\":{\"model\":\"\(spread.highest.model)\",\"roas\":\(Row.roasText(spread.highest.roas))}"
-                    + ",\"spread\":\(Row.roasText(spread.spread))}", to: &output)
-        }
-        JSONText.append("]}", to: &output)
-        return output
+        self.live.spreadJSON(
+            configuration: self.settings.run.configuration, generatedAt: self.settings.wallClock(), campaign: campaign,
+            tier: tier, limit: limit)
     }
 
     /// `GET /v1/alerts`: the alerts firing now (oldest first window first) and the latest resolved ones.
     func alertsJSON() -> [UInt8] {
-        var output: [UInt8] = []
-        JSONText.append("{\"rules\":[", to: &output)
-        for (index, rule) in self.live.alerts.rules.enumerated() {
-            if index > 0 { output.append(UInt8(ascii: ",")) }
-            JSONText.appendQuoted(rule.text.utf8, to: &output)
-        }
-        func ordered(_ alerts: some Collection<Alert>) -> [Alert] {
-            alerts.sorted { a, b in
-                a.firstWindowStart != b.firstWindowStart ? a.firstWindowStart < b.firstWindowStart : a.id < b.id
-            }
-        }
-        for (name, alerts) in [("firing", ordered(self.live.alerts.firing.values)), ("pending", ordered(self.live.alerts.pending.values))] {
-            JSONText.append("],\"\(name)\":[", to: &output)
-            for (index, alert) in alerts.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                alert.appendJSON(to: &output)
-            }
-        }
-        JSONText.append("],\"resolved\":[", to: &output)
-        for (index, alert) in self.live.recentlyResolved.reversed().enumerated() {
-            if index > 0 { output.append(UInt8(ascii: ",")) }
-            alert.appendJSON(to: &output)
-        }
-        JSONText.append("]}", to: &output)
-        return output
-    }
-
-    private static func appendOptional(_ text: String?, to output: inout [UInt8]) {
-        if let text { JSONText.appendQuoted(text.utf8, to: &output) } else { JSONText.append("null", to: &output) }
-    }
-
-    private var watermarkJSON: String {
-        let watermark = self.host.engine.watermark
-        guard watermark != .min && watermark != .max else { return "null" }
-        return "\"\(Timestamp.format(milliseconds: watermark))\""
+        self.live.alertsJSON()
     }
 
     /// The `stats` event of `/v1/stream`, also the `stats` member of `/v1/roas`.
     func statsJSON() -> [UInt8] {
+        self.stats.json
+    }
+
+    /// The figures of the `stats` event, now.
+    private var stats: ServeStats {
         let statistics = self.host.engine.statistics
-        let rate = (self.eventsPerSecond * 10).rounded() / 10
-        return Array(
-            ("{\"time\":\"\(Timestamp.format(milliseconds: self.settings.wallClock()))\",\"watermark\":\(self.watermarkJSON)"
-                + ",\"events_per_second\":\(rate),\"accepted_events\":\(statistics.acceptedEventCount)"
-                + ",\"dead_letters\":\(statistics.deadLetterCount),\"accepted_batches\":\(statistics.acceptedBatches)"
-                + ",\"rejected_batches\":\(statistics.rejectedBatches.reduce(0, +))"
-                + ",\"connections\":\(self.gauges.connections.load(ordering: .relaxed))}").utf8)
+        return ServeStats(
+            time: self.settings.wallClock(), watermark: self.host.engine.watermark, eventsPerSecond: self.eventsPerSecond,
+            acceptedEvents: statistics.acceptedEventCount, deadLetters: statistics.deadLetterCount,
+            acceptedBatches: statistics.acceptedBatches, rejectedBatches: statistics.rejectedBatches.reduce(0, +),
+            connections: self.gauges.connections.load(ordering: .relaxed))
     }
 
     func recordMetrics() {
@@ -348,7 +257,7 @@ actor Ingestor {
             }
             for (gauge, count) in zip(self.metrics.alertsFiring, counts) { gauge.record(count) }
         }
-        if let log = self.durable?.log { self.metrics.record(log) }
+        if let log = self.durable?.folder.log { self.metrics.record(log) }
         if let postgres = self.postgres { self.metrics.record(postgres) }
     }
 }

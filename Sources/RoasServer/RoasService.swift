@@ -182,37 +182,50 @@ public final class RoasService: Sendable {
 }
 
 /// The engine's clock: live rows, the idle close, metrics and stats every `every` milliseconds, and
-/// with a data folder a checkpoint every `checkpointEvery`. At graceful shutdown (after the TCP
-/// listener has drained) it finishes the engine.
+/// with a data folder a checkpoint every `checkpointEvery`, beside the follower of the write-ahead
+/// log (`Ingestor.followLog()`). At graceful shutdown (after the TCP listener has drained) it
+/// finishes the engine, also when a tick failed, so that the log is closed and its follower ends.
 struct EngineService: Service {
     let ingestor: Ingestor
     let every: Int64
     let checkpointEvery: Int64?
 
     func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask {
-                        while true {
-                            try await Task.sleep(for: .milliseconds(self.every))
-                            try await self.ingestor.tick()
-                        }
-                    }
-                    if let checkpointEvery = self.checkpointEvery {
-                        group.addTask {
+        try await withThrowingDiscardingTaskGroup { group in
+            // Not ended by shutdown: it ends once finish() has closed the log.
+            group.addTask { await self.ingestor.followLog() }
+            var failure: (any Error)?
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingDiscardingTaskGroup { ticks in
+                        ticks.addTask {
                             while true {
-                                try await Task.sleep(for: .milliseconds(checkpointEvery))
-                                try await self.ingestor.checkpointIfDue()
+                                try await Task.sleep(for: .milliseconds(self.every))
+                                try await self.ingestor.tick()
+                            }
+                        }
+                        if let checkpointEvery = self.checkpointEvery {
+                            ticks.addTask {
+                                while true {
+                                    try await Task.sleep(for: .milliseconds(checkpointEvery))
+                                    try await self.ingestor.checkpointIfDue()
+                                }
                             }
                         }
                     }
                 }
+            } catch is CancellationError {
+                // Graceful shutdown: the listeners have drained (they stop first).
+            } catch {
+                failure = error
             }
-        } catch is CancellationError {
-            // Graceful shutdown: the listeners have drained (they stop first).
+            do {
+                _ = try await self.ingestor.finish()
+            } catch {
+                throw failure ?? error
+            }
+            if let failure { throw failure }
         }
-        _ = try await self.ingestor.finish()
     }
 }
 

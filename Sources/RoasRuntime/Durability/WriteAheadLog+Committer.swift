@@ -18,7 +18,7 @@ extension WriteAheadLog {
         var rolls: [(lsn: UInt64, ticket: RollTicket)] = []
         /// The last LSN written successfully.
         var writtenLSN: UInt64 = 0
-        /// Uptime of the last sync, for `interval`.
+        /// Monotonic nanoseconds (`SystemClock`) of the last sync, for `interval`.
         var lastSync: UInt64 = 0
 
         init(log: WriteAheadLog, writer: SegmentWriter) {
@@ -35,7 +35,7 @@ extension WriteAheadLog {
         mutating func run() {
             while true {
                 if let interval = self.syncInterval, self.writer.isUnsynced,
-                    DispatchTime.now().uptimeNanoseconds >= self.lastSync &+ interval
+                    SystemClock.monotonicNanoseconds() >= self.lastSync &+ interval
                 {
                     _ = self.syncNow()
                 }
@@ -54,8 +54,11 @@ extension WriteAheadLog {
                 }
                 guard taken.took else {
                     if let interval = self.syncInterval, self.writer.isUnsynced {
-                        let deadline = DispatchTime(uptimeNanoseconds: self.lastSync &+ interval)
-                        _ = self.log.wakeUp.wait(timeout: deadline)
+                        // The semaphore's deadline is a DispatchTime: the time left, from now.
+                        let deadline = self.lastSync &+ interval
+                        let now = SystemClock.monotonicNanoseconds()
+                        let left = deadline > now ? min(deadline - now, UInt64(Int.max)) : 0
+                        _ = self.log.wakeUp.wait(timeout: .now() + .nanoseconds(Int(left)))
                     } else {
                         self.log.wakeUp.wait()
                     }
@@ -153,7 +156,7 @@ extension WriteAheadLog {
                 syncNanoseconds: syncNanoseconds
             )
             if failure == nil, let interval = self.syncInterval,
-                DispatchTime.now().uptimeNanoseconds >= self.lastSync &+ interval
+                SystemClock.monotonicNanoseconds() >= self.lastSync &+ interval
             {
                 _ = self.syncNow()
             }
@@ -164,6 +167,7 @@ extension WriteAheadLog {
         /// condemns every record appended so far (written neither in this turn nor the next) and
         /// moves the failure epoch, so chained appends from their senders are refused.
         private func resolve(first: UInt64, last: UInt64, failure: String?, bytes: Int, syncNanoseconds: UInt64?) {
+            var handOver: (CheckedContinuation<[ResolvedGroup]?, Never>, [ResolvedGroup])?
             let ready = self.log.state.withLock { state -> [CheckedContinuation<Void, any Error>] in
                 if let failure, last > state.failedThrough {
                     state.failureEpoch += 1
@@ -186,6 +190,14 @@ extension WriteAheadLog {
                     state.bytesWritten += bytes
                     state.recordsWritten += Int(last - first + 1)
                 }
+                if state.resolvedGroups != nil {
+                    state.resolvedGroups?.append(ResolvedGroup(first: first, last: last, failure: failure))
+                    if let follower = state.groupsFollower, let groups = state.resolvedGroups {
+                        state.groupsFollower = nil
+                        state.resolvedGroups = []
+                        handOver = (follower, groups)
+                    }
+                }
                 var ready: [CheckedContinuation<Void, any Error>] = []
                 if state.waiters.count <= Int(last - first + 1) {
                     let due = state.waiters.keys.filter { $0 >= first && $0 <= last }
@@ -204,6 +216,7 @@ extension WriteAheadLog {
                     continuation.resume()
                 }
             }
+            if let (follower, groups) = handOver { follower.resume(returning: groups) }
         }
 
         /// Syncs the segment now (`interval` mode, rolls, closing); the error, if any.
@@ -211,7 +224,7 @@ extension WriteAheadLog {
             let lsn = self.writtenLSN
             // Written records were acknowledged already: a failed sync cannot take them back.
             let sync = self.writer.sync(dropOnFailure: false)
-            self.lastSync = DispatchTime.now().uptimeNanoseconds
+            self.lastSync = SystemClock.monotonicNanoseconds()
             self.log.state.withLock { state in
                 state.syncs += 1
                 state.syncNanoseconds += sync.nanoseconds
@@ -251,6 +264,16 @@ extension WriteAheadLog {
                 self.log.state.withLock { $0.closeError = $0.closeError ?? failure }
             }
             self.writer.closeFile()
+            // The follower of the groups hears that none follows (after taking what is left).
+            let follower = self.log.state.withLock { state -> (CheckedContinuation<[ResolvedGroup]?, Never>, [ResolvedGroup]?)? in
+                state.isStopped = true
+                guard let follower = state.groupsFollower else { return nil }
+                state.groupsFollower = nil
+                let groups = state.resolvedGroups ?? []
+                state.resolvedGroups = []
+                return (follower, groups.isEmpty ? nil : groups)
+            }
+            if let (continuation, groups) = follower { continuation.resume(returning: groups) }
             self.log.stopped.leave()
         }
     }

@@ -39,6 +39,21 @@ public final class WriteAheadLog: Sendable {
     /// Left by the committer thread when it ends.
     let stopped = DispatchGroup()
 
+    /// A run of records the committer is done with: durable per the mode, or failed.
+    public struct ResolvedGroup: Sendable, Equatable {
+        /// The group's first and last LSN; groups come in order, and together cover every LSN.
+        public var first: UInt64
+        public var last: UInt64
+        /// Why the group failed (nothing of it is in the log); nil when it is durable.
+        public var failure: String?
+
+        public init(first: UInt64, last: UInt64, failure: String?) {
+            self.first = first
+            self.last = last
+            self.failure = failure
+        }
+    }
+
     /// A range of LSNs whose group failed, with the error its waiters get.
     struct Failure {
         var first: UInt64
@@ -80,6 +95,12 @@ public final class WriteAheadLog: Sendable {
         var recordsWritten = 0
         var syncs = 0
         var syncNanoseconds: UInt64 = 0
+        /// With `followsGroups`: groups resolved and not yet taken by `nextResolvedGroups()`, and
+        /// the follower waiting for more.
+        var resolvedGroups: [ResolvedGroup]? = nil
+        var groupsFollower: CheckedContinuation<[ResolvedGroup]?, Never>? = nil
+        /// The committer has ended: no group follows.
+        var isStopped = false
 
         static let maximumFailures = 1024
 
@@ -137,9 +158,13 @@ public final class WriteAheadLog: Sendable {
     ///   - nextLSN: the first LSN to assign, at least 1: `ReplayReport.nextLSN` of the replay before.
     ///   - fsync: when to sync.
     ///   - segmentBytes: the size after which the committer starts a new segment.
+    ///   - followsGroups: keep every resolved group for `nextResolvedGroups()`, for one reader that
+    ///     follows the whole log (`roas serve`) instead of one `waitDurable` per record.
     /// - Throws: `WALError.io` when the directory or the segment cannot be created, or when a segment
     ///   holding records starts at or after `nextLSN`.
-    public init(directory: String, nextLSN: UInt64, fsync: FsyncMode, segmentBytes: Int = 64 << 20) throws {
+    public init(
+        directory: String, nextLSN: UInt64, fsync: FsyncMode, segmentBytes: Int = 64 << 20, followsGroups: Bool = false
+    ) throws {
         precondition(nextLSN > 0, "LSN 0 means no record")
         self.directory = directory
         self.fsync = fsync
@@ -175,7 +200,8 @@ public final class WriteAheadLog: Sendable {
                 resolvedLSN: nextLSN - 1,
                 durableLSN: nextLSN - 1,
                 syncedLSN: nextLSN - 1,
-                currentSegmentFirstLSN: nextLSN
+                currentSegmentFirstLSN: nextLSN,
+                resolvedGroups: followsGroups ? [] : nil
             )
         )
         let committer = Committer(log: self, writer: writer)
@@ -243,6 +269,29 @@ public final class WriteAheadLog: Sendable {
                 return nil
             }
             if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+        }
+    }
+
+    /// The groups the committer has resolved since the last call, in LSN order (durable or failed,
+    /// see `ResolvedGroup`); suspends until there is one. Returns nil once the log is closed and
+    /// every group was taken. For a log opened with `followsGroups`, and one caller at a time.
+    ///
+    /// Cancellation does not end the wait early (as for `waitDurable`): the reader of a log must see
+    /// every group its records are in, so it ends when the log is closed.
+    public func nextResolvedGroups() async -> [ResolvedGroup]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[ResolvedGroup]?, Never>) in
+            let ready = self.state.withLock { state -> [ResolvedGroup]?? in
+                precondition(state.resolvedGroups != nil, "open the log with followsGroups to follow its groups")
+                precondition(state.groupsFollower == nil, "one follower at a time")
+                if let groups = state.resolvedGroups, !groups.isEmpty {
+                    state.resolvedGroups = []
+                    return .some(groups)
+                }
+                if state.isStopped { return .some(nil) }
+                state.groupsFollower = continuation
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
         }
     }
 

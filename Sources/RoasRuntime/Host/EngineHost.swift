@@ -31,19 +31,29 @@ public struct EngineHost {
     /// Recovery: final rows the rows file already holds past the checkpoint; each sink is told which
     /// of a step's rows they are.
     public var recovered = RecoveredRows()
+    /// When `tick(now:)` writes live rows.
+    public private(set) var updates: LiveUpdateSchedule
 
-    /// - Parameter tracksUpdates: keep the keys changed since the last live update, so that
-    ///   `emitUpdates()` can write their rows.
-    public init(configuration: EngineConfiguration, tracksUpdates: Bool, outputs: [any EngineOutputSink]) {
+    /// - Parameters:
+    ///   - updatesEvery: milliseconds between live updates (`tick(now:)`); the engine then keeps the
+    ///     keys changed since the last one. nil: no live rows.
+    ///   - now: monotonic milliseconds; the first live update is due `updatesEvery` after it.
+    public init(
+        configuration: EngineConfiguration, updatesEvery: Int64?, outputs: [any EngineOutputSink],
+        now: Int64 = SystemClock.monotonicMilliseconds()
+    ) {
         var engine = Engine(configuration: configuration)
-        engine.trackUpdates(tracksUpdates)
-        self.init(engine: engine, outputs: outputs)
+        engine.trackUpdates(updatesEvery != nil)
+        self.init(engine: engine, updatesEvery: updatesEvery, outputs: outputs, now: now)
     }
 
     /// A host of an engine restored from a snapshot (`roas serve --data-dir`).
-    public init(engine: Engine, outputs: [any EngineOutputSink]) {
+    public init(
+        engine: Engine, updatesEvery: Int64?, outputs: [any EngineOutputSink], now: Int64 = SystemClock.monotonicMilliseconds()
+    ) {
         self.sink = EngineSink(engine: engine)
         self.outputs = outputs
+        self.updates = LiveUpdateSchedule(every: updatesEvery, now: now)
     }
 
     public var engine: Engine { self.sink.engine }
@@ -58,7 +68,14 @@ public struct EngineHost {
         try self.write()
     }
 
-    /// Live rows of the keys changed since the last update.
+    /// The live clock: at `now` (monotonic milliseconds), writes the live rows of the keys changed
+    /// since the last update when one is due. `roas run` calls it after each chunk, `roas serve`
+    /// at each tick of its engine service.
+    public mutating func tick(now: Int64) throws {
+        if self.updates.isDue(now: now) { try self.emitUpdates() }
+    }
+
+    /// Live rows of the keys changed since the last update, now.
     public mutating func emitUpdates() throws {
         self.sink.emitUpdates()
         try self.write()

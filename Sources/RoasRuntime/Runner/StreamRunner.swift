@@ -47,10 +47,10 @@ public struct StreamRunner {
             maximumLineLength: settings.maximumLineLength, maximumBatchBytes: settings.maximumBatchBytes,
             maximumFuture: settings.maximumFuture, now: settings.now)
         pipeline.trackUpdates(settings.emitEvery != nil)
-        var clock = UpdateClock(everyMilliseconds: settings.emitEvery)
+        var updates = LiveUpdateSchedule(every: settings.emitEvery, now: SystemClock.monotonicMilliseconds())
         try StreamRunner.readAll(input, chunkSize: settings.chunkSize) { bytes in
             pipeline.consume(bytes)
-            if clock.isDue() { pipeline.emitUpdates() }
+            if updates.isDue(now: SystemClock.monotonicMilliseconds()) { pipeline.emitUpdates() }
             try EngineHost.write(&pipeline.output, to: outputs)
         }
         pipeline.finish()
@@ -80,13 +80,12 @@ public struct StreamRunner {
         reader.start()
         defer { queue.cancel() }
 
-        var host = EngineHost(configuration: settings.configuration, tracksUpdates: settings.emitEvery != nil, outputs: self.outputs)
-        var clock = UpdateClock(everyMilliseconds: settings.emitEvery)
+        var host = EngineHost(configuration: settings.configuration, updatesEvery: settings.emitEvery, outputs: self.outputs)
         reading: while true {
             switch queue.take() {
             case .chunk(let chunk):
                 try host.apply(chunk)
-                if clock.isDue() { try host.emitUpdates() }
+                try host.tick(now: SystemClock.monotonicMilliseconds())
             case .end:
                 break reading
             case .failure(let error):

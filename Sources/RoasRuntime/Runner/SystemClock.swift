@@ -37,22 +37,3 @@ public enum SystemClock {
         return now
     }
 }
-
-/// When the next live update is due (`--emit-every`), on the monotonic clock.
-struct UpdateClock {
-    let everyMilliseconds: Int64?
-    var nextMilliseconds: Int64?
-
-    init(everyMilliseconds: Int64?) {
-        self.everyMilliseconds = everyMilliseconds
-        self.nextMilliseconds = everyMilliseconds.map { SystemClock.monotonicMilliseconds() + $0 }
-    }
-
-    mutating func isDue() -> Bool {
-        guard let next = self.nextMilliseconds, let every = self.everyMilliseconds else { return false }
-        let now = SystemClock.monotonicMilliseconds()
-        guard now >= next else { return false }
-        self.nextMilliseconds = now + every
-        return true
-    }
-}

@@ -56,10 +56,15 @@ struct DurableApplyQueue<Input, Output, Waiter> {
         return id
     }
 
-    /// The log made the input `id` durable (`failure` nil) or could not (its reason).
-    mutating func logged(_ id: Int, failure: String?) {
-        guard let index = self.entries.firstIndex(where: { $0.id == id }) else { return }
-        self.entries[index].fate = failure.map(Fate.failed) ?? .durable
+    /// The log is done with records `first...last`: every input appended there is durable
+    /// (`failure` nil) or failed. Groups come in LSN order, so the inputs they cover are at the
+    /// front of the queue (after those already known).
+    mutating func logged(lsns first: UInt64, through last: UInt64, failure: String?) {
+        for index in self.entries.indices {
+            let lsn = self.entries[index].lsn
+            if lsn > last { break }
+            if lsn >= first { self.entries[index].fate = failure.map(Fate.failed) ?? .durable }
+        }
     }
 
     /// The next input to apply or refuse, removed from the queue; nil while the front's fate is

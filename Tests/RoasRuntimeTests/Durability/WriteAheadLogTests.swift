@@ -732,6 +732,49 @@ final class WriteAheadLogTests: XCTestCase {
         XCTAssertEqual(replayed.map(\.lsn), [first.lsn, second.lsn, fresh.lsn, next.lsn])
     }
 
+    /// `nextResolvedGroups()`: what `roas serve` reads instead of one `waitDurable` per record.
+    /// Groups come in LSN order, cover every LSN once (a failed group as well as durable ones, with
+    /// the error), and the follower hears nil once the log is closed and every group was taken.
+    func testAFollowerSeesEveryGroupInOrderFailuresIncludedThenTheEnd() async throws {
+        let directory = try self.makeDirectory()
+        let log = try WriteAheadLog(directory: directory, nextLSN: 5, fsync: .batch, followsGroups: true)
+        var groups: [WriteAheadLog.ResolvedGroup] = []
+        func collect(through lsn: UInt64) async {
+            while groups.last.map({ $0.last < lsn }) ?? true {
+                guard let next = await log.nextResolvedGroups() else { return XCTFail("the log ended before LSN \(lsn)") }
+                groups += next
+            }
+        }
+        for index in 0..<20 { _ = try log.append(kind: 1, Self.payload(index, length: 100)) }
+        await collect(through: 24)
+
+        let limit = try FileSizeLimit(bytes: try Self.size(try WriteAheadLog.segments(in: directory)[0].path) + 50)
+        let doomed = try log.append(kind: 2, Self.payload(50, length: 100))
+        await collect(through: doomed)
+        limit.restore()
+        let last = try log.append(kind: 3, Self.payload(51, length: 10))
+        await collect(through: last)
+
+        // Contiguous from the first LSN to the last, each LSN in exactly one group.
+        XCTAssertEqual(groups.first?.first, 5)
+        XCTAssertEqual(groups.last?.last, last)
+        for (before, after) in zip(groups, groups.dropFirst()) { XCTAssertEqual(after.first, before.last + 1) }
+        XCTAssertTrue(groups.allSatisfy { $0.first <= $0.last })
+        let failed = groups.filter { $0.failure != nil }
+        XCTAssertEqual(failed.map(\.first), [doomed])
+        XCTAssertTrue(failed.allSatisfy { $0.failure?.contains("File too large") == true }, "\(failed)")
+        XCTAssertTrue(groups.filter { $0.last < doomed }.allSatisfy { $0.failure == nil })
+
+        // A follower waiting when the log closes hears the end; so does one that asks after.
+        async let end = log.nextResolvedGroups()
+        try await Task.sleep(for: .milliseconds(20))
+        try log.close()
+        let ended = await end
+        XCTAssertNil(ended)
+        let afterClose = await log.nextResolvedGroups()
+        XCTAssertNil(afterClose)
+    }
+
     // MARK: Flags
 
     func testFsyncModeArguments() {

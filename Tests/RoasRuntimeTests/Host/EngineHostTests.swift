@@ -52,7 +52,7 @@ struct EngineHostTests {
 
         let first = Recorder()
         let second = Recorder()
-        var host = EngineHost(configuration: harness.configuration, tracksUpdates: false, outputs: [first, second])
+        var host = EngineHost(configuration: harness.configuration, updatesEvery: nil, outputs: [first, second])
         for chunk in Self.chunks(stream, settings: Self.settings(harness), size: 4096) { try host.apply(chunk) }
         let result = try host.finish()
 
@@ -76,11 +76,13 @@ struct EngineHostTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("rows.ndjson").path
         let file = RowFileOutput(rows: try ByteSink(path: path), writesUpdates: false)
-        var host = EngineHost(configuration: harness.configuration, tracksUpdates: true, outputs: [file])
+        var host = EngineHost(configuration: harness.configuration, updatesEvery: 1000, outputs: [file], now: 0)
         host.recovered = RecoveredRows(remaining: 3)
+        var now: Int64 = 0
         for chunk in Self.chunks(stream, settings: Self.settings(harness), size: 1 << 16) {
             try host.apply(chunk)
-            try host.emitUpdates()
+            now += 1000
+            try host.tick(now: now)
         }
         _ = try host.finish()
 
@@ -94,5 +96,16 @@ struct EngineHostTests {
         #expect(host.recovered.remaining == 0)
         #expect(file.unwrittenUpdates > 0)
         #expect(file.unwrittenUpdates == host.engine.statistics.updateRows)
+    }
+
+    @Test func liveUpdatesAreDueEveryIntervalFromTheLastOneAndNeverWithoutAnInterval() {
+        var schedule = LiveUpdateSchedule(every: 1000, now: 500)
+        // A late tick moves the next one to a full interval after it, not after the missed one.
+        let ticks: [Int64] = [1499, 1500, 1500, 4000, 4999, 5000]
+        let due = ticks.map { schedule.isDue(now: $0) }
+        #expect(due == [false, true, false, true, false, true])
+        var never = LiveUpdateSchedule(every: nil, now: 0)
+        let neverDue = never.isDue(now: .max)
+        #expect(neverDue == false)
     }
 }

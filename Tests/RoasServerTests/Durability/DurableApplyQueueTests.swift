@@ -36,11 +36,11 @@ struct DurableApplyQueueTests {
         let a = queue.enqueue("a", lsn: 1)
         let b = queue.enqueue("bb", lsn: 2)
         let c = queue.enqueue("ccc", lsn: 3)
-        queue.logged(c, failure: nil)
-        queue.logged(b, failure: nil)
+        queue.logged(lsns: 3, through: 3, failure: nil)
+        queue.logged(lsns: 2, through: 2, failure: nil)
         #expect(Self.drain(&queue).steps.isEmpty)  // a's fate is unknown: nothing may pass it
         #expect(!queue.isEmpty)
-        queue.logged(a, failure: nil)
+        queue.logged(lsns: 1, through: 1, failure: nil)
         #expect(Self.drain(&queue).steps == ["apply a lsn 1", "apply bb lsn 2", "apply ccc lsn 3"])
         #expect(queue.isEmpty)
         // Every outcome waits for its caller.
@@ -52,10 +52,10 @@ struct DurableApplyQueueTests {
 
     @Test func inputWithNothingLoggedIsDurableAtOnceButWaitsItsTurn() {
         var queue = Queue()
-        let logged = queue.enqueue("logged", lsn: 7)
+        _ = queue.enqueue("logged", lsn: 7)
         _ = queue.enqueue("rejected-only", lsn: 0)
         #expect(Self.drain(&queue).steps.isEmpty)
-        queue.logged(logged, failure: nil)
+        queue.logged(lsns: 7, through: 7, failure: nil)
         #expect(Self.drain(&queue).steps == ["apply logged lsn 7", "apply rejected-only lsn 0"])
     }
 
@@ -65,8 +65,8 @@ struct DurableApplyQueueTests {
         let b = queue.enqueue("bb", lsn: 2)
         #expect(queue.claim(b, waiter: "B") == nil)
         #expect(queue.claim(a, waiter: "A") == nil)
-        queue.logged(a, failure: nil)
-        queue.logged(b, failure: nil)
+        queue.logged(lsns: 1, through: 1, failure: nil)
+        queue.logged(lsns: 2, through: 2, failure: nil)
         let (_, resumed) = Self.drain(&queue)
         #expect(resumed == ["A": 1, "B": 2])
         #expect(queue.take(a) == nil && queue.take(b) == nil)  // nothing left over to hand out twice
@@ -75,35 +75,50 @@ struct DurableApplyQueueTests {
     @Test func failuresAreRefusedInOrderAndReportedOncePerRun() throws {
         var queue = Queue()
         let ids = ["a", "b", "c", "d", "e"].enumerated().map { queue.enqueue($0.element, lsn: UInt64($0.offset + 1)) }
-        queue.logged(ids[0], failure: nil)
-        queue.logged(ids[1], failure: "disk full")
-        queue.logged(ids[2], failure: "disk full")
-        queue.logged(ids[4], failure: "disk full")
+        queue.logged(lsns: 1, through: 1, failure: nil)
+        queue.logged(lsns: 2, through: 2, failure: "disk full")
+        queue.logged(lsns: 3, through: 3, failure: "disk full")
+        queue.logged(lsns: 5, through: 5, failure: "disk full")
         #expect(
             Self.drain(&queue).steps == [
                 "apply a lsn 1", "refuse b: disk full (log failing)", "refuse c: disk full",
             ])
         #expect(queue.isFailing)
-        queue.logged(ids[3], failure: nil)
+        queue.logged(lsns: 4, through: 4, failure: nil)
         #expect(Self.drain(&queue).steps == ["apply d lsn 4 (log back)", "refuse e: disk full (log failing)"])
         #expect(throws: Refused(reason: "disk full")) { try queue.take(ids[1])?.get() }
     }
 
     @Test func inputWithNothingLoggedDoesNotEndAFailure() {
         var queue = Queue()
-        let failed = queue.enqueue("x", lsn: 1)
-        queue.logged(failed, failure: "EIO")
+        _ = queue.enqueue("x", lsn: 1)
+        queue.logged(lsns: 1, through: 1, failure: "EIO")
         _ = queue.enqueue("rejected-only", lsn: 0)
         #expect(Self.drain(&queue).steps == ["refuse x: EIO (log failing)", "apply rejected-only lsn 0"])
         #expect(queue.isFailing)
     }
 
+    @Test func aGroupSettlesEveryInputLoggedInItsRangeAndNoOther() {
+        var queue = Queue()
+        _ = queue.enqueue("a", lsn: 4)
+        _ = queue.enqueue("nothing-logged", lsn: 0)
+        _ = queue.enqueue("b", lsn: 5)
+        _ = queue.enqueue("c", lsn: 7)  // LSN 6 was another sender's record, never queued here
+        _ = queue.enqueue("d", lsn: 8)
+        queue.logged(lsns: 4, through: 7, failure: nil)
+        #expect(Self.drain(&queue).steps == ["apply a lsn 4", "apply nothing-logged lsn 0", "apply b lsn 5", "apply c lsn 7"])
+        #expect(!queue.isEmpty)
+        queue.logged(lsns: 8, through: 9, failure: "EIO")
+        #expect(Self.drain(&queue).steps == ["refuse d: EIO (log failing)"])
+        #expect(queue.isEmpty)
+    }
+
     @Test func aFateForAnInputAlreadyGoneIsIgnored() {
         var queue = Queue()
-        let a = queue.enqueue("a", lsn: 1)
-        queue.logged(a, failure: nil)
+        _ = queue.enqueue("a", lsn: 1)
+        queue.logged(lsns: 1, through: 1, failure: nil)
         _ = Self.drain(&queue)
-        queue.logged(a, failure: "late news")
+        queue.logged(lsns: 1, through: 1, failure: "late news")
         #expect(queue.next() == nil)
         #expect(queue.isEmpty)
     }
