@@ -91,7 +91,15 @@ extension Ingestor {
             switch step {
             case .apply(let applied, _, let input, let endsFailure):
                 id = applied
-                outcome = self.applyLogged(input)
+                outcome = self.applyLogged(input).flatMap { applied in
+                    guard case .chunk(let chunk) = input, let unconfirmed = self.unconfirmedDuplicate(in: chunk) else {
+                        return .success(applied)
+                    }
+                    return .failure(
+                        ServeError.notDurable(
+                            "batch \(unconfirmed) resent while its first copy was on its way to the log, which could not take "
+                                + "that copy: resend it"))
+                }
                 if endsFailure { self.durable?.folder.logger.notice("the write-ahead log takes input again") }
             case .refuse(let refused, let input, let reason, let startsFailure):
                 id = refused
@@ -126,6 +134,16 @@ extension Ingestor {
                 return Applied(accepted: 0, rejected: 0)
             }
         }
+    }
+
+    /// A batch of `chunk` answered `duplicate` at parse time whose first copy has since been
+    /// refused by the log (its id released): answering `duplicate` would acknowledge a batch that
+    /// is nowhere, so the chunk is answered not durable instead, and the sender resends it.
+    private func unconfirmedDuplicate(in chunk: ParsedChunk) -> String? {
+        for outcome in chunk.batchOutcomes where outcome.rejection?.reason == .replayedBatch {
+            if let id = outcome.id, !self.accepted.contains(id) { return id }
+        }
+        return nil
     }
 
     /// Forgets the batch ids of input that was not made durable, so that their resends are taken.

@@ -56,6 +56,11 @@ public final class AcceptedBatches: Sendable {
         }
     }
 
+    /// Whether `id` is remembered as accepted (or as taken and waiting to be made durable).
+    public func contains(_ id: String) -> Bool {
+        self.state.withLock { $0.entries[id] != nil }
+    }
+
     /// Remembers `id` as accepted (recovery of `roas serve --data-dir`).
     public func restore(_ id: String, _ entry: Entry) {
         self.state.withLock { $0.entries[id] = entry }
