@@ -106,7 +106,7 @@ let package = Package(
             ]
         ),
         // EngineSnapshotTests checks snapshots of a generated stream (RoasGen).
-        .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore", "RoasGen", "RoasCoreTestSupport"]),
+        .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore", "RoasGen", "RoasCoreTestSupport", "RoasTestSupport"]),
         .testTarget(name: "RoasRuntimeTests", dependencies: ["RoasRuntime", "RoasCore", "RoasCoreTestSupport", "RoasTestSupport"]),
         .testTarget(name: "RoasGenTests", dependencies: ["RoasGen", "RoasRuntime", "RoasCore"]),
         .testTarget(

@@ -226,6 +226,18 @@ private struct Tools: Sendable {
     /// `posix_spawn` with stdin from /dev/null and stdout and stderr to `output`, then `waitpid`.
     /// Returns the exit status (or 128 + the signal).
     private static func spawnAndWait(_ argv: [String], output: String) throws -> Int32 {
+        let pid = try childProcessLaunch.holding { try Self.spawn(argv, output: output) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw PostgresServer.Failure("waitpid: \(String(cString: strerror(errno)))") }
+        }
+        // WIFEXITED / WEXITSTATUS, which Swift does not import.
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    /// Starts `argv` (see `spawnAndWait`); hold `childProcessLaunch` while calling it.
+    private static func spawn(_ argv: [String], output: String) throws -> pid_t {
         // The server must not inherit the test process's descriptors (the test runner's pipes
         // among them): mark them all close-on-exec first.
         let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) }
@@ -254,12 +266,6 @@ private struct Tools: Sendable {
         guard spawned == 0 else {
             throw PostgresServer.Failure("posix_spawn \(argv[0]): \(String(cString: strerror(spawned)))")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 {
-            guard errno == EINTR else { throw PostgresServer.Failure("waitpid: \(String(cString: strerror(errno)))") }
-        }
-        // WIFEXITED / WEXITSTATUS, which Swift does not import.
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        return pid
     }
 }

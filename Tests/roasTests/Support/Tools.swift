@@ -1,4 +1,5 @@
 import Foundation
+import RoasTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -163,7 +164,7 @@ enum Tools {
         let finished = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in finished.signal() }
         do {
-            try process.run()
+            try childProcessLaunch.holding { try process.run() }
         } catch {
             throw ToolFailure("cannot run \(executable.path): \(error)")
         }
@@ -273,7 +274,7 @@ final class ChildProcess: @unchecked Sendable {
             finished.signal()
         }
         do {
-            try self.process.run()
+            try childProcessLaunch.holding { try self.process.run() }
         } catch {
             throw ToolFailure("cannot run \(executable.path): \(error)")
         }
