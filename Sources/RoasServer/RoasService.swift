@@ -1,4 +1,3 @@
-import Dispatch
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -7,12 +6,7 @@ import RoasCore
 import RoasRuntime
 import ServiceLifecycle
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import UnixSignals
 
 /// Set once every listener is up (`/readyz`).
 final class Readiness: Sendable {
@@ -82,10 +76,22 @@ public final class RoasService: Sendable {
         handlesSignals: Bool = true, onListening: @escaping @Sendable (Bound) -> Void = { _ in }
     ) async throws -> RunResult {
         try await self.recover()
+        guard handlesSignals else { return try await self.serve(onListening: onListening) }
         // Caught from here on, before any listener is bound and reported: a SIGTERM right after the
-        // "listening" line is a graceful shutdown too (the service group installs its handlers later).
-        let signals = handlesSignals ? self.catchShutdownSignals() : []
-        defer { for source in signals { source.cancel() } }
+        // "listening" line is a graceful shutdown too (the service group would install its handlers
+        // later). The signals' task is a child of this one, ended when serving ends.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        return try await withThrowingTaskGroup(of: Void.self, returning: RunResult.self) { group in
+            group.addTask {
+                for await _ in signals { await self.shutdown() }
+            }
+            defer { group.cancelAll() }
+            return try await self.serve(onListening: onListening)
+        }
+    }
+
+    /// `run` once the data folder is recovered and the signals are caught.
+    private func serve(onListening: @escaping @Sendable (Bound) -> Void) async throws -> RunResult {
         let listeners = (self.settings.tcp == nil ? 0 : 1) + (self.settings.http == nil ? 0 : 1)
         let readiness = Readiness(listeners: listeners)
         let bound = Mutex(Bound())
@@ -153,17 +159,6 @@ public final class RoasService: Sendable {
     /// Whether a data folder holds state of an earlier run (its outputs are then continued).
     public static func hasState(directory: String) -> Bool {
         DataFolder.hasState(directory)
-    }
-
-    /// SIGTERM and SIGINT start a graceful shutdown (`shutdown()`), from the moment this is called.
-    private func catchShutdownSignals() -> [any DispatchSourceSignal] {
-        [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { Task { await self.shutdown() } }
-            source.resume()
-            return source
-        }
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.
