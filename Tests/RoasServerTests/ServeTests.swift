@@ -144,14 +144,15 @@ struct ServeTests {
         let (sending, progress) = server.sendTCPCounting(stream, timeout: 300)
         // Once the pipe is full the engine is blocked for good; let the buffers on the way fill up,
         // then check that sending has stopped.
-        // (A writer blocks with up to a page of the pipe's 64 KiB still free.)
+        // (A writer blocks with up to a page of the pipe's 64 KiB still free, and the page it last
+        // wrote may be part full: 61,076 bytes were once all it held while the engine was blocked.)
         let reader = descriptors[0]
         let inPipe = Atomic<Int32>(0)
         let pipeFull = try await server.eventually(timeout: 120) {
             var queued: Int32 = 0
             guard ioctl(reader, UInt(FIONREAD), &queued) == 0 else { return false }
             inPipe.store(queued, ordering: .relaxed)
-            return queued >= 65536 - 4096
+            return queued >= 65536 - 2 * 4096
         }
         #expect(pipeFull, "the rows never filled the pipe (\(inPipe.load(ordering: .relaxed)) bytes in it)")
         let early = try await progress.stall()
