@@ -38,6 +38,8 @@ let package = Package(
         ),
         // CRC-32C with the CPU's CRC32 instruction (SSE 4.2), for the write-ahead log's checksums.
         .target(name: "CRoasCRC32C"),
+        // A cache prefetch hint (`__builtin_prefetch`), for the engine's hash tables.
+        .target(name: "CRoasPrefetch"),
         // The engine and its formats: parsing, verification, attribution, windows, rows, snapshots as
         // values. No threads, file descriptors, clocks or file APIs: time comes in as values.
         .target(
@@ -45,6 +47,7 @@ let package = Package(
             dependencies: [
                 "COpenSSL",
                 "CRoasCRC32C",
+                "CRoasPrefetch",
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
@@ -126,6 +129,6 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-for target in package.targets where target.type != .system && target.name != "CRoasCRC32C" {
+for target in package.targets where target.type != .system && !target.name.hasPrefix("CRoas") {
     target.swiftSettings = (target.swiftSettings ?? []) + strictness
 }

@@ -101,7 +101,7 @@ extension Engine {
         }
     }
 
-    /// A touch that qualifies for a purchase, with the arena that holds its id's tail.
+    /// A touch that qualifies for a purchase, and which arena holds its id.
     struct Candidate {
         var touch: Touch
         var isClick: Bool
@@ -187,8 +187,8 @@ extension Engine {
     /// Orders touches by (time, id bytewise).
     func precedes(_ a: Candidate, _ b: Candidate) -> Bool {
         if a.touch.time != b.touch.time { return a.touch.time < b.touch.time }
-        return SortKey.compare(
-            a.touch.id, in: a.isClick ? self.clickIDs : self.viewIDs, b.touch.id, in: b.isClick ? self.clickIDs : self.viewIDs
+        return IDArena.compare(
+            a.isClick ? self.clickIDs : self.viewIDs, a.touch.id, b.isClick ? self.clickIDs : self.viewIDs, b.touch.id
         ) < 0
     }
 }

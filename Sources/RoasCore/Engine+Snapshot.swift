@@ -5,7 +5,8 @@ extension Engine {
     static let snapshotMagic: [UInt8] = Array("ROASSNP1".utf8)
     /// The layout version `snapshot()` writes and `init(snapshot:configuration:)` reads.
     /// 2: engagements, leads, reach sketches and creator profiles (issue 14); `--by tier`.
-    public static let snapshotVersion: UInt32 = 2
+    /// 3: compact touches (32 bytes, every id in the id arena) and the dedup table in 64 shards.
+    public static let snapshotVersion: UInt32 = 3
     /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
     static var snapshotByteOrder: UInt8 {
         #if _endian(big)

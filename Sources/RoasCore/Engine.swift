@@ -120,7 +120,36 @@ public struct Engine: Sendable {
     /// watermark, applying what it reaches and emitting the windows it closes.
     @inline(__always)
     public mutating func accept(_ event: ParsedEvent, origin: Origin, into output: inout EngineOutput) {
-        if let rejection = self.admission.check(time: event.time, id: event.id) {
+        self.accept(event, hashes: Engine.hashes(of: event), origin: origin, into: &output)
+    }
+
+    /// The hashes the engine looks an event up by: its id's fingerprint (the dedup set) and, for a
+    /// view or a click, `Interner.hash` of its user (unspecified for other kinds). The reading thread
+    /// computes them ahead (`ParsedChunk`), and the engine's thread prefetches by them.
+    struct EventHashes: Sendable {
+        var id: Fingerprint
+        var user: UInt64
+    }
+
+    @inline(__always)
+    static func hashes(of event: ParsedEvent) -> EventHashes {
+        EventHashes(
+            id: Fingerprint(event.id), user: event.kind == .view || event.kind == .click ? Interner.hash(event.user) : 0)
+    }
+
+    /// Starts loading the dedup slot and user slot that accepting an event with `hashes` will read
+    /// first: called a few events ahead, it overlaps those cache misses with the work in between.
+    /// Mutating only so that a caller holding the engine in place does not copy it to call this.
+    @inline(__always)
+    mutating func prefetch(_ hashes: EventHashes) {
+        self.admission.prefetch(hashes.id)
+        self.users.prefetch(hash: hashes.user)
+    }
+
+    /// `accept(_:origin:into:)` with the event's hashes computed ahead (`hashes(of:)`).
+    @inline(__always)
+    mutating func accept(_ event: ParsedEvent, hashes: EventHashes, origin: Origin, into output: inout EngineOutput) {
+        if let rejection = self.admission.check(time: event.time, fingerprint: hashes.id) {
             self.reject(rejection, origin: origin, into: &output)
             return
         }
@@ -133,7 +162,7 @@ public struct Engine: Sendable {
         switch event.kind {
         case .view, .click:
             guard self.hasRoom(forTouch: event) else { return self.reject(Engine.touchLimit, origin: origin, into: &output) }
-            self.addTouch(event)
+            self.addTouch(event, userHash: hashes.user)
         case .spend:
             let creator = self.creators.intern(event.creator)
             let campaign = self.campaignHandle(event.campaign)
@@ -378,23 +407,24 @@ public struct Engine: Sendable {
     @inline(__always)
     func hasRoom(forTouch event: ParsedEvent) -> Bool {
         let (log, ids) = event.kind == .click ? (self.clicks.end, self.clickIDs.end) : (self.views.end, self.viewIDs.end)
-        return log < SnapshotReader.counterLimit && ids <= SnapshotReader.counterLimit - Int64(event.id.count)
+        return log < SnapshotReader.counterLimit
+            && ids <= SnapshotReader.counterLimit - Int64(IDArena.recordSize(event.id.count))
     }
 
     @inline(__always)
-    private mutating func addTouch(_ event: ParsedEvent) {
-        // The interner hashes the user's bytes anyway: reach takes that hash, mixed, rather than a second pass.
-        let (user, userHash) = self.users.internHashed(event.user)
+    private mutating func addTouch(_ event: ParsedEvent, userHash: UInt64) {
+        // Reach takes the interner's hash of the user, mixed, rather than a second pass over the bytes.
+        let user = self.users.internHashed(event.user, hash: userHash).handle
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)
         let reached = ReachSketch.mix(userHash)
         if event.kind == .click {
-            let id = SortKey(event.id, arena: &self.clickIDs, time: event.time)
+            let id = self.clickIDs.append(event.id, time: event.time)
             self.clicks.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
             self.windows.update(time: event.time, key: key, user: reached) { $0.clicks += 1 }
         } else {
-            let id = SortKey(event.id, arena: &self.viewIDs, time: event.time)
+            let id = self.viewIDs.append(event.id, time: event.time)
             self.views.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
             self.windows.update(time: event.time, key: key, user: reached) { $0.views += 1 }
         }
@@ -449,7 +479,7 @@ public struct Engine: Sendable {
         }
     }
 
-    /// Drops touches the lookbacks no longer reach and id tails no touch needs.
+    /// Drops touches the lookbacks no longer reach and ids no touch needs.
     private mutating func sweep() {
         let clickCutoff = Engine.subtract(self.watermark, self.configuration.clickLookback)
         let viewCutoff = Engine.subtract(self.watermark, self.configuration.viewLookback)

@@ -41,6 +41,11 @@ public struct EngineSink: EventSink {
         self.engine.accept(event, origin: origin, into: &self.output)
     }
 
+    @inline(__always)
+    mutating func accept(_ event: ParsedEvent, hashes: Engine.EventHashes, origin: Origin) {
+        self.engine.accept(event, hashes: hashes, origin: origin, into: &self.output)
+    }
+
     public mutating func reject(_ rejection: Rejection, origin: Origin) {
         self.engine.reject(rejection, origin: origin, into: &self.output)
     }

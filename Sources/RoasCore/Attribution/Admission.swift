@@ -14,15 +14,25 @@ struct Admission: Sendable {
 
     var dedupCount: Int { self.dedup.count }
 
+    /// Starts loading where `check` will look for `fingerprint` (a hint; see `Engine.prefetch`).
+    @inline(__always)
+    func prefetch(_ fingerprint: Fingerprint) { self.dedup.prefetch(fingerprint) }
+
     /// nil when the event is admitted (its id is then remembered), else why not. The late check uses
     /// the watermark as it stood before this event.
     @inline(__always)
     mutating func check(time: Int64, id: UnsafeRawBufferPointer) -> Rejection? {
+        self.check(time: time, fingerprint: Fingerprint(id))
+    }
+
+    /// `check(time:id:)` with the id's fingerprint computed ahead.
+    @inline(__always)
+    mutating func check(time: Int64, fingerprint: Fingerprint) -> Rejection? {
         if time < self.watermark {
             return Rejection(.late, "ts \(time) is before the watermark \(self.watermark)")
         }
         let cutoff = Engine.subtract(self.watermark, self.dedupHorizon)
-        guard self.dedup.insert(Fingerprint(id), time: time, cutoff: cutoff) else {
+        guard self.dedup.insert(fingerprint, time: time, cutoff: cutoff) else {
             return Rejection(.duplicate, "event id seen within the dedup horizon")
         }
         return nil

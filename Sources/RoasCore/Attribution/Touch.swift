@@ -4,44 +4,10 @@ import Glibc
 import Darwin
 #endif
 
-/// An event id kept for ordering ties: its first 16 bytes inline, big-endian, the rest in an arena.
-struct SortKey: Sendable {
-    var high: UInt64
-    var low: UInt64
-    /// 64 bits rather than 32 so that the key, and `Touch`, have no padding: snapshots copy them as raw memory.
-    var length: Int64
-    /// Offset of the bytes past the 16th in the owner's `IDArena`; -1 when the id has at most 16 bytes.
-    var tail: Int64
-
-    @inline(__always)
-    init(_ bytes: UnsafeRawBufferPointer, arena: inout IDArena, time: Int64) {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        let count = bytes.count
-        for index in 0..<min(count, 16) {
-            let byte = UInt64(bytes[index])
-            if index < 8 { high |= byte << (56 - 8 * UInt64(index)) } else { low |= byte << (56 - 8 * UInt64(index - 8)) }
-        }
-        self.high = high
-        self.low = low
-        self.length = Int64(count)
-        self.tail = count > 16 ? arena.append(UnsafeRawBufferPointer(rebasing: bytes[16...]), time: time) : -1
-    }
-
-    /// Bytewise order of the ids (a prefix sorts first); each id's tail is in its own arena.
-    @inline(__always)
-    static func compare(_ a: SortKey, in aArena: IDArena, _ b: SortKey, in bArena: IDArena) -> Int {
-        if a.high != b.high { return a.high < b.high ? -1 : 1 }
-        if a.low != b.low { return a.low < b.low ? -1 : 1 }
-        if a.length > 16 && b.length > 16 {
-            let order = IDArena.compare(aArena, a.tail, Int(a.length) - 16, bArena, b.tail, Int(b.length) - 16)
-            if order != 0 { return order }
-        }
-        return a.length == b.length ? 0 : (a.length < b.length ? -1 : 1)
-    }
-}
-
-/// Append-only storage for the tails of long ids, in chunks freed once event time has passed them.
+/// Append-only storage for the ids of retained touches, in chunks freed once event time has passed them.
+///
+/// Each id is a record: its length (LEB128, one byte below 128) then its bytes, never split across
+/// chunks. A touch holds the record's offset; ids are only read to break ties on time, which are rare.
 struct IDArena: Sendable {
     private struct Chunk {
         var bytes: [UInt8]
@@ -52,19 +18,51 @@ struct IDArena: Sendable {
     private var chunks: [Chunk] = []
     private var nextOffset: Int64 = 0
     static let chunkSize = 1 << 20
+    /// The most bytes a record's length takes (lengths below 2^35: ids are lines' fields).
+    static let maximumLengthBytes = 5
 
+    /// The bytes the record of an id of `count` bytes takes.
+    @inline(__always)
+    static func recordSize(_ count: Int) -> Int {
+        var size = 1
+        var rest = count >> 7
+        while rest > 0 {
+            size += 1
+            rest >>= 7
+        }
+        return size + count
+    }
+
+    /// Appends the record of `bytes`, an id of an event at `time`; returns its offset.
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer, time: Int64) -> Int64 {
-        if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].bytes.count + bytes.count > IDArena.chunkSize {
-            var chunk = Chunk(bytes: [], base: self.nextOffset, newestTime: time)
-            chunk.bytes.reserveCapacity(max(IDArena.chunkSize, bytes.count))
-            self.chunks.append(chunk)
+        let size = IDArena.recordSize(bytes.count)
+        if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].bytes.count + size > IDArena.chunkSize {
+            self.addChunk(room: size, time: time)
         }
         let last = self.chunks.count - 1
         let offset = self.chunks[last].base + Int64(self.chunks[last].bytes.count)
-        self.chunks[last].bytes.append(contentsOf: bytes)
-        self.chunks[last].newestTime = max(self.chunks[last].newestTime, time)
-        self.nextOffset = offset + Int64(bytes.count)
+        IDArena.appendRecord(bytes, to: &self.chunks[last].bytes)
+        if time > self.chunks[last].newestTime { self.chunks[last].newestTime = time }
+        self.nextOffset = offset + Int64(size)
         return offset
+    }
+
+    private mutating func addChunk(room: Int, time: Int64) {
+        var chunk = Chunk(bytes: [], base: self.nextOffset, newestTime: time)
+        chunk.bytes.reserveCapacity(max(IDArena.chunkSize, room))
+        self.chunks.append(chunk)
+    }
+
+    @inline(__always)
+    private static func appendRecord(_ bytes: UnsafeRawBufferPointer, to storage: inout [UInt8]) {
+        var length = bytes.count
+        while length >= 0x80 {
+            storage.append(UInt8(truncatingIfNeeded: length) | 0x80)
+            length >>= 7
+        }
+        storage.append(UInt8(length))
+        storage.append(contentsOf: bytes)
     }
 
     /// Frees chunks all of whose ids belong to events older than `time`.
@@ -74,12 +72,15 @@ struct IDArena: Sendable {
         if drop > 0 { self.chunks.removeFirst(drop) }
     }
 
-    static func compare(_ leftArena: IDArena, _ a: Int64, _ aLength: Int, _ rightArena: IDArena, _ b: Int64, _ bLength: Int) -> Int {
-        leftArena.withBytes(a, aLength) { left in
-            rightArena.withBytes(b, bLength) { right in
+    /// Bytewise order of the ids at `a` in `leftArena` and `b` in `rightArena` (a prefix sorts first).
+    static func compare(_ leftArena: IDArena, _ a: Int64, _ rightArena: IDArena, _ b: Int64) -> Int {
+        leftArena.withID(at: a) { left in
+            rightArena.withID(at: b) { right in
                 let common = min(left.count, right.count)
-                let order = memcmp(left.baseAddress!, right.baseAddress!, common)
-                if order != 0 { return order < 0 ? -1 : 1 }
+                if common > 0 {
+                    let order = memcmp(left.baseAddress!, right.baseAddress!, common)
+                    if order != 0 { return order < 0 ? -1 : 1 }
+                }
                 return left.count == right.count ? 0 : (left.count < right.count ? -1 : 1)
             }
         }
@@ -96,38 +97,69 @@ struct IDArena: Sendable {
         return low
     }
 
-    /// The offset the next id tail gets (the engine appends none past `SnapshotReader.counterLimit`).
+    /// The offset the next id gets (the engine appends none past `SnapshotReader.counterLimit`).
     var end: Int64 { self.nextOffset }
 
-    private func withBytes<R>(_ offset: Int64, _ length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    /// Where the id of the record at `start` lies in `chunk`, or nil when the record does not lie whole in it.
+    private static func span(ofRecordAt start: Int, in chunk: UnsafeRawBufferPointer) -> Range<Int>? {
+        var length = 0
+        var position = start
+        var shift = 0
+        while true {
+            guard position >= 0, position < chunk.count, shift < 7 * IDArena.maximumLengthBytes else { return nil }
+            let byte = Int(chunk[position])
+            position += 1
+            length |= (byte & 0x7f) << shift
+            if byte < 0x80 { break }
+            shift += 7
+        }
+        guard length <= chunk.count - position else { return nil }
+        return position..<(position + length)
+    }
+
+    /// Calls `body` with the id bytes of the record at `offset`, which must be one this arena holds.
+    func withID<R>(at offset: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
-        let start = Int(offset - chunk.base)
-        return chunk.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
+        return chunk.bytes.withUnsafeBytes { bytes in
+            let span = IDArena.span(ofRecordAt: Int(offset - chunk.base), in: bytes)!
+            return body(UnsafeRawBufferPointer(rebasing: bytes[span]))
+        }
     }
 }
 
-/// A view or click kept for attribution: 56 bytes.
+/// A view or click kept for attribution: 32 bytes, its id in the owner's `IDArena`.
 struct Touch: Sendable {
     var time: Int64
     var creator: Int32
     var campaign: Int32
-    var id: SortKey
+    /// The offset of the id's record in the owner's `IDArena`.
+    var id: Int64
     /// The log position of the same identity's previous touch, or -1.
     var previous: Int64 = -1
 }
 
 /// The views (or the clicks) still within their lookback, in arrival order, chained per identity.
 ///
-/// Appending is sequential and needs one 8-byte head per identity, with no allocation per identity.
-/// Positions are global and only grow, so chains stay valid when the front is dropped. Because every
-/// accepted event is at most the lateness older than any event that arrived before it, a walk back
-/// along a chain can stop at the first touch more than the lateness before the range it wants.
+/// Touches live in pages of `pageSize` (1 MiB each): appending never copies what is held (no array
+/// doubling), eviction frees whole pages from the front, and a copy of the log (a checkpoint taken
+/// while the engine runs on) shares every page until one is written to, which is only the last.
+/// Appending needs one 8-byte head per identity, with no allocation per identity. Positions are
+/// global and only grow, so chains stay valid when the front is dropped. Because every accepted
+/// event is at most the lateness older than any event that arrived before it, a walk back along a
+/// chain can stop at the first touch more than the lateness before the range it wants.
 struct TouchLog: Sendable {
-    private var touches: [Touch] = []
-    /// Global position of `touches[0]`.
-    private var base: Int64 = 0
+    static let pageShift: Int64 = 15
+    static let pageSize = 1 << Int(pageShift)
+    static let pageMask: Int64 = (1 << pageShift) - 1
+
+    /// `pages[i]` holds the positions from `(firstPage + i) << pageShift` on; a first page started
+    /// mid-way (a log restored, or begun, at a position that is not a page's first) is padded.
+    private var pages: [[Touch]] = []
+    private var firstPage: Int64 = 0
     /// Global position of the first retained touch.
     private var start: Int64 = 0
+    /// Global position the next touch gets.
+    private var next: Int64 = 0
     /// Global position of each identity's latest touch, -1 for none.
     private var heads: [Int64] = []
     let lateness: Int64
@@ -136,17 +168,23 @@ struct TouchLog: Sendable {
         self.lateness = lateness
     }
 
-    var count: Int { self.touches.count - Int(self.start - self.base) }
+    var count: Int { Int(self.next - self.start) }
 
     /// The global position the next touch gets. The engine appends no touch at or past
     /// `SnapshotReader.counterLimit`, so every log it writes reads back.
-    var end: Int64 { self.base + Int64(self.touches.count) }
+    var end: Int64 { self.next }
 
     /// An empty log whose first touch gets `position` (the state of a log that dropped that many).
     init(lateness: Int64, startingAt position: Int64) {
         self.init(lateness: lateness)
-        self.base = position
+        self.firstPage = position >> TouchLog.pageShift
         self.start = position
+        self.next = position
+    }
+
+    @inline(__always)
+    func touch(at position: Int64) -> Touch {
+        self.pages[Int((position >> TouchLog.pageShift) - self.firstPage)][Int(position & TouchLog.pageMask)]
     }
 
     @inline(__always)
@@ -157,19 +195,38 @@ struct TouchLog: Sendable {
         }
         var touch = touch
         touch.previous = self.heads[index]
-        self.heads[index] = self.base + Int64(self.touches.count)
-        self.touches.append(touch)
+        self.heads[index] = self.next
+        self.store(touch)
     }
 
-    /// Drops touches from the front, in arrival order, while they are older than `cutoff`.
+    /// Puts `touch` at `end`, opening a page when the last is full.
+    @inline(__always)
+    private mutating func store(_ touch: Touch) {
+        if self.next & TouchLog.pageMask == 0 || self.pages.isEmpty { self.openPage() }
+        self.pages[self.pages.count - 1].append(touch)
+        self.next += 1
+    }
+
+    private mutating func openPage() {
+        if self.pages.isEmpty { self.firstPage = self.next >> TouchLog.pageShift }
+        var page: [Touch] = []
+        page.reserveCapacity(TouchLog.pageSize)
+        // Positions before `next` on its page are never read: padding.
+        let padding = Int(self.next & TouchLog.pageMask)
+        if padding > 0 { page.append(contentsOf: repeatElement(Touch(time: .min, creator: 0, campaign: -1, id: 0), count: padding)) }
+        self.pages.append(page)
+    }
+
+    /// Drops touches from the front, in arrival order, while they are older than `cutoff`, and frees
+    /// the pages that hold none that are left.
     mutating func evict(before cutoff: Int64) {
-        var position = Int(self.start - self.base)
-        while position < self.touches.count && self.touches[position].time < cutoff { position += 1 }
-        self.start = self.base + Int64(position)
-        // Compact when at least half the storage is dropped touches: amortised O(1) per touch.
-        if position > 0 && position >= self.touches.count / 2 {
-            self.touches.removeFirst(position)
-            self.base = self.start
+        var position = self.start
+        while position < self.next && self.touch(at: position).time < cutoff { position += 1 }
+        self.start = position
+        let drop = Int(min((position >> TouchLog.pageShift) - self.firstPage, Int64(self.pages.count)))
+        if drop > 0 {
+            self.pages.removeFirst(drop)
+            self.firstPage += Int64(drop)
         }
     }
 
@@ -180,17 +237,20 @@ struct TouchLog: Sendable {
         var position = self.heads[Int(identity)]
         let stop = Engine.subtract(lower, self.lateness)
         while position >= self.start {
-            let touch = self.touches[Int(position - self.base)]
+            let touch = self.touch(at: position)
             if touch.time < stop { return }
             if touch.time >= lower && touch.time <= upper { body(touch) }
             position = touch.previous
         }
     }
+
+    /// The pages held, for tests.
+    var pageCount: Int { self.pages.count }
 }
 
 // MARK: Snapshots
 
-/// Integer fields only, no padding: 8 + 4 + 4 + (8 + 8 + 8 + 8) + 8 bytes.
+/// Integer fields only, no padding: 8 + 4 + 4 + 8 + 8 bytes.
 extension Touch: SnapshotRaw {}
 
 extension IDArena {
@@ -237,21 +297,35 @@ extension IDArena {
         self.nextOffset = nextOffset
     }
 
-    /// Whether `length` bytes from `offset` lie in the chunk `withBytes` would read them from.
-    func holds(_ offset: Int64, _ length: Int64) -> Bool {
-        guard !self.chunks.isEmpty, length >= 0 else { return false }
+    /// Whether a whole id record starts at `offset` in a chunk held (so `withID(at:)` can read it).
+    func holdsRecord(at offset: Int64) -> Bool {
+        guard !self.chunks.isEmpty else { return false }
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
-        return offset >= chunk.base && offset - chunk.base <= Int64(chunk.bytes.count) - length
+        guard offset >= chunk.base, offset - chunk.base < Int64(chunk.bytes.count) else { return false }
+        return chunk.bytes.withUnsafeBytes { IDArena.span(ofRecordAt: Int(offset - chunk.base), in: $0) != nil }
     }
 }
 
 extension TouchLog {
     var snapshotByteEstimate: Int { 28 + self.count * MemoryLayout<Touch>.stride + 8 * self.heads.count }
 
+    /// The retained touches, page by page.
+    private var retained: [ArraySlice<Touch>] {
+        guard self.start < self.next else { return [] }
+        let first = Int((self.start >> TouchLog.pageShift) - self.firstPage)
+        var slices: [ArraySlice<Touch>] = []
+        slices.reserveCapacity(self.pages.count - first)
+        for index in first..<self.pages.count {
+            let from = index == first ? Int(self.start & TouchLog.pageMask) : 0
+            slices.append(self.pages[index][from...])
+        }
+        return slices
+    }
+
     /// Writes the retained touches (from `start`), their first position and the identities' heads.
     func write(to writer: inout SnapshotWriter) {
         writer.write(self.start)
-        writer.write(raw: self.touches[Int(self.start - self.base)...])
+        writer.write(rawParts: self.retained)
         writer.write(raw: self.heads)
     }
 
@@ -274,29 +348,27 @@ extension TouchLog {
                 touch.previous >= -1 && touch.previous < start + Int64(index),
                 "a touch's previous position is not before it")
         }
-        self.init(lateness: lateness)
-        self.touches = touches
-        self.base = start
-        self.start = start
+        self.init(lateness: lateness, startingAt: start)
+        for touch in touches { self.store(touch) }
         self.heads = heads
     }
 
-    /// Checks what the log refers to outside itself: creator and campaign handles, and the id tails in
+    /// Checks what the log refers to outside itself: creator and campaign handles, and the ids in
     /// `ids` of the touches a purchase may still reach (time at least `reachable`; older touches may
     /// legitimately point to chunks already freed, and are never compared).
     func validate(creators: Int, campaigns: Int, ids: IDArena, reachable: Int64) throws {
-        for touch in self.touches[Int(self.start - self.base)...] {
-            try SnapshotReader.require(
-                (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(touch.time),
-                "a touch time is out of range")
-            try SnapshotReader.require(
-                touch.creator >= 0 && Int(touch.creator) < creators && touch.campaign >= -1
-                    && Int(touch.campaign) < campaigns,
-                "a touch's creator or campaign handle is out of range")
-            try SnapshotReader.require(touch.id.length >= 0, "a touch id length is negative")
-            if touch.id.length > 16 && touch.time >= reachable {
+        for slice in self.retained {
+            for touch in slice {
                 try SnapshotReader.require(
-                    ids.holds(touch.id.tail, touch.id.length - 16), "a touch id's tail is outside the id arena")
+                    (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(touch.time),
+                    "a touch time is out of range")
+                try SnapshotReader.require(
+                    touch.creator >= 0 && Int(touch.creator) < creators && touch.campaign >= -1
+                        && Int(touch.campaign) < campaigns,
+                    "a touch's creator or campaign handle is out of range")
+                if touch.time >= reachable {
+                    try SnapshotReader.require(ids.holdsRecord(at: touch.id), "a touch's id is outside the id arena")
+                }
             }
         }
     }

@@ -25,6 +25,8 @@ public struct ParsedChunk: Sendable {
         var campaign: Field
         var order: Field
         var raw: Field
+        /// `Engine.hashes(of:)`, computed on the reading thread.
+        var hashes: Engine.EventHashes
     }
 
     enum Entry: Sendable {
@@ -143,7 +145,7 @@ public struct ChunkRecorder: EventSink {
             line: origin.line, batch: self.batch(origin.batch), id: self.field(event.id),
             user: self.field(event.user), linked: self.field(event.linked), creator: self.field(event.creator),
             campaign: event.campaign.map { self.field($0) } ?? .absent, order: self.field(event.order),
-            raw: self.keepsRawLines ? self.field(origin.raw) : .absent)
+            raw: self.keepsRawLines ? self.field(origin.raw) : .absent, hashes: Engine.hashes(of: event))
         self.chunk.entries.append(.event(recorded))
         if self.journals && origin.batch == nil {
             self.chunk.journal.append(contentsOf: origin.raw)
@@ -186,6 +188,9 @@ public struct ChunkRecorder: EventSink {
 }
 
 extension EngineSink {
+    /// How many entries ahead `replay` prefetches an event's state.
+    static let prefetchDistance = 8
+
     /// Applies a recorded chunk exactly as if its lines had been read on this thread.
     public mutating func replay(_ chunk: ParsedChunk) {
         chunk.bytes.withUnsafeBytes { bytes in
@@ -196,15 +201,24 @@ extension EngineSink {
             @inline(__always) func batch(_ index: Int32) -> String? {
                 index < 0 ? nil : chunk.batches[Int(index)]
             }
-            for entry in chunk.entries {
-                switch entry {
+            let entries = chunk.entries
+            for index in entries.indices {
+                // Overlap the cache misses of an event a few ahead with the work on this one.
+                if index + EngineSink.prefetchDistance < entries.count,
+                    case .event(let ahead) = entries[index + EngineSink.prefetchDistance]
+                {
+                    self.engine.prefetch(ahead.hashes)
+                }
+                switch entries[index] {
                 case .event(let recorded):
                     let event = ParsedEvent(
                         kind: recorded.kind, time: recorded.time, id: buffer(recorded.id), user: buffer(recorded.user),
                         linked: buffer(recorded.linked), creator: buffer(recorded.creator),
                         campaign: recorded.campaign.count < 0 ? nil : buffer(recorded.campaign),
                         order: buffer(recorded.order), amount: recorded.amount, currency: Int(recorded.currency))
-                    self.accept(event, origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)))
+                    self.accept(
+                        event, hashes: recorded.hashes,
+                        origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)))
                 case .reject(let rejection, let line, let index, let raw):
                     self.reject(rejection, origin: Origin(line: line, batch: batch(index), raw: buffer(raw)))
                 case .blank:

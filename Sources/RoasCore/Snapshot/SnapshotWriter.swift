@@ -71,6 +71,13 @@ public struct SnapshotWriter: Sendable {
         if copied == nil { Array(elements).withUnsafeBytes { self.bytes.append(contentsOf: $0) } }
     }
 
+    /// Writes the elements of `parts`, one after another, exactly as `write(raw:)` writes them joined.
+    mutating func write<T: SnapshotRaw>(rawParts parts: [ArraySlice<T>]) {
+        self.write(UInt16(MemoryLayout<T>.stride))
+        self.write(count: parts.reduce(0) { $0 + $1.count })
+        for part in parts { part.withUnsafeBytes { self.bytes.append(contentsOf: $0) } }
+    }
+
     /// The bytes `write(table:occupied:isEmpty:)` takes for a table of `slots` slots of `stride` bytes.
     static func tableByteCount(slots: Int, occupied: Int, stride: Int) -> Int {
         if occupied * 4 >= slots || slots > SnapshotReader.maximumSparseTable { return 11 + slots * stride }

@@ -1,3 +1,5 @@
+import CRoasPrefetch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -72,7 +74,11 @@ public struct Interner: Sendable {
 
     @inline(__always)
     private func find(_ bytes: UnsafeRawBufferPointer) -> Lookup {
-        let hash = Interner.hash(bytes)
+        self.find(bytes, hash: Interner.hash(bytes))
+    }
+
+    @inline(__always)
+    private func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Lookup {
         let probe = Slot.meta(hash: hash, length: bytes.count, handle: -1)
         let isShort = bytes.count <= 16
         let (first, last) = isShort ? Slot.words(bytes) : (0, 0)
@@ -105,10 +111,16 @@ public struct Interner: Sendable {
     /// The handle of `bytes`, adding them when new, with `Interner.hash(bytes)`.
     @inline(__always)
     mutating func internHashed(_ bytes: UnsafeRawBufferPointer) -> (handle: Int32, hash: UInt64) {
-        let (index, first, last, hash): (Int, UInt64, UInt64, UInt64)
-        switch self.find(bytes) {
-        case .found(let handle, let hash): return (handle, hash)
-        case .missing(let slot, let a, let b, let h): (index, first, last, hash) = (slot, a, b, h)
+        self.internHashed(bytes, hash: Interner.hash(bytes))
+    }
+
+    /// `internHashed(_:)` with `hash`, which must be `Interner.hash(bytes)`, computed ahead.
+    @inline(__always)
+    mutating func internHashed(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> (handle: Int32, hash: UInt64) {
+        let (index, first, last): (Int, UInt64, UInt64)
+        switch self.find(bytes, hash: hash) {
+        case .found(let handle, _): return (handle, hash)
+        case .missing(let slot, let a, let b, _): (index, first, last) = (slot, a, b)
         }
         let handle = self.count
         self.arena.append(contentsOf: bytes)
@@ -117,6 +129,12 @@ public struct Interner: Sendable {
         self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
         if self.count * 2 > self.slots.count { self.grow() }
         return (Int32(truncatingIfNeeded: handle), hash)
+    }
+
+    /// Starts loading the slot where a lookup of the bytes whose `Interner.hash` is `hash` begins.
+    @inline(__always)
+    func prefetch(hash: UInt64) {
+        self.slots.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & self.mask)) }
     }
 
     /// The handle of `string`, adding it when new.

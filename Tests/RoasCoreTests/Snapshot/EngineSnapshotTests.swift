@@ -290,10 +290,9 @@ struct EngineSnapshotTests {
         }
     }
 
-    /// Touches are copied as raw memory: their layout must have no padding (8 + 4 + 4 + 32 + 8 bytes).
+    /// Touches are copied as raw memory: their layout must have no padding (8 + 4 + 4 + 8 + 8 bytes).
     @Test func rawCopiedTypesHaveNoPadding() {
-        #expect(MemoryLayout<Touch>.size == 56 && MemoryLayout<Touch>.stride == 56)
-        #expect(MemoryLayout<SortKey>.size == 32)
+        #expect(MemoryLayout<Touch>.size == 32 && MemoryLayout<Touch>.stride == 32)
         #expect(MemoryLayout<Aggregate>.size == 64 && MemoryLayout<Aggregate>.stride == 64)
         #expect(MemoryLayout<RowKey>.size == 8)
     }
@@ -525,7 +524,7 @@ struct EngineSnapshotTests {
                     }, { try IdentityGraph(from: &$0, identities: 4) })))
         // Touch logs: a chain that does not go back, a head past the end.
         var arena = IDArena()
-        var touch = Touch(time: t0, creator: 0, campaign: -1, id: SortKey(ParsedEvent.empty, arena: &arena, time: t0))
+        var touch = Touch(time: t0, creator: 0, campaign: -1, id: arena.append(ParsedEvent.empty, time: t0))
         touch.previous = 0
         #expect(
             isInvalid(

@@ -1,0 +1,167 @@
+import RoasCoreTestSupport
+import Testing
+
+@testable import RoasCore
+
+/// The compact, paged state against plain models of it: the touch log's pages, the id arena's
+/// length-prefixed records and the sharded dedup set must answer exactly as a simple array,
+/// a byte comparison and a dictionary would.
+@Suite("Compact state")
+struct CompactStateTests {
+    /// Ids of every record length class (one- and two-byte lengths, across a chunk's end) read back
+    /// exactly, and compare as their bytes do.
+    @Test func idRecordsReadBackAndOrderLikeTheirBytes() {
+        var random = SplitMix64(seed: 0x1D5)
+        var arena = IDArena()
+        var kept: [(offset: Int64, bytes: [UInt8])] = []
+        let lengths = [0, 1, 15, 16, 17, 127, 128, 129, 300, 16_383, 16_384, 70_000, IDArena.chunkSize + 5]
+        for round in 0..<400 {
+            let length = round < lengths.count ? lengths[round] : Int(random.next() % 40)
+            // Few distinct bytes, so that prefixes and equal ids are common.
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: 97 + random.next() % 3) }
+            let offset = bytes.withUnsafeBytes { arena.append($0, time: Int64(round)) }
+            kept.append((offset, bytes))
+        }
+        for (offset, bytes) in kept {
+            #expect(arena.holdsRecord(at: offset))
+            #expect(arena.withID(at: offset) { Array($0) } == bytes)
+        }
+        for _ in 0..<2000 {
+            let a = kept[Int(random.next() % UInt64(kept.count))]
+            let b = kept[Int(random.next() % UInt64(kept.count))]
+            let expected = a.bytes == b.bytes ? 0 : (a.bytes.lexicographicallyPrecedes(b.bytes) ? -1 : 1)
+            #expect(IDArena.compare(arena, a.offset, arena, b.offset) == expected)
+        }
+        #expect(!arena.holdsRecord(at: arena.end))
+    }
+
+    /// Chains across many pages, eviction that frees whole pages, and a log restored mid-page: every
+    /// walk returns exactly the touches a plain array of them holds, newest first.
+    @Test func pagedTouchLogWalksLikeAPlainArray() throws {
+        var random = SplitMix64(seed: 0x7A6E)
+        let lateness: Int64 = 50
+        var log = TouchLog(lateness: lateness)
+        var all: [(identity: Int32, touch: Touch)] = []
+        var time: Int64 = 1_000
+        var evicted: Int64 = .min
+        func check(_ log: TouchLog, _ context: String) {
+            for identity in Int32(0)..<12 {
+                let lower = time - 5_000
+                var walked: [Int64] = []
+                log.forEach(of: identity, in: lower, time) { walked.append($0.time) }
+                let expected = all.reversed().filter {
+                    $0.identity == identity && $0.touch.time >= max(lower, evicted) && $0.touch.time <= time
+                }.map(\.touch.time)
+                #expect(walked == expected, "\(context), identity \(identity)")
+            }
+        }
+        for step in 0..<(3 * TouchLog.pageSize + 1_234) {
+            // Arrival order within the lateness: times go forwards, each one up to the lateness back.
+            time += Int64(random.next() % 3)
+            let touchTime = time - Int64(random.next() % UInt64(lateness))
+            let identity = Int32(random.next() % 12)
+            let touch = Touch(time: touchTime, creator: 0, campaign: -1, id: Int64(step))
+            log.append(touch, identity: identity)
+            all.append((identity, touch))
+            if step % 20_000 == 19_999 {
+                // Evicts what is older than a cutoff that trails the newest time by more than the lateness.
+                evicted = time - 30_000
+                log.evict(before: evicted)
+                check(log, "after evicting at step \(step)")
+            }
+        }
+        #expect(log.count < all.count, "nothing was evicted")
+        #expect(log.pageCount < (all.count >> Int(TouchLog.pageShift)) + 1, "no page was freed")
+        check(log, "at the end")
+        // A snapshot restores pages from a position in the middle of one, and walks the same.
+        var writer = SnapshotWriter()
+        log.write(to: &writer)
+        let bytes = writer.bytes
+        let restored = try bytes.withUnsafeBytes { raw in
+            var reader = SnapshotReader(raw)
+            return try TouchLog(from: &reader, lateness: lateness)
+        }
+        #expect(restored.count == log.count && restored.end == log.end)
+        check(restored, "restored")
+        var again = SnapshotWriter()
+        restored.write(to: &again)
+        #expect(again.bytes == bytes)
+    }
+
+    /// The sharded dedup set answers exactly as a dictionary of id to time does: a duplicate when the
+    /// id was seen at a time not older than the cutoff, through growth and expiry, and after a snapshot.
+    @Test func shardedDedupMatchesADictionary() throws {
+        var random = SplitMix64(seed: 0xDED)
+        var set = DedupSet(capacity: 16)
+        var model: [UInt64: Int64] = [:]
+        var time: Int64 = 0
+        for step in 0..<300_000 {
+            time += Int64(random.next() % 4)
+            let cutoff = time - 20_000
+            // Ids from a range that repeats, so duplicates inside and outside the horizon are common.
+            let id = random.next() % 150_000
+            let fingerprint = withUnsafeBytes(of: id) { Fingerprint($0) }
+            let expected: Bool = model[id].map { $0 < cutoff } ?? true
+            #expect(set.insert(fingerprint, time: time, cutoff: cutoff) == expected, "step \(step)")
+            if expected { model[id] = time }
+            if step == 150_000 {
+                var writer = SnapshotWriter()
+                set.write(to: &writer)
+                set = try writer.bytes.withUnsafeBytes { raw in
+                    var reader = SnapshotReader(raw)
+                    return try DedupSet(from: &reader)
+                }
+            }
+        }
+        // Expired entries are dropped as shards rebuild: the set holds far fewer than it saw.
+        #expect(set.count < model.count)
+    }
+
+    /// Snapshot checks: a dedup entry in the wrong shard, or a shard fuller than 70%, is refused.
+    @Test func dedupSnapshotsWithMisplacedOrCrowdedEntriesAreRefused() {
+        func read(_ write: (inout SnapshotWriter) -> Void) -> Error? {
+            var writer = SnapshotWriter()
+            write(&writer)
+            return writer.bytes.withUnsafeBytes { raw in
+                var reader = SnapshotReader(raw)
+                do {
+                    _ = try DedupSet(from: &reader)
+                    return nil
+                } catch { return error }
+            }
+        }
+        var good = SnapshotWriter()
+        DedupSet(capacity: 16).write(to: &good)
+        #expect(read { $0.append(good.bytes) } == nil)
+        // 63 empty shards, then `last`.
+        var emptyShard = [UInt64]()
+        for _ in 0..<16 { emptyShard += [0, 0, UInt64(bitPattern: Int64.min)] }
+        func shards(last: [UInt64]) -> (inout SnapshotWriter) -> Void {
+            { writer in
+                writer.write(count: DedupSet.shardCount)
+                for shard in 0..<DedupSet.shardCount {
+                    writer.write(UInt8(0))
+                    writer.write(UInt16(24))
+                    writer.write(count: 16)
+                    (shard == DedupSet.shardCount - 1 ? last : emptyShard).withUnsafeBytes { writer.append($0) }
+                }
+            }
+        }
+        #expect(read(shards(last: emptyShard)) == nil)
+        var misplaced = emptyShard
+        misplaced[0] = 1
+        misplaced[2] = 5
+        // An entry of shard 0 in shard 63.
+        #expect(read(shards(last: misplaced)) != nil)
+        var crowded = emptyShard
+        for slot in 0..<12 {
+            crowded[3 * slot] = UInt64(63) << 58 | UInt64(slot)
+            crowded[3 * slot + 2] = 5
+        }
+        // 12 of 16 slots.
+        #expect(read(shards(last: crowded)) != nil)
+        var fits = crowded
+        fits[3 * 11 + 2] = UInt64(bitPattern: Int64.min)
+        #expect(read(shards(last: fits)) == nil, "11 of 16 slots is within 70%")
+    }
+}
