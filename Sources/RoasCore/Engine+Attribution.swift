@@ -104,6 +104,8 @@ extension Engine {
     /// A touch that qualifies for a purchase, and which arena holds its id.
     struct Candidate {
         var touch: Touch
+        /// The offset of the touch's id in its arena.
+        var id: Int64
         var isClick: Bool
     }
 
@@ -120,8 +122,8 @@ extension Engine {
         clicks.reserveCapacity(8)
         views.reserveCapacity(8)
         for member in group {
-            self.clicks.forEach(of: member, in: clickFrom, time) { clicks.append(Candidate(touch: $0, isClick: true)) }
-            self.views.forEach(of: member, in: viewFrom, time) { views.append(Candidate(touch: $0, isClick: false)) }
+            self.clicks.forEach(of: member, in: clickFrom, time) { clicks.append(Candidate(touch: $0, id: $1, isClick: true)) }
+            self.views.forEach(of: member, in: viewFrom, time) { views.append(Candidate(touch: $0, id: $1, isClick: false)) }
         }
         if clicks.isEmpty && views.isEmpty {
             return Array(repeating: [(RowKey(creator: -1, campaign: -1), 1)], count: configuration.models.count)
@@ -188,7 +190,7 @@ extension Engine {
     func precedes(_ a: Candidate, _ b: Candidate) -> Bool {
         if a.touch.time != b.touch.time { return a.touch.time < b.touch.time }
         return IDArena.compare(
-            a.isClick ? self.clickIDs : self.viewIDs, a.touch.id, b.isClick ? self.clickIDs : self.viewIDs, b.touch.id
+            a.isClick ? self.clickIDs : self.viewIDs, a.id, b.isClick ? self.clickIDs : self.viewIDs, b.id
         ) < 0
     }
 }

@@ -399,15 +399,22 @@ public struct Engine: Sendable {
     }
 
     static let touchLimit = Rejection(
-        .overflow, "the engine's touch log has reached its position limit (2^62 views or clicks, or id bytes, since it began)")
+.overflow,
+        "the engine's touch log has reached a limit (2^62 views or clicks, or id bytes, since it began; 2^32 held; "
+            + "ids over 64 KiB)")
 
     /// Whether the touch log and id arena of `event`'s kind can take it without a position past
     /// what a snapshot holds (`SnapshotReader.counterLimit`): out of reach of a real stream, but a
-    /// snapshot read near the limit must not go on to write one that does not read back.
+    /// snapshot read near the limit must not go on to write one that does not read back. Also within
+    /// what a touch's 32-bit fields hold (`TouchLog`): fewer than 2^32 touches held, ids of at most
+    /// 64 KiB (events' ids are at most 256 bytes).
     @inline(__always)
     func hasRoom(forTouch event: ParsedEvent) -> Bool {
-        let (log, ids) = event.kind == .click ? (self.clicks.end, self.clickIDs.end) : (self.views.end, self.viewIDs.end)
-        return log < SnapshotReader.counterLimit
+        let isClick = event.kind == .click
+        let (end, count) = isClick ? (self.clicks.end, self.clicks.count) : (self.views.end, self.views.count)
+        let ids = isClick ? self.clickIDs.end : self.viewIDs.end
+        return end < SnapshotReader.counterLimit && count < TouchLog.maximumCount
+            && event.id.count <= TouchLog.maximumIDBytes
             && ids <= SnapshotReader.counterLimit - Int64(IDArena.recordSize(event.id.count))
     }
 
@@ -421,11 +428,11 @@ public struct Engine: Sendable {
         let reached = ReachSketch.mix(userHash)
         if event.kind == .click {
             let id = self.clickIDs.append(event.id, time: event.time)
-            self.clicks.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
+            self.clicks.append(time: event.time, creator: creator, campaign: campaign, id: id, identity: user)
             self.windows.update(time: event.time, key: key, user: reached) { $0.clicks += 1 }
         } else {
             let id = self.viewIDs.append(event.id, time: event.time)
-            self.views.append(Touch(time: event.time, creator: creator, campaign: campaign, id: id), identity: user)
+            self.views.append(time: event.time, creator: creator, campaign: campaign, id: id, identity: user)
             self.windows.update(time: event.time, key: key, user: reached) { $0.views += 1 }
         }
         self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1

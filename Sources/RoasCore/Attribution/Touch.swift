@@ -127,22 +127,25 @@ struct IDArena: Sendable {
     }
 }
 
-/// A view or click kept for attribution: 32 bytes, its id in the owner's `IDArena`.
+/// A view or click kept for attribution: 24 bytes, its id in the owner's `IDArena`.
 struct Touch: Sendable {
     var time: Int64
     var creator: Int32
     var campaign: Int32
-    /// The offset of the id's record in the owner's `IDArena`.
-    var id: Int64
-    /// The log position of the same identity's previous touch, or -1.
-    var previous: Int64 = -1
+    /// How many positions back the same identity's previous touch is; 0 for none.
+    var previous: UInt32
+    /// The offset of the id's record in the owner's `IDArena`, from the page's `idBase`.
+    var id: UInt32
 }
 
 /// The views (or the clicks) still within their lookback, in arrival order, chained per identity.
 ///
-/// Touches live in pages of `pageSize` (1 MiB each): appending never copies what is held (no array
-/// doubling), eviction frees whole pages from the front, and a copy of the log (a checkpoint taken
-/// while the engine runs on) shares every page until one is written to, which is only the last.
+/// Touches live in pages of `pageSize` (32,768, 768 KiB): appending never copies what is held (no
+/// array doubling), eviction frees whole pages from the front, and a copy of the log (a checkpoint
+/// taken while the engine runs on) shares every page until one is written to, which is only the
+/// last. A touch stores its id's offset from its page's first and its chain link as a distance,
+/// in 32 bits each: a page's ids span at most `pageSize` ids of at most `maximumIDBytes`, and the
+/// log holds fewer than 2^32 touches (`hasRoom`), so a link to a retained touch always fits.
 /// Appending needs one 8-byte head per identity, with no allocation per identity. Positions are
 /// global and only grow, so chains stay valid when the front is dropped. Because every accepted
 /// event is at most the lateness older than any event that arrived before it, a walk back along a
@@ -151,10 +154,21 @@ struct TouchLog: Sendable {
     static let pageShift: Int64 = 15
     static let pageSize = 1 << Int(pageShift)
     static let pageMask: Int64 = (1 << pageShift) - 1
+    /// The longest id a touch may have (events' ids are at most 256 bytes): a page's ids then span
+    /// less than 2^32 bytes of the arena.
+    static let maximumIDBytes = 1 << 16
+    /// The most touches the log holds at once.
+    static let maximumCount = Int(UInt32.max) - 1
+
+    fileprivate struct Page: Sendable {
+        var touches: [Touch]
+        /// The arena offset touches' `id`s count from.
+        var idBase: Int64
+    }
 
     /// `pages[i]` holds the positions from `(firstPage + i) << pageShift` on; a first page started
     /// mid-way (a log restored, or begun, at a position that is not a page's first) is padded.
-    private var pages: [[Touch]] = []
+    private var pages: [Page] = []
     private var firstPage: Int64 = 0
     /// Global position of the first retained touch.
     private var start: Int64 = 0
@@ -182,38 +196,44 @@ struct TouchLog: Sendable {
         self.next = position
     }
 
+    /// The touch at `position` and its id's arena offset.
     @inline(__always)
-    func touch(at position: Int64) -> Touch {
-        self.pages[Int((position >> TouchLog.pageShift) - self.firstPage)][Int(position & TouchLog.pageMask)]
+    func touch(at position: Int64) -> (touch: Touch, id: Int64) {
+        let page = Int((position >> TouchLog.pageShift) - self.firstPage)
+        let touch = self.pages[page].touches[Int(position & TouchLog.pageMask)]
+        return (touch, self.pages[page].idBase + Int64(touch.id))
     }
 
+    /// Appends a touch whose id's record is at `id` in the arena (ids are appended in the order of
+    /// their touches, so offsets only grow).
     @inline(__always)
-    mutating func append(_ touch: Touch, identity: Int32) {
+    mutating func append(time: Int64, creator: Int32, campaign: Int32, id: Int64, identity: Int32) {
         let index = Int(identity)
         if index >= self.heads.count {
             self.heads.append(contentsOf: repeatElement(-1, count: max(index + 1 - self.heads.count, self.heads.count / 2)))
         }
-        var touch = touch
-        touch.previous = self.heads[index]
+        let previous = self.heads[index]
+        let link = previous >= self.start ? UInt32(truncatingIfNeeded: self.next - previous) : 0
         self.heads[index] = self.next
-        self.store(touch)
-    }
-
-    /// Puts `touch` at `end`, opening a page when the last is full.
-    @inline(__always)
-    private mutating func store(_ touch: Touch) {
-        if self.next & TouchLog.pageMask == 0 || self.pages.isEmpty { self.openPage() }
-        self.pages[self.pages.count - 1].append(touch)
+        if self.next & TouchLog.pageMask == 0 || self.pages.isEmpty { self.openPage(idBase: id) }
+        let last = self.pages.count - 1
+        self.pages[last].touches.append(
+            Touch(
+                time: time, creator: creator, campaign: campaign, previous: link,
+                id: UInt32(truncatingIfNeeded: id - self.pages[last].idBase)))
         self.next += 1
     }
 
-    private mutating func openPage() {
+    private mutating func openPage(idBase: Int64) {
         if self.pages.isEmpty { self.firstPage = self.next >> TouchLog.pageShift }
-        var page: [Touch] = []
-        page.reserveCapacity(TouchLog.pageSize)
+        var page = Page(touches: [], idBase: idBase)
+        page.touches.reserveCapacity(TouchLog.pageSize)
         // Positions before `next` on its page are never read: padding.
         let padding = Int(self.next & TouchLog.pageMask)
-        if padding > 0 { page.append(contentsOf: repeatElement(Touch(time: .min, creator: 0, campaign: -1, id: 0), count: padding)) }
+        if padding > 0 {
+            page.touches.append(
+                contentsOf: repeatElement(Touch(time: .min, creator: 0, campaign: -1, previous: 0, id: 0), count: padding))
+        }
         self.pages.append(page)
     }
 
@@ -221,7 +241,12 @@ struct TouchLog: Sendable {
     /// the pages that hold none that are left.
     mutating func evict(before cutoff: Int64) {
         var position = self.start
-        while position < self.next && self.touch(at: position).time < cutoff { position += 1 }
+        while position < self.next
+            && self.pages[Int((position >> TouchLog.pageShift) - self.firstPage)]
+                .touches[Int(position & TouchLog.pageMask)].time < cutoff
+        {
+            position += 1
+        }
         self.start = position
         let drop = Int(min((position >> TouchLog.pageShift) - self.firstPage, Int64(self.pages.count)))
         if drop > 0 {
@@ -230,17 +255,19 @@ struct TouchLog: Sendable {
         }
     }
 
-    /// Calls `body` with every retained touch of `identity` whose time is in `lower...upper`.
+    /// Calls `body` with every retained touch of `identity` whose time is in `lower...upper`, and
+    /// its id's arena offset.
     @inline(__always)
-    func forEach(of identity: Int32, in lower: Int64, _ upper: Int64, _ body: (Touch) -> Void) {
+    func forEach(of identity: Int32, in lower: Int64, _ upper: Int64, _ body: (Touch, Int64) -> Void) {
         guard Int(identity) < self.heads.count else { return }
         var position = self.heads[Int(identity)]
         let stop = Engine.subtract(lower, self.lateness)
         while position >= self.start {
-            let touch = self.touch(at: position)
+            let (touch, id) = self.touch(at: position)
             if touch.time < stop { return }
-            if touch.time >= lower && touch.time <= upper { body(touch) }
-            position = touch.previous
+            if touch.time >= lower && touch.time <= upper { body(touch, id) }
+            if touch.previous == 0 { return }
+            position -= Int64(touch.previous)
         }
     }
 
@@ -250,7 +277,7 @@ struct TouchLog: Sendable {
 
 // MARK: Snapshots
 
-/// Integer fields only, no padding: 8 + 4 + 4 + 8 + 8 bytes.
+/// Integer fields only, no padding: 8 + 4 + 4 + 4 + 4 bytes.
 extension Touch: SnapshotRaw {}
 
 extension IDArena {
@@ -307,49 +334,68 @@ extension IDArena {
 }
 
 extension TouchLog {
-    var snapshotByteEstimate: Int { 28 + self.count * MemoryLayout<Touch>.stride + 8 * self.heads.count }
+    var snapshotByteEstimate: Int {
+        36 + self.count * MemoryLayout<Touch>.stride + 8 * self.pages.count + 8 * self.heads.count
+    }
+
+    /// The pages holding retained touches: the index of the first, and how many.
+    private var retainedPages: Range<Int> {
+        guard self.start < self.next else { return 0..<0 }
+        return Int((self.start >> TouchLog.pageShift) - self.firstPage)..<self.pages.count
+    }
 
     /// The retained touches, page by page.
     private var retained: [ArraySlice<Touch>] {
-        guard self.start < self.next else { return [] }
-        let first = Int((self.start >> TouchLog.pageShift) - self.firstPage)
-        var slices: [ArraySlice<Touch>] = []
-        slices.reserveCapacity(self.pages.count - first)
-        for index in first..<self.pages.count {
-            let from = index == first ? Int(self.start & TouchLog.pageMask) : 0
-            slices.append(self.pages[index][from...])
+        self.retainedPages.map { index in
+            let from = index == self.retainedPages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0
+            return self.pages[index].touches[from...]
         }
-        return slices
     }
 
-    /// Writes the retained touches (from `start`), their first position and the identities' heads.
+    /// Writes the retained touches (from `start`), their first position, the id bases of the pages
+    /// holding them and the identities' heads.
     func write(to writer: inout SnapshotWriter) {
         writer.write(self.start)
         writer.write(rawParts: self.retained)
+        writer.write(raw: self.retainedPages.map { self.pages[$0].idBase })
         writer.write(raw: self.heads)
     }
 
-    /// Reads what `write(to:)` wrote; positions must chain backwards within the log (see `validate`).
+    /// Reads what `write(to:)` wrote: one id base per page the touches span, heads within the log.
     init(from reader: inout SnapshotReader, lateness: Int64) throws {
         let start = try reader.read(Int64.self)
         let touches = try reader.readRaw(Touch.self)
+        let idBases = try reader.readRaw(Int64.self)
         let heads = try reader.readRaw(Int64.self)
         try SnapshotReader.require(
-            start >= 0 && start <= SnapshotReader.counterLimit - Int64(touches.count),
+            start >= 0 && start <= SnapshotReader.counterLimit - Int64(touches.count)
+                && touches.count <= TouchLog.maximumCount,
             "a touch log position is out of range")
         let end = start + Int64(touches.count)
+        let pageCount = touches.isEmpty ? 0 : Int(((end - 1) >> TouchLog.pageShift) - (start >> TouchLog.pageShift) + 1)
+        try SnapshotReader.require(
+            idBases.count == pageCount, "\(idBases.count) id bases for touches on \(pageCount) pages")
+        for base in idBases {
+            try SnapshotReader.require(
+                base >= 0 && base <= SnapshotReader.counterLimit, "a touch page's id base is out of range")
+        }
         for head in heads {
             try SnapshotReader.require(
                 head >= -1 && head < end, "an identity's latest touch \(head) is past the log's end")
         }
-        for (index, touch) in touches.enumerated() {
-            // Chains only go back, so a walk along one ends.
-            try SnapshotReader.require(
-                touch.previous >= -1 && touch.previous < start + Int64(index),
-                "a touch's previous position is not before it")
-        }
+        // Chains only go back (a link is a distance), so a walk along one ends.
         self.init(lateness: lateness, startingAt: start)
-        for touch in touches { self.store(touch) }
+        var position = start
+        var consumed = 0
+        for base in idBases {
+            self.openPage(idBase: base)
+            let room = TouchLog.pageSize - Int(position & TouchLog.pageMask)
+            let taken = min(room, touches.count - consumed)
+            self.pages[self.pages.count - 1].touches.append(contentsOf: touches[consumed..<(consumed + taken)])
+            consumed += taken
+            position += Int64(taken)
+            self.next = position
+        }
         self.heads = heads
     }
 
@@ -357,8 +403,10 @@ extension TouchLog {
     /// `ids` of the touches a purchase may still reach (time at least `reachable`; older touches may
     /// legitimately point to chunks already freed, and are never compared).
     func validate(creators: Int, campaigns: Int, ids: IDArena, reachable: Int64) throws {
-        for slice in self.retained {
-            for touch in slice {
+        for index in self.retainedPages {
+            let page = self.pages[index]
+            let from = index == self.retainedPages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0
+            for touch in page.touches[from...] {
                 try SnapshotReader.require(
                     (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(touch.time),
                     "a touch time is out of range")
@@ -367,7 +415,8 @@ extension TouchLog {
                         && Int(touch.campaign) < campaigns,
                     "a touch's creator or campaign handle is out of range")
                 if touch.time >= reachable {
-                    try SnapshotReader.require(ids.holdsRecord(at: touch.id), "a touch's id is outside the id arena")
+                    try SnapshotReader.require(
+                        ids.holdsRecord(at: page.idBase + Int64(touch.id)), "a touch's id is outside the id arena")
                 }
             }
         }

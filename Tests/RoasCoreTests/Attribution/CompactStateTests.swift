@@ -41,17 +41,17 @@ struct CompactStateTests {
         var random = SplitMix64(seed: 0x7A6E)
         let lateness: Int64 = 50
         var log = TouchLog(lateness: lateness)
-        var all: [(identity: Int32, touch: Touch)] = []
+        var all: [(identity: Int32, id: Int64, time: Int64)] = []
         var time: Int64 = 1_000
         var evicted: Int64 = .min
         func check(_ log: TouchLog, _ context: String) {
             for identity in Int32(0)..<12 {
                 let lower = time - 5_000
-                var walked: [Int64] = []
-                log.forEach(of: identity, in: lower, time) { walked.append($0.time) }
+                var walked: [[Int64]] = []
+                log.forEach(of: identity, in: lower, time) { walked.append([$0.time, $1]) }
                 let expected = all.reversed().filter {
-                    $0.identity == identity && $0.touch.time >= max(lower, evicted) && $0.touch.time <= time
-                }.map(\.touch.time)
+                    $0.identity == identity && $0.time >= max(lower, evicted) && $0.time <= time
+                }.map { [$0.time, $0.id] }
                 #expect(walked == expected, "\(context), identity \(identity)")
             }
         }
@@ -60,9 +60,8 @@ struct CompactStateTests {
             time += Int64(random.next() % 3)
             let touchTime = time - Int64(random.next() % UInt64(lateness))
             let identity = Int32(random.next() % 12)
-            let touch = Touch(time: touchTime, creator: 0, campaign: -1, id: Int64(step))
-            log.append(touch, identity: identity)
-            all.append((identity, touch))
+            log.append(time: touchTime, creator: 0, campaign: -1, id: Int64(step) * 11, identity: identity)
+            all.append((identity, Int64(step) * 11, touchTime))
             if step % 20_000 == 19_999 {
                 // Evicts what is older than a cutoff that trails the newest time by more than the lateness.
                 evicted = time - 30_000

@@ -290,9 +290,9 @@ struct EngineSnapshotTests {
         }
     }
 
-    /// Touches are copied as raw memory: their layout must have no padding (8 + 4 + 4 + 8 + 8 bytes).
+    /// Touches are copied as raw memory: their layout must have no padding (8 + 4 + 4 + 4 + 4 bytes).
     @Test func rawCopiedTypesHaveNoPadding() {
-        #expect(MemoryLayout<Touch>.size == 32 && MemoryLayout<Touch>.stride == 32)
+        #expect(MemoryLayout<Touch>.size == 24 && MemoryLayout<Touch>.stride == 24)
         #expect(MemoryLayout<Aggregate>.size == 64 && MemoryLayout<Aggregate>.stride == 64)
         #expect(MemoryLayout<RowKey>.size == 8)
     }
@@ -522,27 +522,21 @@ struct EngineSnapshotTests {
                         $0.write(raw: [Int32(5)])
                         $0.write(count: 0)
                     }, { try IdentityGraph(from: &$0, identities: 4) })))
-        // Touch logs: a chain that does not go back, a head past the end.
-        var arena = IDArena()
-        var touch = Touch(time: t0, creator: 0, campaign: -1, id: arena.append(ParsedEvent.empty, time: t0))
-        touch.previous = 0
-        #expect(
-            isInvalid(
-                error(
-                    {
-                        $0.write(Int64(0))
-                        $0.write(raw: [touch])
-                        $0.write(raw: [Int64]())
-                    }, { try TouchLog(from: &$0, lateness: 0) })))
-        touch.previous = -1
-        #expect(
-            isInvalid(
-                error(
-                    {
-                        $0.write(Int64(0))
-                        $0.write(raw: [touch])
-                        $0.write(raw: [Int64(1)])
-                    }, { try TouchLog(from: &$0, lateness: 0) })))
+        // Touch logs: id bases that do not match the pages the touches span, a head past the end
+        // (a chain link is a distance back, so no chain can go forwards).
+        func touchLog(idBases: [Int64], heads: [Int64]) -> (inout SnapshotWriter) -> Void {
+            {
+                $0.write(Int64(TouchLog.pageSize - 1))
+                $0.write(raw: [Touch](repeating: Touch(time: t0, creator: 0, campaign: -1, previous: 1, id: 0), count: 2))
+                $0.write(raw: idBases)
+                $0.write(raw: heads)
+            }
+        }
+        let readTouchLog = { (reader: inout SnapshotReader) in _ = try TouchLog(from: &reader, lateness: 0) }
+        #expect(error(touchLog(idBases: [0, 7], heads: [Int64(TouchLog.pageSize)]), readTouchLog) == nil)
+        #expect(isInvalid(error(touchLog(idBases: [0], heads: []), readTouchLog)))
+        #expect(isInvalid(error(touchLog(idBases: [0, -1], heads: []), readTouchLog)))
+        #expect(isInvalid(error(touchLog(idBases: [0, 7], heads: [Int64(TouchLog.pageSize) + 1]), readTouchLog)))
         // Pending events: a view, a refund with an identity, an unknown currency.
         func pending(kind: EventKind, user: Int32, currency: Int) -> (inout SnapshotWriter) -> Void {
             {
