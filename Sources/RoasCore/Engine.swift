@@ -399,7 +399,7 @@ public struct Engine: Sendable {
     }
 
     static let touchLimit = Rejection(
-.overflow,
+        .overflow,
         "the engine's touch log has reached a limit (2^62 views or clicks, or id bytes, since it began; 2^32 held; "
             + "ids over 64 KiB)")
 
