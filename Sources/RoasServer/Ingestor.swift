@@ -49,9 +49,6 @@ actor Ingestor {
     private(set) var isFinished = false
     /// `--data-dir`: the write-ahead log and checkpoints (see Ingestor+Durability.swift).
     var durable: DurableState?
-    /// Recovery: reads the log's records back (trusted: verified when they arrived). A property,
-    /// not a local, because the replay's closure runs on this actor.
-    var replayParser: ChunkParser?
     /// Recovery: final rows the rows file already holds past the checkpoint, not to write again
     /// (nor their alerts to the alert log).
     var finalRowsToSkip: Int {

@@ -59,9 +59,16 @@ public struct StreamRunner {
         return Result(statistics: pipeline.statistics, state: pipeline.engine.stateSizes)
     }
 
+    /// What the reading thread hands the engine's thread.
+    private enum ReaderItem: Sendable {
+        case chunk(ParsedChunk)
+        case end
+        case failure(RoasError)
+    }
+
     private func runOnTwoThreads(input: Int32) throws -> Result {
         let settings = self.settings
-        let queue = ChunkQueue(capacity: 4)
+        let queue = BlockingQueue<ReaderItem>(capacity: 4)
         let reader = Thread {
             var parser = ChunkParser(settings: settings)
             do {

@@ -1,27 +1,22 @@
 import DequeModule
 import Foundation
-import RoasCore
 
-/// A bounded queue of parsed chunks between the reading thread and the engine's thread: the reader
-/// blocks when it is full, so memory stays bounded when the engine is the slower side.
-final class ChunkQueue: @unchecked Sendable {
-    enum Item: Sendable {
-        case chunk(ParsedChunk)
-        case end
-        case failure(RoasError)
-    }
-
+/// A bounded queue between two threads: the producer blocks when it is full, so memory stays
+/// bounded when the consumer is the slower side. The reading thread of `roas run` hands parsed
+/// chunks to the engine's thread through one, and recovery hands the log's parsed records to the
+/// engine through another.
+public final class BlockingQueue<Item: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: Deque<Item> = []
     private let capacity: Int
     private var isCancelled = false
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         self.capacity = capacity
     }
 
     /// Adds an item, waiting while the queue is full; false when the queue was cancelled.
-    func put(_ item: Item) -> Bool {
+    public func put(_ item: Item) -> Bool {
         self.condition.lock()
         defer { self.condition.unlock() }
         while self.items.count >= self.capacity && !self.isCancelled { self.condition.wait() }
@@ -31,7 +26,8 @@ final class ChunkQueue: @unchecked Sendable {
         return true
     }
 
-    func take() -> Item {
+    /// Takes the oldest item, waiting while there is none.
+    public func take() -> Item {
         self.condition.lock()
         defer { self.condition.unlock() }
         while self.items.isEmpty { self.condition.wait() }
@@ -40,7 +36,7 @@ final class ChunkQueue: @unchecked Sendable {
     }
 
     /// Wakes and stops the producer; nothing more is queued.
-    func cancel() {
+    public func cancel() {
         self.condition.lock()
         self.isCancelled = true
         self.items.removeAll()
