@@ -13,7 +13,8 @@ Benchmarks/tcp_send.py (a file sender that spends no CPU making events) and prin
   throughput  events/s over TCP without a data folder, with --data-dir --fsync batch and with
               --fsync always, in interleaved rounds; the medians and the ratios to no folder
   checkpoint  the same stream with --checkpoint-every 1s: each checkpoint's state bytes, time, and
-              the longest chunk apply while it was written (the pause ingest sees)
+              the longest chunk apply while it was written (the pause ingest sees); the server's
+              peak RSS with those checkpoints and without a data folder
   recovery    a log of --recovery-gib GiB (no checkpoint), SIGKILL, restart: the recovery line,
               seconds per GiB and the restart's peak RSS
   overload    --overload-seconds of two unthrottled TCP senders plus 64 webhook connections
@@ -151,11 +152,18 @@ fi
 if wants checkpoint; then
     input=$(stream 1 "$events")
     echo "== checkpoint: $events events with --data-dir --checkpoint-every 1s"
+    start_server plain --log-level warning
+    python3 "$root/Benchmarks/tcp_send.py" --port "$port" --input "$input" > /dev/null
+    plain_peak=$(peak_rss_mb "$server_pid")
+    stop_server
     rm -rf "$work/data"
     start_server ckpt --data-dir "$work/data" --checkpoint-every 1s --log-level info
     result=$(python3 "$root/Benchmarks/tcp_send.py" --port "$port" --input "$input")
+    peak=$(peak_rss_mb "$server_pid")
     stop_server
     echo "  sender: $result"
+    printf '  peak RSS: %d MB without a data folder, %d MB with checkpoints every second (%.2fx)\n' \
+        "$plain_peak" "$peak" "$(awk -v a="$peak" -v b="$plain_peak" 'BEGIN { print a / b }')"
     grep "checkpoint written" "$work/ckpt.err" | sed -E 's/.*bytes=([0-9]+).*longest_apply_meanwhile_ms=([0-9]+).*lsn=([0-9]+).*milliseconds=([0-9]+).*/\1 \2 \4/' |
         awk '{ printf "  checkpoint %3d: %7.1f MB written in %5d ms; longest chunk apply meanwhile %4d ms\n", NR, $1 / 1e6, $3, $2 }'
     machine

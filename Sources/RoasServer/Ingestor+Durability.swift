@@ -186,8 +186,7 @@ extension Ingestor {
             failure = error
             throw error
         }
-        let checkpoint = Checkpoint(
-            lsn: plan.lsn, rowsPosition: self.rows.position, batches: plan.batches.map { ($0.key, $0.value) }, engine: [])
+        let checkpoint = (lsn: plan.lsn, rowsPosition: self.rows.position, batches: plan.batches.map { ($0.key, $0.value) })
         do {
             bytes = try await Self.write(
                 checkpoint, engine: self.host.engine, folder: folder,
@@ -202,7 +201,8 @@ extension Ingestor {
     /// checkpoint (they are not replayed after it), syncs the rows file, rolls the log, writes the
     /// snapshot and deletes the segments it covers. Returns the snapshot's size.
     private nonisolated static func write(
-        _ checkpoint: Checkpoint, engine: Engine, folder: DurableState.Folder, rowsDescriptor: Int32,
+        _ checkpoint: (lsn: UInt64, rowsPosition: Int, batches: [(id: String, entry: AcceptedBatches.Entry)]),
+        engine: Engine, folder: DurableState.Folder, rowsDescriptor: Int32,
         postgres: (sink: PostgresRowSink, delivered: UInt64)?
     ) async throws -> Int {
         if let postgres { try await Self.waitDelivered(postgres.sink, postgres.delivered, patience: .seconds(30)) }
@@ -211,12 +211,11 @@ extension Ingestor {
         return try await NIOThreadPool.singleton.runIfActive {
             // Rows up to the checkpoint's position must survive what the log before it does not.
             if rowsDescriptor >= 0 { fsync(rowsDescriptor) }
-            var complete = checkpoint
-            complete.engine = engine.snapshot()
             _ = try log.roll()
-            let covered = try store.write(complete)
+            let (covered, bytes) = try store.write(
+                lsn: checkpoint.lsn, rowsPosition: checkpoint.rowsPosition, batches: checkpoint.batches, engine: engine)
             if covered > 0 { _ = try log.removeSegments(coveredBy: covered) }
-            return complete.engine.count
+            return bytes
         }
     }
 

@@ -5,23 +5,51 @@
 /// of `SnapshotRaw` elements (integer fields only, no padding) are copied as raw memory, after their
 /// element stride.
 public struct SnapshotWriter: Sendable {
-    /// What has been written so far.
+    /// What has been written so far (with a `SnapshotOutput`, since the last time it took them).
     public private(set) var bytes: [UInt8]
+    /// Where the bytes go once they pass `flushBytes`, so that a snapshot written to a
+    /// file is never whole in memory; nil: they stay in `bytes`.
+    private let output: (any SnapshotOutput)?
+    /// How many bytes a writer with an output holds before it hands them on.
+    public static let flushBytes = 4 << 20
 
     /// Starts an empty snapshot with room for `capacity` bytes.
     public init(reservingCapacity capacity: Int = 0) {
         self.bytes = []
         self.bytes.reserveCapacity(capacity)
+        self.output = nil
+    }
+
+    /// Starts an empty snapshot whose bytes go to `output` as they are written, a few MiB at a time;
+    /// call `flush()` at the end.
+    public init(output: any SnapshotOutput) {
+        self.bytes = []
+        self.bytes.reserveCapacity(SnapshotWriter.flushBytes + (1 << 16))
+        self.output = output
+    }
+
+    /// Hands what is held to the output (none: keeps it).
+    public mutating func flush() {
+        guard let output = self.output, !self.bytes.isEmpty else { return }
+        self.bytes.withUnsafeBytes { output.take($0) }
+        self.bytes.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    private mutating func flushIfFull() {
+        if self.output != nil && self.bytes.count >= SnapshotWriter.flushBytes { self.flush() }
     }
 
     /// Writes `value` as `MemoryLayout<T>.size` little-endian bytes.
     public mutating func write<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { self.bytes.append(contentsOf: $0) }
+        self.flushIfFull()
     }
 
     /// Appends `bytes` as they are, without their length (a magic number).
     public mutating func append(_ bytes: some Collection<UInt8>) {
         self.bytes.append(contentsOf: bytes)
+        self.flushIfFull()
     }
 
     /// Writes 1 for true, 0 for false.
@@ -43,6 +71,7 @@ public struct SnapshotWriter: Sendable {
     public mutating func write(bytes: some Collection<UInt8>) {
         self.write(count: bytes.count)
         self.bytes.append(contentsOf: bytes)
+        self.flushIfFull()
     }
 
     /// Writes the UTF-8 bytes of `string` with their length.
@@ -69,13 +98,17 @@ public struct SnapshotWriter: Sendable {
             self.bytes.append(contentsOf: UnsafeRawBufferPointer($0))
         }
         if copied == nil { Array(elements).withUnsafeBytes { self.bytes.append(contentsOf: $0) } }
+        self.flushIfFull()
     }
 
     /// Writes the elements of `parts`, one after another, exactly as `write(raw:)` writes them joined.
     mutating func write<T: SnapshotRaw>(rawParts parts: [ArraySlice<T>]) {
         self.write(UInt16(MemoryLayout<T>.stride))
         self.write(count: parts.reduce(0) { $0 + $1.count })
-        for part in parts { part.withUnsafeBytes { self.bytes.append(contentsOf: $0) } }
+        for part in parts {
+            part.withUnsafeBytes { self.bytes.append(contentsOf: $0) }
+            self.flushIfFull()
+        }
     }
 
     /// The bytes `write(table:occupied:isEmpty:)` takes for a table of `slots` slots of `stride` bytes.
@@ -100,5 +133,13 @@ public struct SnapshotWriter: Sendable {
             self.write(UInt64(index))
             withUnsafeBytes(of: slots[index]) { self.bytes.append(contentsOf: $0) }
         }
+        self.flushIfFull()
     }
+}
+
+/// Where a streamed snapshot's bytes go (a checkpoint file): `take` is called with them in order, a
+/// few MiB at a time (`SnapshotWriter.flushBytes`), on the writing thread.
+public protocol SnapshotOutput: AnyObject, Sendable {
+    /// The next bytes of the snapshot.
+    func take(_ bytes: UnsafeRawBufferPointer)
 }

@@ -764,6 +764,22 @@ struct EngineSnapshotTests {
             decodes.append(try clock.measure { decoded = try Engine(snapshot: bytes, configuration: configuration) })
             Self.expectSameBytes(decoded?.snapshot() ?? [], bytes, "a large engine")
         }
+        // Streamed a few MiB at a time (as a checkpoint file is written), the bytes are the same.
+        final class Collected: SnapshotOutput, @unchecked Sendable {
+            var bytes: [UInt8] = []
+            var parts = 0
+            func take(_ bytes: UnsafeRawBufferPointer) {
+                self.bytes.append(contentsOf: bytes)
+                self.parts += 1
+            }
+        }
+        let collected = Collected()
+        var streamed = SnapshotWriter(output: collected)
+        driver.engine.writeSnapshot(into: &streamed)
+        streamed.flush()
+        #expect(streamed.bytes.isEmpty)
+        #expect(collected.parts >= bytes.count / SnapshotWriter.flushBytes && collected.parts > 1)
+        Self.expectSameBytes(collected.bytes, bytes, "a large engine, streamed")
         let megabytes = Double(bytes.count) / 1_000_000
         func rounds(_ durations: [Duration]) -> String {
             let seconds = durations.map { Double($0.components.seconds) + Double($0.components.attoseconds) * 1e-18 }
