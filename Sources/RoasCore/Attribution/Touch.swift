@@ -50,7 +50,8 @@ struct IDArena: Sendable {
 
     private mutating func addChunk(room: Int, time: Int64) {
         var chunk = Chunk(bytes: [], base: self.nextOffset, newestTime: time)
-        chunk.bytes.reserveCapacity(max(IDArena.chunkSize, room))
+        // The first chunk grows as it fills (a small engine holds a few ids, not 1 MiB).
+        chunk.bytes.reserveCapacity(self.nextOffset == 0 ? room : max(IDArena.chunkSize, room))
         self.chunks.append(chunk)
     }
 
@@ -227,7 +228,9 @@ struct TouchLog: Sendable {
     private mutating func openPage(idBase: Int64) {
         if self.pages.isEmpty { self.firstPage = self.next >> TouchLog.pageShift }
         var page = Page(touches: [], idBase: idBase)
-        page.touches.reserveCapacity(TouchLog.pageSize)
+        // A log's first page grows as it fills (a small engine holds a few touches, not 768 KiB);
+        // the pages after it are taken whole.
+        if !self.pages.isEmpty || self.next >= TouchLog.pageSize { page.touches.reserveCapacity(TouchLog.pageSize) }
         // Positions before `next` on its page are never read: padding.
         let padding = Int(self.next & TouchLog.pageMask)
         if padding > 0 {

@@ -17,7 +17,8 @@ public struct Interner: Sendable {
     /// slot alone instead of the slot, the offsets and the arena (one or two cache lines, not three).
     private var slots: [Slot]
     private var mask: Int
-    private var strings: [String?] = []
+    /// Texts decoded so far, by handle: only the handles rows name (creators, campaigns), never users'.
+    private var strings: [Int32: String] = [:]
 
     public init(capacity: Int = 1024) {
         var size = 16
@@ -125,7 +126,6 @@ public struct Interner: Sendable {
         let handle = self.count
         self.arena.append(contentsOf: bytes)
         self.offsets.append(self.arena.count)
-        self.strings.append(nil)
         self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
         if self.count * 2 > self.slots.count { self.grow() }
         return (Int32(truncatingIfNeeded: handle), hash)
@@ -152,9 +152,9 @@ public struct Interner: Sendable {
 
     /// The text of `handle` (decoded as UTF-8 once, then cached).
     public mutating func string(for handle: Int32) -> String {
-        if let cached = self.strings[Int(handle)] { return cached }
+        if let cached = self.strings[handle] { return cached }
         let made = self.withBytes(of: handle) { String(decoding: $0, as: UTF8.self) }
-        self.strings[Int(handle)] = made
+        self.strings[handle] = made
         return made
     }
 
@@ -248,6 +248,5 @@ extension Interner {
         self.offsets = offsets
         self.slots = slots
         self.mask = size - 1
-        self.strings = Array(repeating: nil, count: count)
     }
 }
