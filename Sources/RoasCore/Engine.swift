@@ -421,7 +421,7 @@ public struct Engine: Sendable {
     @inline(__always)
     private mutating func addTouch(_ event: ParsedEvent, userHash: UInt64) {
         // Reach takes the interner's hash of the user, mixed, rather than a second pass over the bytes.
-        let user = self.users.internHashed(event.user, hash: userHash).handle
+        let user = self.users.intern(event.user, hash: userHash)
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)

@@ -18,14 +18,8 @@ struct Admission: Sendable {
     @inline(__always)
     func prefetch(_ fingerprint: Fingerprint) { self.dedup.prefetch(fingerprint) }
 
-    /// nil when the event is admitted (its id is then remembered), else why not. The late check uses
-    /// the watermark as it stood before this event.
-    @inline(__always)
-    mutating func check(time: Int64, id: UnsafeRawBufferPointer) -> Rejection? {
-        self.check(time: time, fingerprint: Fingerprint(id))
-    }
-
-    /// `check(time:id:)` with the id's fingerprint computed ahead.
+    /// nil when the event whose id has `fingerprint` is admitted (the id is then remembered), else
+    /// why not. The late check uses the watermark as it stood before this event.
     @inline(__always)
     mutating func check(time: Int64, fingerprint: Fingerprint) -> Rejection? {
         if time < self.watermark {

@@ -68,9 +68,9 @@ public struct Interner: Sendable {
     }
 
     private enum Lookup {
-        case found(Int32, hash: UInt64)
-        /// Not interned: the empty slot it goes in, and the words and hash that go there.
-        case missing(index: Int, first: UInt64, last: UInt64, hash: UInt64)
+        case found(Int32)
+        /// Not interned: the empty slot it goes in, and the words that go there.
+        case missing(index: Int, first: UInt64, last: UInt64)
     }
 
     @inline(__always)
@@ -86,12 +86,12 @@ public struct Interner: Sendable {
         var index = Int(truncatingIfNeeded: hash) & self.mask
         while true {
             let slot = self.slots[index]
-            if slot.meta == 0 { return .missing(index: index, first: first, last: last, hash: hash) }
+            if slot.meta == 0 { return .missing(index: index, first: first, last: last) }
             // Same tag and length (the low 32 bits are the handle).
             if slot.meta >> 32 == probe >> 32 {
                 let handle = Int(truncatingIfNeeded: slot.meta & 0xffff_ffff) - 1
                 if isShort ? (slot.first == first && slot.last == last) : self.equals(handle, bytes) {
-                    return .found(Int32(truncatingIfNeeded: handle), hash: hash)
+                    return .found(Int32(truncatingIfNeeded: handle))
                 }
             }
             index = (index + 1) & self.mask
@@ -101,7 +101,7 @@ public struct Interner: Sendable {
     /// The handle of `bytes`, adding them when new.
     @inline(__always)
     public mutating func intern(_ bytes: UnsafeRawBufferPointer) -> Int32 {
-        self.internHashed(bytes).handle
+        self.intern(bytes, hash: Interner.hash(bytes))
     }
 
     /// The hash of the bytes the interner keys its table by (`ByteHash`, a fixed seed: the same in
@@ -109,26 +109,21 @@ public struct Interner: Sendable {
     @inline(__always)
     static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 { ByteHash.hash(bytes, seed: 0x9e37_79b9_7f4a_7c15) }
 
-    /// The handle of `bytes`, adding them when new, with `Interner.hash(bytes)`.
+    /// `intern(_:)` with `hash`, which must be `Interner.hash(bytes)`, computed ahead (the reading
+    /// thread computes it for views and clicks; reach uses it too).
     @inline(__always)
-    mutating func internHashed(_ bytes: UnsafeRawBufferPointer) -> (handle: Int32, hash: UInt64) {
-        self.internHashed(bytes, hash: Interner.hash(bytes))
-    }
-
-    /// `internHashed(_:)` with `hash`, which must be `Interner.hash(bytes)`, computed ahead.
-    @inline(__always)
-    mutating func internHashed(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> (handle: Int32, hash: UInt64) {
+    mutating func intern(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
         let (index, first, last): (Int, UInt64, UInt64)
         switch self.find(bytes, hash: hash) {
-        case .found(let handle, _): return (handle, hash)
-        case .missing(let slot, let a, let b, _): (index, first, last) = (slot, a, b)
+        case .found(let handle): return handle
+        case .missing(let slot, let a, let b): (index, first, last) = (slot, a, b)
         }
         let handle = self.count
         self.arena.append(contentsOf: bytes)
         self.offsets.append(self.arena.count)
         self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
         if self.count * 2 > self.slots.count { self.grow() }
-        return (Int32(truncatingIfNeeded: handle), hash)
+        return Int32(truncatingIfNeeded: handle)
     }
 
     /// Starts loading the slot where a lookup of the bytes whose `Interner.hash` is `hash` begins.
