@@ -8,13 +8,5 @@ import Foundation
 /// before it spawns: run beside a `Process.run()`, it took that end from the child, Foundation saw
 /// the child "exit" at once, blocked in `waitpid` on the still running child, and reaped no other
 /// child after that (a whole test run hung once). With this lock the two never overlap.
+/// Take it with Foundation's `withLock`.
 public let childProcessLaunch = NSLock()
-
-extension NSLock {
-    /// Runs `body` holding the lock.
-    public func holding<T>(_ body: () throws -> T) rethrows -> T {
-        self.lock()
-        defer { self.unlock() }
-        return try body()
-    }
-}

@@ -226,7 +226,7 @@ private struct Tools: Sendable {
     /// `posix_spawn` with stdin from /dev/null and stdout and stderr to `output`, then `waitpid`.
     /// Returns the exit status (or 128 + the signal).
     private static func spawnAndWait(_ argv: [String], output: String) throws -> Int32 {
-        let pid = try childProcessLaunch.holding { try Self.spawn(argv, output: output) }
+        let pid = try childProcessLaunch.withLock { try Self.spawn(argv, output: output) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 {
             guard errno == EINTR else { throw PostgresServer.Failure("waitpid: \(String(cString: strerror(errno)))") }

@@ -347,11 +347,12 @@ extension TouchLog {
         return Int((self.start >> TouchLog.pageShift) - self.firstPage)..<self.pages.count
     }
 
-    /// The retained touches, page by page.
-    private var retained: [ArraySlice<Touch>] {
-        self.retainedPages.map { index in
-            let from = index == self.retainedPages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0
-            return self.pages[index].touches[from...]
+    /// The retained touches, page by page, with the arena offset their page's ids count from.
+    private var retained: [(idBase: Int64, touches: ArraySlice<Touch>)] {
+        let pages = self.retainedPages
+        return pages.map { index in
+            let from = index == pages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0
+            return (self.pages[index].idBase, self.pages[index].touches[from...])
         }
     }
 
@@ -359,8 +360,9 @@ extension TouchLog {
     /// holding them and the identities' heads.
     func write(to writer: inout SnapshotWriter) {
         writer.write(self.start)
-        writer.write(rawParts: self.retained)
-        writer.write(raw: self.retainedPages.map { self.pages[$0].idBase })
+        let retained = self.retained
+        writer.write(rawParts: retained.map(\.touches))
+        writer.write(raw: retained.map(\.idBase))
         writer.write(raw: self.heads)
     }
 
@@ -406,10 +408,8 @@ extension TouchLog {
     /// `ids` of the touches a purchase may still reach (time at least `reachable`; older touches may
     /// legitimately point to chunks already freed, and are never compared).
     func validate(creators: Int, campaigns: Int, ids: IDArena, reachable: Int64) throws {
-        for index in self.retainedPages {
-            let page = self.pages[index]
-            let from = index == self.retainedPages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0
-            for touch in page.touches[from...] {
+        for (idBase, touches) in self.retained {
+            for touch in touches {
                 try SnapshotReader.require(
                     (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(touch.time),
                     "a touch time is out of range")
@@ -419,7 +419,7 @@ extension TouchLog {
                     "a touch's creator or campaign handle is out of range")
                 if touch.time >= reachable {
                     try SnapshotReader.require(
-                        ids.holdsRecord(at: page.idBase + Int64(touch.id)), "a touch's id is outside the id arena")
+                        ids.holdsRecord(at: idBase + Int64(touch.id)), "a touch's id is outside the id arena")
                 }
             }
         }

@@ -165,7 +165,7 @@ struct BatchLimitsTests {
         process.arguments = [input.path]
         let output = Pipe()
         process.standardOutput = output
-        try? childProcessLaunch.holding { try process.run() }
+        try? childProcessLaunch.withLock { try process.run() }
         process.waitUntilExit()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return String(text.prefix(64))

@@ -164,7 +164,7 @@ enum Tools {
         let finished = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in finished.signal() }
         do {
-            try childProcessLaunch.holding { try process.run() }
+            try childProcessLaunch.withLock { try process.run() }
         } catch {
             throw ToolFailure("cannot run \(executable.path): \(error)")
         }
@@ -274,7 +274,7 @@ final class ChildProcess: @unchecked Sendable {
             finished.signal()
         }
         do {
-            try childProcessLaunch.holding { try self.process.run() }
+            try childProcessLaunch.withLock { try self.process.run() }
         } catch {
             throw ToolFailure("cannot run \(executable.path): \(error)")
         }
