@@ -197,7 +197,7 @@ struct ScoreboardTests {
     func snapshotRoundTrip() throws {
         var engine = Engine(configuration: PipelineHarness().configuration)
         var output = EngineOutput()
-        var parser = EventParser.forTests()
+        let parser = EventParser.forTests()
         func feed(_ line: String) {
             let bytes = Array(line.utf8)
             bytes.withUnsafeBytes { raw in

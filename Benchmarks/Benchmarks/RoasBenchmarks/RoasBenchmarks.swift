@@ -49,7 +49,7 @@ let benchmarks: @Sendable () -> Void = {
     for kind in [EventKind.view, .click, .purchase, .spend] {
         Benchmark("parse.\(kind.name)", configuration: kilo) { benchmark in
             let lines = Inputs.parseLines(kind)
-            var parser = EventParser(currencies: Inputs.currencies)
+            let parser = EventParser(currencies: Inputs.currencies)
             var checksum: Int64 = 0
             var failures = 0
             lines.bytes.withUnsafeBytes { all in

@@ -87,13 +87,17 @@ struct Parsed: Equatable {
             field.count < 0 ? nil : Array(chunk.bytes[Int(field.offset)..<Int(field.offset + field.count)])
         }
         func batch(_ index: Int32) -> String? { index < 0 ? nil : chunk.batches[Int(index)] }
+        var events = chunk.events.makeIterator()
+        var rejects = chunk.rejects.makeIterator()
         for entry in chunk.entries {
             switch entry {
-            case .event(let e):
+            case .event:
+                let e = events.next()!
                 let fields = [e.id, e.user, e.linked, e.creator, e.campaign, e.order, e.raw].map { field($0) ?? [0xFF] }
                 self.entries.append(.event(e.kind, e.time, e.amount, e.currency, e.line, batch(e.batch), fields))
-            case .reject(let rejection, let line, let index, let raw):
-                self.entries.append(.reject(rejection.reason, rejection.detail, line, batch(index), field(raw)))
+            case .reject:
+                let r = rejects.next()!
+                self.entries.append(.reject(r.rejection.reason, r.rejection.detail, r.line, batch(r.batch), field(r.raw)))
             case .blank: self.entries.append(.blank)
             case .acceptedBatch: self.entries.append(.acceptedBatch)
             case .rejectedBatch(let reason): self.entries.append(.rejectedBatch(reason))

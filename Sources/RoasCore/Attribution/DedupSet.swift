@@ -22,10 +22,25 @@ struct DedupSet: Sendable {
         var entries: [Entry]
         var mask: Int
         var count = 0
+        /// Where `entries` was when last written, for `prefetch` alone: reading the array's
+        /// address from a shard in `shards` copies the array (a retain and a release, a few per
+        /// cent of the engine's time). A stale address (a copy-on-write since, or a table
+        /// rebuilt) only wastes a prefetch, which never faults. An address's bits, so that the
+        /// shard stays `Sendable`.
+        var base: UInt = 0
 
         init(size: Int) {
             self.entries = Array(repeating: Entry.empty, count: size)
             self.mask = size - 1
+        }
+
+        /// Writes `entry` at `index` and notes where the table is.
+        @inline(__always)
+        mutating func write(_ entry: Entry, at index: Int) {
+            self.entries.withUnsafeMutableBufferPointer { table in
+                table[index] = entry
+                self.base = UInt(bitPattern: table.baseAddress)
+            }
         }
 
         @inline(__always)
@@ -36,12 +51,12 @@ struct DedupSet: Sendable {
                 if entry.time == .min { break }
                 if entry.high == fingerprint.high && entry.low == fingerprint.low {
                     if entry.time >= cutoff { return false }
-                    self.entries[index].time = time
+                    self.write(Entry(high: entry.high, low: entry.low, time: time), at: index)
                     return true
                 }
                 index = (index + 1) & self.mask
             }
-            self.entries[index] = Entry(high: fingerprint.high, low: fingerprint.low, time: time)
+            self.write(Entry(high: fingerprint.high, low: fingerprint.low, time: time), at: index)
             self.count += 1
             if self.count * 10 > self.entries.count * 7 { self.rebuild(cutoff: cutoff) }
             return true
@@ -61,6 +76,7 @@ struct DedupSet: Sendable {
                 self.entries[index] = entry
             }
             self.count = live
+            self.base = self.entries.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
         }
     }
 
@@ -95,7 +111,8 @@ struct DedupSet: Sendable {
     func prefetch(_ fingerprint: Fingerprint) {
         let shard = DedupSet.shard(of: fingerprint)
         let slot = Int(truncatingIfNeeded: fingerprint.high) & self.shards[shard].mask
-        self.shards[shard].entries.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + slot) }
+        guard let base = UnsafeRawPointer(bitPattern: self.shards[shard].base) else { return }
+        roas_prefetch(base + slot * MemoryLayout<Entry>.stride)
     }
 }
 

@@ -17,8 +17,11 @@ import Darwin
 /// not exceed 10^12.
 public struct EventParser {
     public let currencies: CurrencyTable
+    /// The decoded strings and the value span of each known key, of the line being parsed. Held in
+    /// a class so that `parse` need not be `mutating`: a mutating parse copied the parser (six
+    /// reference counts) around each call it made that the compiler could not see into.
     private let scratch: ScratchMemory
-    private var slots: [JSONSpan] = Array(repeating: JSONSpan(), count: Field.allCases.count)
+    private var slots: UnsafeMutablePointer<JSONSpan> { self.scratch.slots }
 
     public init(currencies: CurrencyTable) {
         self.currencies = currencies
@@ -28,6 +31,8 @@ public struct EventParser {
     enum Field: Int, CaseIterable {
         case type, id, ts, user, linked, creator, campaign, order, amount, currency
         case action, followers, value, platform
+
+        static let count = Field.allCases.count
     }
 
     /// 1970-01-01T00:00:00Z.
@@ -71,26 +76,26 @@ public struct EventParser {
 
     /// Parses `line` (no newline) and calls `body` with the event, or returns the rejection.
     @inline(__always)
-    public mutating func parse<R>(
+    public func parse<R>(
         _ line: UnsafeRawBufferPointer, _ body: (ParsedEvent) -> R
     ) -> Result<R, Rejection> {
         self.scratch.reset(minimumCapacity: line.count)
-        for index in 0..<self.slots.count { self.slots[index].kind = .absent }
+        let slots = self.slots
+        for index in 0..<Field.count { slots[index].kind = .absent }
         var duplicate: Field? = nil
         var scanner = JSONScanner(line)
-        let scratch = self.scratch
-        let result = self.slots.withUnsafeMutableBufferPointer { slots in
-            scanner.scanObject { key, value in
-                let keyBytes: UnsafeRawBufferPointer
-                if key.flag {
-                    keyBytes = scratch.unescape(line, key)
-                } else {
-                    keyBytes = UnsafeRawBufferPointer(rebasing: line[key.start..<key.end])
-                }
-                guard keyBytes.count >= 2, let field = EventParser.field(keyBytes) else { return }
-                if slots[field.rawValue].kind != .absent { duplicate = duplicate ?? field }
-                slots[field.rawValue] = value
+        // The parser holds it for the whole call: no reference count per line.
+        unowned(unsafe) let scratch = self.scratch
+        let result = scanner.scanObject { key, value in
+            let keyBytes: UnsafeRawBufferPointer
+            if key.flag {
+                keyBytes = scratch.unescape(line, key)
+            } else {
+                keyBytes = UnsafeRawBufferPointer(rebasing: line[key.start..<key.end])
             }
+            guard keyBytes.count >= 2, let field = EventParser.field(keyBytes) else { return }
+            if slots[field.rawValue].kind != .absent { duplicate = duplicate ?? field }
+            slots[field.rawValue] = value
         }
         switch result {
         case .malformed: return .failure(Rejection(.malformed, "not valid JSON (RFC 8259)"))
@@ -410,13 +415,20 @@ final class ScratchMemory {
     private var capacity: Int
     private var used = 0
     private var buffer: [UInt8] = []
+    /// The value span of each of `EventParser.Field`'s keys.
+    let slots: UnsafeMutablePointer<JSONSpan>
 
     init() {
         self.capacity = 4096
         self.memory = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+        self.slots = UnsafeMutablePointer<JSONSpan>.allocate(capacity: EventParser.Field.count)
+        self.slots.initialize(repeating: JSONSpan(), count: EventParser.Field.count)
     }
 
-    deinit { self.memory.deallocate() }
+    deinit {
+        self.memory.deallocate()
+        self.slots.deallocate()
+    }
 
     /// Makes room for the strings of a line of `minimumCapacity` bytes (decoded text is never longer).
     @inline(__always)

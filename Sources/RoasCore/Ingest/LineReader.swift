@@ -83,7 +83,7 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     /// event, which was taken when it arrived); nil for no bound.
     private func futureBound(_ limit: Int64, _ origin: Origin) -> Int64? {
         let reference: Int64
-        if origin.batch != nil {
+        if origin.isInBatch {
             reference = self.batchMilliseconds
         } else if self.verifier.isTrusted {
             return nil
@@ -136,15 +136,17 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
         _ payload: UnsafeRawBufferPointer, after header: Int, batch: String,
         _ body: (inout LineReader, UnsafeRawBufferPointer, Origin) -> Void
     ) {
-        FrameDecoder.forEachLine(in: payload) { line, offset in
-            let origin = Origin(line: header + 1 + offset, batch: batch, raw: line)
-            if line.count > self.maximumLineLength {
-                let prefix = UnsafeRawBufferPointer(rebasing: line.prefix(FrameDecoder.prefixLength))
-                self.sink.reject(self.tooLongRejection, origin: Origin(line: origin.line, batch: batch, raw: prefix))
-            } else if FrameDecoder.isBlank(line) {
-                self.sink.countBlankLine()
-            } else {
-                body(&self, line, origin)
+        withUnsafePointer(to: batch) { batchAt in
+            FrameDecoder.forEachLine(in: payload) { line, offset in
+                let origin = Origin(line: header + 1 + offset, batchAt: batchAt, raw: line)
+                if line.count > self.maximumLineLength {
+                    let prefix = UnsafeRawBufferPointer(rebasing: line.prefix(FrameDecoder.prefixLength))
+                    self.sink.reject(self.tooLongRejection, origin: Origin(line: origin.line, batchAt: batchAt, raw: prefix))
+                } else if FrameDecoder.isBlank(line) {
+                    self.sink.countBlankLine()
+                } else {
+                    body(&self, line, origin)
+                }
             }
         }
     }
@@ -153,14 +155,17 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     private mutating func event(_ line: UnsafeRawBufferPointer, origin: Origin) {
         let limit = self.maximumFuture
         let bound = limit.flatMap { self.futureBound($0, origin) }
-        let result = self.parser.parse(line) { event in
+        // The event leaves the parser through a local rather than a closure that uses `self`: such
+        // a closure made Swift copy the parser (six reference counts) for every line. Its buffers
+        // stay valid until the next line is parsed.
+        switch self.parser.parse(line, { $0 }) {
+        case .success(let event):
             if let bound, let limit, event.time > bound {
-                self.sink.reject(LineReader.futureRejection(limit, inBatch: origin.batch != nil), origin: origin)
+                self.sink.reject(LineReader.futureRejection(limit, inBatch: origin.isInBatch), origin: origin)
             } else {
                 self.sink.accept(event, origin: origin)
             }
-        }
-        if case .failure(let rejection) = result {
+        case .failure(let rejection):
             self.sink.reject(rejection, origin: origin)
         }
     }

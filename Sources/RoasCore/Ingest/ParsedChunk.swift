@@ -29,9 +29,20 @@ public struct ParsedChunk: Sendable {
         var hashes: Engine.EventHashes
     }
 
+    struct Reject: Sendable {
+        var rejection: Rejection
+        var line: Int
+        var batch: Int32
+        var raw: Field
+    }
+
+    /// One line's (or batch's) outcome, in order. Events and rejections are kept in arrays of their
+    /// own, taken in turn, so that an entry holds no reference: replaying one copies no string.
     enum Entry: Sendable {
-        case event(Event)
-        case reject(Rejection, line: Int, batch: Int32, raw: Field)
+        /// The next of `events`.
+        case event
+        /// The next of `rejects`.
+        case reject
         case blank
         case acceptedBatch
         case rejectedBatch(Reason)
@@ -41,6 +52,8 @@ public struct ParsedChunk: Sendable {
 
     var bytes: [UInt8] = []
     var entries: [Entry] = []
+    var events: [Event] = []
+    var rejects: [Reject] = []
     var batches: [String] = []
     /// Lines and bytes of input this chunk covers.
     public internal(set) var linesRead = 0
@@ -56,22 +69,19 @@ public struct ParsedChunk: Sendable {
 
     /// The memory the chunk holds (its buffers' capacities), for `roas serve --max-inflight-bytes`.
     public var retainedBytes: Int {
-        self.bytes.capacity + self.entries.capacity * MemoryLayout<Entry>.stride + self.journal.capacity
+        self.bytes.capacity + self.entries.capacity * MemoryLayout<Entry>.stride
+            + self.events.capacity * MemoryLayout<Event>.stride + self.rejects.capacity * MemoryLayout<Reject>.stride
+            + self.journal.capacity
             + self.batches.count * MemoryLayout<String>.stride + self.batchOutcomes.capacity * MemoryLayout<BatchOutcome>.stride
     }
 
     /// Parsed events (each may still be `late` or `duplicate` for the engine).
-    public var eventCount: Int {
-        self.entries.reduce(0) { count, entry in
-            if case .event = entry { count + 1 } else { count }
-        }
-    }
+    public var eventCount: Int { self.events.count }
 
     /// Lines rejected while reading (dead letters before the engine).
     public var rejectedCount: Int {
-        self.entries.reduce(0) { count, entry in
+        self.entries.reduce(self.rejects.count) { count, entry in
             switch entry {
-            case .reject: count + 1
             case .counted(.some, let lines): count + lines
             default: count
             }
@@ -110,6 +120,7 @@ public struct ChunkRecorder: EventSink {
         self.journals = journals
         self.chunk.bytes.reserveCapacity(capacity)
         self.chunk.entries.reserveCapacity(capacity >> 7)
+        self.chunk.events.reserveCapacity(capacity >> 7)
     }
 
     /// Hands over what was recorded, with the lines and bytes it covers.
@@ -120,6 +131,7 @@ public struct ChunkRecorder: EventSink {
         taken.bytesRead = bytesRead
         self.chunk.bytes.reserveCapacity(taken.bytes.capacity)
         self.chunk.entries.reserveCapacity(taken.entries.capacity)
+        self.chunk.events.reserveCapacity(taken.events.capacity)
         return taken
     }
 
@@ -130,24 +142,33 @@ public struct ChunkRecorder: EventSink {
         return ParsedChunk.Field(offset: offset, count: Int32(truncatingIfNeeded: bytes.count))
     }
 
+    /// The index in `batches` of the origin's batch (-1: none), compared in place with the last
+    /// one, so that a line of the same batch as the one before costs no reference counting.
     @inline(__always)
-    private mutating func batch(_ id: String?) -> Int32 {
-        guard let id else { return -1 }
-        if let last = self.chunk.batches.last, last == id { return Int32(self.chunk.batches.count - 1) }
+    private mutating func batch(_ origin: Origin) -> Int32 {
+        let count = self.chunk.batches.count
+        if let batchAt = origin.batchAt {
+            if count > 0 && self.chunk.batches[count - 1] == batchAt.pointee { return Int32(count - 1) }
+            self.chunk.batches.append(batchAt.pointee)
+            return Int32(count)
+        }
+        guard let id = origin.batch else { return -1 }
+        if count > 0 && self.chunk.batches[count - 1] == id { return Int32(count - 1) }
         self.chunk.batches.append(id)
-        return Int32(self.chunk.batches.count - 1)
+        return Int32(count)
     }
 
     @inline(__always)
     public mutating func accept(_ event: ParsedEvent, origin: Origin) {
         let recorded = ParsedChunk.Event(
             kind: event.kind, time: event.time, amount: event.amount, currency: Int32(event.currency),
-            line: origin.line, batch: self.batch(origin.batch), id: self.field(event.id),
+            line: origin.line, batch: self.batch(origin), id: self.field(event.id),
             user: self.field(event.user), linked: self.field(event.linked), creator: self.field(event.creator),
             campaign: event.campaign.map { self.field($0) } ?? .absent, order: self.field(event.order),
             raw: self.keepsRawLines ? self.field(origin.raw) : .absent, hashes: Engine.hashes(of: event))
-        self.chunk.entries.append(.event(recorded))
-        if self.journals && origin.batch == nil {
+        self.chunk.events.append(recorded)
+        self.chunk.entries.append(.event)
+        if self.journals && !origin.isInBatch {
             self.chunk.journal.append(contentsOf: origin.raw)
             self.chunk.journal.append(0x0A)
         }
@@ -155,7 +176,9 @@ public struct ChunkRecorder: EventSink {
 
     public mutating func reject(_ rejection: Rejection, origin: Origin) {
         let raw = self.keepsRawLines ? self.field(origin.raw) : .absent
-        self.chunk.entries.append(.reject(rejection, line: origin.line, batch: self.batch(origin.batch), raw: raw))
+        self.chunk.rejects.append(
+            ParsedChunk.Reject(rejection: rejection, line: origin.line, batch: self.batch(origin), raw: raw))
+        self.chunk.entries.append(.reject)
     }
 
     public mutating func countBlankLine() { self.chunk.entries.append(.blank) }
@@ -194,44 +217,60 @@ extension EngineSink {
     /// Applies a recorded chunk exactly as if its lines had been read on this thread.
     public mutating func replay(_ chunk: ParsedChunk) {
         chunk.bytes.withUnsafeBytes { bytes in
-            @inline(__always) func buffer(_ field: ParsedChunk.Field) -> UnsafeRawBufferPointer {
-                guard field.count > 0 else { return ParsedEvent.empty }
-                return UnsafeRawBufferPointer(rebasing: bytes[Int(field.offset)..<Int(field.offset + field.count)])
-            }
-            @inline(__always) func batch(_ index: Int32) -> String? {
-                index < 0 ? nil : chunk.batches[Int(index)]
-            }
-            let entries = chunk.entries
-            for index in entries.indices {
-                // Overlap the cache misses of an event a few ahead with the work on this one.
-                if index + EngineSink.prefetchDistance < entries.count,
-                    case .event(let ahead) = entries[index + EngineSink.prefetchDistance]
-                {
-                    self.engine.prefetch(ahead.hashes)
-                }
-                switch entries[index] {
-                case .event(let recorded):
-                    let event = ParsedEvent(
-                        kind: recorded.kind, time: recorded.time, id: buffer(recorded.id), user: buffer(recorded.user),
-                        linked: buffer(recorded.linked), creator: buffer(recorded.creator),
-                        campaign: recorded.campaign.count < 0 ? nil : buffer(recorded.campaign),
-                        order: buffer(recorded.order), amount: recorded.amount, currency: Int(recorded.currency))
-                    self.accept(
-                        event, hashes: recorded.hashes,
-                        origin: Origin(line: recorded.line, batch: batch(recorded.batch), raw: buffer(recorded.raw)))
-                case .reject(let rejection, let line, let index, let raw):
-                    self.reject(rejection, origin: Origin(line: line, batch: batch(index), raw: buffer(raw)))
-                case .blank:
-                    self.countBlankLine()
-                case .acceptedBatch:
-                    self.countAcceptedBatch()
-                case .rejectedBatch(let reason):
-                    self.countRejectedBatch(reason)
-                case .counted(let reason, let lines):
-                    if let reason { self.countDeadLetters(reason, lines: lines) } else { self.countBlankLines(lines) }
+            chunk.batches.withUnsafeBufferPointer { batches in
+                chunk.events.withUnsafeBufferPointer { events in
+                    self.replay(chunk.entries, events: events, rejects: chunk.rejects, bytes: bytes, batches: batches)
                 }
             }
         }
         self.engine.addLines(read: chunk.linesRead, bytes: chunk.bytesRead)
+    }
+
+    @inline(__always)
+    private mutating func replay(
+        _ entries: [ParsedChunk.Entry], events: UnsafeBufferPointer<ParsedChunk.Event>, rejects: [ParsedChunk.Reject],
+        bytes: UnsafeRawBufferPointer, batches: UnsafeBufferPointer<String>
+    ) {
+        @inline(__always) func buffer(_ field: ParsedChunk.Field) -> UnsafeRawBufferPointer {
+            guard field.count > 0 else { return ParsedEvent.empty }
+            return UnsafeRawBufferPointer(rebasing: bytes[Int(field.offset)..<Int(field.offset + field.count)])
+        }
+        @inline(__always) func batch(_ index: Int32) -> UnsafePointer<String>? {
+            index < 0 ? nil : batches.baseAddress! + Int(index)
+        }
+        var nextEvent = 0
+        var nextReject = 0
+        for entry in entries {
+            switch entry {
+            case .event:
+                // Overlap the cache misses of an event a few ahead with the work on this one.
+                if nextEvent + EngineSink.prefetchDistance < events.count {
+                    self.engine.prefetch(events[nextEvent + EngineSink.prefetchDistance].hashes)
+                }
+                let recorded = events[nextEvent]
+                nextEvent += 1
+                let event = ParsedEvent(
+                    kind: recorded.kind, time: recorded.time, id: buffer(recorded.id), user: buffer(recorded.user),
+                    linked: buffer(recorded.linked), creator: buffer(recorded.creator),
+                    campaign: recorded.campaign.count < 0 ? nil : buffer(recorded.campaign),
+                    order: buffer(recorded.order), amount: recorded.amount, currency: Int(recorded.currency))
+                self.accept(
+                    event, hashes: recorded.hashes,
+                    origin: Origin(line: recorded.line, batchAt: batch(recorded.batch), raw: buffer(recorded.raw)))
+            case .reject:
+                let reject = rejects[nextReject]
+                nextReject += 1
+                self.reject(
+                    reject.rejection, origin: Origin(line: reject.line, batchAt: batch(reject.batch), raw: buffer(reject.raw)))
+            case .blank:
+                self.countBlankLine()
+            case .acceptedBatch:
+                self.countAcceptedBatch()
+            case .rejectedBatch(let reason):
+                self.countRejectedBatch(reason)
+            case .counted(let reason, let lines):
+                if let reason { self.countDeadLetters(reason, lines: lines) } else { self.countBlankLines(lines) }
+            }
+        }
     }
 }
