@@ -43,4 +43,32 @@ public enum JSONText {
     public static func append(_ text: String, to output: inout [UInt8]) {
         output.append(contentsOf: text.utf8)
     }
+
+    /// Appends literal text without making a `String` (rows are written a million at a time).
+    @inline(__always)
+    static func append(_ text: StaticString, to output: inout [UInt8]) {
+        output.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Appends `value` in decimal, as `String(value)` writes it, left-padded with zeros to `width`
+    /// characters (a minus sign counting as one).
+    @inline(__always)
+    static func append(_ value: Int64, width: Int = 0, to output: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+        var magnitude = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                count += 1
+                buffer[24 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude != 0
+            if value < 0 {
+                count += 1
+                buffer[24 - count] = UInt8(ascii: "-")
+            }
+            for _ in count..<max(count, width) { output.append(UInt8(ascii: "0")) }
+            output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
+        }
+    }
 }

@@ -7,21 +7,27 @@ public enum Micros {
 
     /// `12.5`, `10`, `0.333333`: at most six decimals, no trailing zeros.
     public static func text(_ micros: Int64) -> String {
-        let negative = micros < 0
+        var output: [UInt8] = []
+        self.append(micros, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Appends `text(micros)`'s bytes.
+    @inline(__always)
+    static func append(_ micros: Int64, to output: inout [UInt8]) {
         let magnitude = micros.magnitude
-        let whole = magnitude / 1_000_000
+        if micros < 0 { output.append(UInt8(ascii: "-")) }
+        // The whole part of Int64.min's magnitude (9,223,372,036,854) fits an Int64.
+        JSONText.append(Int64(magnitude / 1_000_000), to: &output)
         var fraction = magnitude % 1_000_000
-        var text = negative ? "-\(whole)" : "\(whole)"
-        if fraction != 0 {
-            var digits = 6
-            while fraction % 10 == 0 {
-                fraction /= 10
-                digits -= 1
-            }
-            let fractionText = String(fraction)
-            text += "." + String(repeating: "0", count: digits - fractionText.count) + fractionText
+        guard fraction != 0 else { return }
+        var digits = 6
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
         }
-        return text
+        output.append(UInt8(ascii: "."))
+        JSONText.append(Int64(fraction), width: digits, to: &output)
     }
 
     /// `amount` converted at `rate`, rounded half to even; nil when the result does not fit an `Int64`.

@@ -94,6 +94,14 @@ public enum Timestamp {
 
     /// `2026-11-21T10:00:00Z` for whole seconds, `2026-11-21T10:00:00.250Z` otherwise.
     public static func format(milliseconds: Int64) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(24)
+        self.append(milliseconds: milliseconds, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Appends `format(milliseconds:)`'s bytes.
+    static func append(milliseconds: Int64, to output: inout [UInt8]) {
         var seconds = milliseconds / 1000
         var millisecond = milliseconds % 1000
         if millisecond < 0 {
@@ -107,13 +115,21 @@ public enum Timestamp {
             days -= 1
         }
         let (year, month, day) = civil(days: days)
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        JSONText.append(year, width: 4, to: &output)
+        output.append(UInt8(ascii: "-"))
+        JSONText.append(month, width: 2, to: &output)
+        output.append(UInt8(ascii: "-"))
+        JSONText.append(day, width: 2, to: &output)
+        output.append(UInt8(ascii: "T"))
+        JSONText.append(secondOfDay / 3600, width: 2, to: &output)
+        output.append(UInt8(ascii: ":"))
+        JSONText.append(secondOfDay / 60 % 60, width: 2, to: &output)
+        output.append(UInt8(ascii: ":"))
+        JSONText.append(secondOfDay % 60, width: 2, to: &output)
+        if millisecond != 0 {
+            output.append(UInt8(ascii: "."))
+            JSONText.append(millisecond, width: 3, to: &output)
         }
-        var text = "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
-        text += "\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))"
-        if millisecond != 0 { text += ".\(pad(millisecond, 3))" }
-        return text + "Z"
+        output.append(UInt8(ascii: "Z"))
     }
 }
