@@ -87,7 +87,10 @@ public struct StreamRunner {
         reader.start()
         defer { queue.cancel() }
 
-        var host = EngineHost(configuration: settings.configuration, updatesEvery: settings.emitEvery, outputs: self.outputs)
+        // Rows and dead letters are written on a third thread (`OutputThread`), in the engine's order.
+        let output = OutputThread(sinks: self.outputs)
+        defer { output.close() }
+        var host = EngineHost(configuration: settings.configuration, updatesEvery: settings.emitEvery, outputs: [output])
         reading: while true {
             switch queue.take() {
             case .chunk(let chunk):
