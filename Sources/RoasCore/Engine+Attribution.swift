@@ -128,11 +128,12 @@ extension Engine {
         if clicks.isEmpty && views.isEmpty {
             return Array(repeating: [(RowKey(creator: -1, campaign: -1), 1)], count: configuration.models.count)
         }
-        let ordered: (Candidate, Candidate) -> Bool = { a, b in self.precedes(a, b) }
-        // Every touch in (time, id) order, sorted once for the models that use them all.
+        // Every touch in (time, id) order, sorted once for the models that use them all. (The
+        // comparisons are closures written in place: one kept in a constant escapes, and capturing
+        // `self` then copied the whole engine for each purchase.)
         var sortedAll: [Candidate] = []
         if configuration.models.contains(where: { $0 != .lastTouch && $0 != .firstTouch }) {
-            sortedAll = (clicks + views).sorted(by: ordered)
+            sortedAll = (clicks + views).sorted { self.precedes($0, $1) }
         }
         return configuration.models.map { model in
             self.split(model, clicks: clicks, views: views, all: sortedAll)
@@ -144,15 +145,14 @@ extension Engine {
     private func split(_ model: AttributionModel, clicks: [Candidate], views: [Candidate], all: [Candidate])
         -> [(key: RowKey, weight: Double)]
     {
-        let ordered: (Candidate, Candidate) -> Bool = { a, b in self.precedes(a, b) }
         func key(_ candidate: Candidate) -> RowKey { self.rowKey(candidate.touch.creator, candidate.touch.campaign) }
         switch model {
         case .lastTouch:
             let pool = clicks.isEmpty ? views : clicks
-            return [(key(pool.max(by: ordered)!), 1)]
+            return [(key(pool.max { self.precedes($0, $1) }!), 1)]
         case .firstTouch:
             let pool = clicks.isEmpty ? views : clicks
-            return [(key(pool.min(by: ordered)!), 1)]
+            return [(key(pool.min { self.precedes($0, $1) }!), 1)]
         case .linear:
             return all.map { (key($0), 1) }
         case .timeDecay:

@@ -221,14 +221,20 @@ struct WindowStore: Sendable {
     /// The sum over the panes of the window starting at `start`, by key.
     func window(startingAt start: Int64) -> [RowKey: WindowCell] {
         var merged: [RowKey: WindowCell] = [:]
+        var reserved = false
         for pane in self.panes where pane.start >= start && pane.start < start + self.window {
+            if !reserved {
+                // At least the first pane's keys: no growing (and rehashing) for them.
+                merged.reserveCapacity(pane.table.keys.count)
+                reserved = true
+            }
             for index in pane.table.keys.indices {
                 let key = pane.table.keys[index]
-                if merged[key] == nil {
+                if let slot = merged.index(forKey: key) {
+                    merged.values[slot].add(pane.table.figures[index], pane.table.reach[index])
+                } else {
                     // The first pane's sketch is shared (copy on write) rather than merged into an empty one.
                     merged[key] = WindowCell(figures: pane.table.figures[index], reach: pane.table.reach[index])
-                } else {
-                    merged[key]!.add(pane.table.figures[index], pane.table.reach[index])
                 }
             }
         }
