@@ -169,6 +169,16 @@ public struct Engine: Sendable {
         self.users.prefetch(hash: hashes.user)
     }
 
+    /// The second step, called for a view or click some events after `prefetch` loaded its user's
+    /// slot: starts loading the head of the user's touch chain, which adding the touch reads (a
+    /// random read into a table of a slot per user, the costliest of a touch once the slot is
+    /// loaded). Uses the slot's handle without comparing bytes: a wrong guess only wastes a load.
+    @inline(__always)
+    mutating func prefetchTouchHead(userHash: UInt64, userLength: Int, isClick: Bool) {
+        guard let user = self.users.guessHandle(hash: userHash, length: userLength) else { return }
+        if isClick { self.clicks.prefetchHead(of: user) } else { self.views.prefetchHead(of: user) }
+    }
+
     /// `accept(_:origin:into:)` with the event's hashes computed ahead (`hashes(of:)`).
     @inline(__always)
     mutating func accept(_ event: ParsedEvent, hashes: EventHashes, origin: Origin, into output: inout EngineOutput) {

@@ -1,3 +1,5 @@
+import CRoasPrefetch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -195,6 +197,14 @@ struct TouchLog: Sendable {
         self.firstPage = position >> TouchLog.pageShift
         self.start = position
         self.next = position
+    }
+
+    /// Starts loading the chain head of `identity`, which `append` reads (a hint: any value is safe).
+    @inline(__always)
+    func prefetchHead(of identity: Int32) {
+        let index = Int(identity)
+        guard index >= 0 && index < self.heads.count else { return }
+        self.heads.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + index) }
     }
 
     /// The touch at `position` and its id's arena offset.

@@ -211,8 +211,10 @@ public struct ChunkRecorder: EventSink {
 }
 
 extension EngineSink {
-    /// How many entries ahead `replay` prefetches an event's state.
-    static let prefetchDistance = 8
+    /// How many events ahead `replay` prefetches an event's dedup and user slots, and how many
+    /// ahead it then prefetches a view's or click's chain head, found through the user's slot.
+    static let prefetchDistance = 16
+    static let headPrefetchDistance = 8
 
     /// Applies a recorded chunk exactly as if its lines had been read on this thread.
     public mutating func replay(_ chunk: ParsedChunk) {
@@ -246,6 +248,13 @@ extension EngineSink {
                 // Overlap the cache misses of an event a few ahead with the work on this one.
                 if nextEvent + EngineSink.prefetchDistance < events.count {
                     self.engine.prefetch(events[nextEvent + EngineSink.prefetchDistance].hashes)
+                }
+                if nextEvent + EngineSink.headPrefetchDistance < events.count {
+                    let ahead = events[nextEvent + EngineSink.headPrefetchDistance]
+                    if ahead.kind == .view || ahead.kind == .click {
+                        self.engine.prefetchTouchHead(
+                            userHash: ahead.hashes.user, userLength: Int(ahead.user.count), isClick: ahead.kind == .click)
+                    }
                 }
                 let recorded = events[nextEvent]
                 nextEvent += 1

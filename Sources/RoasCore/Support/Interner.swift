@@ -132,6 +132,16 @@ public struct Interner: Sendable {
         self.slots.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & self.mask)) }
     }
 
+    /// The handle in the slot where a lookup of bytes of `length` whose hash is `hash` begins, when
+    /// that slot's tag and length match: a guess, not a lookup (the bytes are not compared), for
+    /// prefetching what the handle indexes. Call it after `prefetch(hash:)` has had time to load the slot.
+    @inline(__always)
+    func guessHandle(hash: UInt64, length: Int) -> Int32? {
+        let meta = self.slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: hash) & self.mask].meta }
+        guard meta >> 32 == Slot.meta(hash: hash, length: length, handle: -1) >> 32 else { return nil }
+        return Int32(truncatingIfNeeded: Int(truncatingIfNeeded: meta & 0xffff_ffff) - 1)
+    }
+
     /// The handle of `string`, adding it when new.
     public mutating func intern(_ string: String) -> Int32 {
         var copy = string
