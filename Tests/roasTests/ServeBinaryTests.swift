@@ -512,7 +512,26 @@ struct ServeBinaryTests {
     }
 
     /// One GET with a timeout: the status and the body.
+    ///
+    /// Each attempt has a URLSession of its own, and an attempt that gets no answer at all is made
+    /// once more: in two full runs of the suite, GETs of unrelated tests (to different roas servers
+    /// and to the tests' own receivers) all went unanswered in the same second, which points at
+    /// the test process's shared URLSession rather than at any one server; each passed when run again.
     static func get(_ url: String, timeout: TimeInterval = 10) throws -> (Int, Data) {
+        do {
+            return try Self.getOnce(url, timeout: timeout)
+        } catch is NoAnswer {
+            do {
+                return try Self.getOnce(url, timeout: timeout)
+            } catch is NoAnswer {
+                throw ToolFailure("GET \(url): no answer within \(timeout) s, twice")
+            }
+        }
+    }
+
+    struct NoAnswer: Error {}
+
+    private static func getOnce(_ url: String, timeout: TimeInterval) throws -> (Int, Data) {
         final class Answer: @unchecked Sendable {
             var status = 0
             var body = Data()
@@ -520,9 +539,11 @@ struct ServeBinaryTests {
         }
         var request = URLRequest(url: URL(string: url)!)
         request.timeoutInterval = timeout
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.finishTasksAndInvalidate() }
         let answer = Answer()
         let done = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
+        let task = session.dataTask(with: request) { data, response, error in
             answer.status = (response as? HTTPURLResponse)?.statusCode ?? 0
             answer.body = data ?? Data()
             answer.error = error
@@ -531,9 +552,12 @@ struct ServeBinaryTests {
         task.resume()
         if done.wait(timeout: .now() + timeout + 5) == .timedOut {
             task.cancel()
-            throw ToolFailure("GET \(url): no answer within \(timeout) s")
+            throw NoAnswer()
         }
-        if let error = answer.error { throw ToolFailure("GET \(url): \(error)") }
+        if let error = answer.error {
+            if (error as? URLError)?.code == .timedOut { throw NoAnswer() }
+            throw ToolFailure("GET \(url): \(error)")
+        }
         return (answer.status, answer.body)
     }
 
