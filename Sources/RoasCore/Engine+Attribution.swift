@@ -115,6 +115,15 @@ extension Engine {
     func credits(user: Int32, time: Int64) -> [[(key: RowKey, weight: Double)]] {
         let group = self.identities.group(of: user)
         let configuration = self.configuration
+        if configuration.models == [.lastTouch] {
+            // Last touch alone (the default) needs the latest touch, not every touch: one identity
+            // with a million touches (an id shared by every guest shopper, say) would otherwise cost
+            // each of its purchases a walk over all of them.
+            guard let latest = self.latestTouch(of: group, time: time) else {
+                return [[(RowKey(creator: -1, campaign: -1), 1)]]
+            }
+            return [[(self.rowKey(latest.touch.creator, latest.touch.campaign), 1)]]
+        }
         let clickFrom = Engine.subtract(time, configuration.clickLookback)
         let viewFrom = Engine.subtract(time, configuration.viewLookback)
         var clicks: [Candidate] = []
@@ -138,6 +147,31 @@ extension Engine {
         return configuration.models.map { model in
             self.split(model, clicks: clicks, views: views, all: sortedAll)
         }
+    }
+
+    /// The last touch of a purchase by `group` at `time`: its latest qualifying click, else its
+    /// latest qualifying view (in (time, id) order), or nil; what `split(.lastTouch, ...)` picks from
+    /// every qualifying touch, found by walks that stop early (`TouchLog.forEach(of:in:_:floor:_:)`).
+    func latestTouch(of group: [Int32], time: Int64) -> Candidate? {
+        var best: Candidate? = nil
+        let clickFrom = Engine.subtract(time, self.configuration.clickLookback)
+        for member in group {
+            self.clicks.forEach(of: member, in: clickFrom, time, floor: best?.touch.time ?? .min) { touch, id in
+                let candidate = Candidate(touch: touch, id: id, isClick: true)
+                if best == nil || self.precedes(best!, candidate) { best = candidate }
+                return best!.touch.time
+            }
+        }
+        if best != nil { return best }
+        let viewFrom = Engine.subtract(time, self.configuration.viewLookback)
+        for member in group {
+            self.views.forEach(of: member, in: viewFrom, time, floor: best?.touch.time ?? .min) { touch, id in
+                let candidate = Candidate(touch: touch, id: id, isClick: false)
+                if best == nil || self.precedes(best!, candidate) { best = candidate }
+                return best!.touch.time
+            }
+        }
+        return best
     }
 
     /// The credit split of one model over the qualifying touches (at least one); `all` holds every

@@ -284,6 +284,29 @@ struct TouchLog: Sendable {
         }
     }
 
+    /// `forEach(of:in:_:_:)` for a search of the latest touch: `body` returns the time of the best
+    /// touch found so far (`floor`, at first), and the walk stops at the first touch more than the
+    /// lateness older than it. No touch appended before that one can be as late as the best: each
+    /// touch was admitted at or after the watermark, which is at least the newest time seen minus
+    /// the lateness, so a touch appended earlier is at most the lateness later than one appended
+    /// after it. A walk then covers about a lateness' worth of an identity's touches, however many
+    /// it has.
+    func forEach(
+        of identity: Int32, in lower: Int64, _ upper: Int64, floor: Int64, _ body: (Touch, Int64) -> Int64
+    ) {
+        guard Int(identity) < self.heads.count else { return }
+        var position = self.heads[Int(identity)]
+        let stop = Engine.subtract(lower, self.lateness)
+        var floor = floor
+        while position >= self.start {
+            let (touch, id) = self.touch(at: position)
+            if touch.time < stop || touch.time < Engine.subtract(floor, self.lateness) { return }
+            if touch.time >= lower && touch.time <= upper { floor = max(floor, body(touch, id)) }
+            if touch.previous == 0 { return }
+            position -= Int64(touch.previous)
+        }
+    }
+
     /// The pages held, for tests.
     var pageCount: Int { self.pages.count }
 }
