@@ -31,16 +31,17 @@ extension Engine {
             }
             var order = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: [])
             for (model, additions) in splits.enumerated() {
-                var shares: [(key: RowKey, share: Int64)] = []
+                var shares = KeyedSums<Int64>()
                 for addition in additions {
                     self.updateCredited(model, time: event.time, key: addition.key) { $0.add(addition.figures) }
-                    if let existing = shares.firstIndex(where: { $0.key == addition.key }) {
-                        shares[existing].share += addition.figures.conversions
+                    if let existing = shares.position(of: addition.key) {
+                        shares.entries[existing].value += addition.figures.conversions
                     } else {
-                        shares.append((addition.key, addition.figures.conversions))
+                        shares.append(addition.key, addition.figures.conversions)
                     }
                 }
-                if model == 0 { order.credits = shares } else { order.otherCredits.append(shares) }
+                let credits = shares.entries.map { (key: $0.key, share: $0.value) }
+                if model == 0 { order.credits = credits } else { order.otherCredits.append(credits) }
             }
             self.orders[event.order] = order
         case .signup:

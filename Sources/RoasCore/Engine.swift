@@ -393,22 +393,23 @@ public struct Engine: Sendable {
     /// True when adding each of `additions` (money and conversions) to its key's pane at `time` keeps
     /// every figure within `paneLimit`, so no window sum can overflow. Keys may repeat.
     func fits(_ additions: [(key: RowKey, figures: Aggregate)], at time: Int64, model: Int) -> Bool {
-        var totals: [(key: RowKey, figures: Aggregate)] = []
+        var totals = KeyedSums<Aggregate>()
         for addition in additions {
             // Each part alone within the limit, so that two parts of one key compare without overflow.
             guard Aggregate().canAdd(addition.figures, limit: self.paneLimit) else { return false }
-            if let index = totals.firstIndex(where: { $0.key == addition.key }) {
-                guard totals[index].figures.canAdd(addition.figures, limit: self.paneLimit) else { return false }
-                totals[index].figures.add(addition.figures)
+            if let index = totals.position(of: addition.key) {
+                guard totals.entries[index].value.canAdd(addition.figures, limit: self.paneLimit) else { return false }
+                totals.entries[index].value.add(addition.figures)
             } else {
-                totals.append(addition)
+                totals.append(addition.key, addition.figures)
             }
         }
-        for total in totals {
-            let store = self.credited.isEmpty ? self.windows : self.credited[model]
-            guard store.paneFigures(at: time, key: total.key).canAdd(total.figures, limit: self.paneLimit) else {
-                return false
-            }
+        for total in totals.entries {
+            let fitsPane =
+                self.credited.isEmpty
+                ? self.windows.paneFigures(at: time, key: total.key).canAdd(total.value, limit: self.paneLimit)
+                : self.credited[model].paneFigures(at: time, key: total.key).canAdd(total.value, limit: self.paneLimit)
+            guard fitsPane else { return false }
         }
         return true
     }
@@ -582,5 +583,32 @@ public struct Engine: Sendable {
             windowStart: start, windowEnd: start + self.configuration.window, creator: nil,
             campaign: key.campaign < 0 ? nil : self.campaigns.string(for: key.campaign), figures: cell.figures,
             reach: cell.reach.count, tier: key.tierName, isFinal: isFinal)
+    }
+}
+
+/// Sums by row key, in the order keys first appear: a purchase's credits, one per qualifying touch,
+/// summed per key. A linear search while there are few keys (the usual purchase has a handful of
+/// touches), a dictionary beyond, so that a purchase with thousands of touches (an identity that
+/// sends most of a stream, under linear or position) costs a step per touch, not per touch and key.
+struct KeyedSums<Value> {
+    var entries: [(key: RowKey, value: Value)] = []
+    private var index: [RowKey: Int] = [:]
+    private static var linearLimit: Int { 16 }
+
+    /// Where `key`'s sum is in `entries`, if it has one.
+    @inline(__always)
+    func position(of key: RowKey) -> Int? {
+        if self.entries.count <= KeyedSums.linearLimit { return self.entries.firstIndex { $0.key == key } }
+        return self.index[key]
+    }
+
+    /// Adds a sum for a key that has none.
+    mutating func append(_ key: RowKey, _ value: Value) {
+        self.entries.append((key, value))
+        if self.entries.count == KeyedSums.linearLimit + 1 {
+            for (position, entry) in self.entries.enumerated() { self.index[entry.key] = position }
+        } else if self.entries.count > KeyedSums.linearLimit + 1 {
+            self.index[key] = self.entries.count - 1
+        }
     }
 }
