@@ -155,9 +155,7 @@ public struct LineReader<Sink: EventSink>: FrameHandler {
     private mutating func event(_ line: UnsafeRawBufferPointer, origin: Origin) {
         let limit = self.maximumFuture
         let bound = limit.flatMap { self.futureBound($0, origin) }
-        // The event leaves the parser through a local rather than a closure that uses `self`: such
-        // a closure made Swift copy the parser (six reference counts) for every line. Its buffers
-        // stay valid until the next line is parsed.
+        // The event's buffers stay valid until the next line is parsed.
         switch self.parser.parse(line, { $0 }) {
         case .success(let event):
             if let bound, let limit, event.time > bound {
