@@ -42,6 +42,15 @@ public struct EngineConfiguration: Sendable {
     /// one more is dead-lettered `too_many_keys`. Each costs from about 100 B (a user) to a few hundred
     /// (a creator with rows in many windows), so the default stays within a few GiB.
     public var maximumKeys = 20_000_000
+    /// The touch partitions (`--partitions`): views and clicks are kept by identity in this many
+    /// partitions, a power of two. Recorded in snapshots; it does not change results.
+    public var partitions = 16
+    /// The threads that keep the partitions (`--workers`), the engine's own included: with more
+    /// than one, touches are appended and purchases' touches looked up on the others beside it. It
+    /// does not change results, and is not recorded.
+    public var workers = 1
+    /// The most partitions `--partitions` may ask for.
+    public static let maximumPartitions = 1024
 
     /// The longest any duration option may be: 10,000,000 days (27,000 years, more than the event-time
     /// range of 1970 to 8999), so that no sum or difference of event times and durations can overflow.
@@ -80,6 +89,19 @@ public struct EngineConfiguration: Sendable {
             (self.halfLife, "--half-life"), (self.lateness, "--lateness"), (self.dedupHorizon, "--dedup-horizon"),
         ] where value > EngineConfiguration.maximumDuration {
             throw RoasError(.options, "\(flag) must be at most 10000000d")
+        }
+        guard self.partitions >= 1, self.partitions <= EngineConfiguration.maximumPartitions,
+            self.partitions & (self.partitions - 1) == 0
+        else {
+            throw RoasError(
+                .options,
+                "--partitions must be a power of two from 1 to \(EngineConfiguration.maximumPartitions), not \(self.partitions)")
+        }
+        guard self.workers >= 1 else { throw RoasError(.options, "--workers must be at least 1, not \(self.workers)") }
+        guard self.workers <= self.partitions else {
+            throw RoasError(
+                .options,
+                "--workers \(self.workers) is more than --partitions \(self.partitions): each worker needs a partition")
         }
         guard self.maximumKeys >= 16 && self.maximumKeys <= Int(Int32.max) / 2 else {
             throw RoasError(.options, "--max-keys must be from 16 to \(Int(Int32.max) / 2)")

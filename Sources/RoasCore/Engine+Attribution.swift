@@ -16,49 +16,46 @@ extension Engine {
             }
             guard let revenue = Micros.convert(event.amount, rate: self.configuration.currencies.rates[event.currency])
             else { return self.rejectPending(event, Engine.overflow, into: &output) }
-            // Per model: the keys credited, with their conversions and revenue.
-            let splits = self.credits(user: event.user, time: event.time).map { credits in
-                let weights = credits.map(\.weight)
-                let conversions = Micros.allocate(Micros.one, weights: weights)
-                let revenues = Micros.allocate(revenue, weights: weights)
-                return credits.indices.map {
-                    (key: credits[$0].key, figures: Aggregate(conversions: conversions[$0], revenue: revenues[$0]))
+            let total = Aggregate(conversions: Micros.one, revenue: revenue)
+            if self.workers != nil {
+                // Whatever its keys, it fits: accept it now, credit it once the partitions answered.
+                if self.creditsSurelyFit(total, at: event.time) {
+                    self.orders[event.order] = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: [])
+                    self.countCredits(total, at: event.time)
+                    self.deferCredits(
+                        kind: .purchase, user: event.user, time: event.time, order: event.order, revenue: revenue)
+                    break
                 }
+                self.settle()
             }
+            let splits = Engine.purchaseSplits(self.credits(user: event.user, time: event.time), revenue: revenue)
             // An overflow under any model rejects the purchase under all, so that they count the same orders.
             for (model, additions) in splits.enumerated() where !self.fits(additions, at: event.time, model: model) {
                 return self.rejectPending(event, Engine.overflow, into: &output)
             }
-            var order = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: [])
-            for (model, additions) in splits.enumerated() {
-                var shares = KeyedSums<Int64>()
-                for addition in additions {
-                    self.updateCredited(model, time: event.time, key: addition.key) { $0.add(addition.figures) }
-                    if let existing = shares.position(of: addition.key) {
-                        shares.entries[existing].value += addition.figures.conversions
-                    } else {
-                        shares.append(addition.key, addition.figures.conversions)
-                    }
-                }
-                let credits = shares.entries.map { (key: $0.key, share: $0.value) }
-                if model == 0 { order.credits = credits } else { order.otherCredits.append(credits) }
-            }
-            self.orders[event.order] = order
+            self.orders[event.order] = Order(amount: event.amount, currency: event.currency, refunded: 0, credits: [])
+            self.countCredits(total, at: event.time)
+            self.creditPurchase(order: event.order, time: event.time, splits: splits)
         case .signup:
             // Credited exactly like a purchase (same models, lookbacks and identity groups), in leads.
-            let splits = self.credits(user: event.user, time: event.time).map { credits in
-                let leads = Micros.allocate(Micros.one, weights: credits.map(\.weight))
-                return credits.indices.map { (key: credits[$0].key, figures: Aggregate(leads: leads[$0])) }
+            let total = Aggregate(leads: Micros.one)
+            if self.workers != nil {
+                if self.creditsSurelyFit(total, at: event.time) {
+                    self.countCredits(total, at: event.time)
+                    self.deferCredits(kind: .signup, user: event.user, time: event.time, order: [], revenue: 0)
+                    break
+                }
+                self.settle()
             }
+            let splits = Engine.signupSplits(self.credits(user: event.user, time: event.time))
             for (model, additions) in splits.enumerated() where !self.fits(additions, at: event.time, model: model) {
                 return self.rejectPending(event, Engine.overflow, into: &output)
             }
-            for (model, additions) in splits.enumerated() {
-                for addition in additions {
-                    self.updateCredited(model, time: event.time, key: addition.key) { $0.leads += addition.figures.leads }
-                }
-            }
+            self.countCredits(total, at: event.time)
+            self.creditSignup(time: event.time, splits: splits)
         case .refund:
+            // Its purchase's credits split it: they must be known.
+            if self.unresolvedOrders.contains(event.order) { self.settle() }
             guard var order = self.orders[event.order] else {
                 return self.rejectPending(event, Rejection(.unknownOrder, "no purchase of this order"), into: &output)
             }
@@ -102,92 +99,128 @@ extension Engine {
         }
     }
 
-    /// A touch that qualifies for a purchase, and which arena holds its id.
-    struct Candidate {
-        var touch: Touch
-        /// The offset of the touch's id in its arena.
-        var id: Int64
-        var isClick: Bool
+    /// Per model, the keys credited and their conversions and revenue.
+    static func purchaseSplits(_ credits: [[(key: RowKey, weight: Double)]], revenue: Int64)
+        -> [[(key: RowKey, figures: Aggregate)]]
+    {
+        credits.map { credits in
+            let weights = credits.map(\.weight)
+            let conversions = Micros.allocate(Micros.one, weights: weights)
+            let revenues = Micros.allocate(revenue, weights: weights)
+            return credits.indices.map {
+                (key: credits[$0].key, figures: Aggregate(conversions: conversions[$0], revenue: revenues[$0]))
+            }
+        }
+    }
+
+    /// Per model, the keys credited and their leads.
+    static func signupSplits(_ credits: [[(key: RowKey, weight: Double)]]) -> [[(key: RowKey, figures: Aggregate)]] {
+        credits.map { credits in
+            let leads = Micros.allocate(Micros.one, weights: credits.map(\.weight))
+            return credits.indices.map { (key: credits[$0].key, figures: Aggregate(leads: leads[$0])) }
+        }
+    }
+
+    /// Adds a purchase's credits (`purchaseSplits`) to the keys' figures and records each model's
+    /// shares with its order, which is in `orders` already.
+    mutating func creditPurchase(order key: [UInt8], time: Int64, splits: [[(key: RowKey, figures: Aggregate)]]) {
+        var order = self.orders[key]!
+        for (model, additions) in splits.enumerated() {
+            var shares = KeyedSums<Int64>()
+            for addition in additions {
+                self.updateCredited(model, time: time, key: addition.key) { $0.add(addition.figures) }
+                if let existing = shares.position(of: addition.key) {
+                    shares.entries[existing].value += addition.figures.conversions
+                } else {
+                    shares.append(addition.key, addition.figures.conversions)
+                }
+            }
+            let credits = shares.entries.map { (key: $0.key, share: $0.value) }
+            if model == 0 { order.credits = credits } else { order.otherCredits.append(credits) }
+        }
+        self.orders[key] = order
+    }
+
+    /// `creditPurchase` from the credits a settled purchase's touches gave.
+    mutating func creditPurchase(order: [UInt8], time: Int64, revenue: Int64, credits: [[(key: RowKey, weight: Double)]]) {
+        self.creditPurchase(order: order, time: time, splits: Engine.purchaseSplits(credits, revenue: revenue))
+    }
+
+    /// Adds a sign-up's leads to the keys' figures.
+    mutating func creditSignup(time: Int64, splits: [[(key: RowKey, figures: Aggregate)]]) {
+        for (model, additions) in splits.enumerated() {
+            for addition in additions {
+                self.updateCredited(model, time: time, key: addition.key) { $0.leads += addition.figures.leads }
+            }
+        }
+    }
+
+    /// `creditSignup` from the credits a settled sign-up's touches gave.
+    mutating func creditSignup(time: Int64, credits: [[(key: RowKey, weight: Double)]]) {
+        self.creditSignup(time: time, splits: Engine.signupSplits(credits))
     }
 
     /// The keys a purchase by `user` at `time` is credited to under each configured model, in the
     /// order of `configuration.models`, with unnormalised weights; the null key with weight 1 when no
-    /// touch qualifies. The qualifying touches are gathered once for every model.
+    /// touch qualifies. Asks the partition of each member of the user's identity group, as the
+    /// partitions stand now (the engine's thread reads them: no workers, or settled).
     func credits(user: Int32, time: Int64) -> [[(key: RowKey, weight: Double)]] {
-        let group = self.identities.group(of: user)
+        var found: [FoundTouch] = []
+        // Last touch alone (the default) needs each member's latest touches, not every touch: one
+        // identity with a million touches (an id shared by every guest shopper, say) would
+        // otherwise cost each of its purchases a walk over all of them.
+        let latestOnly = self.configuration.models == [.lastTouch]
+        for member in self.identities.group(of: user) {
+            let (partition, local) = self.partition(of: member)
+            self.store.base[partition].answer(
+                TouchQuery(
+                    local: local, time: time, clickLookback: self.configuration.clickLookback,
+                    viewLookback: self.configuration.viewLookback, latestOnly: latestOnly),
+                into: &found)
+        }
+        return self.credits(from: found)
+    }
+
+    /// The credits of each model over the touches the partitions found for a purchase: its latest
+    /// click, else its latest view, under last touch; every qualifying touch under the others.
+    func credits(from found: [FoundTouch]) -> [[(key: RowKey, weight: Double)]] {
         let configuration = self.configuration
+        let none: [(key: RowKey, weight: Double)] = [(RowKey(creator: -1, campaign: -1), 1)]
         if configuration.models == [.lastTouch] {
-            // Last touch alone (the default) needs the latest touch, not every touch: one identity
-            // with a million touches (an id shared by every guest shopper, say) would otherwise cost
-            // each of its purchases a walk over all of them.
-            guard let latest = self.latestTouch(of: group, time: time) else {
-                return [[(RowKey(creator: -1, campaign: -1), 1)]]
+            var best: FoundTouch? = nil
+            for touch in found where touch.isClick && (best == nil || FoundTouch.precedes(best!, touch)) { best = touch }
+            if best == nil {
+                for touch in found where !touch.isClick && (best == nil || FoundTouch.precedes(best!, touch)) { best = touch }
             }
-            return [[(self.rowKey(latest.touch.creator, latest.touch.campaign), 1)]]
+            guard let best else { return [none] }
+            return [[(self.rowKey(best.touch.creator, best.touch.campaign), 1)]]
         }
-        let clickFrom = Engine.subtract(time, configuration.clickLookback)
-        let viewFrom = Engine.subtract(time, configuration.viewLookback)
-        var clicks: [Candidate] = []
-        var views: [Candidate] = []
-        clicks.reserveCapacity(8)
-        views.reserveCapacity(8)
-        for member in group {
-            self.clicks.forEach(of: member, in: clickFrom, time) { clicks.append(Candidate(touch: $0, id: $1, isClick: true)) }
-            self.views.forEach(of: member, in: viewFrom, time) { views.append(Candidate(touch: $0, id: $1, isClick: false)) }
-        }
-        if clicks.isEmpty && views.isEmpty {
-            return Array(repeating: [(RowKey(creator: -1, campaign: -1), 1)], count: configuration.models.count)
-        }
-        // Every touch in (time, id) order, sorted once for the models that use them all. (The
-        // comparisons are closures written in place: one kept in a constant escapes, and capturing
-        // `self` then copied the whole engine for each purchase.)
-        var sortedAll: [Candidate] = []
+        let clicks = found.filter(\.isClick)
+        let views = found.filter { !$0.isClick }
+        if clicks.isEmpty && views.isEmpty { return Array(repeating: none, count: configuration.models.count) }
+        // Every touch in (time, id) order, sorted once for the models that use them all.
+        var sortedAll: [FoundTouch] = []
         if configuration.models.contains(where: { $0 != .lastTouch && $0 != .firstTouch }) {
-            sortedAll = (clicks + views).sorted { self.precedes($0, $1) }
+            sortedAll = found.sorted { FoundTouch.precedes($0, $1) }
         }
         return configuration.models.map { model in
             self.split(model, clicks: clicks, views: views, all: sortedAll)
         }
     }
 
-    /// The last touch of a purchase by `group` at `time`: its latest qualifying click, else its
-    /// latest qualifying view (in (time, id) order), or nil; what `split(.lastTouch, ...)` picks from
-    /// every qualifying touch, found by walks that stop early (`TouchLog.forEach(of:in:_:floor:_:)`).
-    func latestTouch(of group: [Int32], time: Int64) -> Candidate? {
-        var best: Candidate? = nil
-        let clickFrom = Engine.subtract(time, self.configuration.clickLookback)
-        for member in group {
-            self.clicks.forEach(of: member, in: clickFrom, time, floor: best?.touch.time ?? .min) { touch, id in
-                let candidate = Candidate(touch: touch, id: id, isClick: true)
-                if best == nil || self.precedes(best!, candidate) { best = candidate }
-                return best!.touch.time
-            }
-        }
-        if best != nil { return best }
-        let viewFrom = Engine.subtract(time, self.configuration.viewLookback)
-        for member in group {
-            self.views.forEach(of: member, in: viewFrom, time, floor: best?.touch.time ?? .min) { touch, id in
-                let candidate = Candidate(touch: touch, id: id, isClick: false)
-                if best == nil || self.precedes(best!, candidate) { best = candidate }
-                return best!.touch.time
-            }
-        }
-        return best
-    }
-
     /// The credit split of one model over the qualifying touches (at least one); `all` holds every
     /// touch in (time, id) order when the model is neither last- nor first-touch.
-    private func split(_ model: AttributionModel, clicks: [Candidate], views: [Candidate], all: [Candidate])
+    private func split(_ model: AttributionModel, clicks: [FoundTouch], views: [FoundTouch], all: [FoundTouch])
         -> [(key: RowKey, weight: Double)]
     {
-        func key(_ candidate: Candidate) -> RowKey { self.rowKey(candidate.touch.creator, candidate.touch.campaign) }
+        func key(_ candidate: FoundTouch) -> RowKey { self.rowKey(candidate.touch.creator, candidate.touch.campaign) }
         switch model {
         case .lastTouch:
             let pool = clicks.isEmpty ? views : clicks
-            return [(key(pool.max { self.precedes($0, $1) }!), 1)]
+            return [(key(pool.max { FoundTouch.precedes($0, $1) }!), 1)]
         case .firstTouch:
             let pool = clicks.isEmpty ? views : clicks
-            return [(key(pool.min { self.precedes($0, $1) }!), 1)]
+            return [(key(pool.min { FoundTouch.precedes($0, $1) }!), 1)]
         case .linear:
             return all.map { (key($0), 1) }
         case .timeDecay:
@@ -219,13 +252,5 @@ extension Engine {
         #else
         return Darwin.exp2(value)
         #endif
-    }
-
-    /// Orders touches by (time, id bytewise).
-    func precedes(_ a: Candidate, _ b: Candidate) -> Bool {
-        if a.touch.time != b.touch.time { return a.touch.time < b.touch.time }
-        return IDArena.compare(
-            a.isClick ? self.clickIDs : self.viewIDs, a.id, b.isClick ? self.clickIDs : self.viewIDs, b.id
-        ) < 0
     }
 }

@@ -6,7 +6,8 @@ extension Engine {
     /// The layout version `snapshot()` writes and `init(snapshot:configuration:)` reads.
     /// 2: engagements, leads, reach sketches and creator profiles (issue 14); `--by tier`.
     /// 3: compact touches (32 bytes, every id in the id arena) and the dedup table in 64 shards.
-    public static let snapshotVersion: UInt32 = 3
+    /// 4: the touches in partitions (`--partitions`), each with its own id arenas.
+    public static let snapshotVersion: UInt32 = 4
     /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
     static var snapshotByteOrder: UInt8 {
         #if _endian(big)
@@ -20,7 +21,8 @@ extension Engine {
     /// exactly where this engine stands (a crash-recovery checkpoint).
     ///
     /// Deterministic: equal states give equal bytes. Output not yet drained from an `EngineOutput`
-    /// is not part of the engine, and the decoded-string caches are not kept.
+    /// is not part of the engine, and the decoded-string caches are not kept. With workers, the
+    /// engine must be settled (`settle()`) first.
     /// - Complexity: O(n) in the size of the state, plus sorting the pending events and the orders.
     public func snapshot() -> [UInt8] {
         var writer = SnapshotWriter(reservingCapacity: self.snapshotByteEstimate)
@@ -40,10 +42,14 @@ extension Engine {
         self.users.write(to: &writer)
         self.creators.write(to: &writer)
         self.campaigns.write(to: &writer)
-        self.clickIDs.write(to: &writer)
-        self.viewIDs.write(to: &writer)
-        self.clicks.write(to: &writer)
-        self.views.write(to: &writer)
+        precondition(self.deferred.isEmpty && self.queuedOperations == 0, "a snapshot of an engine not settled")
+        writer.write(count: self.store.count)
+        for partition in self.store.partitions {
+            partition.clickIDs.write(to: &writer)
+            partition.viewIDs.write(to: &writer)
+            partition.clicks.write(to: &writer)
+            partition.views.write(to: &writer)
+        }
         self.identities.write(to: &writer)
         // In order, so that the bytes do not depend on the heap's layout.
         let pending = self.pending.unordered.sorted()
@@ -97,17 +103,29 @@ extension Engine {
         let handles = SnapshotHandles(
             users: users.count, creators: creators.count, campaigns: campaigns.count,
             currencies: configuration.currencies.codes.count)
-        let clickIDs = try IDArena(from: &reader)
-        let viewIDs = try IDArena(from: &reader)
-        let clicks = try TouchLog(from: &reader, lateness: configuration.lateness)
-        let views = try TouchLog(from: &reader, lateness: configuration.lateness)
-        // Purchases to come are no earlier than the watermark, so they reach no touch older than this.
-        try clicks.validate(
-            creators: creators.count, campaigns: campaigns.count, ids: clickIDs,
-            reachable: Engine.subtract(admission.watermark, configuration.clickLookback))
-        try views.validate(
-            creators: creators.count, campaigns: campaigns.count, ids: viewIDs,
-            reachable: Engine.subtract(admission.watermark, configuration.viewLookback))
+        let partitionCount = try reader.read(UInt64.self)
+        guard partitionCount == UInt64(configuration.partitions) else {
+            guard partitionCount >= 1 && partitionCount <= UInt64(EngineConfiguration.maximumPartitions)
+                && partitionCount & (partitionCount - 1) == 0
+            else { throw SnapshotError.invalid("\(partitionCount) touch partitions") }
+            throw SnapshotError.configurationMismatch(
+                "--partitions \(partitionCount) in the snapshot, \(configuration.partitions) now")
+        }
+        var partitions: [TouchPartition] = []
+        for _ in 0..<configuration.partitions {
+            let clickIDs = try IDArena(from: &reader)
+            let viewIDs = try IDArena(from: &reader)
+            let clicks = try TouchLog(from: &reader, lateness: configuration.lateness)
+            let views = try TouchLog(from: &reader, lateness: configuration.lateness)
+            // Purchases to come are no earlier than the watermark, so they reach no touch older than this.
+            try clicks.validate(
+                creators: creators.count, campaigns: campaigns.count, ids: clickIDs,
+                reachable: Engine.subtract(admission.watermark, configuration.clickLookback))
+            try views.validate(
+                creators: creators.count, campaigns: campaigns.count, ids: viewIDs,
+                reachable: Engine.subtract(admission.watermark, configuration.viewLookback))
+            partitions.append(TouchPartition(clicks: clicks, views: views, clickIDs: clickIDs, viewIDs: viewIDs))
+        }
         let identities = try IdentityGraph(from: &reader, identities: users.count)
         let pendingCount = try reader.readCount(elementSize: PendingEvent.minimumSnapshotSize)
         try SnapshotReader.require(
@@ -149,10 +167,10 @@ extension Engine {
         self.users = users
         self.creators = creators
         self.campaigns = campaigns
-        self.clicks = clicks
-        self.views = views
-        self.clickIDs = clickIDs
-        self.viewIDs = viewIDs
+        self.store = PartitionStore(partitions)
+        self.appendedTouches = partitions.reduce(0) { $0 + $1.clicks.end + $1.views.end }
+        self.appendedIDBytes = partitions.reduce(0) { $0 + $1.clickIDs.end + $1.viewIDs.end }
+        self.touchesAtSettle = partitions.reduce(0) { $0 + $1.count }
         self.identities = identities
         self.pending = Heap(pending)
         self.orders = orders
@@ -173,8 +191,10 @@ extension Engine {
     public var snapshotByteEstimate: Int {
         4096 + self.admission.snapshotByteEstimate + self.users.snapshotByteEstimate
             + self.creators.snapshotByteEstimate + self.campaigns.snapshotByteEstimate
-            + self.clickIDs.snapshotByteEstimate + self.viewIDs.snapshotByteEstimate
-            + self.clicks.snapshotByteEstimate + self.views.snapshotByteEstimate
+            + self.store.partitions.reduce(8) {
+                $0 + $1.clickIDs.snapshotByteEstimate + $1.viewIDs.snapshotByteEstimate
+                    + $1.clicks.snapshotByteEstimate + $1.views.snapshotByteEstimate
+            }
             + self.identities.snapshotByteEstimate + self.windows.snapshotByteEstimate
             + self.credited.reduce(0) { $0 + $1.snapshotByteEstimate }
             + self.pending.unordered.reduce(0) {

@@ -55,8 +55,31 @@ public struct Engine: Sendable {
     var users = Interner()
     var creators = Interner()
     var campaigns = Interner()
-    var clicks: TouchLog
-    var views: TouchLog
+    /// The views and clicks, in `configuration.partitions` partitions by identity handle (handle
+    /// modulo the count; `TouchPartition`).
+    var store: PartitionStore
+    /// log2 of the partition count: an identity's partition is its handle's low bits, its index
+    /// there the rest.
+    let partitionShift: Int
+    /// With `--workers` over 1: the threads that run the partitions, what is queued for them
+    /// (`jobs`, handed over by `flushPartitions`), the purchases and sign-ups whose touches they
+    /// are looking up (`deferred`), and what the engine knows of the partitions meanwhile.
+    let workers: PartitionWorkers?
+    var jobs: [PartitionJob?] = []
+    var queuedOperations = 0
+    var deferred: [DeferredCredit] = []
+    var unresolvedOrders: Set<[UInt8]> = []
+    /// Touches held at the last `settle` and appended since (with workers, for `stateSizes`).
+    var touchesAtSettle = 0
+    var touchesSinceSettle = 0
+    /// Touches and id-record bytes appended to every partition since the engine began (restored
+    /// engines included): while these are below the logs' limits, every partition has room.
+    var appendedTouches: Int64 = 0
+    var appendedIDBytes: Int64 = 0
+    /// With workers: per pane start, the credited conversions, revenue and leads added to any key,
+    /// so that a purchase whose addition fits even the pane's total (`creditsSurelyFit`) can be
+    /// accepted before its credits are known.
+    var creditTotals: [Int64: Aggregate] = [:]
     var identities = IdentityGraph()
     var pending = Heap<PendingEvent>()
     var orders: [[UInt8]: Order] = [:]
@@ -67,8 +90,6 @@ public struct Engine: Sendable {
     /// the order of `configuration.models`; empty without it. A model's rows are the union of its
     /// store and `windows`, key by key: the rows a `--model` run of it alone would give.
     var credited: [WindowStore] = []
-    var clickIDs = IDArena()
-    var viewIDs = IDArena()
     /// Creator profiles by creator handle, in (time, id) order: the tiers of the creator's rows.
     var profiles: [[CreatorProfile]] = []
     /// Profiles held, over all creators (they count towards `--max-keys`).
@@ -89,8 +110,16 @@ public struct Engine: Sendable {
             }
         }
         self.admission = Admission(lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
-        self.clicks = TouchLog(lateness: configuration.lateness)
-        self.views = TouchLog(lateness: configuration.lateness)
+        let partitions = max(1, configuration.partitions)
+        self.store = PartitionStore(
+            Array(repeating: TouchPartition(lateness: configuration.lateness), count: partitions))
+        self.partitionShift = partitions.trailingZeroBitCount
+        if configuration.workers > 1 {
+            self.workers = PartitionWorkers(count: min(configuration.workers, partitions))
+            self.jobs = Array(repeating: nil, count: partitions)
+        } else {
+            self.workers = nil
+        }
         // Eviction only looks at the front of the touch logs: cheap enough to run every second of event time.
         self.sweepInterval = 1000
         self.paneLimit = WindowStore.paneLimit(window: configuration.window, slide: configuration.slide)
@@ -175,8 +204,9 @@ public struct Engine: Sendable {
     /// loaded). Uses the slot's handle without comparing bytes: a wrong guess only wastes a load.
     @inline(__always)
     mutating func prefetchTouchHead(userHash: UInt64, userLength: Int, isClick: Bool) {
-        guard let user = self.users.guessHandle(hash: userHash, length: userLength) else { return }
-        if isClick { self.clicks.prefetchHead(of: user) } else { self.views.prefetchHead(of: user) }
+        guard self.workers == nil, let user = self.users.guessHandle(hash: userHash, length: userLength) else { return }
+        let (partition, local) = self.partition(of: user)
+        self.store.base[partition].prefetchHead(of: local, isClick: isClick)
     }
 
     /// `accept(_:origin:into:)` with the event's hashes computed ahead (`hashes(of:)`).
@@ -194,8 +224,7 @@ public struct Engine: Sendable {
         }
         switch event.kind {
         case .view, .click:
-            guard self.hasRoom(forTouch: event) else { return self.reject(Engine.touchLimit, origin: origin, into: &output) }
-            self.addTouch(event, userHash: hashes.user)
+            self.addTouch(event, userHash: hashes.user, origin: origin, into: &output)
         case .spend:
             let creator = self.creators.intern(event.creator)
             let campaign = self.campaignHandle(event.campaign)
@@ -223,6 +252,7 @@ public struct Engine: Sendable {
     /// End of input: the watermark becomes +infinity, everything pending applies and every window closes.
     public mutating func finish(into output: inout EngineOutput) {
         self.advance(to: .max, into: &output)
+        self.settle()
     }
 
     /// Moves the watermark forward to `time` without an event (`roas serve --idle-close`: the wall
@@ -234,6 +264,7 @@ public struct Engine: Sendable {
     /// Emits the changed rows of open windows as live updates (`final: false`), in order of window,
     /// then model, then key.
     public mutating func emitUpdates(into output: inout EngineOutput) {
+        self.settle()
         let shared = self.windows.takeChanges()
         var rows: [Row] = []
         for model in self.modelIndices {
@@ -344,7 +375,8 @@ public struct Engine: Sendable {
     public var stateSizes: StateSizes {
         StateSizes(
             identities: self.users.count,
-            touches: self.clicks.count + self.views.count,
+            touches: self.workers == nil
+                ? self.store.partitions.reduce(0) { $0 + $1.count } : self.touchesAtSettle + self.touchesSinceSettle,
             pending: self.pending.count, orders: self.orders.count,
             dedupIDs: self.admission.dedupCount,
             openPanes: self.windows.paneCount)
@@ -437,36 +469,69 @@ public struct Engine: Sendable {
         "the engine's touch log has reached a limit (2^62 views or clicks, or id bytes, since it began; 2^32 held; "
             + "ids over 64 KiB)")
 
-    /// Whether the touch log and id arena of `event`'s kind can take it without a position past
-    /// what a snapshot holds (`SnapshotReader.counterLimit`): out of reach of a real stream, but a
-    /// snapshot read near the limit must not go on to write one that does not read back. Also within
-    /// what a touch's 32-bit fields hold (`TouchLog`): fewer than 2^32 touches held, ids of at most
-    /// 64 KiB (events' ids are at most 256 bytes).
+    /// Whether the touch log and id arena of `event`'s kind in the partition of its user can take
+    /// it without a position past what a snapshot holds (`SnapshotReader.counterLimit`): out of
+    /// reach of a real stream, but a snapshot read near the limit must not go on to write one that
+    /// does not read back. Also within what a touch's 32-bit fields hold (`TouchLog`): fewer than
+    /// 2^32 touches held, ids of at most 64 KiB (events' ids are at most 256 bytes). The limits are
+    /// a partition's; while the engine has appended fewer touches and id bytes than they allow in
+    /// all, the answer is yes without looking (with workers, looking means waiting for them).
     @inline(__always)
-    func hasRoom(forTouch event: ParsedEvent) -> Bool {
+    mutating func hasRoom(forTouch event: ParsedEvent, userHash: UInt64) -> Bool {
+        guard event.id.count <= TouchLog.maximumIDBytes else { return false }
+        let record = Int64(IDArena.recordSize(event.id.count))
+        if self.appendedTouches < Int64(TouchLog.maximumCount)
+            && self.appendedIDBytes <= SnapshotReader.counterLimit - record
+        {
+            return true
+        }
+        self.settle()
+        let (partition, _) = self.partition(of: self.users.prospectiveHandle(event.user, hash: userHash))
+        let held = self.store.base[partition]
         let isClick = event.kind == .click
-        let (end, count) = isClick ? (self.clicks.end, self.clicks.count) : (self.views.end, self.views.count)
-        let ids = isClick ? self.clickIDs.end : self.viewIDs.end
+        let (end, count) = isClick ? (held.clicks.end, held.clicks.count) : (held.views.end, held.views.count)
+        let ids = isClick ? held.clickIDs.end : held.viewIDs.end
         return end < SnapshotReader.counterLimit && count < TouchLog.maximumCount
-            && event.id.count <= TouchLog.maximumIDBytes
-            && ids <= SnapshotReader.counterLimit - Int64(IDArena.recordSize(event.id.count))
+            && ids <= SnapshotReader.counterLimit - record
+    }
+
+    /// The partition of the identity with handle `user`, and the identity's index there.
+    @inline(__always)
+    func partition(of user: Int32) -> (partition: Int, local: Int32) {
+        (Int(user) & ((1 << self.partitionShift) - 1), user >> Int32(self.partitionShift))
     }
 
     @inline(__always)
-    private mutating func addTouch(_ event: ParsedEvent, userHash: UInt64) {
+    private mutating func addTouch(
+        _ event: ParsedEvent, userHash: UInt64, origin: Origin, into output: inout EngineOutput
+    ) {
+        guard self.hasRoom(forTouch: event, userHash: userHash) else {
+            return self.reject(Engine.touchLimit, origin: origin, into: &output)
+        }
         // Reach takes the interner's hash of the user, mixed, rather than a second pass over the bytes.
         let user = self.users.intern(event.user, hash: userHash)
+        let (partition, local) = self.partition(of: user)
+        self.appendedTouches += 1
+        self.appendedIDBytes += Int64(IDArena.recordSize(event.id.count))
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)
         let reached = ReachSketch.mix(userHash)
-        if event.kind == .click {
-            let id = self.clickIDs.append(event.id, time: event.time)
-            self.clicks.append(time: event.time, creator: creator, campaign: campaign, id: id, identity: user)
+        let isClick = event.kind == .click
+        if self.workers != nil {
+            self.job(partition).appendTouch(
+                time: event.time, creator: creator, campaign: campaign, local: local, id: event.id, isClick: isClick)
+            self.touchesSinceSettle += 1
+            self.queuedOperations += 1
+            if self.queuedOperations >= Engine.flushThreshold { self.flushPartitions() }
+        } else {
+            self.uniquePartitions()
+            self.store.base[partition].append(
+                isClick: isClick, time: event.time, creator: creator, campaign: campaign, local: local, id: event.id)
+        }
+        if isClick {
             self.windows.update(time: event.time, key: key, user: reached) { $0.clicks += 1 }
         } else {
-            let id = self.viewIDs.append(event.id, time: event.time)
-            self.views.append(time: event.time, creator: creator, campaign: campaign, id: id, identity: user)
             self.windows.update(time: event.time, key: key, user: reached) { $0.views += 1 }
         }
         self.statistics.acceptedEvents[Int(event.kind.rawValue)] += 1
@@ -491,6 +556,13 @@ public struct Engine: Sendable {
             let event = self.pending.removeMin()
             self.statistics.pendingEvents -= 1
             self.apply(event, into: &output)
+        }
+        // A purchase whose credits are still being looked up must be counted before a window
+        // holding it closes: the first to close ends a slide after its pane starts.
+        if let first = self.deferred.first,
+            watermark == .max || self.windows.paneStart(of: first.time) <= Engine.subtract(watermark, self.configuration.slide)
+        {
+            self.settle()
         }
         var closed: [(Int64, [RowKey: WindowCell])] = []
         self.windows.close(upTo: watermark) { start, cells in closed.append((start, cells)) }
@@ -524,10 +596,22 @@ public struct Engine: Sendable {
     private mutating func sweep() {
         let clickCutoff = Engine.subtract(self.watermark, self.configuration.clickLookback)
         let viewCutoff = Engine.subtract(self.watermark, self.configuration.viewLookback)
-        self.clicks.evict(before: clickCutoff)
-        self.views.evict(before: viewCutoff)
-        self.clickIDs.release(olderThan: clickCutoff)
-        self.viewIDs.release(olderThan: viewCutoff)
+        if self.workers != nil {
+            for partition in 0..<self.store.count {
+                self.job(partition).ops.append(.evict(clicksBefore: clickCutoff, viewsBefore: viewCutoff))
+            }
+            self.queuedOperations += self.store.count
+            // Credit totals of panes no purchase to come can fall in (they apply after the watermark).
+            let firstPane = self.windows.paneStart(of: self.watermark)
+            if self.creditTotals.keys.contains(where: { $0 < firstPane }) {
+                self.creditTotals = self.creditTotals.filter { $0.key >= firstPane }
+            }
+        } else {
+            self.uniquePartitions()
+            for partition in 0..<self.store.count {
+                self.store.base[partition].evict(clicksBefore: clickCutoff, viewsBefore: viewCutoff)
+            }
+        }
     }
 
     private mutating func emitFinal(

@@ -39,6 +39,7 @@ public struct Pipeline {
         self.decoder.append(bytes)
         self.decoder.decode(into: &self.reader, isFinal: false)
         self.reader.sink.engine.countLines(read: self.decoder.lineNumber, bytes: self.decoder.bytesRead)
+        self.reader.sink.engine.flushPartitions()
     }
 
     public mutating func consume(_ bytes: [UInt8]) {

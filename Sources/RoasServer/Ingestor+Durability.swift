@@ -187,6 +187,8 @@ extension Ingestor {
             throw error
         }
         let checkpoint = (lsn: plan.lsn, rowsPosition: self.rows.position, batches: plan.batches.map { ($0.key, $0.value) })
+        // The copy written must be whole: the workers done, the purchases they looked up credited.
+        self.host.settle()
         do {
             bytes = try await Self.write(
                 checkpoint, engine: self.host.engine, folder: folder,

@@ -72,6 +72,16 @@ struct EngineOptions: ParsableArguments {
         help: "Most keys (users, creators, campaigns, orders) the state holds; events that would add more are too_many_keys.")
     var maxKeys: Int = 20_000_000
 
+    @Option(
+        parsing: .unconditional,
+        help: "Touch partitions (a power of two, 1 to 1024): views and clicks are kept by user in this many parts; recorded in checkpoints. Does not change rows.")
+    var partitions: Int = 16
+
+    @Option(
+        parsing: .unconditional,
+        help: "Threads that keep the partitions, the engine's own included (at most --partitions); default: the number of cores. Does not change rows.")
+    var workers: Int?
+
     func duration(_ text: String, _ flag: String) throws -> Int64 {
         guard let value = DurationText.milliseconds(text) else {
             throw ValidationError("\(flag) must be a duration such as 500ms, 5s, 1h30m or 7d, got '\(text)'")
@@ -130,6 +140,9 @@ struct EngineOptions: ParsableArguments {
         configuration.lateness = try self.duration(self.lateness, "--lateness")
         configuration.dedupHorizon = try self.duration(self.dedupHorizon, "--dedup-horizon")
         configuration.maximumKeys = self.maxKeys
+        configuration.partitions = self.partitions
+        // By default a worker per core, as many as there are partitions at most.
+        configuration.workers = self.workers ?? min(ProcessInfo.processInfo.activeProcessorCount, max(1, self.partitions))
         switch self.by {
         case "creator": (configuration.byTier, configuration.byCampaign) = (false, false)
         case "creator,campaign": (configuration.byTier, configuration.byCampaign) = (false, true)

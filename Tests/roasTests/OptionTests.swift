@@ -76,7 +76,7 @@ struct OptionTests {
         ("--half-life", "7d"), ("--window", "1h"), ("--slide", nil), ("--by", "creator"), ("--lateness", "5s"),
         ("--dedup-horizon", "24h"), ("--base-currency", "USD"), ("--rates", nil), ("--input", nil), ("--output", nil),
         ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--threads", "2"), ("--version", nil),
-        ("--max-keys", "20000000"), ("--max-future", "0"), ("--alert", nil), ("--alerts", nil), ("--alert-rules-file", nil), ("--models", nil),
+        ("--max-keys", "20000000"), ("--partitions", "16"), ("--workers", nil), ("--max-future", "0"), ("--alert", nil), ("--alerts", nil), ("--alert-rules-file", nil), ("--models", nil),
         ("--help", nil),
     ]
 

@@ -261,7 +261,11 @@ struct TouchLog: Sendable {
             position += 1
         }
         self.start = position
-        let drop = Int(min((position >> TouchLog.pageShift) - self.firstPage, Int64(self.pages.count)))
+        // An emptied log lets go of its last page too, as a log restored from a snapshot has none:
+        // the next touch opens a page either way, so that both write the same bytes.
+        let drop =
+            position == self.next
+            ? self.pages.count : Int(min((position >> TouchLog.pageShift) - self.firstPage, Int64(self.pages.count)))
         if drop > 0 {
             self.pages.removeFirst(drop)
             self.firstPage += Int64(drop)

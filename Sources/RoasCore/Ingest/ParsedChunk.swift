@@ -226,6 +226,8 @@ extension EngineSink {
             }
         }
         self.engine.addLines(read: chunk.linesRead, bytes: chunk.bytesRead)
+        // The workers run this chunk's touches while the engine takes the next.
+        self.engine.flushPartitions()
     }
 
     @inline(__always)

@@ -126,6 +126,12 @@ public struct Interner: Sendable {
         return Int32(truncatingIfNeeded: handle)
     }
 
+    /// The handle `bytes` have, or would get if interned next.
+    func prospectiveHandle(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
+        if case .found(let handle) = self.find(bytes, hash: hash) { return handle }
+        return Int32(truncatingIfNeeded: self.count)
+    }
+
     /// Starts loading the slot where a lookup of the bytes whose `Interner.hash` is `hash` begins.
     @inline(__always)
     func prefetch(hash: UInt64) {

@@ -58,6 +58,10 @@ public struct EngineHost {
 
     public var engine: Engine { self.sink.engine }
 
+    /// Waits for the engine's workers (`--workers`) and counts what they looked up: call it before
+    /// taking a copy of `engine` to keep (a checkpoint). A no-op without workers.
+    public mutating func settle() { self.sink.engine.settle() }
+
     /// Applies a chunk parsed elsewhere (`ChunkParser`), then writes what came out.
     ///
     /// - Parameter updatesAfterClosedWindows: when the chunk closed a window, also write the live

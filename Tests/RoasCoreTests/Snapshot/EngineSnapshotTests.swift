@@ -186,7 +186,9 @@ struct EngineSnapshotTests {
     @Test func snapshotsCarryIDArenasOfSeveralChunks() throws {
         var testCase = Self.cases[7]
         testCase.model = .lastTouch
-        let configuration = testCase.configuration
+        var configuration = testCase.configuration
+        // One partition, so that its arenas fill several chunks.
+        configuration.partitions = 1
         let items = SnapshotStream.make(
             seed: 77, count: 24_000, start: t0, span: 4 * hour, lateness: testCase.lateness, longIDs: 1,
             padding: 190...220)
@@ -196,8 +198,8 @@ struct EngineSnapshotTests {
         for (index, item) in items.enumerated() {
             a.feed(item.line, number: index + 1, batch: item.batch)
             b.feed(item.line, number: index + 1, batch: item.batch)
-            let clicks = b.engine.clickIDs.chunkSpan
-            let views = b.engine.viewIDs.chunkSpan
+            let clicks = b.engine.store.base[0].clickIDs.chunkSpan
+            let views = b.engine.store.base[0].viewIDs.chunkSpan
             if index % 1000 == 999 && (clicks.count > 1 || views.count > 1 || clicks.base > 0 || views.base > 0) {
                 let bytes = b.engine.snapshot()
                 b.engine = try Engine(snapshot: bytes, configuration: configuration)
@@ -206,8 +208,8 @@ struct EngineSnapshotTests {
             }
         }
         #expect(cuts >= 3)
-        #expect(b.engine.viewIDs.chunkSpan.base > 0, "no view id chunk was freed")
-        #expect(b.engine.clickIDs.chunkSpan.count > 1 || b.engine.viewIDs.chunkSpan.count > 1)
+        #expect(b.engine.store.base[0].viewIDs.chunkSpan.base > 0, "no view id chunk was freed")
+        #expect(b.engine.store.base[0].clickIDs.chunkSpan.count > 1 || b.engine.store.base[0].viewIDs.chunkSpan.count > 1)
         a.finish()
         b.finish()
         Self.expectSameOutput(a, b, "several chunks")
@@ -789,10 +791,13 @@ struct EngineSnapshotTests {
         let engine = driver.engine
         let sizes = engine.stateSizes
         func mb(_ bytes: Int) -> String { "\(bytes / 1_000_000) MB" }
+        let touchBytes = engine.store.partitions.reduce(0) { total, partition in
+            total + partition.clicks.snapshotByteEstimate + partition.views.snapshotByteEstimate
+        }
         print(
             "snapshot (\(mode)) of \(number) events: \(bytes.count) bytes (estimate \(engine.snapshotByteEstimate));"
                 + " dedup \(mb(engine.admission.snapshotByteEstimate)) for \(sizes.dedupIDs) ids,"
-                + " touches \(mb(engine.clicks.snapshotByteEstimate + engine.views.snapshotByteEstimate))"
+                + " touches \(mb(touchBytes))"
                 + " for \(sizes.touches), users \(mb(engine.users.snapshotByteEstimate)) for \(sizes.identities),"
                 + " pending \(sizes.pending), orders \(sizes.orders), panes \(sizes.openPanes);"
                 + " encode \(rounds(encodes)), decode \(rounds(decodes))")

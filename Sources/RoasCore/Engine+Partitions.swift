@@ -1,0 +1,104 @@
+/// A purchase or sign-up accepted while the partitions its identity group's touches live in were
+/// still behind (`--workers` over 1): its credits are split once their answers are in (`settle`).
+struct DeferredCredit: Sendable {
+    var kind: EventKind
+    var time: Int64
+    /// The purchase's order (empty for a sign-up) and revenue in the base currency.
+    var order: [UInt8]
+    var revenue: Int64
+    /// Where each member's answer will be: a job and the index of its query there.
+    var answers: [(job: PartitionJob, index: Int)]
+}
+
+extension Engine {
+    /// Operations queued for the workers before they are handed over without waiting for a chunk's
+    /// end: enough to pay for waking them, few enough to keep them busy.
+    static var flushThreshold: Int { 16_384 }
+
+    /// The job being filled for `partition`.
+    @inline(__always)
+    mutating func job(_ partition: Int) -> PartitionJob {
+        if let job = self.jobs[partition] { return job }
+        let job = PartitionJob()
+        self.jobs[partition] = job
+        return job
+    }
+
+    /// Makes the partitions this engine's own before it writes to them: a copy of the engine (a
+    /// checkpoint being written) keeps the partitions as they were.
+    @inline(__always)
+    mutating func uniquePartitions() {
+        if !isKnownUniquelyReferenced(&self.store) { self.store = self.store.copy() }
+    }
+
+    /// Hands what is queued for the partitions to the workers (worker 0, this thread, runs its
+    /// share now) without waiting for the others. A no-op without workers. `EngineSink` calls it at
+    /// the end of each chunk, so the workers run while the engine reads the next.
+    public mutating func flushPartitions() {
+        guard let workers = self.workers, self.queuedOperations > 0 else { return }
+        // While workers may still run, nothing else holds the partitions: `settle` comes first
+        // whenever the engine is copied.
+        if !workers.isBusy { self.uniquePartitions() }
+        workers.submit(self.jobs, store: self.store)
+        for index in self.jobs.indices { self.jobs[index] = nil }
+        self.queuedOperations = 0
+    }
+
+    /// Waits for the workers to run everything queued, then credits the purchases and sign-ups that
+    /// waited for their answers, in the order they were accepted. Afterwards the engine's state is
+    /// whole: it may be copied, written to a snapshot or read. A no-op without workers.
+    public mutating func settle() {
+        guard let workers = self.workers else { return }
+        self.flushPartitions()
+        workers.waitAll()
+        self.touchesAtSettle = self.store.partitions.reduce(0) { $0 + $1.count }
+        self.touchesSinceSettle = 0
+        let waiting = self.deferred
+        self.deferred.removeAll()
+        self.unresolvedOrders.removeAll()
+        for credit in waiting {
+            var found: [FoundTouch] = []
+            for answer in credit.answers { found.append(contentsOf: answer.job.answers[answer.index]) }
+            let credits = self.credits(from: found)
+            if credit.kind == .purchase {
+                self.creditPurchase(order: credit.order, time: credit.time, revenue: credit.revenue, credits: credits)
+            } else {
+                self.creditSignup(time: credit.time, credits: credits)
+            }
+        }
+    }
+
+    /// True when `addition` (a purchase's or sign-up's conversions, revenue and leads) fits every
+    /// key's pane at `time` whatever the keys: it fits the sum over all keys of the pane.
+    func creditsSurelyFit(_ addition: Aggregate, at time: Int64) -> Bool {
+        let total = self.creditTotals[self.windows.paneStart(of: time)] ?? Aggregate()
+        return total.canAdd(addition, limit: self.paneLimit)
+    }
+
+    /// Counts `addition` in its pane's total (with workers only).
+    mutating func countCredits(_ addition: Aggregate, at time: Int64) {
+        guard self.workers != nil else { return }
+        self.creditTotals[self.windows.paneStart(of: time), default: Aggregate()].add(addition)
+    }
+
+    /// Accepts a purchase or sign-up whose credits will be split once the partitions have answered
+    /// (with workers, when its figures surely fit; `apply` calls it): queries every member of the
+    /// purchaser's identity group in its partition as the partition stands now.
+    mutating func deferCredits(kind: EventKind, user: Int32, time: Int64, order: [UInt8], revenue: Int64) {
+        var answers: [(job: PartitionJob, index: Int)] = []
+        let latestOnly = self.configuration.models == [.lastTouch]
+        for member in self.identities.group(of: user) {
+            let (partition, local) = self.partition(of: member)
+            let query = TouchQuery(
+                local: local, time: time, clickLookback: self.configuration.clickLookback,
+                viewLookback: self.configuration.viewLookback, latestOnly: latestOnly)
+            let job = self.job(partition)
+            answers.append((job, job.appendQuery(query)))
+            self.queuedOperations += 1
+        }
+        self.deferred.append(DeferredCredit(kind: kind, time: time, order: order, revenue: revenue, answers: answers))
+        if kind == .purchase { self.unresolvedOrders.insert(order) }
+        // A bound on what waits: settling credits them all.
+        if self.deferred.count >= Engine.flushThreshold { self.settle() }
+    }
+}

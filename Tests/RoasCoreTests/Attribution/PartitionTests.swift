@@ -1,0 +1,264 @@
+import Testing
+
+@testable import RoasCore
+import RoasCoreTestSupport
+
+/// The partitions (`--partitions P`) and the workers that keep them (`--workers W`) change where
+/// touches live and which thread appends and looks them up, never what roas computes: every W
+/// from 1 to 8 and P in {1, 2, 16, 64} with W <= P must give the rows, dead letters and counts of
+/// one partition on one thread, on streams built to cross partitions.
+@Suite("Partitions and workers")
+struct PartitionTests {
+    /// A stream whose identities are linked across partitions: each person has a "tt:", an "amz:"
+    /// and a "web:" id, linked in chains (tt-amz, then amz-web, some only later in the stream), and
+    /// buys under any of them; with refunds (some in later windows, some of unknown orders or too
+    /// large), duplicate orders and resent events, spend, engagements, sign-ups, creator profiles,
+    /// malformed lines, ids of up to 70 bytes, ties on time, and arrival within the lateness or, for
+    /// 2%, after it (late). `hugeAmounts`: purchases and spend up to 10^12, to reach the overflow
+    /// limits of hopping windows.
+    static func lines(seed: UInt64, count: Int, lateness: Int64, hugeAmounts: Bool) -> [String] {
+        var random = SplitMix64(seed: seed)
+        let start = t0
+        var times = (0..<count).map { _ in start + Int64(random.int(0..<Int(6 * hour))) }
+        times = times.map { random.chance(0.25) ? $0 - $0 % (10 * second) : $0 }
+        times.sort()
+        var events: [(time: Int64, line: String)] = []
+        var orders = 0
+        func alias(_ person: Int, _ random: inout SplitMix64) -> String {
+            ["tt:", "amz:", "web:"][random.int(0..<3)] + "\(person)"
+        }
+        func amount(_ random: inout SplitMix64) -> String {
+            if hugeAmounts && random.chance(0.3) { return "\(random.int(1...1_000_000))000000" }
+            return "\(random.int(1..<300)).\(random.int(10..<100))"
+        }
+        for (index, time) in times.enumerated() {
+            let id = random.chance(0.3) ? "partition-test-\(seed)-\(index)-" + String(repeating: "y", count: random.int(0...40)) : "e\(index)"
+            let person = random.int(0..<40)
+            let creator = "@c\(random.int(0..<9))"
+            let campaign: String? = random.chance(0.5) ? "k\(random.int(0..<3))" : nil
+            let line: String
+            switch random.int(0..<100) {
+            case 0..<40: line = Line.view(id, time, user: alias(person, &random), creator: creator, campaign: campaign)
+            case 40..<62: line = Line.click(id, time, user: alias(person, &random), creator: creator, campaign: campaign)
+            case 62..<72:
+                orders += 1
+                let order = random.chance(0.08) ? "o\(max(1, orders - 1))" : "o\(orders)"
+                line = Line.purchase(
+                    id, time, user: alias(person, &random), order: order, amount: amount(&random),
+                    currency: random.pick(["USD", "EUR"]))
+            case 72..<77:
+                // Some refund orders of hours before (other windows), some unknown, some too large.
+                let order = "o\(max(1, orders - random.int(0...30)))"
+                line = Line.refund(id, time, order: random.chance(0.05) ? "nope\(index)" : order, amount: amount(&random))
+            case 77..<83:
+                // Chains: tt-amz early, amz-web any time, now and then a person to another.
+                let other = random.chance(0.15) ? random.int(0..<40) : person
+                line = random.chance(0.5)
+                    ? Line.link(id, time, user: "tt:\(person)", linked: "amz:\(other)")
+                    : Line.link(id, time, user: "amz:\(person)", linked: "web:\(other)")
+            case 83..<88: line = Line.spend(id, time, creator: creator, amount: amount(&random), campaign: campaign)
+            case 88..<91: line = Line.engagement(id, time, user: alias(person, &random), creator: creator, campaign: campaign)
+            case 91..<94: line = Line.signup(id, time, user: alias(person, &random))
+            case 94..<96: line = Line.profile(id, time, creator: creator, followers: random.pick([500, 20_000, 2_000_000]))
+            case 96..<97: line = "{\"type\":\"click\",broken"
+            default:
+                line = events.isEmpty ? Line.spend(id, time, creator: creator, amount: "1") : events[max(0, events.count - random.int(1...30))].line
+            }
+            events.append((time, line))
+        }
+        let arrivals = events.map { event -> Int64 in
+            random.chance(0.02)
+                ? event.time + 3 * lateness + 1000 : event.time + Int64(random.int(0..<Int(max(1, lateness))))
+        }
+        return arrivals.indices.sorted { arrivals[$0] != arrivals[$1] ? arrivals[$0] < arrivals[$1] : $0 < $1 }
+            .map { events[$0].line }
+    }
+
+    /// What a run gives: rows (live updates included), dead letters and the statistics.
+    struct Outcome {
+        var rows: [String]
+        var deadLetters: [String]
+        var statistics: Statistics
+    }
+
+    /// Runs `lines` through an engine, handing the partitions their work every `flushEvery` lines
+    /// (as `roas run` does at each chunk's end) and asking for live updates every 400 lines.
+    static func run(_ lines: [String], configuration: EngineConfiguration, flushEvery: Int) -> Outcome {
+        var driver = EngineDriver(configuration: configuration)
+        for (index, line) in lines.enumerated() {
+            driver.feed(Array(line.utf8), number: index + 1, batch: index % 3 == 0 ? "b\(index / 50)" : nil)
+            if index % flushEvery == flushEvery - 1 { driver.engine.flushPartitions() }
+            if index % 400 == 399 { driver.emitUpdates() }
+        }
+        driver.finish()
+        return Outcome(rows: driver.rowText, deadLetters: driver.deadLetterText, statistics: driver.engine.statistics)
+    }
+
+    /// The option sets the streams run under: every model, hopping windows, `--by creator,campaign`
+    /// and `--by tier`, short lookbacks, several models at once.
+    static func configuration(_ variant: Int) -> EngineConfiguration {
+        var configuration = EngineConfiguration(currencies: try! CurrencyTable(base: "USD", rates: ["EUR": 1.1]))
+        configuration.lateness = [0, 2 * second, 30 * second, minute][variant % 4]
+        switch variant % 7 {
+        case 0: configuration.model = .lastTouch
+        case 1:
+            configuration.model = .linear
+            configuration.byCampaign = true
+        case 2:
+            configuration.model = .firstTouch
+            configuration.window = 2 * hour
+            configuration.slide = 30 * minute
+        case 3:
+            configuration.model = .timeDecay
+            configuration.halfLife = 20 * minute
+            configuration.clickLookback = 40 * minute
+        case 4:
+            configuration.model = .position
+            configuration.byTier = true
+        case 5:
+            configuration.models = AttributionModel.allCases
+            configuration.labelsModels = true
+            configuration.byCampaign = true
+            configuration.viewLookback = 15 * minute
+        default:
+            configuration.models = [.lastTouch, .linear]
+            configuration.labelsModels = true
+            configuration.window = 90 * minute
+            configuration.slide = 15 * minute
+        }
+        return configuration
+    }
+
+    static let layouts: [(workers: Int, partitions: Int)] = {
+        var layouts: [(Int, Int)] = []
+        for partitions in [1, 2, 16, 64] {
+            for workers in 1...8 where workers <= partitions { layouts.append((workers, partitions)) }
+        }
+        return layouts
+    }()
+
+    static func expectSame(_ outcome: Outcome, _ expected: Outcome, _ label: String) {
+        #expect(outcome.rows.count == expected.rows.count, "\(label): row count")
+        if let first = zip(outcome.rows, expected.rows).enumerated().first(where: { $0.element.0 != $0.element.1 }) {
+            Issue.record("\(label): row \(first.offset) differs:\n\(first.element.0)\n\(first.element.1)")
+        }
+        #expect(outcome.deadLetters == expected.deadLetters, "\(label): dead letters")
+        #expect(outcome.statistics == expected.statistics, "\(label): counts")
+    }
+
+    @Test(arguments: 0..<14 as Range<Int>)
+    func everyLayoutGivesTheRowsOfOnePartitionOnOneThread(variant: Int) {
+        var base = Self.configuration(variant)
+        let lines = Self.lines(seed: UInt64(variant) &* 7919 &+ 3, count: 2500, lateness: base.lateness, hugeAmounts: false)
+        base.partitions = 1
+        base.workers = 1
+        let expected = Self.run(lines, configuration: base, flushEvery: 1)
+        // The stream exercises what it is built for.
+        #expect(expected.statistics.acceptedEvents[Int(EventKind.purchase.rawValue)] > 100)
+        #expect(expected.statistics.acceptedEvents[Int(EventKind.link.rawValue)] > 50)
+        #expect(expected.statistics.deadLetters(.late) > 0 && expected.statistics.deadLetters(.duplicate) > 0)
+        // Purchases credited to creators (or their tiers), not only to the unattributed row.
+        #expect(
+            expected.rows.contains { row in
+                !row.contains("\"conversions\":0,")
+                    && (!row.contains("\"creator\":null") || ["nano", "micro", "macro", "mega"].contains { row.contains("\"tier\":\"\($0)\"") })
+            })
+        for (workers, partitions) in Self.layouts {
+            var configuration = base
+            configuration.partitions = partitions
+            configuration.workers = workers
+            let flushEvery = [1, 7, 64, 1000][(workers + partitions) % 4]
+            Self.expectSame(
+                Self.run(lines, configuration: configuration, flushEvery: flushEvery), expected,
+                "variant \(variant), --workers \(workers) --partitions \(partitions), flushed every \(flushEvery)")
+        }
+    }
+
+    /// Amounts near the limits of hopping windows (a pane holds at most Int64.max / 600 micro-units
+    /// here): purchases that surely fit are credited later on workers, the others after waiting
+    /// for the workers, and the overflows rejected must be the same ones.
+    @Test(arguments: 0..<4 as Range<Int>)
+    func overflowsAreTheSameOnEveryLayout(variant: Int) {
+        var base = Self.configuration(variant * 2)
+        base.window = 600 * minute
+        base.slide = minute
+        let lines = Self.lines(seed: UInt64(variant) &+ 101, count: 2000, lateness: base.lateness, hugeAmounts: true)
+        base.partitions = 1
+        base.workers = 1
+        let expected = Self.run(lines, configuration: base, flushEvery: 1)
+        #expect(expected.statistics.deadLetters(.overflow) > 0, "variant \(variant): no overflow to compare")
+        for (workers, partitions) in [(2, 2), (3, 16), (8, 64), (1, 16)] {
+            var configuration = base
+            configuration.partitions = partitions
+            configuration.workers = workers
+            Self.expectSame(
+                Self.run(lines, configuration: configuration, flushEvery: 50), expected,
+                "variant \(variant), --workers \(workers) --partitions \(partitions)")
+        }
+    }
+
+    /// `--max-keys` counts the same keys whatever the layout.
+    @Test func theKeyLimitIsTheSameOnEveryLayout() {
+        var base = Self.configuration(0)
+        base.maximumKeys = 60
+        let lines = Self.lines(seed: 77, count: 1500, lateness: base.lateness, hugeAmounts: false)
+        base.partitions = 1
+        let expected = Self.run(lines, configuration: base, flushEvery: 1)
+        #expect(expected.statistics.deadLetters(.tooManyKeys) > 0)
+        for (workers, partitions) in [(2, 16), (4, 4), (7, 64)] {
+            var configuration = base
+            configuration.partitions = partitions
+            configuration.workers = workers
+            Self.expectSame(
+                Self.run(lines, configuration: configuration, flushEvery: 20), expected,
+                "--workers \(workers) --partitions \(partitions)")
+        }
+    }
+
+    /// A snapshot of an engine with workers, taken mid-stream, continues to the same rows; one
+    /// taken with other partitions is refused, naming the flag.
+    @Test func snapshotsKeepThePartitions() throws {
+        var configuration = Self.configuration(5)
+        let lines = Self.lines(seed: 5, count: 1500, lateness: configuration.lateness, hugeAmounts: false)
+        configuration.partitions = 16
+        configuration.workers = 3
+        let expected = Self.run(lines, configuration: configuration, flushEvery: 10)
+        var driver = EngineDriver(configuration: configuration)
+        for (index, line) in lines.enumerated() {
+            driver.feed(Array(line.utf8), number: index + 1, batch: index % 3 == 0 ? "b\(index / 50)" : nil)
+            if index % 10 == 9 { driver.engine.flushPartitions() }
+            if index % 400 == 399 { driver.emitUpdates() }
+            if index % 500 == 250 {
+                driver.engine.settle()
+                driver.engine = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
+            }
+        }
+        driver.finish()
+        #expect(driver.rowText == expected.rows)
+        #expect(driver.deadLetterText == expected.deadLetters)
+
+        driver.engine.settle()
+        let snapshot = driver.engine.snapshot()
+        var other = configuration
+        other.partitions = 4
+        other.workers = 1
+        #expect(throws: SnapshotError.configurationMismatch("--partitions 16 in the snapshot, 4 now")) {
+            try Engine(snapshot: snapshot, configuration: other)
+        }
+    }
+
+    @Test func badLayoutsAreRefusedNamingTheFlag() {
+        for (workers, partitions, message) in [
+            (1, 0, "--partitions must be a power of two from 1 to 1024, not 0"),
+            (1, 12, "--partitions must be a power of two from 1 to 1024, not 12"),
+            (1, 2048, "--partitions must be a power of two from 1 to 1024, not 2048"),
+            (0, 16, "--workers must be at least 1, not 0"),
+            (5, 4, "--workers 5 is more than --partitions 4: each worker needs a partition"),
+        ] {
+            var configuration = EngineConfiguration()
+            configuration.workers = workers
+            configuration.partitions = partitions
+            #expect { try configuration.validate() } throws: { ($0 as? RoasError)?.message == message }
+        }
+    }
+}
