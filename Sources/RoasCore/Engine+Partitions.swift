@@ -6,8 +6,9 @@ struct DeferredCredit: Sendable {
     /// The purchase's order (empty for a sign-up) and revenue in the base currency.
     var order: [UInt8]
     var revenue: Int64
-    /// Where each member's answer will be: a job and the index of its query there.
-    var answers: [(job: PartitionJob, index: Int)]
+    /// Where each member's answer will be: a partition and the index of its query among those
+    /// queued for the partition since the last `settle`.
+    var answers: [(partition: Int32, index: Int32)]
 }
 
 extension Engine {
@@ -15,20 +16,14 @@ extension Engine {
     /// end: enough to pay for waking them, few enough to keep them busy.
     static var flushThreshold: Int { 16_384 }
 
-    /// The job being filled for `partition`.
-    @inline(__always)
-    mutating func job(_ partition: Int) -> PartitionJob {
-        if let job = self.jobs[partition] { return job }
-        let job = PartitionJob()
-        self.jobs[partition] = job
-        return job
-    }
-
     /// Makes the partitions this engine's own before it writes to them: a copy of the engine (a
     /// checkpoint being written) keeps the partitions as they were.
     @inline(__always)
     mutating func uniquePartitions() {
-        if !isKnownUniquelyReferenced(&self.store) { self.store = self.store.copy() }
+        if !isKnownUniquelyReferenced(&self.store) {
+            self.store = self.store.copy()
+            self.partitionsAt = PartitionAddress(self.store)
+        }
     }
 
     /// Hands what is queued for the partitions to the workers (worker 0, this thread, runs its
@@ -39,8 +34,15 @@ extension Engine {
         // While workers may still run, nothing else holds the partitions: `settle` comes first
         // whenever the engine is copied.
         if !workers.isBusy { self.uniquePartitions() }
-        workers.submit(self.jobs, store: self.store)
-        for index in self.jobs.indices { self.jobs[index] = nil }
+        var jobs: [PartitionJob?] = Array(repeating: nil, count: self.queues.count)
+        for partition in self.queues.indices where !self.queues[partition].ops.isEmpty {
+            let job = PartitionJob(partition: partition, self.queues[partition])
+            jobs[partition] = job
+            self.submitted.append(job)
+            self.queues[partition].ops.removeAll(keepingCapacity: true)
+            self.queues[partition].ids.removeAll(keepingCapacity: true)
+        }
+        workers.submit(jobs, store: self.store)
         self.queuedOperations = 0
     }
 
@@ -53,12 +55,17 @@ extension Engine {
         workers.waitAll()
         self.touchesAtSettle = self.store.partitions.reduce(0) { $0 + $1.count }
         self.touchesSinceSettle = 0
+        // Each partition's answers in the order its queries were queued.
+        var answers: [[[FoundTouch]]] = Array(repeating: [], count: self.queues.count)
+        for job in self.submitted where !job.answers.isEmpty { answers[job.partition].append(contentsOf: job.answers) }
+        self.submitted.removeAll()
+        for index in self.queryCounts.indices { self.queryCounts[index] = 0 }
         let waiting = self.deferred
         self.deferred.removeAll()
         self.unresolvedOrders.removeAll()
         for credit in waiting {
             var found: [FoundTouch] = []
-            for answer in credit.answers { found.append(contentsOf: answer.job.answers[answer.index]) }
+            for answer in credit.answers { found.append(contentsOf: answers[Int(answer.partition)][Int(answer.index)]) }
             let credits = self.credits(from: found)
             if credit.kind == .purchase {
                 self.creditPurchase(order: credit.order, time: credit.time, revenue: credit.revenue, credits: credits)
@@ -85,15 +92,16 @@ extension Engine {
     /// (with workers, when its figures surely fit; `apply` calls it): queries every member of the
     /// purchaser's identity group in its partition as the partition stands now.
     mutating func deferCredits(kind: EventKind, user: Int32, time: Int64, order: [UInt8], revenue: Int64) {
-        var answers: [(job: PartitionJob, index: Int)] = []
+        var answers: [(partition: Int32, index: Int32)] = []
         let latestOnly = self.configuration.models == [.lastTouch]
         for member in self.identities.group(of: user) {
             let (partition, local) = self.partition(of: member)
             let query = TouchQuery(
                 local: local, time: time, clickLookback: self.configuration.clickLookback,
                 viewLookback: self.configuration.viewLookback, latestOnly: latestOnly)
-            let job = self.job(partition)
-            answers.append((job, job.appendQuery(query)))
+            self.queues[partition].ops.append(.query(query))
+            answers.append((Int32(partition), Int32(self.queryCounts[partition])))
+            self.queryCounts[partition] += 1
             self.queuedOperations += 1
         }
         self.deferred.append(DeferredCredit(kind: kind, time: time, order: order, revenue: revenue, answers: answers))

@@ -105,8 +105,9 @@ extension Engine {
             currencies: configuration.currencies.codes.count)
         let partitionCount = try reader.read(UInt64.self)
         guard partitionCount == UInt64(configuration.partitions) else {
-            guard partitionCount >= 1 && partitionCount <= UInt64(EngineConfiguration.maximumPartitions)
-                && partitionCount & (partitionCount - 1) == 0
+            guard
+                partitionCount >= 1 && partitionCount <= UInt64(EngineConfiguration.maximumPartitions)
+                    && partitionCount & (partitionCount - 1) == 0
             else { throw SnapshotError.invalid("\(partitionCount) touch partitions") }
             throw SnapshotError.configurationMismatch(
                 "--partitions \(partitionCount) in the snapshot, \(configuration.partitions) now")
@@ -168,6 +169,7 @@ extension Engine {
         self.creators = creators
         self.campaigns = campaigns
         self.store = PartitionStore(partitions)
+        self.partitionsAt = PartitionAddress(self.store)
         self.appendedTouches = partitions.reduce(0) { $0 + $1.clicks.end + $1.views.end }
         self.appendedIDBytes = partitions.reduce(0) { $0 + $1.clickIDs.end + $1.viewIDs.end }
         self.touchesAtSettle = partitions.reduce(0) { $0 + $1.count }

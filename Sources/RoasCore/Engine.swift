@@ -58,14 +58,20 @@ public struct Engine: Sendable {
     /// The views and clicks, in `configuration.partitions` partitions by identity handle (handle
     /// modulo the count; `TouchPartition`).
     var store: PartitionStore
+    /// Where `store` keeps the partitions: the per-touch paths index it without loading the
+    /// reference (a retain and a release per touch). Follows every change of `store`.
+    var partitionsAt: PartitionAddress
     /// log2 of the partition count: an identity's partition is its handle's low bits, its index
     /// there the rest.
     let partitionShift: Int
     /// With `--workers` over 1: the threads that run the partitions, what is queued for them
-    /// (`jobs`, handed over by `flushPartitions`), the purchases and sign-ups whose touches they
+    /// (`queues`, handed over by `flushPartitions` as jobs, `submitted` until the next `settle`),
+    /// the queries queued per partition since then, the purchases and sign-ups whose touches they
     /// are looking up (`deferred`), and what the engine knows of the partitions meanwhile.
     let workers: PartitionWorkers?
-    var jobs: [PartitionJob?] = []
+    var queues: [PartitionQueue] = []
+    var submitted: [PartitionJob] = []
+    var queryCounts: [Int] = []
     var queuedOperations = 0
     var deferred: [DeferredCredit] = []
     var unresolvedOrders: Set<[UInt8]> = []
@@ -113,10 +119,12 @@ public struct Engine: Sendable {
         let partitions = max(1, configuration.partitions)
         self.store = PartitionStore(
             Array(repeating: TouchPartition(lateness: configuration.lateness), count: partitions))
+        self.partitionsAt = PartitionAddress(self.store)
         self.partitionShift = partitions.trailingZeroBitCount
         if configuration.workers > 1 {
             self.workers = PartitionWorkers(count: min(configuration.workers, partitions))
-            self.jobs = Array(repeating: nil, count: partitions)
+            self.queues = Array(repeating: PartitionQueue(), count: partitions)
+            self.queryCounts = Array(repeating: 0, count: partitions)
         } else {
             self.workers = nil
         }
@@ -206,7 +214,7 @@ public struct Engine: Sendable {
     mutating func prefetchTouchHead(userHash: UInt64, userLength: Int, isClick: Bool) {
         guard self.workers == nil, let user = self.users.guessHandle(hash: userHash, length: userLength) else { return }
         let (partition, local) = self.partition(of: user)
-        self.store.base[partition].prefetchHead(of: local, isClick: isClick)
+        self.partitionsAt.base[partition].prefetchHead(of: local, isClick: isClick)
     }
 
     /// `accept(_:origin:into:)` with the event's hashes computed ahead (`hashes(of:)`).
@@ -519,14 +527,14 @@ public struct Engine: Sendable {
         let reached = ReachSketch.mix(userHash)
         let isClick = event.kind == .click
         if self.workers != nil {
-            self.job(partition).appendTouch(
+            self.queues[partition].appendTouch(
                 time: event.time, creator: creator, campaign: campaign, local: local, id: event.id, isClick: isClick)
             self.touchesSinceSettle += 1
             self.queuedOperations += 1
             if self.queuedOperations >= Engine.flushThreshold { self.flushPartitions() }
         } else {
             self.uniquePartitions()
-            self.store.base[partition].append(
+            self.partitionsAt.base[partition].append(
                 isClick: isClick, time: event.time, creator: creator, campaign: campaign, local: local, id: event.id)
         }
         if isClick {
@@ -598,7 +606,7 @@ public struct Engine: Sendable {
         let viewCutoff = Engine.subtract(self.watermark, self.configuration.viewLookback)
         if self.workers != nil {
             for partition in 0..<self.store.count {
-                self.job(partition).ops.append(.evict(clicksBefore: clickCutoff, viewsBefore: viewCutoff))
+                self.queues[partition].ops.append(.evict(clicksBefore: clickCutoff, viewsBefore: viewCutoff))
             }
             self.queuedOperations += self.store.count
             // Credit totals of panes no purchase to come can fall in (they apply after the watermark).
@@ -609,7 +617,7 @@ public struct Engine: Sendable {
         } else {
             self.uniquePartitions()
             for partition in 0..<self.store.count {
-                self.store.base[partition].evict(clicksBefore: clickCutoff, viewsBefore: viewCutoff)
+                self.partitionsAt.base[partition].evict(clicksBefore: clickCutoff, viewsBefore: viewCutoff)
             }
         }
     }

@@ -74,12 +74,18 @@ struct EngineOptions: ParsableArguments {
 
     @Option(
         parsing: .unconditional,
-        help: "Touch partitions (a power of two, 1 to 1024): views and clicks are kept by user in this many parts; recorded in checkpoints. Does not change rows.")
+        help: """
+            Touch partitions (a power of two, 1 to 1024): views and clicks are kept by user in this many parts; \
+            recorded in checkpoints. Does not change rows.
+            """)
     var partitions: Int = 16
 
     @Option(
         parsing: .unconditional,
-        help: "Threads that keep the partitions, the engine's own included (at most --partitions); default: the number of cores. Does not change rows.")
+        help: """
+            Threads that keep the partitions, the engine's own included (at most --partitions); default: the cores \
+            beyond two (reading and writing have a thread each), at least 1. Does not change rows.
+            """)
     var workers: Int?
 
     func duration(_ text: String, _ flag: String) throws -> Int64 {
@@ -141,8 +147,11 @@ struct EngineOptions: ParsableArguments {
         configuration.dedupHorizon = try self.duration(self.dedupHorizon, "--dedup-horizon")
         configuration.maximumKeys = self.maxKeys
         configuration.partitions = self.partitions
-        // By default a worker per core, as many as there are partitions at most.
-        configuration.workers = self.workers ?? min(ProcessInfo.processInfo.activeProcessorCount, max(1, self.partitions))
+        // By default a worker per core left once the reading and writing threads have one each
+        // (on two cores a second worker made `roas run` slower: Benchmarks/README.md), as many as
+        // there are partitions at most.
+        configuration.workers =
+            self.workers ?? min(max(1, ProcessInfo.processInfo.activeProcessorCount - 2), max(1, self.partitions))
         switch self.by {
         case "creator": (configuration.byTier, configuration.byCampaign) = (false, false)
         case "creator,campaign": (configuration.byTier, configuration.byCampaign) = (false, true)

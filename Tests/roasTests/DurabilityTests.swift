@@ -121,6 +121,48 @@ struct DurabilityTests {
         print("kill test: \(context)")
     }
 
+    @Test("the same with --workers 3 --partitions 8: checkpoints of partitioned state, the rows of one roas run")
+    func killedUnderLoadWithWorkers() throws {
+        let cycles = max(4, (Int(ProcessInfo.processInfo.environment["ROAS_KILL_CYCLES"] ?? "") ?? 20) / 2)
+        let (written, expected, context) = try Self.killCycles(
+            cycles, name: "durable-kill-workers", extra: ["--workers", "3", "--partitions", "8"])
+        Self.expectSameRows(written, expected, context)
+        print("kill test with workers: \(context)")
+    }
+
+    @Test("a data folder checkpointed with other --partitions is refused at start, naming the folder and the flag")
+    func partitionsOfAFolderAreKept() throws {
+        let folder = Tools.temporaryPath("partitions-folder")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let dataDir = folder + "/data"
+        let rows = folder + "/rows.ndjson"
+        let port = try freeLoopbackPort()
+        // Some batches in, then SIGTERM: a checkpoint, partitions recorded.
+        let (stream, _) = try Self.stream(events: 3000, batchSize: 150, seed: 5)
+        defer { try? FileManager.default.removeItem(atPath: stream) }
+        let first = try Self.serve(dataDir: dataDir, port: port, rows: rows, extra: ["--partitions", "16"])
+        let sent = try Tools.run(
+            try Tools.python3(),
+            [Tools.pythonScript("durable_sender.py"), "--port", "\(port)", "--input", stream, "--deadline", "120"],
+            timeout: 180)
+        try #require(sent.status == 0, "\(sent)")
+        let stopped = first.terminate(timeout: 60)
+        try #require(stopped.status == 0, "\(stopped)")
+        let arguments =
+            ["serve", "--data-dir", dataDir, "--listen-tcp", "127.0.0.1:\(port)", "--no-http", "--secret", Self.secret]
+            + Self.engineOptions + ["--partitions", "4", "--workers", "2"]
+        let refused = try Tools.roas(arguments, timeout: 60)
+        #expect(refused.status != 0, "\(refused)")
+        #expect(
+            refused.stderrText.contains("the data folder \(dataDir) was written with other engine options")
+                && refused.stderrText.contains("--partitions 16 in the snapshot, 4 now"),
+            "\(refused)")
+        // The same partitions start (any --workers).
+        let again = try Self.serve(dataDir: dataDir, port: port, rows: rows, extra: ["--partitions", "16", "--workers", "1"])
+        #expect(again.terminate(timeout: 60).status == 0)
+    }
+
     @Test("the same with --sink postgres:// and a PostgreSQL outage meanwhile: the table equals one roas run")
     func killedUnderLoadWithPostgres() throws {
         let cycles = Int(ProcessInfo.processInfo.environment["ROAS_KILL_CYCLES"] ?? "") ?? 20

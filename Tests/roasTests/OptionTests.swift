@@ -28,6 +28,12 @@ struct OptionTests {
         BadOption(arguments: ["--lateness", "-1s"], message: ["--lateness must be a duration"]),
         BadOption(arguments: ["--max-keys", "2000000000"], message: ["--max-keys must be from 16"]),
         BadOption(arguments: ["--max-future", "forever"], message: ["--max-future must be a duration"]),
+        BadOption(arguments: ["--workers", "0"], message: ["--workers must be at least 1, not 0"]),
+        BadOption(arguments: ["--partitions", "0"], message: ["--partitions must be a power of two from 1 to 1024, not 0"]),
+        BadOption(arguments: ["--partitions", "24"], message: ["--partitions must be a power of two", "not 24"]),
+        BadOption(
+            arguments: ["--partitions", "2", "--workers", "3"],
+            message: ["--workers 3 is more than --partitions 2: each worker needs a partition"]),
     ]
 
     @Test("a bad option exits non-zero with a clear message on stderr and writes no row", arguments: badOptions)
@@ -76,7 +82,8 @@ struct OptionTests {
         ("--half-life", "7d"), ("--window", "1h"), ("--slide", nil), ("--by", "creator"), ("--lateness", "5s"),
         ("--dedup-horizon", "24h"), ("--base-currency", "USD"), ("--rates", nil), ("--input", nil), ("--output", nil),
         ("--dead-letter", nil), ("--emit-every", nil), ("--summary", "text"), ("--sample", nil), ("--threads", "2"), ("--version", nil),
-        ("--max-keys", "20000000"), ("--partitions", "16"), ("--workers", nil), ("--max-future", "0"), ("--alert", nil), ("--alerts", nil), ("--alert-rules-file", nil), ("--models", nil),
+        ("--max-keys", "20000000"), ("--partitions", "16"), ("--workers", nil), ("--max-future", "0"), ("--alert", nil),
+        ("--alerts", nil), ("--alert-rules-file", nil), ("--models", nil),
         ("--help", nil),
     ]
 

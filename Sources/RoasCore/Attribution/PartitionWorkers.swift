@@ -10,19 +10,15 @@ enum PartitionOp: Sendable {
     case query(TouchQuery)
 }
 
-/// The work for one partition handed over at one flush: its operations in order, the id bytes
-/// they append, and, once done, the answers to its queries in the order of the query operations.
-/// One thread at a time uses a job: the engine's thread fills it, one worker runs it, and the
-/// engine's thread reads the answers after it waited for that worker (`PartitionWorkers.waitAll`).
-final class PartitionJob: @unchecked Sendable {
+/// What the engine's thread queues for one partition between two hand-overs: operations in
+/// order and the id bytes they append. A value, filled in place per touch.
+struct PartitionQueue: Sendable {
     var ops: [PartitionOp] = []
     var ids: [UInt8] = []
-    var queryCount = 0
-    var answers: [[FoundTouch]] = []
 
     /// Queues a touch.
     @inline(__always)
-    func appendTouch(
+    mutating func appendTouch(
         time: Int64, creator: Int32, campaign: Int32, local: Int32, id: UnsafeRawBufferPointer, isClick: Bool
     ) {
         let offset = Int32(truncatingIfNeeded: self.ids.count)
@@ -32,12 +28,22 @@ final class PartitionJob: @unchecked Sendable {
                 time: time, creator: creator, campaign: campaign, local: local, idOffset: offset,
                 idCount: Int32(truncatingIfNeeded: id.count), isClick: isClick))
     }
+}
 
-    /// Queues a query; returns the index its answer will have in `answers`.
-    func appendQuery(_ query: TouchQuery) -> Int {
-        self.ops.append(.query(query))
-        self.queryCount += 1
-        return self.queryCount - 1
+/// The work for one partition handed over at one flush: its operations in order, the id bytes
+/// they append, and, once done, the answers to its queries in the order of the query operations.
+/// One thread at a time uses a job: the engine's thread makes it, one worker runs it, and the
+/// engine's thread reads the answers after it waited for that worker (`PartitionWorkers.waitAll`).
+final class PartitionJob: @unchecked Sendable {
+    let partition: Int
+    let ops: [PartitionOp]
+    let ids: [UInt8]
+    var answers: [[FoundTouch]] = []
+
+    init(partition: Int, _ queue: PartitionQueue) {
+        self.partition = partition
+        self.ops = queue.ops
+        self.ids = queue.ids
     }
 
     /// Runs every operation on `partition`, in order.
@@ -199,4 +205,11 @@ final class PartitionStore: @unchecked Sendable {
     func copy() -> PartitionStore { PartitionStore(Array(self.partitions)) }
 
     var partitions: UnsafeBufferPointer<TouchPartition> { UnsafeBufferPointer(start: self.base, count: self.count) }
+}
+
+/// The address of a `PartitionStore`'s partitions, valid while the store lives.
+struct PartitionAddress: @unchecked Sendable {
+    let base: UnsafeMutablePointer<TouchPartition>
+
+    init(_ store: PartitionStore) { self.base = store.base }
 }

@@ -48,9 +48,10 @@ struct TouchPartition: Sendable {
         self.viewIDs.release(olderThan: viewCutoff)
     }
 
-    /// Starts loading the chain head `append` will read for the identity at `local`.
+    /// Starts loading the chain head `append` will read for the identity at `local`. Mutating
+    /// only so that a call on a partition held in place does not copy it.
     @inline(__always)
-    func prefetchHead(of local: Int32, isClick: Bool) {
+    mutating func prefetchHead(of local: Int32, isClick: Bool) {
         if isClick { self.clicks.prefetchHead(of: local) } else { self.views.prefetchHead(of: local) }
     }
 

@@ -1,7 +1,7 @@
+import RoasCoreTestSupport
 import Testing
 
 @testable import RoasCore
-import RoasCoreTestSupport
 
 /// The partitions (`--partitions P`) and the workers that keep them (`--workers W`) change where
 /// touches live and which thread appends and looks them up, never what roas computes: every W
@@ -53,7 +53,8 @@ struct PartitionTests {
             case 77..<83:
                 // Chains: tt-amz early, amz-web any time, now and then a person to another.
                 let other = random.chance(0.15) ? random.int(0..<40) : person
-                line = random.chance(0.5)
+                line =
+                    random.chance(0.5)
                     ? Line.link(id, time, user: "tt:\(person)", linked: "amz:\(other)")
                     : Line.link(id, time, user: "amz:\(person)", linked: "web:\(other)")
             case 83..<88: line = Line.spend(id, time, creator: creator, amount: amount(&random), campaign: campaign)
