@@ -19,7 +19,9 @@ struct IDArena: Sendable {
 
     private var chunks: [Chunk] = []
     private var nextOffset: Int64 = 0
-    static let chunkSize = 1 << 20
+    /// 64 KiB: an engine holds two arenas per partition (`--partitions`), each with a chunk
+    /// being filled and one the lookbacks are leaving.
+    static let chunkSize = 1 << 16
     /// The most bytes a record's length takes (lengths below 2^35: ids are lines' fields).
     static let maximumLengthBytes = 5
 
@@ -52,7 +54,7 @@ struct IDArena: Sendable {
 
     private mutating func addChunk(room: Int, time: Int64) {
         var chunk = Chunk(bytes: [], base: self.nextOffset, newestTime: time)
-        // The first chunk grows as it fills (a small engine holds a few ids, not 1 MiB).
+        // The first chunk grows as it fills (a small engine holds a few ids, not 64 KiB).
         chunk.bytes.reserveCapacity(self.nextOffset == 0 ? room : max(IDArena.chunkSize, room))
         self.chunks.append(chunk)
     }
@@ -143,7 +145,7 @@ struct Touch: Sendable {
 
 /// The views (or the clicks) still within their lookback, in arrival order, chained per identity.
 ///
-/// Touches live in pages of `pageSize` (32,768, 768 KiB): appending never copies what is held (no
+/// Touches live in pages of `pageSize` (2,048, 48 KiB): appending never copies what is held (no
 /// array doubling), eviction frees whole pages from the front, and a copy of the log (a checkpoint
 /// taken while the engine runs on) shares every page until one is written to, which is only the
 /// last. A touch stores its id's offset from its page's first and its chain link as a distance,
@@ -154,7 +156,9 @@ struct Touch: Sendable {
 /// event is at most the lateness older than any event that arrived before it, a walk back along a
 /// chain can stop at the first touch more than the lateness before the range it wants.
 struct TouchLog: Sendable {
-    static let pageShift: Int64 = 15
+    /// Pages of 2,048 touches (48 KiB): an engine holds two logs per partition (`--partitions`),
+    /// each with a page being filled and one the lookbacks are leaving.
+    static let pageShift: Int64 = 11
     static let pageSize = 1 << Int(pageShift)
     static let pageMask: Int64 = (1 << pageShift) - 1
     /// The longest id a touch may have (events' ids are at most 256 bytes): a page's ids then span
@@ -238,7 +242,7 @@ struct TouchLog: Sendable {
     private mutating func openPage(idBase: Int64) {
         if self.pages.isEmpty { self.firstPage = self.next >> TouchLog.pageShift }
         var page = Page(touches: [], idBase: idBase)
-        // A log's first page grows as it fills (a small engine holds a few touches, not 768 KiB);
+        // A log's first page grows as it fills (a small engine holds a few touches, not 48 KiB);
         // the pages after it are taken whole.
         if !self.pages.isEmpty || self.next >= TouchLog.pageSize { page.touches.reserveCapacity(TouchLog.pageSize) }
         // Positions before `next` on its page are never read: padding.

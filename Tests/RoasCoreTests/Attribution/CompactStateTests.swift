@@ -55,7 +55,8 @@ struct CompactStateTests {
                 #expect(walked == expected, "\(context), identity \(identity)")
             }
         }
-        for step in 0..<(3 * TouchLog.pageSize + 1_234) {
+        // Dozens of pages, several evictions.
+        for step in 0..<(3 * 32_768 + 1_234) {
             // Arrival order within the lateness: times go forwards, each one up to the lateness back.
             time += Int64(random.next() % 3)
             let touchTime = time - Int64(random.next() % UInt64(lateness))
