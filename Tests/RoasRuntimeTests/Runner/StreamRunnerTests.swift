@@ -74,6 +74,34 @@ struct StreamRunnerTests {
         #expect(one.rows == reference.finalRows.map { $0.json + "\n" }.joined())
     }
 
+    /// `roas run`'s own paths with partition workers: one thread and two, chunks small and large.
+    @Test(arguments: [(UInt64(5), 1, 1000), (6, 2, 4096), (7, 2, 1 << 20)])
+    func workersGiveExactlyTheRowsOfOnePartition(seed: UInt64, threads: Int, chunkSize: Int) throws {
+        var harness = PipelineHarness {
+            $0.byCampaign = seed == 6
+            $0.partitions = 1
+            $0.workers = 1
+        }
+        harness.secrets = [try WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+        let stream = Self.stream(seed: seed, harness: harness, shuffled: seed == 7)
+        var settings = RunSettings(configuration: harness.configuration)
+        settings.secrets = harness.secrets
+        settings.tolerance = 0
+        settings.chunkSize = chunkSize
+        settings.threads = threads
+        let one = try Self.run(stream, settings: settings)
+        #expect(one.result.statistics.accepted(.purchase) > 5)
+        for (workers, partitions) in [(2, 2), (3, 16), (5, 64)] {
+            settings.configuration.workers = workers
+            settings.configuration.partitions = partitions
+            let many = try Self.run(stream, settings: settings)
+            #expect(many.rows == one.rows, "--workers \(workers) --partitions \(partitions)")
+            #expect(many.deadLetters == one.deadLetters, "--workers \(workers) --partitions \(partitions)")
+            #expect(many.result.statistics == one.result.statistics, "--workers \(workers) --partitions \(partitions)")
+            #expect(many.result.state.touches == one.result.state.touches)
+        }
+    }
+
     @Test("two threads give the late and duplicate dead letters of one")
     func twoThreadsAgreeOnLateAndDuplicates() throws {
         var harness = PipelineHarness()
