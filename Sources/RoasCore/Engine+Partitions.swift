@@ -38,9 +38,11 @@ extension Engine {
         for partition in self.queues.indices where !self.queues[partition].ops.isEmpty {
             let job = PartitionJob(partition: partition, self.queues[partition])
             jobs[partition] = job
-            self.submitted.append(job)
+            // Kept for its answers, if it has queries.
+            if self.queues[partition].queries > 0 { self.submitted.append(job) }
             self.queues[partition].ops.removeAll(keepingCapacity: true)
             self.queues[partition].ids.removeAll(keepingCapacity: true)
+            self.queues[partition].queries = 0
         }
         workers.submit(jobs, store: self.store)
         self.queuedOperations = 0
@@ -100,6 +102,7 @@ extension Engine {
                 local: local, time: time, clickLookback: self.configuration.clickLookback,
                 viewLookback: self.configuration.viewLookback, latestOnly: latestOnly)
             self.queues[partition].ops.append(.query(query))
+            self.queues[partition].queries += 1
             answers.append((Int32(partition), Int32(self.queryCounts[partition])))
             self.queryCounts[partition] += 1
             self.queuedOperations += 1

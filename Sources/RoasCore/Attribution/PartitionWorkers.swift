@@ -15,6 +15,8 @@ enum PartitionOp: Sendable {
 struct PartitionQueue: Sendable {
     var ops: [PartitionOp] = []
     var ids: [UInt8] = []
+    /// Queries among `ops`.
+    var queries = 0
 
     /// Queues a touch.
     @inline(__always)
@@ -36,8 +38,9 @@ struct PartitionQueue: Sendable {
 /// engine's thread reads the answers after it waited for that worker (`PartitionWorkers.waitAll`).
 final class PartitionJob: @unchecked Sendable {
     let partition: Int
-    let ops: [PartitionOp]
-    let ids: [UInt8]
+    /// Emptied once run: a job is kept until the next `settle` only for its answers.
+    private var ops: [PartitionOp]
+    private var ids: [UInt8]
     var answers: [[FoundTouch]] = []
 
     init(partition: Int, _ queue: PartitionQueue) {
@@ -71,6 +74,8 @@ final class PartitionJob: @unchecked Sendable {
                 }
             }
         }
+        self.ops = []
+        self.ids = []
     }
 }
 
