@@ -84,10 +84,37 @@ extension Engine {
         return total.canAdd(addition, limit: self.paneLimit)
     }
 
+    /// The credit totals of the panes the engine holds (a restored engine with workers starts
+    /// from them): per pane, the largest sum of any store.
+    mutating func rebuildCreditTotals() {
+        guard self.workers != nil else { return }
+        var totals: [Int64: Aggregate] = [:]
+        for store in [self.windows] + self.credited {
+            for (start, sum) in store.creditSums() {
+                var total = totals[start] ?? Aggregate()
+                total.conversions = max(total.conversions, sum.conversions)
+                total.revenue = max(total.revenue, sum.revenue)
+                total.leads = max(total.leads, sum.leads)
+                totals[start] = total
+            }
+        }
+        self.creditTotals = totals
+    }
+
+    static func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
+    }
+
     /// Counts `addition` in its pane's total (with workers only).
     mutating func countCredits(_ addition: Aggregate, at time: Int64) {
         guard self.workers != nil else { return }
-        self.creditTotals[self.windows.paneStart(of: time), default: Aggregate()].add(addition)
+        let start = self.windows.paneStart(of: time)
+        var total = self.creditTotals[start] ?? Aggregate()
+        total.conversions = Engine.saturatingAdd(total.conversions, addition.conversions)
+        total.revenue = Engine.saturatingAdd(total.revenue, addition.revenue)
+        total.leads = Engine.saturatingAdd(total.leads, addition.leads)
+        self.creditTotals[start] = total
     }
 
     /// Accepts a purchase or sign-up whose credits will be split once the partitions have answered

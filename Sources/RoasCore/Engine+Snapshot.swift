@@ -181,6 +181,8 @@ extension Engine {
         self.nextSweep = nextSweep
         self.profiles = profiles
         self.profileCount = profileCount
+        // With workers, purchases are accepted ahead of their credits against these.
+        self.rebuildCreditTotals()
     }
 
     /// `init(snapshot:configuration:)` from an array.

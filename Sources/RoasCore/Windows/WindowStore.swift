@@ -210,6 +210,24 @@ struct WindowStore: Sendable {
         return index
     }
 
+    /// Per pane start, the conversions, revenue and leads of every key summed (a bound on what
+    /// any key's pane holds; `Engine.creditTotals`).
+    func creditSums() -> [Int64: Aggregate] {
+        var sums: [Int64: Aggregate] = [:]
+        for pane in self.panes {
+            var sum = Aggregate()
+            for figures in pane.table.figures {
+                // Each within the pane limit, and at most `window / slide` panes' limits sum to
+                // Int64.max; saturate rather than trap on a sum over many keys.
+                sum.conversions = Engine.saturatingAdd(sum.conversions, figures.conversions)
+                sum.revenue = Engine.saturatingAdd(sum.revenue, figures.revenue)
+                sum.leads = Engine.saturatingAdd(sum.leads, figures.leads)
+            }
+            sums[pane.start] = sum
+        }
+        return sums
+    }
+
     /// The figures of `key` in the pane that holds `time`; zero when it has none yet.
     func paneFigures(at time: Int64, key: RowKey) -> Aggregate {
         guard let index = self.paneIndex(self.paneStart(of: time)), let slot = self.panes[index].table.find(key) else {

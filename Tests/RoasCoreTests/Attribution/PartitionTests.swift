@@ -198,6 +198,45 @@ struct PartitionTests {
         }
     }
 
+    /// Purchases of 6 * 10^9 in the same minute panes, a pane holding at most about 1.5 * 10^10
+    /// (600 panes a window): the third in a pane overflows. With workers, a purchase is accepted
+    /// ahead of its credits only when it fits its pane's total, which a restored engine must
+    /// rebuild from its windows: restored every 7 lines, the same purchases must overflow.
+    @Test func overflowBoundsSurviveSnapshots() throws {
+        var configuration = EngineConfiguration()
+        configuration.window = 600 * minute
+        configuration.slide = minute
+        var lines: [String] = []
+        for index in 0..<240 {
+            let time = t0 + Int64(index / 8) * minute + Int64(index % 8) * second
+            let user = "u\(index % 5)"
+            if index % 2 == 0 {
+                lines.append(Line.click("k\(index)", time, user: user, creator: "@c"))
+            } else {
+                lines.append(Line.purchase("p\(index)", time, user: user, order: "o\(index)", amount: "6000000000"))
+            }
+        }
+        configuration.partitions = 1
+        let expected = Self.run(lines, configuration: configuration, flushEvery: 1)
+        #expect(expected.statistics.deadLetters(.overflow) > 10)
+        #expect(expected.statistics.accepted(.purchase) > 10)
+        configuration.partitions = 16
+        configuration.workers = 3
+        var driver = EngineDriver(configuration: configuration)
+        for (index, line) in lines.enumerated() {
+            driver.feed(Array(line.utf8), number: index + 1, batch: index % 3 == 0 ? "b\(index / 50)" : nil)
+            if index % 400 == 399 { driver.emitUpdates() }
+            if index % 7 == 6 {
+                driver.engine.settle()
+                driver.engine = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
+            }
+        }
+        driver.finish()
+        #expect(driver.rowText == expected.rows)
+        #expect(driver.deadLetterText == expected.deadLetters)
+        #expect(driver.engine.statistics == expected.statistics)
+    }
+
     /// `--max-keys` counts the same keys whatever the layout.
     @Test func theKeyLimitIsTheSameOnEveryLayout() {
         var base = Self.configuration(0)
