@@ -41,7 +41,8 @@ let package = Package(
         // A cache prefetch hint (`__builtin_prefetch`), for the engine's hash tables.
         .target(name: "CRoasPrefetch"),
         // The engine and its formats: parsing, verification, attribution, windows, rows, snapshots as
-        // values. No threads, file descriptors, clocks or file APIs: time comes in as values.
+        // values. No file descriptors, clocks or file APIs: time comes in as values. Its only threads
+        // are the partition workers an engine with `--workers` over 1 starts (PartitionWorkers).
         .target(
             name: "RoasCore",
             dependencies: [
