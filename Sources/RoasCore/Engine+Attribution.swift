@@ -165,7 +165,7 @@ extension Engine {
     /// touch qualifies. Asks the partition of each member of the user's identity group, as the
     /// partitions stand now (the engine's thread reads them: no workers, or settled).
     func credits(user: Int32, time: Int64) -> [[(key: RowKey, weight: Double)]] {
-        var found: [FoundTouch] = []
+        var found = FoundTouches()
         // Last touch alone (the default) needs each member's latest touches, not every touch: one
         // identity with a million touches (an id shared by every guest shopper, say) would
         // otherwise cost each of its purchases a walk over all of them.
@@ -183,44 +183,46 @@ extension Engine {
 
     /// The credits of each model over the touches the partitions found for a purchase: its latest
     /// click, else its latest view, under last touch; every qualifying touch under the others.
-    func credits(from found: [FoundTouch]) -> [[(key: RowKey, weight: Double)]] {
+    func credits(from found: FoundTouches) -> [[(key: RowKey, weight: Double)]] {
         let configuration = self.configuration
         let none: [(key: RowKey, weight: Double)] = [(RowKey(creator: -1, campaign: -1), 1)]
         if configuration.models == [.lastTouch] {
             var best: FoundTouch? = nil
-            for touch in found where touch.isClick && (best == nil || FoundTouch.precedes(best!, touch)) { best = touch }
+            for touch in found.touches where touch.isClick && (best == nil || found.precedes(best!, touch)) { best = touch }
             if best == nil {
-                for touch in found where !touch.isClick && (best == nil || FoundTouch.precedes(best!, touch)) { best = touch }
+                for touch in found.touches where !touch.isClick && (best == nil || found.precedes(best!, touch)) {
+                    best = touch
+                }
             }
             guard let best else { return [none] }
             return [[(self.rowKey(best.touch.creator, best.touch.campaign), 1)]]
         }
-        let clicks = found.filter(\.isClick)
-        let views = found.filter { !$0.isClick }
+        let clicks = found.touches.filter(\.isClick)
+        let views = found.touches.filter { !$0.isClick }
         if clicks.isEmpty && views.isEmpty { return Array(repeating: none, count: configuration.models.count) }
         // Every touch in (time, id) order, sorted once for the models that use them all.
         var sortedAll: [FoundTouch] = []
         if configuration.models.contains(where: { $0 != .lastTouch && $0 != .firstTouch }) {
-            sortedAll = found.sorted { FoundTouch.precedes($0, $1) }
+            sortedAll = found.touches.sorted { found.precedes($0, $1) }
         }
         return configuration.models.map { model in
-            self.split(model, clicks: clicks, views: views, all: sortedAll)
+            self.split(model, clicks: clicks, views: views, all: sortedAll, found: found)
         }
     }
 
     /// The credit split of one model over the qualifying touches (at least one); `all` holds every
     /// touch in (time, id) order when the model is neither last- nor first-touch.
-    private func split(_ model: AttributionModel, clicks: [FoundTouch], views: [FoundTouch], all: [FoundTouch])
-        -> [(key: RowKey, weight: Double)]
-    {
+    private func split(
+        _ model: AttributionModel, clicks: [FoundTouch], views: [FoundTouch], all: [FoundTouch], found: FoundTouches
+    ) -> [(key: RowKey, weight: Double)] {
         func key(_ candidate: FoundTouch) -> RowKey { self.rowKey(candidate.touch.creator, candidate.touch.campaign) }
         switch model {
         case .lastTouch:
             let pool = clicks.isEmpty ? views : clicks
-            return [(key(pool.max { FoundTouch.precedes($0, $1) }!), 1)]
+            return [(key(pool.max { found.precedes($0, $1) }!), 1)]
         case .firstTouch:
             let pool = clicks.isEmpty ? views : clicks
-            return [(key(pool.min { FoundTouch.precedes($0, $1) }!), 1)]
+            return [(key(pool.min { found.precedes($0, $1) }!), 1)]
         case .linear:
             return all.map { (key($0), 1) }
         case .timeDecay:

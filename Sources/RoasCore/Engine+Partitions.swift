@@ -58,7 +58,7 @@ extension Engine {
         self.touchesAtSettle = self.store.partitions.reduce(0) { $0 + $1.count }
         self.touchesSinceSettle = 0
         // Each partition's answers in the order its queries were queued.
-        var answers: [[[FoundTouch]]] = Array(repeating: [], count: self.queues.count)
+        var answers: [[FoundTouches]] = Array(repeating: [], count: self.queues.count)
         for job in self.submitted where !job.answers.isEmpty { answers[job.partition].append(contentsOf: job.answers) }
         self.submitted.removeAll()
         for index in self.queryCounts.indices { self.queryCounts[index] = 0 }
@@ -66,7 +66,7 @@ extension Engine {
         self.deferred.removeAll()
         self.unresolvedOrders.removeAll()
         for credit in waiting {
-            var found: [FoundTouch] = []
+            var found = FoundTouches()
             for answer in credit.answers { found.append(contentsOf: answers[Int(answer.partition)][Int(answer.index)]) }
             let credits = self.credits(from: found)
             if credit.kind == .purchase {

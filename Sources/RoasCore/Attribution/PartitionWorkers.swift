@@ -41,7 +41,7 @@ final class PartitionJob: @unchecked Sendable {
     /// Emptied once run: a job is kept until the next `settle` only for its answers.
     private var ops: [PartitionOp]
     private var ids: [UInt8]
-    var answers: [[FoundTouch]] = []
+    var answers: [FoundTouches] = []
 
     init(partition: Int, _ queue: PartitionQueue) {
         self.partition = partition
@@ -67,7 +67,7 @@ final class PartitionJob: @unchecked Sendable {
                     case .evict(let clicksBefore, let viewsBefore):
                         partition.pointee.evict(clicksBefore: clicksBefore, viewsBefore: viewsBefore)
                     case .query(let query):
-                        var found: [FoundTouch] = []
+                        var found = FoundTouches()
                         partition.pointee.answer(query, into: &found)
                         self.answers.append(found)
                     }

@@ -58,30 +58,30 @@ struct TouchPartition: Sendable {
     /// Adds to `found` the touches of the identity at `query.local` that a purchase at `query.time`
     /// may credit: with `latestOnly`, its latest qualifying click and its latest qualifying view (in
     /// (time, id) order; what last touch picks from), else every qualifying touch.
-    func answer(_ query: TouchQuery, into found: inout [FoundTouch]) {
+    func answer(_ query: TouchQuery, into found: inout FoundTouches) {
         let clickFrom = Engine.subtract(query.time, query.clickLookback)
         let viewFrom = Engine.subtract(query.time, query.viewLookback)
         if query.latestOnly {
             if let click = self.latest(in: self.clicks, ids: self.clickIDs, of: query.local, from: clickFrom, to: query.time) {
-                found.append(FoundTouch(touch: click.0, id: click.1, isClick: true))
+                self.clickIDs.withID(at: click.id) { found.append(click.touch, id: $0, isClick: true) }
             }
             if let view = self.latest(in: self.views, ids: self.viewIDs, of: query.local, from: viewFrom, to: query.time) {
-                found.append(FoundTouch(touch: view.0, id: view.1, isClick: false))
+                self.viewIDs.withID(at: view.id) { found.append(view.touch, id: $0, isClick: false) }
             }
             return
         }
         self.clicks.forEach(of: query.local, in: clickFrom, query.time) { touch, id in
-            found.append(FoundTouch(touch: touch, id: self.clickIDs.withID(at: id) { Array($0) }, isClick: true))
+            self.clickIDs.withID(at: id) { found.append(touch, id: $0, isClick: true) }
         }
         self.views.forEach(of: query.local, in: viewFrom, query.time) { touch, id in
-            found.append(FoundTouch(touch: touch, id: self.viewIDs.withID(at: id) { Array($0) }, isClick: false))
+            self.viewIDs.withID(at: id) { found.append(touch, id: $0, isClick: false) }
         }
     }
 
     /// The latest touch of `local` in `log` with a time in `lower...upper`, by walks that stop once
     /// no older touch can be later (`TouchLog.forEach(of:in:_:floor:_:)`), and its id's bytes.
     private func latest(in log: TouchLog, ids: IDArena, of local: Int32, from lower: Int64, to upper: Int64)
-        -> (Touch, [UInt8])?
+        -> (touch: Touch, id: Int64)?
     {
         var best: (touch: Touch, id: Int64)? = nil
         log.forEach(of: local, in: lower, upper, floor: .min) { touch, id in
@@ -96,8 +96,7 @@ struct TouchPartition: Sendable {
             }
             return best!.touch.time
         }
-        guard let best else { return nil }
-        return (best.touch, ids.withID(at: best.id) { Array($0) })
+        return best
     }
 }
 
@@ -110,17 +109,48 @@ struct TouchQuery: Sendable {
     var latestOnly: Bool
 }
 
-/// A touch a partition found for a query, with its id's bytes (which break ties on time).
+/// A touch a partition found for a query; its id's bytes are in the `FoundTouches` holding it.
 struct FoundTouch: Sendable {
     var touch: Touch
-    var id: [UInt8]
+    var idStart: Int32
+    var idCount: Int32
     var isClick: Bool
+}
+
+/// The touches partitions found for a purchase, their ids' bytes in one buffer (a purchase of an
+/// identity with thousands of touches makes one allocation, not one per touch).
+struct FoundTouches: Sendable {
+    var touches: [FoundTouch] = []
+    var ids: [UInt8] = []
+
+    @inline(__always)
+    mutating func append(_ touch: Touch, id: UnsafeRawBufferPointer, isClick: Bool) {
+        self.touches.append(
+            FoundTouch(
+                touch: touch, idStart: Int32(truncatingIfNeeded: self.ids.count),
+                idCount: Int32(truncatingIfNeeded: id.count), isClick: isClick))
+        self.ids.append(contentsOf: id)
+    }
+
+    mutating func append(contentsOf other: FoundTouches) {
+        let shift = Int32(truncatingIfNeeded: self.ids.count)
+        self.touches.append(
+            contentsOf: other.touches.map {
+                var moved = $0
+                moved.idStart += shift
+                return moved
+            })
+        self.ids.append(contentsOf: other.ids)
+    }
 
     /// (time, id bytewise) order; ids of retained touches are unique at a given time (the dedup
     /// horizon covers the lateness), so this orders any two touches of a purchase.
-    @inline(__always)
-    static func precedes(_ a: FoundTouch, _ b: FoundTouch) -> Bool {
+    func precedes(_ a: FoundTouch, _ b: FoundTouch) -> Bool {
         if a.touch.time != b.touch.time { return a.touch.time < b.touch.time }
-        return a.id.lexicographicallyPrecedes(b.id)
+        return self.ids.withUnsafeBytes { ids in
+            let left = UnsafeRawBufferPointer(rebasing: ids[Int(a.idStart)..<Int(a.idStart + a.idCount)])
+            let right = UnsafeRawBufferPointer(rebasing: ids[Int(b.idStart)..<Int(b.idStart + b.idCount)])
+            return left.lexicographicallyPrecedes(right)
+        }
     }
 }
