@@ -138,19 +138,9 @@ final class PartitionWorkers: @unchecked Sendable {
             let worker = index + 1
             let done = self.done
             let thread = Thread {
-                while true {
-                    var batch = inbox.take()
-                    guard let taken = batch else { return }
-                    var partition = worker
-                    while partition < taken.jobs.count {
-                        taken.jobs[partition]?.run(on: taken.store.base + partition)
-                        partition += count
-                    }
-                    // Let go of the partitions before saying so: the engine's thread checks that it
-                    // alone holds them (copy on write) once every worker is done.
-                    batch = nil
-                    done.signal()
-                }
+                // The batch is let go of (in `runNext`) before the worker says it is done: the
+                // engine's thread then checks that it alone holds the partitions (copy on write).
+                while PartitionWorkers.runNext(from: inbox, worker: worker, of: count) { done.signal() }
             }
             thread.name = "roas-worker-\(worker)"
             thread.start()
@@ -159,6 +149,17 @@ final class PartitionWorkers: @unchecked Sendable {
 
     deinit {
         for inbox in self.inboxes { inbox.put(nil) }
+    }
+
+    /// Runs worker `worker`'s jobs of the next batch in `inbox`; false when told to stop.
+    private static func runNext(from inbox: Inbox, worker: Int, of count: Int) -> Bool {
+        guard let batch = inbox.take() else { return false }
+        var partition = worker
+        while partition < batch.jobs.count {
+            batch.jobs[partition]?.run(on: batch.store.base + partition)
+            partition += count
+        }
+        return true
     }
 
     /// Hands `jobs` (one per partition, nil for none) over: runs worker 0's on this thread, queues
