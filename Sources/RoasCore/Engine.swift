@@ -485,9 +485,9 @@ public struct Engine: Sendable {
     /// a partition's; while the engine has appended fewer touches and id bytes than they allow in
     /// all, the answer is yes without looking (with workers, looking means waiting for them).
     @inline(__always)
-    mutating func hasRoom(forTouch event: ParsedEvent, userHash: UInt64) -> Bool {
+    /// `record`: the bytes the id's record takes (`IDArena.recordSize`).
+    mutating func hasRoom(forTouch event: ParsedEvent, userHash: UInt64, record: Int64) -> Bool {
         guard event.id.count <= TouchLog.maximumIDBytes else { return false }
-        let record = Int64(IDArena.recordSize(event.id.count))
         if self.appendedTouches < Int64(TouchLog.maximumCount)
             && self.appendedIDBytes <= SnapshotReader.counterLimit - record
         {
@@ -513,14 +513,15 @@ public struct Engine: Sendable {
     private mutating func addTouch(
         _ event: ParsedEvent, userHash: UInt64, origin: Origin, into output: inout EngineOutput
     ) {
-        guard self.hasRoom(forTouch: event, userHash: userHash) else {
+        let record = Int64(IDArena.recordSize(event.id.count))
+        guard self.hasRoom(forTouch: event, userHash: userHash, record: record) else {
             return self.reject(Engine.touchLimit, origin: origin, into: &output)
         }
         // Reach takes the interner's hash of the user, mixed, rather than a second pass over the bytes.
         let user = self.users.intern(event.user, hash: userHash)
         let (partition, local) = self.partition(of: user)
         self.appendedTouches += 1
-        self.appendedIDBytes += Int64(IDArena.recordSize(event.id.count))
+        self.appendedIDBytes += record
         let creator = self.creators.intern(event.creator)
         let campaign = self.campaignHandle(event.campaign)
         let key = self.rowKey(creator, campaign)

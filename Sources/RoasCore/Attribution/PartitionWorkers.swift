@@ -93,7 +93,8 @@ final class PartitionWorkers: @unchecked Sendable {
         var store: PartitionStore
     }
 
-    /// A worker's queue of batches; nil stops it.
+    /// A worker's queue of batches; nil stops it. Unbounded (`submit` bounds the batches in
+    /// flight); RoasRuntime's `BlockingQueue` is bounded and a target above this one.
     private final class Inbox: @unchecked Sendable {
         private let condition = NSCondition()
         private var items: [Batch?] = []

@@ -84,15 +84,39 @@ struct PartitionTests {
 
     /// Runs `lines` through an engine, handing the partitions their work every `flushEvery` lines
     /// (as `roas run` does at each chunk's end) and asking for live updates every 400 lines.
-    static func run(_ lines: [String], configuration: EngineConfiguration, flushEvery: Int) -> Outcome {
+    /// After the lines at which `restoresAfter` is true, the engine is settled, snapshotted and
+    /// replaced by one decoded from the snapshot.
+    static func run(
+        _ lines: [String], configuration: EngineConfiguration, flushEvery: Int, restoresAfter: (Int) -> Bool = { _ in false }
+    ) throws -> Outcome {
         var driver = EngineDriver(configuration: configuration)
         for (index, line) in lines.enumerated() {
             driver.feed(Array(line.utf8), number: index + 1, batch: index % 3 == 0 ? "b\(index / 50)" : nil)
             if index % flushEvery == flushEvery - 1 { driver.engine.flushPartitions() }
             if index % 400 == 399 { driver.emitUpdates() }
+            if restoresAfter(index) {
+                driver.engine.settle()
+                driver.engine = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
+            }
         }
         driver.finish()
         return Outcome(rows: driver.rowText, deadLetters: driver.deadLetterText, statistics: driver.engine.statistics)
+    }
+
+    /// Runs `lines` under each layout (`base` with its workers and partitions replaced) and
+    /// expects the outcome of `expected`.
+    static func expectSame(
+        _ lines: [String], base: EngineConfiguration, layouts: [(workers: Int, partitions: Int)], flushEvery: Int,
+        as expected: Outcome, _ label: String
+    ) throws {
+        for (workers, partitions) in layouts {
+            var configuration = base
+            configuration.partitions = partitions
+            configuration.workers = workers
+            Self.expectSame(
+                try Self.run(lines, configuration: configuration, flushEvery: flushEvery), expected,
+                "\(label)--workers \(workers) --partitions \(partitions), flushed every \(flushEvery)")
+        }
     }
 
     /// The option sets the streams run under: every model, hopping windows, `--by creator,campaign`
@@ -148,12 +172,12 @@ struct PartitionTests {
     }
 
     @Test(arguments: 0..<14 as Range<Int>)
-    func everyLayoutGivesTheRowsOfOnePartitionOnOneThread(variant: Int) {
+    func everyLayoutGivesTheRowsOfOnePartitionOnOneThread(variant: Int) throws {
         var base = Self.configuration(variant)
         let lines = Self.lines(seed: UInt64(variant) &* 7919 &+ 3, count: 2500, lateness: base.lateness, hugeAmounts: false)
         base.partitions = 1
         base.workers = 1
-        let expected = Self.run(lines, configuration: base, flushEvery: 1)
+        let expected = try Self.run(lines, configuration: base, flushEvery: 1)
         // The stream exercises what it is built for.
         #expect(expected.statistics.acceptedEvents[Int(EventKind.purchase.rawValue)] > 100)
         #expect(expected.statistics.acceptedEvents[Int(EventKind.link.rawValue)] > 50)
@@ -164,14 +188,10 @@ struct PartitionTests {
                 !row.contains("\"conversions\":0,")
                     && (!row.contains("\"creator\":null") || ["nano", "micro", "macro", "mega"].contains { row.contains("\"tier\":\"\($0)\"") })
             })
-        for (workers, partitions) in Self.layouts {
-            var configuration = base
-            configuration.partitions = partitions
-            configuration.workers = workers
-            let flushEvery = [1, 7, 64, 1000][(workers + partitions) % 4]
-            Self.expectSame(
-                Self.run(lines, configuration: configuration, flushEvery: flushEvery), expected,
-                "variant \(variant), --workers \(workers) --partitions \(partitions), flushed every \(flushEvery)")
+        for layout in Self.layouts {
+            try Self.expectSame(
+                lines, base: base, layouts: [layout], flushEvery: [1, 7, 64, 1000][(layout.workers + layout.partitions) % 4],
+                as: expected, "variant \(variant), ")
         }
     }
 
@@ -179,23 +199,18 @@ struct PartitionTests {
     /// here): purchases that surely fit are credited later on workers, the others after waiting
     /// for the workers, and the overflows rejected must be the same ones.
     @Test(arguments: 0..<4 as Range<Int>)
-    func overflowsAreTheSameOnEveryLayout(variant: Int) {
+    func overflowsAreTheSameOnEveryLayout(variant: Int) throws {
         var base = Self.configuration(variant * 2)
         base.window = 600 * minute
         base.slide = minute
         let lines = Self.lines(seed: UInt64(variant) &+ 101, count: 2000, lateness: base.lateness, hugeAmounts: true)
         base.partitions = 1
         base.workers = 1
-        let expected = Self.run(lines, configuration: base, flushEvery: 1)
+        let expected = try Self.run(lines, configuration: base, flushEvery: 1)
         #expect(expected.statistics.deadLetters(.overflow) > 0, "variant \(variant): no overflow to compare")
-        for (workers, partitions) in [(2, 2), (3, 16), (8, 64), (1, 16)] {
-            var configuration = base
-            configuration.partitions = partitions
-            configuration.workers = workers
-            Self.expectSame(
-                Self.run(lines, configuration: configuration, flushEvery: 50), expected,
-                "variant \(variant), --workers \(workers) --partitions \(partitions)")
-        }
+        try Self.expectSame(
+            lines, base: base, layouts: [(2, 2), (3, 16), (8, 64), (1, 16)], flushEvery: 50, as: expected,
+            "variant \(variant), ")
     }
 
     /// Purchases of 6 * 10^9 in the same minute panes, a pane holding at most about 1.5 * 10^10
@@ -217,42 +232,26 @@ struct PartitionTests {
             }
         }
         configuration.partitions = 1
-        let expected = Self.run(lines, configuration: configuration, flushEvery: 1)
+        let expected = try Self.run(lines, configuration: configuration, flushEvery: 1)
         #expect(expected.statistics.deadLetters(.overflow) > 10)
         #expect(expected.statistics.accepted(.purchase) > 10)
         configuration.partitions = 16
         configuration.workers = 3
-        var driver = EngineDriver(configuration: configuration)
-        for (index, line) in lines.enumerated() {
-            driver.feed(Array(line.utf8), number: index + 1, batch: index % 3 == 0 ? "b\(index / 50)" : nil)
-            if index % 400 == 399 { driver.emitUpdates() }
-            if index % 7 == 6 {
-                driver.engine.settle()
-                driver.engine = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
-            }
-        }
-        driver.finish()
-        #expect(driver.rowText == expected.rows)
-        #expect(driver.deadLetterText == expected.deadLetters)
-        #expect(driver.engine.statistics == expected.statistics)
+        let restored = try Self.run(lines, configuration: configuration, flushEvery: 1_000_000) { $0 % 7 == 6 }
+        #expect(restored.rows == expected.rows)
+        #expect(restored.deadLetters == expected.deadLetters)
+        #expect(restored.statistics == expected.statistics)
     }
 
     /// `--max-keys` counts the same keys whatever the layout.
-    @Test func theKeyLimitIsTheSameOnEveryLayout() {
+    @Test func theKeyLimitIsTheSameOnEveryLayout() throws {
         var base = Self.configuration(0)
         base.maximumKeys = 60
         let lines = Self.lines(seed: 77, count: 1500, lateness: base.lateness, hugeAmounts: false)
         base.partitions = 1
-        let expected = Self.run(lines, configuration: base, flushEvery: 1)
+        let expected = try Self.run(lines, configuration: base, flushEvery: 1)
         #expect(expected.statistics.deadLetters(.tooManyKeys) > 0)
-        for (workers, partitions) in [(2, 16), (4, 4), (7, 64)] {
-            var configuration = base
-            configuration.partitions = partitions
-            configuration.workers = workers
-            Self.expectSame(
-                Self.run(lines, configuration: configuration, flushEvery: 20), expected,
-                "--workers \(workers) --partitions \(partitions)")
-        }
+        try Self.expectSame(lines, base: base, layouts: [(2, 16), (4, 4), (7, 64)], flushEvery: 20, as: expected, "")
     }
 
     /// A snapshot of an engine with workers, taken mid-stream, continues to the same rows; one
@@ -262,21 +261,13 @@ struct PartitionTests {
         let lines = Self.lines(seed: 5, count: 1500, lateness: configuration.lateness, hugeAmounts: false)
         configuration.partitions = 16
         configuration.workers = 3
-        let expected = Self.run(lines, configuration: configuration, flushEvery: 10)
-        var driver = EngineDriver(configuration: configuration)
-        for (index, line) in lines.enumerated() {
-            driver.feed(Array(line.utf8), number: index + 1, batch: index % 3 == 0 ? "b\(index / 50)" : nil)
-            if index % 10 == 9 { driver.engine.flushPartitions() }
-            if index % 400 == 399 { driver.emitUpdates() }
-            if index % 500 == 250 {
-                driver.engine.settle()
-                driver.engine = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
-            }
-        }
-        driver.finish()
-        #expect(driver.rowText == expected.rows)
-        #expect(driver.deadLetterText == expected.deadLetters)
+        let expected = try Self.run(lines, configuration: configuration, flushEvery: 10)
+        let restored = try Self.run(lines, configuration: configuration, flushEvery: 10) { $0 % 500 == 250 }
+        #expect(restored.rows == expected.rows)
+        #expect(restored.deadLetters == expected.deadLetters)
 
+        var driver = EngineDriver(configuration: configuration)
+        for (index, line) in lines.prefix(300).enumerated() { driver.feed(Array(line.utf8), number: index + 1) }
         driver.engine.settle()
         let snapshot = driver.engine.snapshot()
         var other = configuration
