@@ -7,7 +7,8 @@ extension Engine {
     /// 2: engagements, leads, reach sketches and creator profiles (issue 14); `--by tier`.
     /// 3: compact touches (32 bytes, every id in the id arena) and the dedup table in 64 shards.
     /// 4: the touches in partitions (`--partitions`), each with its own id arenas.
-    public static let snapshotVersion: UInt32 = 4
+    /// 5: dedup entries of 16 bytes (a time offset from each shard's epoch), ids far ahead beside them.
+    public static let snapshotVersion: UInt32 = 5
     /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
     static var snapshotByteOrder: UInt8 {
         #if _endian(big)

@@ -5,11 +5,19 @@ struct Admission: Sendable {
     /// Greatest admitted time minus the lateness (or a later time it was raised to); `.min` first.
     private(set) var watermark: Int64 = .min
     private var newestTime: Int64 = .min
-    private var dedup = DedupSet()
+    private var dedup: DedupSet
 
     init(lateness: Int64, dedupHorizon: Int64) {
         self.lateness = lateness
         self.dedupHorizon = dedupHorizon
+        self.dedup = DedupSet(timeBits: Admission.dedupTimeBits(lateness: lateness, dedupHorizon: dedupHorizon))
+    }
+
+    /// An admitted id's time is at most the lateness after the watermark, which is the horizon after
+    /// the dedup cutoff.
+    static func dedupTimeBits(lateness: Int64, dedupHorizon: Int64) -> Int {
+        let (span, overflow) = lateness.addingReportingOverflow(dedupHorizon)
+        return DedupSet.timeBits(span: overflow ? .max : span)
     }
 
     var dedupCount: Int { self.dedup.count }
@@ -69,7 +77,8 @@ extension Admission {
         try SnapshotReader.require(
             watermark >= Engine.subtract(newestTime, lateness),
             "the watermark trails the newest event by more than the lateness")
-        let dedup = try DedupSet(from: &reader)
+        let dedup = try DedupSet(
+            from: &reader, timeBits: Admission.dedupTimeBits(lateness: lateness, dedupHorizon: dedupHorizon))
         self.init(lateness: lateness, dedupHorizon: dedupHorizon)
         self.watermark = watermark
         self.newestTime = newestTime

@@ -1,21 +1,39 @@
 import CRoasPrefetch
 
-/// The event ids seen within the dedup horizon, as 128-bit fingerprints with their event time.
+/// The event ids seen within the dedup horizon, as fingerprints with their event time.
 ///
-/// 64 open-addressing tables (shards, chosen by a fingerprint's top 6 bits) of 24-byte entries, each
-/// kept at most 70% full; expired entries are dropped when a shard would pass that. A lookup ignores
-/// entries older than the horizon, so the answer depends only on the watermark, not on when a shard
-/// was last cleaned. Shards grow one at a time, so growing never holds two copies of the whole set,
-/// and a copy of the set (a checkpoint taken while the engine runs on) copies only the shards written.
-/// Memory: 34-96 bytes per id seen within the horizon (a shard holds 1.4 to 4 times its live count:
-/// it is rebuilt at 70% full and doubled when over half is still live); 34-69 while the set grows.
+/// 64 open-addressing tables (shards, chosen by a fingerprint's top 6 bits) of 16-byte entries, each
+/// kept at most 70% full; expired entries are dropped when a shard would pass that. An entry holds a
+/// fingerprint's high 64 bits, then in one word the top `64 - timeBits` bits of its low 64 and the
+/// event time as an offset from its shard's `epoch`: `timeBits` is 32, or more when the dedup
+/// horizon plus the lateness needs more than 31 bits of milliseconds (`DedupSet.timeBits(span:)`),
+/// so ids are told apart by at least 96 - 6 bits beyond their shard (two of 10 million ids within
+/// the horizon share those with a chance of about 10^-14). A shard moves its epoch up to the cutoff
+/// (`rebase`) when an id's time no longer fits, about once per `2^timeBits` ms minus the horizon of
+/// stream time; the rare time that does not fit even then (an event far ahead of every other) is kept
+/// exactly in `far`, a dictionary beside the shards.
+///
+/// A lookup ignores entries older than the cutoff, so the answer depends only on the cutoffs given,
+/// which never decrease, not on when a shard was last cleaned. Shards grow one at a time, so growing
+/// never holds two copies of the whole set, and a copy of the set (a checkpoint taken while the
+/// engine runs on) copies only the shards written. Memory: 23-64 bytes per id seen within the
+/// horizon (a shard holds 1.4 to 4 times its live count: it is rebuilt at 70% full and doubled when
+/// over half is still live); 23-46 while the set grows.
 struct DedupSet: Sendable {
     fileprivate struct Entry: Sendable {
         var high: UInt64
-        var low: UInt64
-        var time: Int64
+        /// The fingerprint's low bits above `timeBits`, then the time's offset from the epoch plus 1
+        /// (0: an empty slot).
+        var tail: UInt64
 
-        static let empty = Entry(high: 0, low: 0, time: .min)
+        static let empty = Entry(high: 0, tail: 0)
+    }
+
+    /// What a shard did with an id.
+    fileprivate enum Outcome {
+        case duplicate, inserted
+        /// Not a duplicate, but its time is not within reach of the shard's epoch.
+        case outOfReach
     }
 
     fileprivate struct Shard: Sendable {
@@ -28,10 +46,29 @@ struct DedupSet: Sendable {
         /// rebuilt) only wastes a prefetch, which never faults. An address's bits, so that the
         /// shard stays `Sendable`.
         var base: UInt = 0
+        /// The time an entry's offset counts from.
+        var epoch: Int64 = 0
+        /// The low `timeBits` bits of a tail: the time's offset plus 1.
+        let stampMask: UInt64
 
-        init(size: Int) {
+        init(size: Int, stampMask: UInt64) {
             self.entries = Array(repeating: Entry.empty, count: size)
             self.mask = size - 1
+            self.stampMask = stampMask
+        }
+
+        /// The greatest offset from the epoch an entry can hold.
+        var reach: Int64 { Int64(self.stampMask) - 1 }
+
+        @inline(__always)
+        func time(of entry: Entry) -> Int64 { self.epoch &+ Int64(entry.tail & self.stampMask) &- 1 }
+
+        /// `time`'s offset from the epoch plus 1, or nil when it is out of reach.
+        @inline(__always)
+        func stamp(_ time: Int64) -> UInt64? {
+            let (offset, overflow) = time.subtractingReportingOverflow(self.epoch)
+            guard !overflow, offset >= 0, offset <= self.reach else { return nil }
+            return UInt64(offset) + 1
         }
 
         /// Writes `entry` at `index` and notes where the table is.
@@ -44,36 +81,68 @@ struct DedupSet: Sendable {
         }
 
         @inline(__always)
-        mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Bool {
+        mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Outcome {
+            let key = fingerprint.low & ~self.stampMask
             var index = Int(truncatingIfNeeded: fingerprint.high) & self.mask
+            var found: Int? = nil
             while true {
                 let entry = self.entries[index]
-                if entry.time == .min { break }
-                if entry.high == fingerprint.high && entry.low == fingerprint.low {
-                    if entry.time >= cutoff { return false }
-                    self.write(Entry(high: entry.high, low: entry.low, time: time), at: index)
-                    return true
+                if entry.tail & self.stampMask == 0 { break }
+                if entry.high == fingerprint.high && entry.tail & ~self.stampMask == key {
+                    if self.time(of: entry) >= cutoff { return .duplicate }
+                    found = index
+                    break
                 }
                 index = (index + 1) & self.mask
             }
-            self.write(Entry(high: fingerprint.high, low: fingerprint.low, time: time), at: index)
-            self.count += 1
-            if self.count * 10 > self.entries.count * 7 { self.rebuild(cutoff: cutoff) }
+            // Already expired: nothing later can match it, as cutoffs never decrease.
+            if time < cutoff { return .inserted }
+            guard let stamp = self.stamp(time) else { return .outOfReach }
+            self.write(Entry(high: fingerprint.high, tail: key | stamp), at: index)
+            if found == nil {
+                self.count += 1
+                if self.count * 10 > self.entries.count * 7 { self.rebuild(cutoff: cutoff, epoch: self.epoch) }
+            }
+            return .inserted
+        }
+
+        /// Moves the epoch so that `time` and every entry not older than `cutoff` are within reach,
+        /// dropping the older ones; false (and nothing changed) when they span more than the reach.
+        mutating func rebase(cutoff: Int64, including time: Int64) -> Bool {
+            var lowest = time
+            var highest = time
+            for entry in self.entries where entry.tail & self.stampMask != 0 {
+                let entryTime = self.time(of: entry)
+                guard entryTime >= cutoff else { continue }
+                lowest = min(lowest, entryTime)
+                highest = max(highest, entryTime)
+            }
+            // As low as it can be, so that later ids (never before the cutoff) rarely need another.
+            let epoch = max(cutoff, Engine.subtract(highest, self.reach))
+            guard epoch <= lowest else { return false }
+            self.rebuild(cutoff: cutoff, epoch: epoch)
             return true
         }
 
-        /// Keeps the entries not older than `cutoff`, in a table twice the size when over half are.
-        private mutating func rebuild(cutoff: Int64) {
+        /// Keeps the entries not older than `cutoff`, counted from `epoch` (which they must be within
+        /// reach of), in a table twice the size when over half are.
+        private mutating func rebuild(cutoff: Int64, epoch: Int64) {
             var live = 0
-            for entry in self.entries where entry.time != .min && entry.time >= cutoff { live += 1 }
+            for entry in self.entries where entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff {
+                live += 1
+            }
             let size = live * 2 > self.entries.count ? self.entries.count * 2 : self.entries.count
             let old = self.entries
+            let oldEpoch = self.epoch
             self.entries = Array(repeating: Entry.empty, count: size)
             self.mask = size - 1
-            for entry in old where entry.time != .min && entry.time >= cutoff {
+            self.epoch = epoch
+            for entry in old where entry.tail & self.stampMask != 0 {
+                let entryTime = oldEpoch &+ Int64(entry.tail & self.stampMask) &- 1
+                guard entryTime >= cutoff, let stamp = self.stamp(entryTime) else { continue }
                 var index = Int(truncatingIfNeeded: entry.high) & self.mask
-                while self.entries[index].time != .min { index = (index + 1) & self.mask }
-                self.entries[index] = entry
+                while self.entries[index].tail & self.stampMask != 0 { index = (index + 1) & self.mask }
+                self.entries[index] = Entry(high: entry.high, tail: entry.tail & ~self.stampMask | stamp)
             }
             self.count = live
             self.base = self.entries.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
@@ -82,23 +151,68 @@ struct DedupSet: Sendable {
 
     static let shardBits = 6
     static let shardCount = 1 << shardBits
+    /// The fewest bits of time an entry holds; see `timeBits(span:)`.
+    static let minimumTimeBits = 32
     private var shards: [Shard]
+    /// Bits of an entry's tail that hold its time (the rest hold fingerprint bits).
+    let timeBits: Int
+    /// Ids whose time was out of every reach of their shard, with their times.
+    private var far: [Fingerprint: Int64] = [:]
+    /// `far`'s size at which its expired ids are dropped.
+    private var farLimit = 64
 
-    init(capacity: Int = 1 << 12) {
+    /// The bits of time an entry needs when ids arrive at most `span` ms after the cutoff (the dedup
+    /// horizon plus the lateness): twice the span at least, so that a shard moves its epoch at most
+    /// once per span of stream time; 32 at least, 56 at most.
+    static func timeBits(span: Int64) -> Int {
+        let doubled = span > Int64.max / 2 ? Int64.max : max(span, 0) * 2
+        return min(56, max(DedupSet.minimumTimeBits, Int64.bitWidth - doubled.leadingZeroBitCount))
+    }
+
+    /// - Parameter timeBits: as `timeBits(span:)` gives (a test may ask for fewer, to move epochs often).
+    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits) {
+        precondition((2...56).contains(timeBits), "a dedup entry's time takes 2 to 56 bits")
         var size = 16
         while size * DedupSet.shardCount < capacity { size <<= 1 }
-        self.shards = Array(repeating: Shard(size: size), count: DedupSet.shardCount)
+        self.timeBits = timeBits
+        self.shards = Array(
+            repeating: Shard(size: size, stampMask: (1 << UInt64(timeBits)) - 1), count: DedupSet.shardCount)
     }
 
     /// Ids held, expired ones not yet dropped included.
-    var count: Int { self.shards.reduce(0) { $0 + $1.count } }
+    var count: Int { self.shards.reduce(self.far.count) { $0 + $1.count } }
 
     /// Records `fingerprint` at `time` unless an entry not older than `cutoff` holds it already.
+    /// Cutoffs must never decrease from one call to the next.
     ///
     /// - Returns: false when it is a duplicate.
     @inline(__always)
     mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Bool {
-        self.shards[DedupSet.shard(of: fingerprint)].insert(fingerprint, time: time, cutoff: cutoff)
+        if !self.far.isEmpty, let farTime = self.far[fingerprint] {
+            if farTime >= cutoff { return false }
+            self.far[fingerprint] = nil
+        }
+        let shard = DedupSet.shard(of: fingerprint)
+        switch self.shards[shard].insert(fingerprint, time: time, cutoff: cutoff) {
+        case .duplicate: return false
+        case .inserted: return true
+        case .outOfReach: return self.insertOutOfReach(fingerprint, time: time, cutoff: cutoff, shard: shard)
+        }
+    }
+
+    /// The slow path of `insert`: a new id whose time is out of its shard's reach.
+    private mutating func insertOutOfReach(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64, shard: Int) -> Bool {
+        if self.shards[shard].rebase(cutoff: cutoff, including: time) {
+            let outcome = self.shards[shard].insert(fingerprint, time: time, cutoff: cutoff)
+            assert(outcome == .inserted, "a rebased shard reaches the time it was rebased for")
+            return true
+        }
+        self.far[fingerprint] = time
+        if self.far.count > self.farLimit {
+            self.far = self.far.filter { $0.value >= cutoff }
+            self.farLimit = max(64, self.far.count * 2)
+        }
+        return true
     }
 
     @inline(__always)
@@ -118,41 +232,54 @@ struct DedupSet: Sendable {
 
 // MARK: Snapshots
 
-/// Integer fields only, no padding: 8 + 8 + 8 bytes.
+/// Integer fields only, no padding: 8 + 8 bytes.
 extension DedupSet.Entry: SnapshotRaw {}
 
 extension DedupSet {
     var snapshotByteEstimate: Int {
-        self.shards.reduce(8) {
-            $0
+        self.shards.reduce(24 + self.far.count * 24) {
+            $0 + 8
                 + SnapshotWriter.tableByteCount(
                     slots: $1.entries.count, occupied: $1.count, stride: MemoryLayout<Entry>.stride)
         }
     }
 
-    /// Writes the number of shards, then each shard's table (its slots, or its size and occupied
-    /// slots when sparse).
+    /// Writes the number of shards and the bits of time in an entry, then each shard's epoch and table
+    /// (its slots, or its size and occupied slots when sparse), then the far ids in fingerprint order.
     func write(to writer: inout SnapshotWriter) {
         writer.write(count: self.shards.count)
-        for shard in self.shards { writer.write(table: shard.entries, occupied: shard.count) { $0.time == .min } }
+        writer.write(UInt8(self.timeBits))
+        for shard in self.shards {
+            writer.write(shard.epoch)
+            writer.write(table: shard.entries, occupied: shard.count) { $0.tail & shard.stampMask == 0 }
+        }
+        let far = self.far.sorted { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }
+        writer.write(count: far.count)
+        for (fingerprint, time) in far {
+            writer.write(fingerprint.high)
+            writer.write(fingerprint.low)
+            writer.write(time)
+        }
     }
 
-    /// Reads what `write(to:)` wrote: 64 tables, each of a power-of-two size at most 70% full (so
-    /// that probing always reaches an empty slot), whose entries' times are in range and whose
-    /// fingerprints belong to that shard.
-    init(from reader: inout SnapshotReader) throws {
+    /// Reads what `write(to:)` wrote with `timeBits`: 64 tables, each of a power-of-two size at most
+    /// 70% full (so that probing always reaches an empty slot), whose entries' times are in range and
+    /// whose fingerprints belong to that shard, and far ids with times in range.
+    init(from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits) throws {
         let count = try reader.read(UInt64.self)
         try SnapshotReader.require(
             count == UInt64(DedupSet.shardCount), "the dedup set has \(count) shards, not \(DedupSet.shardCount)")
-        var shards: [Shard] = []
-        shards.reserveCapacity(DedupSet.shardCount)
+        let written = Int(try reader.read(UInt8.self))
+        try SnapshotReader.require(
+            written == timeBits, "dedup entries hold \(written) bits of time, \(timeBits) with these options")
+        self.init(capacity: 16, timeBits: timeBits)
+        let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         for number in 0..<DedupSet.shardCount {
+            // Down to the reach below the earliest time (a shard's first epoch can be that).
+            let epoch = try reader.read(Int64.self)
             let (entries, occupied) = try reader.readTable(empty: Entry.empty) {
-                $0.time == .min
+                $0.tail & stampMask == 0
             } check: { entry in
-                try SnapshotReader.require(
-                    (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(entry.time),
-                    "a dedup time is out of range")
                 try SnapshotReader.require(
                     Int(truncatingIfNeeded: entry.high >> UInt64(64 - DedupSet.shardBits)) == number,
                     "a dedup entry is in another shard than its fingerprint's")
@@ -161,12 +288,20 @@ extension DedupSet {
             try SnapshotReader.require(
                 size >= 16 && size & (size - 1) == 0, "a dedup table's size \(size) is not a power of two from 16")
             try SnapshotReader.require(occupied * 10 <= size * 7, "a dedup table is more than 70% full")
-            var shard = Shard(size: 16)
-            shard.entries = entries
-            shard.mask = size - 1
-            shard.count = occupied
-            shards.append(shard)
+            try SnapshotReader.require(
+                (-SnapshotReader.timeLimit - Int64(stampMask)...SnapshotReader.timeLimit).contains(epoch),
+                "a dedup shard's epoch \(epoch) is out of range")
+            self.shards[number].entries = entries
+            self.shards[number].mask = size - 1
+            self.shards[number].count = occupied
+            self.shards[number].epoch = epoch
         }
-        self.shards = shards
+        let farCount = try reader.readCount(elementSize: 24)
+        for _ in 0..<farCount {
+            let fingerprint = Fingerprint(high: try reader.read(UInt64.self), low: try reader.read(UInt64.self))
+            let time = try reader.readTime("a far dedup id's time")
+            try SnapshotReader.require(self.far.updateValue(time, forKey: fingerprint) == nil, "a far dedup id is given twice")
+        }
+        self.farLimit = max(64, farCount * 2)
     }
 }

@@ -132,7 +132,8 @@ struct IDArena: Sendable {
     }
 }
 
-/// A view or click kept for attribution: 24 bytes, its id in the owner's `IDArena`.
+/// A view or click kept for attribution, as `TouchLog.touch(at:)` gives it; its id in the owner's
+/// `IDArena`.
 struct Touch: Sendable {
     var time: Int64
     var creator: Int32
@@ -143,20 +144,35 @@ struct Touch: Sendable {
     var id: UInt32
 }
 
+/// A touch as its page holds it: 20 bytes, its time an offset from the page's `timeBase`.
+struct PagedTouch: Sendable {
+    /// The time's offset from the page's `timeBase`; `PagedTouch.far` when it does not fit in 32
+    /// bits (the page's `farTimes` then holds the time).
+    var offset: Int32
+    var creator: Int32
+    var campaign: Int32
+    var previous: UInt32
+    var id: UInt32
+
+    static let far = Int32.min
+}
+
 /// The views (or the clicks) still within their lookback, in arrival order, chained per identity.
 ///
-/// Touches live in pages of `pageSize` (2,048, 48 KiB): appending never copies what is held (no
+/// Touches live in pages of `pageSize` (2,048, 40 KiB): appending never copies what is held (no
 /// array doubling), eviction frees whole pages from the front, and a copy of the log (a checkpoint
 /// taken while the engine runs on) shares every page until one is written to, which is only the
-/// last. A touch stores its id's offset from its page's first and its chain link as a distance,
-/// in 32 bits each: a page's ids span at most `pageSize` ids of at most `maximumIDBytes`, and the
-/// log holds fewer than 2^32 touches (`hasRoom`), so a link to a retained touch always fits.
+/// last. A touch stores its time as an offset from its page's first touch's, its id's offset from
+/// its page's first and its chain link as a distance, in 32 bits each: a page's ids span at most
+/// `pageSize` ids of at most `maximumIDBytes`, and the log holds fewer than 2^32 touches
+/// (`hasRoom`), so a link to a retained touch always fits; a time more than 24 days from its page's
+/// first (a page filled over weeks of event time) is kept whole beside the page.
 /// Appending needs one 8-byte head per identity, with no allocation per identity. Positions are
 /// global and only grow, so chains stay valid when the front is dropped. Because every accepted
 /// event is at most the lateness older than any event that arrived before it, a walk back along a
 /// chain can stop at the first touch more than the lateness before the range it wants.
 struct TouchLog: Sendable {
-    /// Pages of 2,048 touches (48 KiB): an engine holds two logs per partition (`--partitions`),
+    /// Pages of 2,048 touches (40 KiB): an engine holds two logs per partition (`--partitions`),
     /// each with a page being filled and one the lookbacks are leaving.
     static let pageShift: Int64 = 11
     static let pageSize = 1 << Int(pageShift)
@@ -168,9 +184,19 @@ struct TouchLog: Sendable {
     static let maximumCount = Int(UInt32.max) - 1
 
     fileprivate struct Page: Sendable {
-        var touches: [Touch]
+        var touches: [PagedTouch]
         /// The arena offset touches' `id`s count from.
         var idBase: Int64
+        /// The time touches' `offset`s count from: the first touch's.
+        var timeBase: Int64
+        /// The times of the touches (by index in the page) whose offset is `PagedTouch.far`.
+        var farTimes: [Int32: Int64] = [:]
+
+        @inline(__always)
+        func time(at index: Int) -> Int64 {
+            let offset = self.touches[index].offset
+            return offset == PagedTouch.far ? self.farTimes[Int32(index)]! : self.timeBase + Int64(offset)
+        }
     }
 
     /// `pages[i]` holds the positions from `(firstPage + i) << pageShift` on; a first page started
@@ -215,8 +241,14 @@ struct TouchLog: Sendable {
     @inline(__always)
     func touch(at position: Int64) -> (touch: Touch, id: Int64) {
         let page = Int((position >> TouchLog.pageShift) - self.firstPage)
-        let touch = self.pages[page].touches[Int(position & TouchLog.pageMask)]
-        return (touch, self.pages[page].idBase + Int64(touch.id))
+        let index = Int(position & TouchLog.pageMask)
+        let held = self.pages[page].touches[index]
+        let time =
+            held.offset == PagedTouch.far
+            ? self.pages[page].farTimes[Int32(index)]! : self.pages[page].timeBase + Int64(held.offset)
+        let touch = Touch(
+            time: time, creator: held.creator, campaign: held.campaign, previous: held.previous, id: held.id)
+        return (touch, self.pages[page].idBase + Int64(held.id))
     }
 
     /// Appends a touch whose id's record is at `id` in the arena (ids are appended in the order of
@@ -230,26 +262,34 @@ struct TouchLog: Sendable {
         let previous = self.heads[index]
         let link = previous >= self.start ? UInt32(truncatingIfNeeded: self.next - previous) : 0
         self.heads[index] = self.next
-        if self.next & TouchLog.pageMask == 0 || self.pages.isEmpty { self.openPage(idBase: id) }
+        if self.next & TouchLog.pageMask == 0 || self.pages.isEmpty { self.openPage(idBase: id, timeBase: time) }
         let last = self.pages.count - 1
+        let (difference, overflow) = time.subtractingReportingOverflow(self.pages[last].timeBase)
+        var offset = PagedTouch.far
+        if !overflow, difference > Int64(PagedTouch.far), difference <= Int64(Int32.max) {
+            offset = Int32(difference)
+        } else {
+            self.pages[last].farTimes[Int32(self.pages[last].touches.count)] = time
+        }
         self.pages[last].touches.append(
-            Touch(
-                time: time, creator: creator, campaign: campaign, previous: link,
+            PagedTouch(
+                offset: offset, creator: creator, campaign: campaign, previous: link,
                 id: UInt32(truncatingIfNeeded: id - self.pages[last].idBase)))
         self.next += 1
     }
 
-    private mutating func openPage(idBase: Int64) {
+    private mutating func openPage(idBase: Int64, timeBase: Int64) {
         if self.pages.isEmpty { self.firstPage = self.next >> TouchLog.pageShift }
-        var page = Page(touches: [], idBase: idBase)
-        // A log's first page grows as it fills (a small engine holds a few touches, not 48 KiB);
+        var page = Page(touches: [], idBase: idBase, timeBase: timeBase)
+        // A log's first page grows as it fills (a small engine holds a few touches, not 40 KiB);
         // the pages after it are taken whole.
         if !self.pages.isEmpty || self.next >= TouchLog.pageSize { page.touches.reserveCapacity(TouchLog.pageSize) }
         // Positions before `next` on its page are never read: padding.
         let padding = Int(self.next & TouchLog.pageMask)
         if padding > 0 {
             page.touches.append(
-                contentsOf: repeatElement(Touch(time: .min, creator: 0, campaign: -1, previous: 0, id: 0), count: padding))
+                contentsOf: repeatElement(
+                    PagedTouch(offset: 0, creator: 0, campaign: -1, previous: 0, id: 0), count: padding))
         }
         self.pages.append(page)
     }
@@ -260,7 +300,7 @@ struct TouchLog: Sendable {
         var position = self.start
         while position < self.next
             && self.pages[Int((position >> TouchLog.pageShift) - self.firstPage)]
-                .touches[Int(position & TouchLog.pageMask)].time < cutoff
+                .time(at: Int(position & TouchLog.pageMask)) < cutoff
         {
             position += 1
         }
@@ -321,8 +361,8 @@ struct TouchLog: Sendable {
 
 // MARK: Snapshots
 
-/// Integer fields only, no padding: 8 + 4 + 4 + 4 + 4 bytes.
-extension Touch: SnapshotRaw {}
+/// Integer fields only, no padding: 5 x 4 bytes.
+extension PagedTouch: SnapshotRaw {}
 
 extension IDArena {
     var snapshotByteEstimate: Int { self.chunks.reduce(16) { $0 + 26 + $1.bytes.count } }
@@ -379,7 +419,8 @@ extension IDArena {
 
 extension TouchLog {
     var snapshotByteEstimate: Int {
-        36 + self.count * MemoryLayout<Touch>.stride + 8 * self.pages.count + 8 * self.heads.count
+        44 + self.count * MemoryLayout<PagedTouch>.stride
+            + self.pages.reduce(0) { $0 + 24 + 12 * $1.farTimes.count } + 8 * self.heads.count
     }
 
     /// The pages holding retained touches: the index of the first, and how many.
@@ -388,30 +429,40 @@ extension TouchLog {
         return Int((self.start >> TouchLog.pageShift) - self.firstPage)..<self.pages.count
     }
 
-    /// The retained touches, page by page, with the arena offset their page's ids count from.
-    private var retained: [(idBase: Int64, touches: ArraySlice<Touch>)] {
+    /// The retained touches, page by page, with the page (whose first retained touch is `from`).
+    private var retained: [(page: Page, from: Int)] {
         let pages = self.retainedPages
         return pages.map { index in
-            let from = index == pages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0
-            return (self.pages[index].idBase, self.pages[index].touches[from...])
+            (self.pages[index], index == pages.lowerBound ? Int(self.start & TouchLog.pageMask) : 0)
         }
     }
 
-    /// Writes the retained touches (from `start`), their first position, the id bases of the pages
-    /// holding them and the identities' heads.
+    /// Writes the retained touches (from `start`), their first position, the id and time bases of
+    /// the pages holding them, the times kept whole (page, index in it and time, in order) and the
+    /// identities' heads.
     func write(to writer: inout SnapshotWriter) {
         writer.write(self.start)
         let retained = self.retained
-        writer.write(rawParts: retained.map(\.touches))
-        writer.write(raw: retained.map(\.idBase))
+        writer.write(rawParts: retained.map { $0.page.touches[$0.from...] })
+        writer.write(raw: retained.map(\.page.idBase))
+        writer.write(raw: retained.map(\.page.timeBase))
+        var far: [Int64] = []
+        for (number, (page, from)) in retained.enumerated() {
+            for (index, time) in page.farTimes.sorted(by: { $0.key < $1.key }) where Int(index) >= from {
+                far += [Int64(number), Int64(index), time]
+            }
+        }
+        writer.write(raw: far)
         writer.write(raw: self.heads)
     }
 
     /// Reads what `write(to:)` wrote: one id base per page the touches span, heads within the log.
     init(from reader: inout SnapshotReader, lateness: Int64) throws {
         let start = try reader.read(Int64.self)
-        let touches = try reader.readRaw(Touch.self)
+        let touches = try reader.readRaw(PagedTouch.self)
         let idBases = try reader.readRaw(Int64.self)
+        let timeBases = try reader.readRaw(Int64.self)
+        let far = try reader.readRaw(Int64.self)
         let heads = try reader.readRaw(Int64.self)
         try SnapshotReader.require(
             start >= 0 && start <= SnapshotReader.counterLimit - Int64(touches.count)
@@ -421,10 +472,17 @@ extension TouchLog {
         let pageCount = touches.isEmpty ? 0 : Int(((end - 1) >> TouchLog.pageShift) - (start >> TouchLog.pageShift) + 1)
         try SnapshotReader.require(
             idBases.count == pageCount, "\(idBases.count) id bases for touches on \(pageCount) pages")
+        try SnapshotReader.require(
+            timeBases.count == pageCount, "\(timeBases.count) time bases for touches on \(pageCount) pages")
         for base in idBases {
             try SnapshotReader.require(
                 base >= 0 && base <= SnapshotReader.counterLimit, "a touch page's id base is out of range")
         }
+        for base in timeBases {
+            try SnapshotReader.require(
+                (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(base), "a touch page's time base is out of range")
+        }
+        try SnapshotReader.require(far.count % 3 == 0, "the whole touch times are not in threes")
         for head in heads {
             try SnapshotReader.require(
                 head >= -1 && head < end, "an identity's latest touch \(head) is past the log's end")
@@ -433,15 +491,36 @@ extension TouchLog {
         self.init(lateness: lateness, startingAt: start)
         var position = start
         var consumed = 0
-        for base in idBases {
-            self.openPage(idBase: base)
-            let room = TouchLog.pageSize - Int(position & TouchLog.pageMask)
-            let taken = min(room, touches.count - consumed)
-            self.pages[self.pages.count - 1].touches.append(contentsOf: touches[consumed..<(consumed + taken)])
+        var farAt = 0
+        for (number, (idBase, timeBase)) in zip(idBases, timeBases).enumerated() {
+            self.openPage(idBase: idBase, timeBase: timeBase)
+            let from = Int(position & TouchLog.pageMask)
+            let taken = min(TouchLog.pageSize - from, touches.count - consumed)
+            let last = self.pages.count - 1
+            self.pages[last].touches.append(contentsOf: touches[consumed..<(consumed + taken)])
+            // The whole times of this page, in order, each for a touch marked far, and one for each.
+            var previous = -1
+            while farAt < far.count && far[farAt] == Int64(number) {
+                let index = far[farAt + 1]
+                try SnapshotReader.require(
+                    index > Int64(previous) && index >= Int64(from) && index < Int64(from + taken)
+                        && self.pages[last].touches[Int(index)].offset == PagedTouch.far,
+                    "a whole touch time is for no touch marked far")
+                let time = far[farAt + 2]
+                try SnapshotReader.require(
+                    (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(time), "a touch time is out of range")
+                self.pages[last].farTimes[Int32(index)] = time
+                previous = Int(index)
+                farAt += 3
+            }
+            let marked = self.pages[last].touches[from...].lazy.filter { $0.offset == PagedTouch.far }.count
+            try SnapshotReader.require(
+                marked == self.pages[last].farTimes.count, "a touch marked far has no whole time")
             consumed += taken
             position += Int64(taken)
             self.next = position
         }
+        try SnapshotReader.require(farAt == far.count, "a whole touch time is for a page the log does not hold")
         self.heads = heads
     }
 
@@ -449,18 +528,19 @@ extension TouchLog {
     /// `ids` of the touches a purchase may still reach (time at least `reachable`; older touches may
     /// legitimately point to chunks already freed, and are never compared).
     func validate(creators: Int, campaigns: Int, ids: IDArena, reachable: Int64) throws {
-        for (idBase, touches) in self.retained {
-            for touch in touches {
+        for (page, from) in self.retained {
+            for index in from..<page.touches.count {
+                let touch = page.touches[index]
+                let time = page.time(at: index)
                 try SnapshotReader.require(
-                    (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(touch.time),
-                    "a touch time is out of range")
+                    (-SnapshotReader.timeLimit...SnapshotReader.timeLimit).contains(time), "a touch time is out of range")
                 try SnapshotReader.require(
                     touch.creator >= 0 && Int(touch.creator) < creators && touch.campaign >= -1
                         && Int(touch.campaign) < campaigns,
                     "a touch's creator or campaign handle is out of range")
-                if touch.time >= reachable {
+                if time >= reachable {
                     try SnapshotReader.require(
-                        ids.holdsRecord(at: idBase + Int64(touch.id)), "a touch's id is outside the id arena")
+                        ids.holdsRecord(at: page.idBase + Int64(touch.id)), "a touch's id is outside the id arena")
                 }
             }
         }

@@ -36,8 +36,11 @@ struct CompactStateTests {
     }
 
     /// Chains across many pages, eviction that frees whole pages, and a log restored mid-page: every
-    /// walk returns exactly the touches a plain array of them holds, newest first.
-    @Test func pagedTouchLogWalksLikeAPlainArray() throws {
+    /// walk returns exactly the touches a plain array of them holds, newest first. With `jumps`, the
+    /// stream skips about 25 days of event time every few thousand touches, so pages hold times too
+    /// far from their first for a 32-bit offset.
+    @Test(arguments: [false, true])
+    func pagedTouchLogWalksLikeAPlainArray(jumps: Bool) throws {
         var random = SplitMix64(seed: 0x7A6E)
         let lateness: Int64 = 50
         var log = TouchLog(lateness: lateness)
@@ -59,6 +62,7 @@ struct CompactStateTests {
         for step in 0..<(3 * 32_768 + 1_234) {
             // Arrival order within the lateness: times go forwards, each one up to the lateness back.
             time += Int64(random.next() % 3)
+            if jumps && random.next() % 3_000 == 0 { time += 2_200_000_000 + Int64(random.next() % 1_000) }
             let touchTime = time - Int64(random.next() % UInt64(lateness))
             let identity = Int32(random.next() % 12)
             log.append(time: touchTime, creator: 0, campaign: -1, id: Int64(step) * 11, identity: identity)
@@ -89,32 +93,66 @@ struct CompactStateTests {
     }
 
     /// The sharded dedup set answers exactly as a dictionary of id to time does: a duplicate when the
-    /// id was seen at a time not older than the cutoff, through growth and expiry, and after a snapshot.
-    @Test func shardedDedupMatchesADictionary() throws {
-        var random = SplitMix64(seed: 0xDED)
-        var set = DedupSet(capacity: 16)
+    /// id was seen at a time not older than the cutoff, through growth, expiry, epochs moved and ids
+    /// kept far, and after a snapshot. With 32 bits of time (the least the engine uses), with 16 (a
+    /// shard moves its epoch every few thousand steps) and with 12 (less than the horizon: many ids
+    /// are kept far); the stream sometimes jumps ahead by more than the horizon, and sometimes sends
+    /// an id far ahead without moving the cutoff (as an event past `--max-keys` does).
+    @Test(arguments: [32, 16, 12])
+    func shardedDedupMatchesADictionary(timeBits: Int) throws {
+        var random = SplitMix64(seed: 0xDED ^ UInt64(timeBits))
+        var set = DedupSet(capacity: 16, timeBits: timeBits)
         var model: [UInt64: Int64] = [:]
-        var time: Int64 = 0
+        var time: Int64 = 1_700_000_000_000
+        var farAhead = 0
         for step in 0..<300_000 {
             time += Int64(random.next() % 4)
+            if random.next() % 50_000 == 0 { time += 1_000_000 }
             let cutoff = time - 20_000
             // Ids from a range that repeats, so duplicates inside and outside the horizon are common.
             let id = random.next() % 150_000
+            let at = random.next() % 5_000 == 0 ? time + 10_000_000_000 : time - Int64(random.next() % 64)
+            if at > time { farAhead += 1 }
             let fingerprint = withUnsafeBytes(of: id) { Fingerprint($0) }
             let expected: Bool = model[id].map { $0 < cutoff } ?? true
-            #expect(set.insert(fingerprint, time: time, cutoff: cutoff) == expected, "step \(step)")
-            if expected { model[id] = time }
-            if step == 150_000 {
+            #expect(set.insert(fingerprint, time: at, cutoff: cutoff) == expected, "step \(step)")
+            if expected { model[id] = at }
+            if step == 150_000 || step == 220_000 {
                 var writer = SnapshotWriter()
                 set.write(to: &writer)
                 set = try writer.bytes.withUnsafeBytes { raw in
                     var reader = SnapshotReader(raw)
-                    return try DedupSet(from: &reader)
+                    return try DedupSet(from: &reader, timeBits: timeBits)
                 }
+                var again = SnapshotWriter()
+                set.write(to: &again)
+                #expect(again.bytes == writer.bytes, "a restored set writes the same bytes")
             }
         }
+        #expect(farAhead > 30)
         // Expired entries are dropped as shards rebuild: the set holds far fewer than it saw.
         #expect(set.count < model.count)
+    }
+
+    /// The bits of time follow the dedup horizon plus the lateness: 32 for a day, more past 24 days.
+    @Test func dedupTimeBitsFollowTheSpan() {
+        let day: Int64 = 86_400_000
+        #expect(DedupSet.timeBits(span: day + 3_600_000) == 32)
+        #expect(DedupSet.timeBits(span: 24 * day) == 32)
+        #expect(DedupSet.timeBits(span: 25 * day) == 33)
+        #expect(DedupSet.timeBits(span: 365 * day) == 36)
+        #expect(DedupSet.timeBits(span: 20_000_000 * day) == 52)
+        #expect(DedupSet.timeBits(span: .max) == 56)
+        #expect(Admission.dedupTimeBits(lateness: .max, dedupHorizon: .max) == 56)
+        // A snapshot written with other bits is refused.
+        var writer = SnapshotWriter()
+        DedupSet(capacity: 16, timeBits: 33).write(to: &writer)
+        #expect(throws: SnapshotError.invalid("dedup entries hold 33 bits of time, 32 with these options")) {
+            try writer.bytes.withUnsafeBytes { raw in
+                var reader = SnapshotReader(raw)
+                _ = try DedupSet(from: &reader, timeBits: 32)
+            }
+        }
     }
 
     /// Snapshot checks: a dedup entry in the wrong shard, or a shard fuller than 70%, is refused.
@@ -133,35 +171,39 @@ struct CompactStateTests {
         var good = SnapshotWriter()
         DedupSet(capacity: 16).write(to: &good)
         #expect(read { $0.append(good.bytes) } == nil)
-        // 63 empty shards, then `last`.
-        var emptyShard = [UInt64]()
-        for _ in 0..<16 { emptyShard += [0, 0, UInt64(bitPattern: Int64.min)] }
-        func shards(last: [UInt64]) -> (inout SnapshotWriter) -> Void {
+        // 63 empty shards, then `last`, and no far ids.
+        let emptyShard = [UInt64](repeating: 0, count: 32)
+        func shards(last: [UInt64], epoch: Int64 = 0) -> (inout SnapshotWriter) -> Void {
             { writer in
                 writer.write(count: DedupSet.shardCount)
+                writer.write(UInt8(32))
                 for shard in 0..<DedupSet.shardCount {
+                    writer.write(shard == DedupSet.shardCount - 1 ? epoch : 0)
                     writer.write(UInt8(0))
-                    writer.write(UInt16(24))
+                    writer.write(UInt16(16))
                     writer.write(count: 16)
                     (shard == DedupSet.shardCount - 1 ? last : emptyShard).withUnsafeBytes { writer.append($0) }
                 }
+                writer.write(count: 0)
             }
         }
         #expect(read(shards(last: emptyShard)) == nil)
         var misplaced = emptyShard
         misplaced[0] = 1
-        misplaced[2] = 5
+        misplaced[1] = 5
         // An entry of shard 0 in shard 63.
         #expect(read(shards(last: misplaced)) != nil)
         var crowded = emptyShard
         for slot in 0..<12 {
-            crowded[3 * slot] = UInt64(63) << 58 | UInt64(slot)
-            crowded[3 * slot + 2] = 5
+            crowded[2 * slot] = UInt64(63) << 58 | UInt64(slot)
+            crowded[2 * slot + 1] = 5
         }
         // 12 of 16 slots.
         #expect(read(shards(last: crowded)) != nil)
         var fits = crowded
-        fits[3 * 11 + 2] = UInt64(bitPattern: Int64.min)
+        fits[2 * 11 + 1] = 0
         #expect(read(shards(last: fits)) == nil, "11 of 16 slots is within 70%")
+        #expect(read(shards(last: fits, epoch: SnapshotReader.timeLimit)) == nil)
+        #expect(read(shards(last: fits, epoch: SnapshotReader.timeLimit + 1)) != nil, "an epoch out of range")
     }
 }

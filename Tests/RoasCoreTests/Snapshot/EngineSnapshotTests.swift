@@ -524,21 +524,49 @@ struct EngineSnapshotTests {
                         $0.write(raw: [Int32(5)])
                         $0.write(count: 0)
                     }, { try IdentityGraph(from: &$0, identities: 4) })))
-        // Touch logs: id bases that do not match the pages the touches span, a head past the end
-        // (a chain link is a distance back, so no chain can go forwards).
-        func touchLog(idBases: [Int64], heads: [Int64]) -> (inout SnapshotWriter) -> Void {
+        // Touch logs: id or time bases that do not match the pages the touches span, a head past
+        // the end (a chain link is a distance back, so no chain can go forwards), whole times for
+        // touches not marked far, a touch marked far without one.
+        func touchLog(
+            idBases: [Int64], timeBases: [Int64]? = nil, offsets: [Int32] = [0, 0], far: [Int64] = [], heads: [Int64]
+        ) -> (inout SnapshotWriter) -> Void {
             {
                 $0.write(Int64(TouchLog.pageSize - 1))
-                $0.write(raw: [Touch](repeating: Touch(time: t0, creator: 0, campaign: -1, previous: 1, id: 0), count: 2))
+                $0.write(
+                    raw: offsets.map { PagedTouch(offset: $0, creator: 0, campaign: -1, previous: 1, id: 0) })
                 $0.write(raw: idBases)
+                $0.write(raw: timeBases ?? idBases.map { _ in t0 })
+                $0.write(raw: far)
                 $0.write(raw: heads)
             }
         }
         let readTouchLog = { (reader: inout SnapshotReader) in _ = try TouchLog(from: &reader, lateness: 0) }
+        let last = Int64(TouchLog.pageSize - 1)
         #expect(error(touchLog(idBases: [0, 7], heads: [Int64(TouchLog.pageSize)]), readTouchLog) == nil)
         #expect(isInvalid(error(touchLog(idBases: [0], heads: []), readTouchLog)))
         #expect(isInvalid(error(touchLog(idBases: [0, -1], heads: []), readTouchLog)))
         #expect(isInvalid(error(touchLog(idBases: [0, 7], heads: [Int64(TouchLog.pageSize) + 1]), readTouchLog)))
+        #expect(isInvalid(error(touchLog(idBases: [0, 7], timeBases: [t0], heads: []), readTouchLog)))
+        #expect(
+            isInvalid(error(touchLog(idBases: [0, 7], timeBases: [t0, SnapshotReader.timeLimit + 1], heads: []), readTouchLog)))
+        let farOffsets = [PagedTouch.far, PagedTouch.far]
+        #expect(
+            error(touchLog(idBases: [0, 7], offsets: farOffsets, far: [0, last, t0 << 1, 1, 0, 5], heads: []), readTouchLog)
+                == nil)
+        #expect(
+            isInvalid(error(touchLog(idBases: [0, 7], offsets: farOffsets, far: [0, last, 5], heads: []), readTouchLog)),
+            "a touch marked far without its time")
+        #expect(
+            isInvalid(error(touchLog(idBases: [0, 7], far: [0, last, 5, 1, 0, 5], heads: []), readTouchLog)),
+            "times for touches not marked far")
+        #expect(
+            isInvalid(
+                error(touchLog(idBases: [0, 7], offsets: farOffsets, far: [0, last, 5, 2, 0, 5], heads: []), readTouchLog)),
+            "a time for a page past the log's")
+        #expect(
+            isInvalid(
+                error(touchLog(idBases: [0, 7], offsets: farOffsets, far: [0, 3, 5, 1, 0, 5], heads: []), readTouchLog)),
+            "a time for a position before the log's start")
         // Pending events: a view, a refund with an identity, an unknown currency.
         func pending(kind: EventKind, user: Int32, currency: Int) -> (inout SnapshotWriter) -> Void {
             {
