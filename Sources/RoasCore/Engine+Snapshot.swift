@@ -96,7 +96,8 @@ extension Engine {
             "written with byte order \(byteOrder), this host's is \(Engine.snapshotByteOrder)")
         try configuration.checkSnapshot(from: &reader)
         let admission = try Admission(
-            from: &reader, lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
+            from: &reader, lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon,
+            paged: configuration.pagedState)
         let statistics = try Statistics(from: &reader)
         let users = try Interner(from: &reader)
         let creators = try Interner(from: &reader)

@@ -115,7 +115,8 @@ public struct Engine: Sendable {
                 WindowStore(window: configuration.window, slide: configuration.slide)
             }
         }
-        self.admission = Admission(lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon)
+        self.admission = Admission(
+            lateness: configuration.lateness, dedupHorizon: configuration.dedupHorizon, paged: configuration.pagedState)
         let partitions = max(1, configuration.partitions)
         self.store = PartitionStore(
             Array(repeating: TouchPartition(lateness: configuration.lateness), count: partitions))
@@ -195,6 +196,13 @@ public struct Engine: Sendable {
     static func hashes(of event: ParsedEvent) -> EventHashes {
         EventHashes(
             id: Fingerprint(event.id), user: event.kind == .view || event.kind == .click ? Interner.hash(event.user) : 0)
+    }
+
+    /// The first step, some events before `prefetch`: starts loading where the dedup set keeps the
+    /// page of the slot accepting an event with `hashes` will read (`prefetch` reads its address).
+    @inline(__always)
+    mutating func prefetchDedupPage(_ hashes: EventHashes) {
+        self.admission.prefetchPage(hashes.id)
     }
 
     /// Starts loading the dedup slot and user slot that accepting an event with `hashes` will read

@@ -60,6 +60,9 @@ actor Ingestor {
         settings: ServeSettings, rows: sending ByteSink, deadLetters: sending ByteSink?, postgres: PostgresRowSink?,
         alertLog: sending ByteSink? = nil
     ) {
+        var settings = settings
+        // Checkpoints are written while the engine runs on: paged tables keep its copies small.
+        settings.run.configuration.pagedState = settings.durability != nil
         self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters

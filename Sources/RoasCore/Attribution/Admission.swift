@@ -7,10 +7,12 @@ struct Admission: Sendable {
     private var newestTime: Int64 = .min
     private var dedup: DedupSet
 
-    init(lateness: Int64, dedupHorizon: Int64) {
+    /// - Parameter paged: the dedup set's tables in pages (`EngineConfiguration.pagedState`).
+    init(lateness: Int64, dedupHorizon: Int64, paged: Bool = false) {
         self.lateness = lateness
         self.dedupHorizon = dedupHorizon
-        self.dedup = DedupSet(timeBits: Admission.dedupTimeBits(lateness: lateness, dedupHorizon: dedupHorizon))
+        self.dedup = DedupSet(
+            timeBits: Admission.dedupTimeBits(lateness: lateness, dedupHorizon: dedupHorizon), paged: paged)
     }
 
     /// An admitted id's time is at most the lateness after the watermark, which is the horizon after
@@ -22,9 +24,16 @@ struct Admission: Sendable {
 
     var dedupCount: Int { self.dedup.count }
 
+    /// Whether the dedup set keeps its tables in pages.
+    var dedupIsPaged: Bool { self.dedup.isPaged }
+
     /// Starts loading where `check` will look for `fingerprint` (a hint; see `Engine.prefetch`).
     @inline(__always)
     func prefetch(_ fingerprint: Fingerprint) { self.dedup.prefetch(fingerprint) }
+
+    /// The step before `prefetch`, some events earlier (see `DedupSet.prefetchPage`).
+    @inline(__always)
+    func prefetchPage(_ fingerprint: Fingerprint) { self.dedup.prefetchPage(fingerprint) }
 
     /// nil when the event whose id has `fingerprint` is admitted (the id is then remembered), else
     /// why not. The late check uses the watermark as it stood before this event.
@@ -70,7 +79,7 @@ extension Admission {
     }
 
     /// Reads what `write(to:)` wrote; the watermark may not trail the newest time by more than the lateness.
-    init(from reader: inout SnapshotReader, lateness: Int64, dedupHorizon: Int64) throws {
+    init(from reader: inout SnapshotReader, lateness: Int64, dedupHorizon: Int64, paged: Bool = false) throws {
         let watermark = try reader.readTime("the watermark", sentinels: true)
         let newestTime = try reader.readTime("the newest event time", sentinels: true)
         try SnapshotReader.require(newestTime != .max, "the newest event time is the end of time")
@@ -78,8 +87,9 @@ extension Admission {
             watermark >= Engine.subtract(newestTime, lateness),
             "the watermark trails the newest event by more than the lateness")
         let dedup = try DedupSet(
-            from: &reader, timeBits: Admission.dedupTimeBits(lateness: lateness, dedupHorizon: dedupHorizon))
-        self.init(lateness: lateness, dedupHorizon: dedupHorizon)
+            from: &reader, timeBits: Admission.dedupTimeBits(lateness: lateness, dedupHorizon: dedupHorizon),
+            paged: paged)
+        self.init(lateness: lateness, dedupHorizon: dedupHorizon, paged: paged)
         self.watermark = watermark
         self.newestTime = newestTime
         self.dedup = dedup

@@ -15,10 +15,15 @@ import CRoasPrefetch
 ///
 /// A lookup ignores entries older than the cutoff, so the answer depends only on the cutoffs given,
 /// which never decrease, not on when a shard was last cleaned. Shards grow one at a time, so growing
-/// never holds two copies of the whole set, and a copy of the set (a checkpoint taken while the
-/// engine runs on) copies only the shards written. Memory: 23-64 bytes per id seen within the
-/// horizon (a shard holds 1.4 to 4 times its live count: it is rebuilt at 70% full and doubled when
-/// over half is still live); 23-46 while the set grows.
+/// never holds two copies of the whole set. With `paged` (an engine that checkpoints while it runs:
+/// `roas serve --data-dir`), each table is kept in pages of 256 entries (4 KiB), so a copy of the set
+/// (a checkpoint being written) costs the engine a 4 KiB copy the first time it writes to a page,
+/// not a copy of the shard: a chunk of input copies at most a page per id it adds, not the whole
+/// set. Pages cost each lookup a few more cache lines (about 6-10% of `roas run`'s CPU time on the
+/// reference workload), so an engine that never checkpoints keeps each table in one array.
+///
+/// Memory: 23-64 bytes per id seen within the horizon (a shard holds 1.4 to 4 times its live count:
+/// it is rebuilt at 70% full and doubled when over half is still live); 23-46 while the set grows.
 struct DedupSet: Sendable {
     fileprivate struct Entry: Sendable {
         var high: UInt64
@@ -36,23 +41,165 @@ struct DedupSet: Sendable {
         case outOfReach
     }
 
-    fileprivate struct Shard: Sendable {
-        var entries: [Entry]
+    /// A shard's table of entries: one array (`FlatEntries`) or pages (`PagedEntries`).
+    fileprivate protocol EntryTable: Sendable {
+        /// `count` empty entries.
+        init(count: Int)
+        /// `entries` as a table.
+        init(_ entries: [Entry])
+        var count: Int { get }
+        subscript(index: Int) -> Entry { get }
+        /// Writes `entry` at `index` and notes where it is (for `address(of:)`).
+        mutating func write(_ entry: Entry, at index: Int)
+        /// Where `index` was when last written (nil when not known), for prefetching alone.
+        func address(of index: Int) -> UnsafeRawPointer?
+        /// Starts loading what `address(of:)` reads (nothing for one array).
+        func prefetchPage(of index: Int)
+        /// The entries in parts, in order.
+        var parts: [[Entry]] { get }
+    }
+
+    /// A table of entries in one array.
+    fileprivate struct FlatEntries: EntryTable {
+        private(set) var entries: [Entry]
+        /// Where `entries` was when last written, for `DedupSet.prefetch` alone: reading the array's
+        /// address from a shard in `shards` copies the array (a retain and a release, a few per
+        /// cent of the engine's time). A stale address (a copy-on-write since, or a table rebuilt)
+        /// only wastes a prefetch, which never faults. An address's bits, so that the table stays
+        /// `Sendable`.
+        private var base: UInt = 0
+
+        init(count: Int) { self.init(Array(repeating: Entry.empty, count: count)) }
+
+        init(_ entries: [Entry]) {
+            self.entries = entries
+            self.base = self.entries.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        }
+
+        var count: Int { self.entries.count }
+
+        @inline(__always)
+        subscript(index: Int) -> Entry { self.entries[index] }
+
+        @inline(__always)
+        mutating func write(_ entry: Entry, at index: Int) {
+            self.entries.withUnsafeMutableBufferPointer { table in
+                table[index] = entry
+                self.base = UInt(bitPattern: table.baseAddress)
+            }
+        }
+
+        @inline(__always)
+        func address(of index: Int) -> UnsafeRawPointer? {
+            UnsafeRawPointer(bitPattern: self.base).map { $0 + index * MemoryLayout<Entry>.stride }
+        }
+
+        @inline(__always)
+        func prefetchPage(of index: Int) {}
+
+        var parts: [[Entry]] { [self.entries] }
+    }
+
+    /// A table of entries in pages of `pageSize` (one smaller page when the table is smaller).
+    fileprivate struct PagedEntries: EntryTable {
+        static let pageShift = 8
+        static let pageSize = 1 << pageShift
+        static let pageMask = pageSize - 1
+
+        private(set) var pages: [[Entry]]
+        /// Where each page was when last written, for `DedupSet.prefetch` alone: reading an array's
+        /// address from a shard in `shards` copies the array (a retain and a release, a few per
+        /// cent of the engine's time). A stale address (a copy-on-write since, or a table rebuilt)
+        /// only wastes a prefetch, which never faults. An address's bits, so that the table stays
+        /// `Sendable`.
+        private(set) var bases: [UInt]
+        /// Where `pages` and `bases` keep their elements (for `DedupSet.prefetchPage` alone, stale
+        /// after a copy-on-write until the next write, like `bases`).
+        private(set) var pagesAddress: UInt = 0
+        private(set) var basesAddress: UInt = 0
+        let count: Int
+
+        /// `count` empty entries.
+        init(count: Int) {
+            let page = Array(repeating: Entry.empty, count: min(count, PagedEntries.pageSize))
+            self.pages = Array(repeating: page, count: max(1, count >> PagedEntries.pageShift))
+            self.bases = self.pages.map { $0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } }
+            self.count = count
+            self.noteAddresses()
+        }
+
+        /// `entries`, paged.
+        init(_ entries: [Entry]) {
+            let size = min(entries.count, PagedEntries.pageSize)
+            self.pages = stride(from: 0, to: max(entries.count, 1), by: max(size, 1)).map {
+                Array(entries[$0..<min($0 + size, entries.count)])
+            }
+            self.bases = self.pages.map { $0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } }
+            self.count = entries.count
+            self.noteAddresses()
+        }
+
+        private mutating func noteAddresses() {
+            self.pagesAddress = self.pages.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            self.basesAddress = self.bases.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        }
+
+        @inline(__always)
+        subscript(index: Int) -> Entry {
+            self.pages[index >> PagedEntries.pageShift][index & PagedEntries.pageMask]
+        }
+
+        /// Writes `entry` at `index` and notes where its page is.
+        @inline(__always)
+        mutating func write(_ entry: Entry, at index: Int) {
+            let page = index >> PagedEntries.pageShift
+            let base = self.pages[page].withUnsafeMutableBufferPointer { entries in
+                entries[index & PagedEntries.pageMask] = entry
+                return UInt(bitPattern: entries.baseAddress)
+            }
+            if self.bases[page] != base {
+                // The page was copied (it was shared with a copy of the set), and so maybe the
+                // arrays of pages and addresses.
+                self.bases[page] = base
+                self.noteAddresses()
+            }
+        }
+
+        /// Starts loading where `pages` and `bases` keep page `index`'s reference and address.
+        @inline(__always)
+        func prefetchPage(of index: Int) {
+            let offset = (index >> PagedEntries.pageShift) * MemoryLayout<UInt>.stride
+            if let pages = UnsafeRawPointer(bitPattern: self.pagesAddress) { roas_prefetch(pages + offset) }
+            if let bases = UnsafeRawPointer(bitPattern: self.basesAddress) { roas_prefetch(bases + offset) }
+        }
+
+        /// Where `index` was when its page was last written (nil when not known), and the page's
+        /// header before it.
+        @inline(__always)
+        func address(of index: Int) -> UnsafeRawPointer? {
+            guard let base = UnsafeRawPointer(bitPattern: self.bases[index >> PagedEntries.pageShift]) else {
+                return nil
+            }
+            // The page's header too (its count and reference count, which a lookup and a write
+            // read; element 0 follows a header of 32 bytes): another cache line than the slot's.
+            roas_prefetch(base - 32)
+            return base + (index & PagedEntries.pageMask) * MemoryLayout<Entry>.stride
+        }
+
+        var parts: [[Entry]] { self.pages }
+    }
+
+    fileprivate struct Shard<Table: EntryTable>: Sendable {
+        var entries: Table
         var mask: Int
         var count = 0
-        /// Where `entries` was when last written, for `prefetch` alone: reading the array's
-        /// address from a shard in `shards` copies the array (a retain and a release, a few per
-        /// cent of the engine's time). A stale address (a copy-on-write since, or a table
-        /// rebuilt) only wastes a prefetch, which never faults. An address's bits, so that the
-        /// shard stays `Sendable`.
-        var base: UInt = 0
         /// The time an entry's offset counts from.
         var epoch: Int64 = 0
         /// The low `timeBits` bits of a tail: the time's offset plus 1.
         let stampMask: UInt64
 
         init(size: Int, stampMask: UInt64) {
-            self.entries = Array(repeating: Entry.empty, count: size)
+            self.entries = Table(count: size)
             self.mask = size - 1
             self.stampMask = stampMask
         }
@@ -69,15 +216,6 @@ struct DedupSet: Sendable {
             let (offset, overflow) = time.subtractingReportingOverflow(self.epoch)
             guard !overflow, offset >= 0, offset <= self.reach else { return nil }
             return UInt64(offset) + 1
-        }
-
-        /// Writes `entry` at `index` and notes where the table is.
-        @inline(__always)
-        mutating func write(_ entry: Entry, at index: Int) {
-            self.entries.withUnsafeMutableBufferPointer { table in
-                table[index] = entry
-                self.base = UInt(bitPattern: table.baseAddress)
-            }
         }
 
         @inline(__always)
@@ -98,7 +236,7 @@ struct DedupSet: Sendable {
             // Already expired: nothing later can match it, as cutoffs never decrease.
             if time < cutoff { return .inserted }
             guard let stamp = self.stamp(time) else { return .outOfReach }
-            self.write(Entry(high: fingerprint.high, tail: key | stamp), at: index)
+            self.entries.write(Entry(high: fingerprint.high, tail: key | stamp), at: index)
             if found == nil {
                 self.count += 1
                 if self.count * 10 > self.entries.count * 7 { self.rebuild(cutoff: cutoff, epoch: self.epoch) }
@@ -111,11 +249,13 @@ struct DedupSet: Sendable {
         mutating func rebase(cutoff: Int64, including time: Int64) -> Bool {
             var lowest = time
             var highest = time
-            for entry in self.entries where entry.tail & self.stampMask != 0 {
-                let entryTime = self.time(of: entry)
-                guard entryTime >= cutoff else { continue }
-                lowest = min(lowest, entryTime)
-                highest = max(highest, entryTime)
+            for part in self.entries.parts {
+                for entry in part where entry.tail & self.stampMask != 0 {
+                    let entryTime = self.time(of: entry)
+                    guard entryTime >= cutoff else { continue }
+                    lowest = min(lowest, entryTime)
+                    highest = max(highest, entryTime)
+                }
             }
             // As low as it can be, so that later ids (never before the cutoff) rarely need another.
             let epoch = max(cutoff, Engine.subtract(highest, self.reach))
@@ -127,25 +267,30 @@ struct DedupSet: Sendable {
         /// Keeps the entries not older than `cutoff`, counted from `epoch` (which they must be within
         /// reach of), in a table twice the size when over half are.
         private mutating func rebuild(cutoff: Int64, epoch: Int64) {
+            let parts = self.entries.parts
             var live = 0
-            for entry in self.entries where entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff {
-                live += 1
+            for part in parts {
+                for entry in part where entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff { live += 1 }
             }
             let size = live * 2 > self.entries.count ? self.entries.count * 2 : self.entries.count
-            let old = self.entries
-            let oldEpoch = self.epoch
-            self.entries = Array(repeating: Entry.empty, count: size)
-            self.mask = size - 1
-            self.epoch = epoch
-            for entry in old where entry.tail & self.stampMask != 0 {
-                let entryTime = oldEpoch &+ Int64(entry.tail & self.stampMask) &- 1
-                guard entryTime >= cutoff, let stamp = self.stamp(entryTime) else { continue }
-                var index = Int(truncatingIfNeeded: entry.high) & self.mask
-                while self.entries[index].tail & self.stampMask != 0 { index = (index + 1) & self.mask }
-                self.entries[index] = Entry(high: entry.high, tail: entry.tail & ~self.stampMask | stamp)
+            // Built in one array (then paged, when paged): stores without a page lookup each.
+            var table = Array(repeating: Entry.empty, count: size)
+            let mask = size - 1
+            for part in parts {
+                for entry in part where entry.tail & self.stampMask != 0 {
+                    let entryTime = self.time(of: entry)
+                    guard entryTime >= cutoff else { continue }
+                    assert(entryTime >= epoch && entryTime - epoch <= self.reach, "a live entry out of the new epoch's reach")
+                    let stamp = UInt64(entryTime - epoch) + 1
+                    var index = Int(truncatingIfNeeded: entry.high) & mask
+                    while table[index].tail & self.stampMask != 0 { index = (index + 1) & mask }
+                    table[index] = Entry(high: entry.high, tail: entry.tail & ~self.stampMask | stamp)
+                }
             }
+            self.entries = Table(table)
+            self.mask = mask
+            self.epoch = epoch
             self.count = live
-            self.base = self.entries.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
         }
     }
 
@@ -153,7 +298,11 @@ struct DedupSet: Sendable {
     static let shardCount = 1 << shardBits
     /// The fewest bits of time an entry holds; see `timeBits(span:)`.
     static let minimumTimeBits = 32
-    private var shards: [Shard]
+    /// The shards, in one array each (`paged` false) or in pages (`paged` true); the other is empty.
+    private var flat: [Shard<FlatEntries>] = []
+    private var paged: [Shard<PagedEntries>] = []
+    /// Whether the tables are kept in pages.
+    let isPaged: Bool
     /// Bits of an entry's tail that hold its time (the rest hold fingerprint bits).
     let timeBits: Int
     /// Ids whose time was out of every reach of their shard, with their times.
@@ -169,18 +318,27 @@ struct DedupSet: Sendable {
         return min(56, max(DedupSet.minimumTimeBits, Int64.bitWidth - doubled.leadingZeroBitCount))
     }
 
-    /// - Parameter timeBits: as `timeBits(span:)` gives (a test may ask for fewer, to move epochs often).
-    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits) {
+    /// - Parameters:
+    ///   - timeBits: as `timeBits(span:)` gives (a test may ask for fewer, to move epochs often).
+    ///   - paged: whether to keep the tables in pages (for an engine that checkpoints while it runs).
+    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false) {
         precondition((2...56).contains(timeBits), "a dedup entry's time takes 2 to 56 bits")
         var size = 16
         while size * DedupSet.shardCount < capacity { size <<= 1 }
         self.timeBits = timeBits
-        self.shards = Array(
-            repeating: Shard(size: size, stampMask: (1 << UInt64(timeBits)) - 1), count: DedupSet.shardCount)
+        self.isPaged = paged
+        let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
+        if paged {
+            self.paged = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
+        } else {
+            self.flat = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
+        }
     }
 
     /// Ids held, expired ones not yet dropped included.
-    var count: Int { self.shards.reduce(self.far.count) { $0 + $1.count } }
+    var count: Int {
+        self.flat.reduce(self.far.count) { $0 + $1.count } + self.paged.reduce(0) { $0 + $1.count }
+    }
 
     /// Records `fingerprint` at `time` unless an entry not older than `cutoff` holds it already.
     /// Cutoffs must never decrease from one call to the next.
@@ -193,26 +351,41 @@ struct DedupSet: Sendable {
             self.far[fingerprint] = nil
         }
         let shard = DedupSet.shard(of: fingerprint)
-        switch self.shards[shard].insert(fingerprint, time: time, cutoff: cutoff) {
+        let outcome =
+            self.isPaged
+            ? self.paged[shard].insert(fingerprint, time: time, cutoff: cutoff)
+            : self.flat[shard].insert(fingerprint, time: time, cutoff: cutoff)
+        switch outcome {
         case .duplicate: return false
         case .inserted: return true
-        case .outOfReach: return self.insertOutOfReach(fingerprint, time: time, cutoff: cutoff, shard: shard)
+        case .outOfReach:
+            let rebased =
+                self.isPaged
+                ? DedupSet.rebase(&self.paged[shard], fingerprint, time: time, cutoff: cutoff)
+                : DedupSet.rebase(&self.flat[shard], fingerprint, time: time, cutoff: cutoff)
+            if !rebased { self.keepFar(fingerprint, time: time, cutoff: cutoff) }
+            return true
         }
     }
 
-    /// The slow path of `insert`: a new id whose time is out of its shard's reach.
-    private mutating func insertOutOfReach(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64, shard: Int) -> Bool {
-        if self.shards[shard].rebase(cutoff: cutoff, including: time) {
-            let outcome = self.shards[shard].insert(fingerprint, time: time, cutoff: cutoff)
-            assert(outcome == .inserted, "a rebased shard reaches the time it was rebased for")
-            return true
-        }
+    /// The slow path of `insert` for a new id whose time is out of its shard's reach: moves the
+    /// shard's epoch and inserts it, unless the shard cannot reach it then either.
+    private static func rebase<Table>(
+        _ shard: inout Shard<Table>, _ fingerprint: Fingerprint, time: Int64, cutoff: Int64
+    ) -> Bool {
+        guard shard.rebase(cutoff: cutoff, including: time) else { return false }
+        let outcome = shard.insert(fingerprint, time: time, cutoff: cutoff)
+        assert(outcome == .inserted, "a rebased shard reaches the time it was rebased for")
+        return true
+    }
+
+    /// Keeps an id whose time no shard epoch reaches beside the shards.
+    private mutating func keepFar(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) {
         self.far[fingerprint] = time
         if self.far.count > self.farLimit {
             self.far = self.far.filter { $0.value >= cutoff }
             self.farLimit = max(64, self.far.count * 2)
         }
-        return true
     }
 
     @inline(__always)
@@ -224,9 +397,22 @@ struct DedupSet: Sendable {
     @inline(__always)
     func prefetch(_ fingerprint: Fingerprint) {
         let shard = DedupSet.shard(of: fingerprint)
-        let slot = Int(truncatingIfNeeded: fingerprint.high) & self.shards[shard].mask
-        guard let base = UnsafeRawPointer(bitPattern: self.shards[shard].base) else { return }
-        roas_prefetch(base + slot * MemoryLayout<Entry>.stride)
+        let slot = Int(truncatingIfNeeded: fingerprint.high)
+        let address =
+            self.isPaged
+            ? self.paged[shard].entries.address(of: slot & self.paged[shard].mask)
+            : self.flat[shard].entries.address(of: slot & self.flat[shard].mask)
+        if let address { roas_prefetch(address) }
+    }
+
+    /// The step before `prefetch`, some events earlier: with pages, starts loading where the shard
+    /// keeps the reference and the address of the page `fingerprint`'s slot is on (which `prefetch`
+    /// reads).
+    @inline(__always)
+    func prefetchPage(_ fingerprint: Fingerprint) {
+        guard self.isPaged else { return }
+        let shard = DedupSet.shard(of: fingerprint)
+        self.paged[shard].entries.prefetchPage(of: Int(truncatingIfNeeded: fingerprint.high) & self.paged[shard].mask)
     }
 }
 
@@ -237,22 +423,29 @@ extension DedupSet.Entry: SnapshotRaw {}
 
 extension DedupSet {
     var snapshotByteEstimate: Int {
-        self.shards.reduce(24 + self.far.count * 24) {
-            $0 + 8
-                + SnapshotWriter.tableByteCount(
-                    slots: $1.entries.count, occupied: $1.count, stride: MemoryLayout<Entry>.stride)
+        func estimate<Table>(_ shards: [Shard<Table>]) -> Int {
+            shards.reduce(0) {
+                $0 + 8
+                    + SnapshotWriter.tableByteCount(
+                        slots: $1.entries.count, occupied: $1.count, stride: MemoryLayout<Entry>.stride)
+            }
         }
+        return 24 + self.far.count * 24 + estimate(self.flat) + estimate(self.paged)
     }
 
     /// Writes the number of shards and the bits of time in an entry, then each shard's epoch and table
     /// (its slots, or its size and occupied slots when sparse), then the far ids in fingerprint order.
     func write(to writer: inout SnapshotWriter) {
-        writer.write(count: self.shards.count)
-        writer.write(UInt8(self.timeBits))
-        for shard in self.shards {
-            writer.write(shard.epoch)
-            writer.write(table: shard.entries, occupied: shard.count) { $0.tail & shard.stampMask == 0 }
+        func write<Table>(_ shards: [Shard<Table>]) {
+            for shard in shards {
+                writer.write(shard.epoch)
+                writer.write(table: shard.entries.parts, occupied: shard.count) { $0.tail & shard.stampMask == 0 }
+            }
         }
+        writer.write(count: DedupSet.shardCount)
+        writer.write(UInt8(self.timeBits))
+        write(self.flat)
+        write(self.paged)
         let far = self.far.sorted { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }
         writer.write(count: far.count)
         for (fingerprint, time) in far {
@@ -264,15 +457,15 @@ extension DedupSet {
 
     /// Reads what `write(to:)` wrote with `timeBits`: 64 tables, each of a power-of-two size at most
     /// 70% full (so that probing always reaches an empty slot), whose entries' times are in range and
-    /// whose fingerprints belong to that shard, and far ids with times in range.
-    init(from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits) throws {
+    /// whose fingerprints belong to that shard, and far ids with times in range; in pages when `paged`.
+    init(from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false) throws {
         let count = try reader.read(UInt64.self)
         try SnapshotReader.require(
             count == UInt64(DedupSet.shardCount), "the dedup set has \(count) shards, not \(DedupSet.shardCount)")
         let written = Int(try reader.read(UInt8.self))
         try SnapshotReader.require(
             written == timeBits, "dedup entries hold \(written) bits of time, \(timeBits) with these options")
-        self.init(capacity: 16, timeBits: timeBits)
+        self.init(capacity: 16, timeBits: timeBits, paged: paged)
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         for number in 0..<DedupSet.shardCount {
             // Down to the reach below the earliest time (a shard's first epoch can be that).
@@ -291,10 +484,13 @@ extension DedupSet {
             try SnapshotReader.require(
                 (-SnapshotReader.timeLimit - Int64(stampMask)...SnapshotReader.timeLimit).contains(epoch),
                 "a dedup shard's epoch \(epoch) is out of range")
-            self.shards[number].entries = entries
-            self.shards[number].mask = size - 1
-            self.shards[number].count = occupied
-            self.shards[number].epoch = epoch
+            func restore<Table>(_ shard: inout Shard<Table>) {
+                shard.entries = Table(entries)
+                shard.mask = size - 1
+                shard.count = occupied
+                shard.epoch = epoch
+            }
+            if paged { restore(&self.paged[number]) } else { restore(&self.flat[number]) }
         }
         let farCount = try reader.readCount(elementSize: 24)
         for _ in 0..<farCount {

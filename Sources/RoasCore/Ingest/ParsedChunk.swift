@@ -213,6 +213,7 @@ public struct ChunkRecorder: EventSink {
 extension EngineSink {
     /// How many events ahead `replay` prefetches an event's dedup and user slots, and how many
     /// ahead it then prefetches a view's or click's chain head, found through the user's slot.
+    static let pagePrefetchDistance = 24
     static let prefetchDistance = 16
     static let headPrefetchDistance = 8
 
@@ -248,6 +249,9 @@ extension EngineSink {
             switch entry {
             case .event:
                 // Overlap the cache misses of an event a few ahead with the work on this one.
+                if nextEvent + EngineSink.pagePrefetchDistance < events.count {
+                    self.engine.prefetchDedupPage(events[nextEvent + EngineSink.pagePrefetchDistance].hashes)
+                }
                 if nextEvent + EngineSink.prefetchDistance < events.count {
                     self.engine.prefetch(events[nextEvent + EngineSink.prefetchDistance].hashes)
                 }

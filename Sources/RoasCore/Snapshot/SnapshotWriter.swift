@@ -120,18 +120,30 @@ public struct SnapshotWriter: Sendable {
     /// Writes a hash table of `SnapshotRaw` slots, whole when at least a quarter full, else as its
     /// size and the occupied slots with their positions (a table made large up front stays small here).
     mutating func write<T: SnapshotRaw>(table slots: [T], occupied: Int, isEmpty: (T) -> Bool) {
-        if occupied * 4 >= slots.count || slots.count > SnapshotReader.maximumSparseTable {
+        self.write(table: [slots], occupied: occupied, isEmpty: isEmpty)
+    }
+
+    /// `write(table:occupied:isEmpty:)` for a table kept in pages: the same bytes as for the pages joined.
+    mutating func write<T: SnapshotRaw>(table pages: [[T]], occupied: Int, isEmpty: (T) -> Bool) {
+        let count = pages.reduce(0) { $0 + $1.count }
+        if occupied * 4 >= count || count > SnapshotReader.maximumSparseTable {
             self.write(UInt8(0))
-            self.write(raw: slots)
+            self.write(rawParts: pages.map { $0[...] })
             return
         }
         self.write(UInt8(1))
-        self.write(count: slots.count)
+        self.write(count: count)
         self.write(count: occupied)
         self.write(UInt16(MemoryLayout<T>.stride))
-        for index in slots.indices where !isEmpty(slots[index]) {
-            self.write(UInt64(index))
-            withUnsafeBytes(of: slots[index]) { self.bytes.append(contentsOf: $0) }
+        var index = 0
+        for page in pages {
+            for slot in page {
+                if !isEmpty(slot) {
+                    self.write(UInt64(index))
+                    withUnsafeBytes(of: slot) { self.bytes.append(contentsOf: $0) }
+                }
+                index += 1
+            }
         }
         self.flushIfFull()
     }

@@ -97,11 +97,14 @@ struct CompactStateTests {
     /// kept far, and after a snapshot. With 32 bits of time (the least the engine uses), with 16 (a
     /// shard moves its epoch every few thousand steps) and with 12 (less than the horizon: many ids
     /// are kept far); the stream sometimes jumps ahead by more than the horizon, and sometimes sends
-    /// an id far ahead without moving the cutoff (as an event past `--max-keys` does).
-    @Test(arguments: [32, 16, 12])
-    func shardedDedupMatchesADictionary(timeBits: Int) throws {
+    /// an id far ahead without moving the cutoff (as an event past `--max-keys` does). Tables in one
+    /// array each and in pages; a copy taken midway (as a checkpoint takes one) still writes the same
+    /// bytes after the set it was copied from went on.
+    @Test(arguments: [32, 16, 12], [false, true])
+    func shardedDedupMatchesADictionary(timeBits: Int, paged: Bool) throws {
         var random = SplitMix64(seed: 0xDED ^ UInt64(timeBits))
-        var set = DedupSet(capacity: 16, timeBits: timeBits)
+        var set = DedupSet(capacity: 16, timeBits: timeBits, paged: paged)
+        var frozen: (set: DedupSet, bytes: [UInt8])? = nil
         var model: [UInt64: Int64] = [:]
         var time: Int64 = 1_700_000_000_000
         var farAhead = 0
@@ -117,19 +120,28 @@ struct CompactStateTests {
             let expected: Bool = model[id].map { $0 < cutoff } ?? true
             #expect(set.insert(fingerprint, time: at, cutoff: cutoff) == expected, "step \(step)")
             if expected { model[id] = at }
+            if step == 100_000 {
+                var writer = SnapshotWriter()
+                set.write(to: &writer)
+                frozen = (set, writer.bytes)
+            }
             if step == 150_000 || step == 220_000 {
                 var writer = SnapshotWriter()
                 set.write(to: &writer)
                 set = try writer.bytes.withUnsafeBytes { raw in
                     var reader = SnapshotReader(raw)
-                    return try DedupSet(from: &reader, timeBits: timeBits)
+                    return try DedupSet(from: &reader, timeBits: timeBits, paged: paged)
                 }
+                #expect(set.isPaged == paged)
                 var again = SnapshotWriter()
                 set.write(to: &again)
                 #expect(again.bytes == writer.bytes, "a restored set writes the same bytes")
             }
         }
         #expect(farAhead > 30)
+        var later = SnapshotWriter()
+        frozen?.set.write(to: &later)
+        #expect(frozen != nil && later.bytes == frozen?.bytes, "the copy did not change")
         // Expired entries are dropped as shards rebuild: the set holds far fewer than it saw.
         #expect(set.count < model.count)
     }

@@ -254,6 +254,35 @@ struct PartitionTests {
         try Self.expectSame(lines, base: base, layouts: [(2, 16), (4, 4), (7, 64)], flushEvery: 20, as: expected, "")
     }
 
+    /// Paged tables (`roas serve --data-dir`) give the rows, dead letters and counts of tables in one
+    /// array, through snapshots restored into either, and write the same snapshot bytes.
+    @Test(arguments: 0..<14 as Range<Int>)
+    func pagedStateGivesTheSameOutputAndSnapshots(variant: Int) throws {
+        let base = Self.configuration(variant)
+        let lines = Self.lines(seed: UInt64(variant) &* 104_729 &+ 11, count: 2000, lateness: base.lateness, hugeAmounts: false)
+        var paged = base
+        paged.pagedState = true
+        let expected = try Self.run(lines, configuration: base, flushEvery: 64)
+        Self.expectSame(try Self.run(lines, configuration: paged, flushEvery: 64), expected, "variant \(variant), paged")
+        Self.expectSame(
+            try Self.run(lines, configuration: paged, flushEvery: 64) { $0 % 700 == 350 }, expected,
+            "variant \(variant), paged, restored every 700 lines")
+        var flat = EngineDriver(configuration: base)
+        var pages = EngineDriver(configuration: paged)
+        for (index, line) in lines.prefix(1200).enumerated() {
+            flat.feed(Array(line.utf8), number: index + 1)
+            pages.feed(Array(line.utf8), number: index + 1)
+        }
+        flat.engine.settle()
+        pages.engine.settle()
+        let snapshot = flat.engine.snapshot()
+        #expect(pages.engine.snapshot() == snapshot, "variant \(variant): the same snapshot bytes")
+        #expect(pages.engine.admission.dedupIsPaged && !flat.engine.admission.dedupIsPaged)
+        let restored = try Engine(snapshot: snapshot, configuration: paged)
+        #expect(restored.admission.dedupIsPaged)
+        #expect(restored.snapshot() == snapshot, "read into pages")
+    }
+
     /// A snapshot of an engine with workers, taken mid-stream, continues to the same rows; one
     /// taken with other partitions is refused, naming the flag.
     @Test func snapshotsKeepThePartitions() throws {
