@@ -45,7 +45,7 @@ public struct Origin {
 /// once the watermark reaches them, so the result does not depend on arrival order within the
 /// lateness. State is keyed by interned identity handles and evicted as the watermark advances.
 public struct Engine: Sendable {
-    public let configuration: EngineConfiguration
+    public private(set) var configuration: EngineConfiguration
     /// Greatest accepted time minus the lateness; `Int64.min` before the first event, `.max` at the end.
     public var watermark: Int64 { self.admission.watermark }
     /// The `late` and `duplicate` checks and the watermark they use (the engine's watermark).
@@ -263,6 +263,14 @@ public struct Engine: Sendable {
             self.enqueue(event, origin: origin)
         }
         if let watermark = self.admission.observe(event.time) { self.advance(to: watermark, into: &output) }
+    }
+
+    /// Keeps the large tables in pages, or not (`EngineConfiguration.pagedState`): `roas serve
+    /// --data-dir` replays its log without pages, which cost each event time, and pages the tables
+    /// before it takes input. Changes no result.
+    public mutating func setPagedState(_ paged: Bool) {
+        self.configuration.pagedState = paged
+        self.admission.setDedupPaged(paged)
     }
 
     /// End of input: the watermark becomes +infinity, everything pending applies and every window closes.

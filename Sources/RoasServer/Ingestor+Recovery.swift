@@ -36,7 +36,12 @@ extension Ingestor {
             throw RoasError(.output, "cannot open the alert outbox in \(directory): \(error)")
         }
         let store = try CheckpointStore(directory: directory)
-        let configuration = self.settings.run.configuration
+        // The replay runs without pages (they cost each event time, and nothing is checkpointed
+        // until it ends); the engine pages its tables before it takes input.
+        var unpaged = self.settings.run.configuration
+        unpaged.pagedState = false
+        let configuration = unpaged
+        self.host.setPagedState(false)
         var report = RecoveryReport()
 
         // The newest checkpoint that reads back whole; a different configuration is an error, not a fallback.
@@ -149,6 +154,7 @@ extension Ingestor {
                 throw error
             }
         }
+        self.host.setPagedState(self.settings.run.configuration.pagedState)
         report.droppedTail = replay.droppedTail
         if let tail = replay.droppedTail {
             if tail.contains("--truncate-damaged-log") {

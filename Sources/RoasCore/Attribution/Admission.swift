@@ -27,6 +27,9 @@ struct Admission: Sendable {
     /// Whether the dedup set keeps its tables in pages.
     var dedupIsPaged: Bool { self.dedup.isPaged }
 
+    /// Keeps the dedup set's tables in pages, or in one array each (`DedupSet.setPaged`).
+    mutating func setDedupPaged(_ paged: Bool) { self.dedup.setPaged(paged) }
+
     /// Starts loading where `check` will look for `fingerprint` (a hint; see `Engine.prefetch`).
     @inline(__always)
     func prefetch(_ fingerprint: Fingerprint) { self.dedup.prefetch(fingerprint) }

@@ -204,6 +204,15 @@ struct DedupSet: Sendable {
             self.stampMask = stampMask
         }
 
+        /// `other` with its table kept as `Table` keeps it.
+        init<Other>(_ other: Shard<Other>) {
+            self.entries = Table(Array(other.entries.parts.joined()))
+            self.mask = other.mask
+            self.count = other.count
+            self.epoch = other.epoch
+            self.stampMask = other.stampMask
+        }
+
         /// The greatest offset from the epoch an entry can hold.
         var reach: Int64 { Int64(self.stampMask) - 1 }
 
@@ -302,7 +311,7 @@ struct DedupSet: Sendable {
     private var flat: [Shard<FlatEntries>] = []
     private var paged: [Shard<PagedEntries>] = []
     /// Whether the tables are kept in pages.
-    let isPaged: Bool
+    private(set) var isPaged: Bool
     /// Bits of an entry's tail that hold its time (the rest hold fingerprint bits).
     let timeBits: Int
     /// Ids whose time was out of every reach of their shard, with their times.
@@ -333,6 +342,31 @@ struct DedupSet: Sendable {
         } else {
             self.flat = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
         }
+    }
+
+    /// Keeps the tables in pages (or in one array each), as `init(paged:)` does: `roas serve
+    /// --data-dir` replays its log into tables in one array each, then pages them.
+    mutating func setPaged(_ paged: Bool) {
+        guard paged != self.isPaged else { return }
+        if paged {
+            self.paged = DedupSet.convert(&self.flat)
+        } else {
+            self.flat = DedupSet.convert(&self.paged)
+        }
+        self.isPaged = paged
+    }
+
+    /// `shards` kept as `To` keeps them, one at a time: each table is let go of once copied, so the
+    /// set is never held twice.
+    private static func convert<From, To>(_ shards: inout [Shard<From>]) -> [Shard<To>] {
+        var converted: [Shard<To>] = []
+        converted.reserveCapacity(shards.count)
+        for index in shards.indices {
+            converted.append(Shard(shards[index]))
+            shards[index] = Shard(size: 16, stampMask: shards[index].stampMask)
+        }
+        shards = []
+        return converted
     }
 
     /// Ids held, expired ones not yet dropped included.

@@ -58,6 +58,9 @@ public struct EngineHost {
 
     public var engine: Engine { self.sink.engine }
 
+    /// `Engine.setPagedState(_:)` on the engine.
+    public mutating func setPagedState(_ paged: Bool) { self.sink.engine.setPagedState(paged) }
+
     /// Waits for the engine's workers (`--workers`) and counts what they looked up: call it before
     /// taking a copy of `engine` to keep (a checkpoint). A no-op without workers.
     public mutating func settle() { self.sink.engine.settle() }

@@ -98,8 +98,9 @@ struct CompactStateTests {
     /// shard moves its epoch every few thousand steps) and with 12 (less than the horizon: many ids
     /// are kept far); the stream sometimes jumps ahead by more than the horizon, and sometimes sends
     /// an id far ahead without moving the cutoff (as an event past `--max-keys` does). Tables in one
-    /// array each and in pages; a copy taken midway (as a checkpoint takes one) still writes the same
-    /// bytes after the set it was copied from went on.
+    /// array each and in pages, switched to the other at step 200,000 (as `roas serve --data-dir` does
+    /// after its replay); a copy taken midway (as a checkpoint takes one) still writes the same bytes
+    /// after the set it was copied from went on.
     @Test(arguments: [32, 16, 12], [false, true])
     func shardedDedupMatchesADictionary(timeBits: Int, paged: Bool) throws {
         var random = SplitMix64(seed: 0xDED ^ UInt64(timeBits))
@@ -125,14 +126,23 @@ struct CompactStateTests {
                 set.write(to: &writer)
                 frozen = (set, writer.bytes)
             }
+            if step == 200_000 {
+                var before = SnapshotWriter()
+                set.write(to: &before)
+                set.setPaged(!paged)
+                var after = SnapshotWriter()
+                set.write(to: &after)
+                #expect(set.isPaged == !paged && after.bytes == before.bytes)
+            }
             if step == 150_000 || step == 220_000 {
                 var writer = SnapshotWriter()
                 set.write(to: &writer)
+                let layout = set.isPaged
                 set = try writer.bytes.withUnsafeBytes { raw in
                     var reader = SnapshotReader(raw)
-                    return try DedupSet(from: &reader, timeBits: timeBits, paged: paged)
+                    return try DedupSet(from: &reader, timeBits: timeBits, paged: layout)
                 }
-                #expect(set.isPaged == paged)
+                #expect(set.isPaged == (step == 150_000 ? paged : !paged))
                 var again = SnapshotWriter()
                 set.write(to: &again)
                 #expect(again.bytes == writer.bytes, "a restored set writes the same bytes")

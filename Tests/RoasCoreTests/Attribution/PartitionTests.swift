@@ -85,9 +85,10 @@ struct PartitionTests {
     /// Runs `lines` through an engine, handing the partitions their work every `flushEvery` lines
     /// (as `roas run` does at each chunk's end) and asking for live updates every 400 lines.
     /// After the lines at which `restoresAfter` is true, the engine is settled, snapshotted and
-    /// replaced by one decoded from the snapshot.
+    /// replaced by one decoded from the snapshot. `adjust` is called with the engine after each line.
     static func run(
-        _ lines: [String], configuration: EngineConfiguration, flushEvery: Int, restoresAfter: (Int) -> Bool = { _ in false }
+        _ lines: [String], configuration: EngineConfiguration, flushEvery: Int, restoresAfter: (Int) -> Bool = { _ in false },
+        adjust: (Int, inout Engine) -> Void = { _, _ in }
     ) throws -> Outcome {
         var driver = EngineDriver(configuration: configuration)
         for (index, line) in lines.enumerated() {
@@ -98,6 +99,7 @@ struct PartitionTests {
                 driver.engine.settle()
                 driver.engine = try Engine(snapshot: driver.engine.snapshot(), configuration: configuration)
             }
+            adjust(index, &driver.engine)
         }
         driver.finish()
         return Outcome(rows: driver.rowText, deadLetters: driver.deadLetterText, statistics: driver.engine.statistics)
@@ -278,6 +280,17 @@ struct PartitionTests {
         let snapshot = flat.engine.snapshot()
         #expect(pages.engine.snapshot() == snapshot, "variant \(variant): the same snapshot bytes")
         #expect(pages.engine.admission.dedupIsPaged && !flat.engine.admission.dedupIsPaged)
+        // Paged midway (as `roas serve --data-dir` after its replay), and back.
+        var pagedAtEnd = false
+        let switched = try Self.run(
+            lines, configuration: base, flushEvery: 64,
+            adjust: { index, engine in
+                if index == 700 || index == 1700 { engine.setPagedState(true) }
+                if index == 1500 { engine.setPagedState(false) }
+                pagedAtEnd = engine.admission.dedupIsPaged && engine.configuration.pagedState
+            })
+        #expect(pagedAtEnd)
+        Self.expectSame(switched, expected, "variant \(variant), paged midway")
         let restored = try Engine(snapshot: snapshot, configuration: paged)
         #expect(restored.admission.dedupIsPaged)
         #expect(restored.snapshot() == snapshot, "read into pages")
