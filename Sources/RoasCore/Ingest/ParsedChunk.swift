@@ -211,8 +211,9 @@ public struct ChunkRecorder: EventSink {
 }
 
 extension EngineSink {
-    /// How many events ahead `replay` prefetches an event's dedup and user slots, and how many
-    /// ahead it then prefetches a view's or click's chain head, found through the user's slot.
+    /// How many events ahead `replay` prefetches where the dedup set keeps an event's page (paged
+    /// tables only), then its dedup and user slots, then a view's or click's chain head, found
+    /// through the user's slot.
     static let pagePrefetchDistance = 24
     static let prefetchDistance = 16
     static let headPrefetchDistance = 8
