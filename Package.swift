@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "RoasRuntime", targets: ["RoasRuntime"]),
         .library(name: "RoasGen", targets: ["RoasGen"]),
         .library(name: "RoasServer", targets: ["RoasServer"]),
+        .library(name: "RoasLog", targets: ["RoasLog"]),
         .executable(name: "roas", targets: ["roas"]),
     ],
     dependencies: [
@@ -35,6 +36,12 @@ let package = Package(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        // NATS's C client (Debian: `apt-get install libnats-dev`), for the replicated log of scale-out.
+        .systemLibrary(
+            name: "CNats",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"]), .brew(["cnats"])]
         ),
         // CRC-32C with the CPU's CRC32 instruction (SSE 4.2), for the write-ahead log's checksums.
         .target(name: "CRoasCRC32C"),
@@ -61,6 +68,9 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // A replicated, append-only log behind a small interface (append with an id, read from a
+        // sequence, the last message on a subject), and its NATS JetStream backend. Knows no roas types.
+        .target(name: "RoasLog", dependencies: ["CNats"]),
         // `roas gen`: the seeded event generator and its TCP and HTTP senders (SwiftNIO only).
         .target(
             name: "RoasGen",
@@ -113,6 +123,7 @@ let package = Package(
         // EngineSnapshotTests checks snapshots of a generated stream (RoasGen).
         .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore", "RoasGen", "RoasCoreTestSupport", "RoasTestSupport"]),
         .testTarget(name: "RoasRuntimeTests", dependencies: ["RoasRuntime", "RoasCore", "RoasCoreTestSupport", "RoasTestSupport"]),
+        .testTarget(name: "RoasLogTests", dependencies: ["RoasLog", "RoasTestSupport"]),
         .testTarget(name: "RoasGenTests", dependencies: ["RoasGen", "RoasRuntime", "RoasCore"]),
         .testTarget(
             name: "RoasServerTests",
