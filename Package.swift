@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "RoasGen", targets: ["RoasGen"]),
         .library(name: "RoasServer", targets: ["RoasServer"]),
         .library(name: "RoasLog", targets: ["RoasLog"]),
+        .library(name: "RoasScaleOut", targets: ["RoasScaleOut"]),
         .executable(name: "roas", targets: ["roas"]),
     ],
     dependencies: [
@@ -71,6 +72,8 @@ let package = Package(
         // A replicated, append-only log behind a small interface (append with an id, read from a
         // sequence, the last message on a subject), and its NATS JetStream backend. Knows no roas types.
         .target(name: "RoasLog", dependencies: ["CNats"]),
+        // Scale-out on the replicated log: where things live on a stream, and `roas worker`.
+        .target(name: "RoasScaleOut", dependencies: ["RoasCore", "RoasRuntime", "RoasLog"]),
         // `roas gen`: the seeded event generator and its TCP and HTTP senders (SwiftNIO only).
         .target(
             name: "RoasGen",
@@ -89,6 +92,8 @@ let package = Package(
             dependencies: [
                 "RoasCore",
                 "RoasRuntime",
+                "RoasLog",
+                "RoasScaleOut",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,6 +121,7 @@ let package = Package(
                 "RoasRuntime",
                 "RoasGen",
                 "RoasServer",
+                "RoasScaleOut",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

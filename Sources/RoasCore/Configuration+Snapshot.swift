@@ -94,3 +94,44 @@ extension EngineConfiguration {
         if !differences.isEmpty { throw SnapshotError.configurationMismatch(differences.joined(separator: "; ")) }
     }
 }
+
+extension EngineConfiguration {
+    /// The options that change rows, and `--partitions`, as `roas serve --nats` records them with its
+    /// stream, so that every `roas worker` can check its own against them (`checkOptionsRecord`).
+    public var optionsRecord: [UInt8] {
+        var writer = SnapshotWriter()
+        writer.write(UInt64(1))
+        writer.write(UInt64(self.partitions))
+        self.writeSnapshot(to: &writer)
+        return writer.bytes
+    }
+
+    /// Compares these options with a record made by `optionsRecord`.
+    /// - Throws: `RoasError(.options)` naming every option that differs ("--window 1h there,
+    ///   30m now"), or saying the record cannot be read.
+    public func checkOptionsRecord(_ record: [UInt8], source: String) throws {
+        do {
+            try record.withUnsafeBytes { bytes in
+                var reader = SnapshotReader(bytes)
+                guard try reader.read(UInt64.self) == 1 else { throw SnapshotError.invalid("an options record of another version") }
+                let partitions = try reader.read(UInt64.self)
+                var differences: [String] = []
+                if partitions != UInt64(self.partitions) {
+                    differences.append("--partitions \(partitions) in the snapshot, \(self.partitions) now")
+                }
+                do {
+                    try self.checkSnapshot(from: &reader)
+                } catch SnapshotError.configurationMismatch(let text) {
+                    differences.append(text)
+                }
+                if !differences.isEmpty { throw SnapshotError.configurationMismatch(differences.joined(separator: "; ")) }
+            }
+        } catch SnapshotError.configurationMismatch(let text) {
+            throw RoasError(
+                .options,
+                "\(source) was made with other options: " + text.replacing(" in the snapshot, ", with: " there, "))
+        } catch {
+            throw RoasError(.options, "\(source) holds options this build cannot read (\(error))")
+        }
+    }
+}

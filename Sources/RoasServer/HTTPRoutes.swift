@@ -116,7 +116,7 @@ struct HTTPRoutes: Sendable {
         // counted, does not make roas reserve its size a second time.
         var parser = ChunkParser(
             settings: run, accepted: self.ingestor.accepted, capacity: min(body.readableBytes + 4096, 1 << 16),
-            journals: self.settings.durability != nil)
+            journals: self.settings.journals)
         let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: body.readableBytes)
         let (rejection, chunk) = body.withUnsafeReadableBytes { parser.batch(header, payload: $0) }
         self.ingestor.inflight.force(chunk.retainedBytes)

@@ -101,6 +101,9 @@ actor Ingestor {
         case applied(Applied)
         /// In the write-ahead log, applied once durable.
         case logged(DurableTicket)
+        /// `--nats`: split into parts for the replicated log; done once the log holds them all.
+        /// `applied` is what the answer says; `batches` the ids to forget if the log fails.
+        case published(LogEdge.Ticket, applied: Applied, batches: [String])
 
         var epoch: UInt64? {
             if case .logged(let ticket) = self { return ticket.epoch }
@@ -116,6 +119,13 @@ actor Ingestor {
     ///   the log: it is refused (`notDurable`) if a log write failed since.
     func submit(_ chunk: ParsedChunk, after previous: Submission? = nil) throws -> Submission {
         guard !self.isFinished else { throw ServeError.finished }
+        if let edge = self.settings.edge {
+            // The workers decide what is late or a duplicate; here only what parsing rejected counts.
+            let batches = chunk.batchOutcomes.compactMap { $0.rejection == nil ? $0.id : nil }
+            if chunk.eventCount > 0 { self.lastEventAt = SystemClock.monotonicMilliseconds() }
+            return .published(
+                edge.submit(chunk), applied: Applied(accepted: chunk.eventCount, rejected: chunk.rejectedCount), batches: batches)
+        }
         if self.durable != nil { return .logged(try self.enqueueDurably(.chunk(chunk), after: previous?.epoch)) }
         return .applied(try self.applyNow(chunk))
     }
@@ -127,6 +137,16 @@ actor Ingestor {
         switch submission {
         case .applied(let result): applied = result
         case .logged(let ticket): applied = try await self.completion(of: ticket)
+        case .published(let ticket, let result, let batches):
+            do {
+                try await ticket.wait()
+            } catch {
+                // Nothing is acknowledged that the log does not hold: the ids are free for the resend.
+                for id in batches { self.accepted.remove(id) }
+                Logger(label: "roas").warning("log append failed, answering not_durable: \(error)")
+                throw ServeError.notDurable("the log did not take every part: \(error)")
+            }
+            applied = result
         }
         await self.postgres?.waitForRoom()
         return applied
@@ -181,6 +201,8 @@ actor Ingestor {
     func finish() async throws -> RunResult {
         if !self.isFinished {
             self.isFinished = true
+            // Nothing more is submitted: the edge's append thread ends once what is queued is appended.
+            self.settings.edge?.close()
             if self.durable != nil {
                 try await self.finishDurably()
                 return RunResult(statistics: self.statistics, state: self.host.engine.stateSizes)

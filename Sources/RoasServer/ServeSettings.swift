@@ -46,6 +46,9 @@ public struct ServeSettings: Sendable {
     /// `--alert-webhook URL --alert-secret whsec_...`: alerts are also POSTed there, signed with
     /// Standard Webhooks and retried (AlertWebhookService); with `durability`, queued in an outbox.
     public var alertWebhook: AlertWebhookSettings?
+    /// `--nats`: the replicated log this edge appends input to, instead of applying it to an engine
+    /// of its own (opened before the server starts; see `LogEdge`).
+    var edge: LogEdge?
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { SystemClock.wallClockMilliseconds() }
 

@@ -135,7 +135,7 @@ struct TCPIngest: Sendable {
     private func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let peer = connection.channel.remoteAddress?.description ?? "unknown"
         let run = self.settings.run
-        let acknowledges = self.settings.durability != nil
+        let acknowledges = self.settings.journals
         var parser = ChunkParser(settings: run, accepted: self.ingestor.accepted, capacity: 1 << 16, journals: acknowledges)
         let state = ConnectionState()
         defer {

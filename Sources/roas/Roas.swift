@@ -10,7 +10,7 @@ struct Roas: AsyncParsableCommand {
         abstract: "Attributes creator-commerce events to creators and emits rolling ROAS.",
         discussion: "Read docs/formats.md for the formats. Start with: roas run --sample",
         version: "0.1.0",
-        subcommands: [Run.self, Serve.self, SampleCommand.self, Gen.self, Inspect.self]
+        subcommands: [Run.self, Serve.self, Worker.self, SampleCommand.self, Gen.self, Inspect.self]
     )
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RoasCore
 import RoasRuntime
+import RoasScaleOut
 import RoasServer
 
 struct Serve: AsyncParsableCommand {
@@ -78,6 +79,18 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Keep a write-ahead log and checkpoints in this folder: acknowledge input once durable, resume after a restart or crash.")
     var dataDir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Scale out: append each verified batch, split by --partitions, to this NATS JetStream cluster (comma-separated URLs) instead of an engine of its own; roas worker computes the rows.",
+            valueName: "urls"))
+    var nats: String?
+
+    @Option(help: "With --nats: the JetStream stream to append to (made if absent, with the engine options recorded).")
+    var stream: String = "roas"
+
+    @Option(help: "With --nats: copies of the stream the cluster keeps when it makes it (default: 3, or 1 with fewer URLs).")
+    var replicas: Int?
 
     @Option(
         help:
@@ -157,6 +170,13 @@ struct Serve: AsyncParsableCommand {
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
         guard self.sinkQueue > 0 else { throw ValidationError("--sink-queue must be positive") }
+        if self.nats != nil {
+            if self.dataDir != nil { throw ValidationError("--nats and --data-dir: the stream is the log of an edge; choose one") }
+            if let problem = LogLayout.invalidStreamName(self.stream) { throw ValidationError(problem) }
+            if let replicas = self.replicas, !(1...5).contains(replicas) { throw ValidationError("--replicas must be 1 to 5") }
+        } else if self.replicas != nil {
+            throw ValidationError("--replicas needs --nats")
+        }
         if self.truncateDamagedLog && self.dataDir == nil { throw ValidationError("--truncate-damaged-log needs --data-dir") }
         _ = try self.options.futureLimit(self.maxFuture)
         guard self.maxHttpConnections > 0 else { throw ValidationError("--max-http-connections must be positive") }
@@ -249,6 +269,15 @@ struct Serve: AsyncParsableCommand {
         settings.alertRules = try Run.alertRules(self.alertRules, file: self.alertRulesFile)
         settings.alertWebhook = try self.alertWebhookSettings()
 
+        if let nats = self.nats {
+            guard !run.secrets.isEmpty else {
+                throw ValidationError("--nats needs --secret or --secrets-file: the edge takes signed batches only")
+            }
+            let urls = nats.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
+            // Blocks while it connects: nothing else runs yet.
+            try settings.openLog(urls: urls, stream: self.stream, replicas: self.replicas ?? (urls.count >= 3 ? 3 : 1))
+            logger.info("appending input to stream \(self.stream) on \(nats) in \(run.configuration.partitions) partitions")
+        }
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.
         var resumes = false
         if let directory = self.dataDir {

@@ -176,40 +176,8 @@ public final class NATSCluster: Sendable {
     /// Starts node `node` (`nats-server -c <config>`), its output appended to its log.
     private func spawn(node: Int) throws {
         let argv = [self.executable, "-c", self.configPath(self.nodes[node])]
-        let pid = try childProcessLaunch.withLock { try Self.spawn(argv, output: self.logPath(self.nodes[node])) }
+        let pid = try spawnServer(argv, output: self.logPath(self.nodes[node]), appends: true, failure: Failure.init)
         self.processes.withLock { $0[node] = pid }
-    }
-
-    /// `posix_spawn` with stdin from /dev/null and stdout and stderr appended to `output`; hold
-    /// `childProcessLaunch` while calling it (see there).
-    private static func spawn(_ argv: [String], output: String) throws -> pid_t {
-        // The server must not inherit the test process's descriptors (the test runner's pipes
-        // among them): mark them all close-on-exec first.
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) }
-        for descriptor in open ?? Array(3..<1024) where descriptor > 2 {
-            let flags = fcntl(descriptor, F_GETFD)
-            if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
-        }
-        #if canImport(Darwin)
-        var actions: posix_spawn_file_actions_t? = nil
-        #else
-        var actions = posix_spawn_file_actions_t()
-        #endif
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup($0) } + [nil]
-        defer {
-            for pointer in cArguments + cEnvironment { free(pointer) }
-        }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
-        guard spawned == 0 else { throw Failure("posix_spawn \(argv[0]): \(String(cString: strerror(spawned)))") }
-        return pid
     }
 
     /// Waits until each of `nodes` answers `/healthz` with status ok: it has contact with a JetStream

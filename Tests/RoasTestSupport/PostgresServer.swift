@@ -226,7 +226,7 @@ private struct Tools: Sendable {
     /// `posix_spawn` with stdin from /dev/null and stdout and stderr to `output`, then `waitpid`.
     /// Returns the exit status (or 128 + the signal).
     private static func spawnAndWait(_ argv: [String], output: String) throws -> Int32 {
-        let pid = try childProcessLaunch.withLock { try Self.spawn(argv, output: output) }
+        let pid = try spawnServer(argv, output: output, appends: false, failure: PostgresServer.Failure.init)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 {
             guard errno == EINTR else { throw PostgresServer.Failure("waitpid: \(String(cString: strerror(errno)))") }
@@ -236,36 +236,4 @@ private struct Tools: Sendable {
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
-    /// Starts `argv` (see `spawnAndWait`); hold `childProcessLaunch` while calling it.
-    private static func spawn(_ argv: [String], output: String) throws -> pid_t {
-        // The server must not inherit the test process's descriptors (the test runner's pipes
-        // among them): mark them all close-on-exec first.
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) }
-        for descriptor in open ?? Array(3..<1024) where descriptor > 2 {
-            let flags = fcntl(descriptor, F_GETFD)
-            if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
-        }
-        #if canImport(Darwin)
-        var actions: posix_spawn_file_actions_t? = nil
-        #else
-        var actions = posix_spawn_file_actions_t()
-        #endif
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup($0) } + [nil]
-        defer {
-            for pointer in cArguments + cEnvironment { free(pointer) }
-        }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
-        guard spawned == 0 else {
-            throw PostgresServer.Failure("posix_spawn \(argv[0]): \(String(cString: strerror(spawned)))")
-        }
-        return pid
-    }
 }

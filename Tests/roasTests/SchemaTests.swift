@@ -203,6 +203,27 @@ struct SchemaTests {
         #expect(built.status == 0, "\(built)")
     }
 
+    @Test("the parts roas serve --nats appends match the log part schema")
+    func logParts() throws {
+        let stream = Sample.stream(now: 1_795_255_200)
+        let parser = EventParser(currencies: try CurrencyTable(base: "USD", rates: Sample.rates))
+        var headers: [String] = []
+        for partitions in [1, 4] {
+            let (parts, _) = LogPart.split(journal: stream, partitions: partitions, parser: parser)
+            #expect(parts.count == 3 * partitions)
+            headers += parts.map { String(decoding: $0.encoded.prefix { $0 != 0x0A }, as: UTF8.self) }
+        }
+        let check = try Tools.validate(headers, against: "log-part.schema.json")
+        #expect(check.status == 0, "\(check)")
+        let bad = [
+            #"{"part":{"batch":{"id":"a.b","timestamp":1,"signature":"v1,AAAA","bytes":1},"partition":0,"partitions":1,"lines":1,"take":[0]}}"#,
+            #"{"part":{"batch":{"id":"a","timestamp":1,"signature":"v1,AAAA","bytes":1},"partition":-1,"partitions":1,"lines":1,"take":[0]}}"#,
+            #"{"part":{"batch":{"id":"a","timestamp":1,"signature":"v1,AAAA","bytes":1},"partition":0,"partitions":1,"lines":1}}"#,
+        ]
+        let refused = try Tools.validate(bad, against: "log-part.schema.json", expect: .invalid)
+        #expect(refused.status == 0, "\(refused)")
+    }
+
     @Test("bad batch headers fail the batch header schema")
     func badBatchHeaders() throws {
         let signature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="

@@ -148,13 +148,17 @@ public final class RowFileOutput: EngineOutputSink {
     public let rows: ByteSink
     public let writesUpdates: Bool
     public let alerts: AlertOutput?
+    /// The rows this process writes, when it writes some only (`roas worker`: those of the
+    /// creators its member owns); nil: every row.
+    public let owns: (@Sendable (Row) -> Bool)?
     /// Live rows produced and not written (without `writesUpdates`), for the summary's count.
     public private(set) var unwrittenUpdates = 0
 
-    public init(rows: ByteSink, writesUpdates: Bool, alerts: AlertOutput? = nil) {
+    public init(rows: ByteSink, writesUpdates: Bool, alerts: AlertOutput? = nil, owns: (@Sendable (Row) -> Bool)? = nil) {
         self.rows = rows
         self.writesUpdates = writesUpdates
         self.alerts = alerts
+        self.owns = owns
     }
 
     public func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
@@ -169,6 +173,7 @@ public final class RowFileOutput: EngineOutputSink {
                 self.unwrittenUpdates += 1
                 continue
             }
+            if let owns = self.owns, !owns(row) { continue }
             try self.rows.writeLine { row.appendJSON(to: &$0) }
             try self.alerts?.observe(row)
             wrote = true

@@ -11,7 +11,7 @@ import RoasCore
 ///
 /// An error writing (a closed pipe, a full disk) is kept and thrown to the engine's thread at its
 /// next `write` or `flush`; later output is dropped, as the run is failing.
-final class OutputThread: EngineOutputSink {
+public final class OutputThread: EngineOutputSink {
     private enum Item: Sendable {
         case output(EngineOutput, replayedFinalRows: Int)
         /// Flush every sink, then signal.
@@ -44,7 +44,7 @@ final class OutputThread: EngineOutputSink {
     private var isClosed = false
 
     /// Starts the thread. `capacity`: steps queued before the engine's thread waits for this one.
-    init(sinks: [any EngineOutputSink], capacity: Int = 16) {
+    public init(sinks: [any EngineOutputSink], capacity: Int = 16) {
         let queue = BlockingQueue<Item>(capacity: capacity)
         let failure = self.failure
         let finished = self.finished
@@ -80,20 +80,20 @@ final class OutputThread: EngineOutputSink {
 
     deinit { self.close() }
 
-    func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
+    public func write(_ output: EngineOutput, replayedFinalRows: Int) throws {
         try self.failure.check()
         _ = self.queue.put(.output(output, replayedFinalRows: replayedFinalRows))
     }
 
     /// Waits until everything handed over is written and flushed.
-    func flush() throws {
+    public func flush() throws {
         let done = DispatchSemaphore(value: 0)
         if self.queue.put(.flush(done)) { done.wait() }
         try self.failure.check()
     }
 
     /// Stops the thread once it has written what it was handed (not flushed: call `flush` first).
-    func close() {
+    public func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
         if self.queue.put(.end) { self.finished.wait() }

@@ -1,0 +1,189 @@
+import DequeModule
+import Foundation
+import RoasCore
+import RoasLog
+import RoasScaleOut
+import Synchronization
+
+/// `roas serve --nats`: the edge of a scaled-out roas. It verifies and parses input exactly as
+/// `roas serve` does, then, instead of applying it to an engine of its own, splits each accepted
+/// batch into one part per partition (`LogPart`) and appends the parts to a replicated log with
+/// the deduplication id `<batch id>/<partition>`. A sender is acknowledged (202, TCP ack) only when
+/// the log's quorum holds every part of its batches; otherwise it gets 503 / `not_durable` and
+/// may resend, which the log's deduplication (and the workers' assembler) makes harmless.
+///
+/// Appends happen on a thread of the edge's own, in the order the ingestor submitted them, several
+/// waiting submissions at a time (one `append` call, like the write-ahead log's group commit).
+final class LogEdge: Sendable {
+    /// What `--nats`, `--stream`, `--partitions` and `--replicas` asked for.
+    struct Settings: Sendable {
+        var urls: [String]
+        var stream: String
+        var partitions: Int
+        var replicas: Int
+    }
+
+    let settings: Settings
+    let currencies: CurrencyTable
+    private let log: any ReplicatedLog
+    private let queue = Queue()
+
+    /// Connects, makes the stream if it does not exist, and records the engine options with it (or
+    /// checks them against those it holds). Blocks: call off Swift's cooperative pool.
+    /// - Throws: `RoasError(.options)` when the stream holds other options or partitions;
+    ///   `RoasError(.output)` when the log cannot be reached.
+    static func open(_ settings: Settings, configuration: EngineConfiguration) throws -> LogEdge {
+        let log: JetStreamLog
+        do {
+            log = try JetStreamLog(
+                urls: settings.urls, stream: settings.stream, subjects: LogLayout.subjects(settings.stream),
+                replicas: settings.replicas)
+        } catch {
+            throw RoasError(.output, "cannot open stream \(settings.stream) on \(settings.urls.joined(separator: ",")): \(error)")
+        }
+        try LogLayout.recordOptions(of: configuration, on: log, stream: settings.stream)
+        return LogEdge(settings: settings, currencies: configuration.currencies, log: log)
+    }
+
+    private init(settings: Settings, currencies: CurrencyTable, log: any ReplicatedLog) {
+        self.settings = settings
+        self.currencies = currencies
+        self.log = log
+        let thread = Thread { [queue, log] in Self.appendLoop(queue: queue, log: log) }
+        thread.name = "roas-log-edge"
+        thread.start()
+    }
+
+    /// Splits the accepted batches of `chunk` and queues their parts for the log, without waiting;
+    /// the ticket says when they are held (`Ticket.wait`).
+    func submit(_ chunk: ParsedChunk) -> Ticket {
+        let parser = EventParser(currencies: self.currencies)
+        let (parts, bareLines) = LogPart.split(journal: chunk.journal, partitions: self.settings.partitions, parser: parser)
+        let ticket = Ticket()
+        if bareLines > 0 {
+            ticket.resolve(.failure(RoasError(.input, "\(bareLines) unsigned lines: --nats takes signed batches only")))
+            return ticket
+        }
+        if parts.isEmpty {
+            ticket.resolve(.success(()))
+            return ticket
+        }
+        let entries = parts.map {
+            LogEntry(subject: LogLayout.partSubject(self.settings.stream, $0.partition), id: $0.logID, bytes: $0.encoded)
+        }
+        guard self.queue.put(Job(entries: entries, ticket: ticket)) else {
+            ticket.resolve(.failure(RoasError(.output, "the log edge is closed")))
+            return ticket
+        }
+        return ticket
+    }
+
+    /// Stops the append thread once what is queued is appended.
+    func close() { self.queue.close() }
+
+    /// One submission waiting for the log.
+    struct Job: Sendable {
+        var entries: [LogEntry]
+        var ticket: Ticket
+    }
+
+    /// Appends queued jobs, as many at once as are waiting (up to about 8 MiB), until closed.
+    private static func appendLoop(queue: Queue, log: any ReplicatedLog) {
+        while let jobs = queue.takeAll(maximumBytes: 8 << 20) {
+            let entries = jobs.flatMap(\.entries)
+            let outcome: Result<Void, any Error>
+            do {
+                _ = try log.append(entries)
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            for job in jobs { job.ticket.resolve(outcome) }
+        }
+    }
+
+    /// When a submission's parts are all held by the log, or why they are not.
+    final class Ticket: Sendable {
+        private enum State {
+            case waiting(CheckedContinuation<Void, any Error>?)
+            case done(Result<Void, any Error>)
+        }
+        private let state = Mutex(State.waiting(nil))
+
+        func resolve(_ outcome: Result<Void, any Error>) {
+            let waiter: CheckedContinuation<Void, any Error>? = self.state.withLock { state in
+                guard case .waiting(let waiter) = state else { return nil }
+                state = .done(outcome)
+                return waiter
+            }
+            waiter?.resume(with: outcome)
+        }
+
+        /// Waits for the outcome; one waiter at most.
+        func wait() async throws {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, any Error>? = self.state.withLock { state in
+                    switch state {
+                    case .done(let outcome): return outcome
+                    case .waiting:
+                        state = .waiting(continuation)
+                        return nil
+                    }
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        }
+    }
+
+    /// The jobs between the ingestor and the append thread.
+    final class Queue: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var jobs: Deque<Job> = []
+        private var isClosed = false
+
+        func put(_ job: Job) -> Bool {
+            self.condition.lock()
+            defer { self.condition.unlock() }
+            guard !self.isClosed else { return false }
+            self.jobs.append(job)
+            self.condition.signal()
+            return true
+        }
+
+        /// The waiting jobs (at least one, about `maximumBytes` at most), waiting while there are
+        /// none; nil once closed and empty.
+        func takeAll(maximumBytes: Int) -> [Job]? {
+            self.condition.lock()
+            defer { self.condition.unlock() }
+            while self.jobs.isEmpty && !self.isClosed { self.condition.wait() }
+            guard !self.jobs.isEmpty else { return nil }
+            var taken: [Job] = []
+            var bytes = 0
+            while let job = self.jobs.first, taken.isEmpty || bytes < maximumBytes {
+                bytes += job.entries.reduce(0) { $0 + $1.bytes.count }
+                taken.append(self.jobs.removeFirst())
+            }
+            return taken
+        }
+
+        func close() {
+            self.condition.lock()
+            self.isClosed = true
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
+    }
+}
+
+extension ServeSettings {
+    /// `--nats URLS --stream NAME`: opens the log this server appends its input to (blocking;
+    /// call it before the server starts). The partitions are the engine's `--partitions`.
+    public mutating func openLog(urls: [String], stream: String, replicas: Int) throws {
+        let settings = LogEdge.Settings(
+            urls: urls, stream: stream, partitions: self.run.configuration.partitions, replicas: replicas)
+        self.edge = try LogEdge.open(settings, configuration: self.run.configuration)
+    }
+
+    /// Parsers keep each chunk's journal: for the write-ahead log, or for the parts of `--nats`.
+    var journals: Bool { self.durability != nil || self.edge != nil }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import RoasCoreTestSupport
+import Testing
+
+@testable import RoasCore
+
+/// The parts `roas serve --nats` puts on the log: every line of a batch lands where its key says,
+/// the parts survive their encoding, and put back together (in any order, with repeats) they give the
+/// batch's payload line for line.
+@Suite("Log parts")
+struct LogPartTests {
+    static var parser: EventParser { EventParser(currencies: try! CurrencyTable(base: "USD", rates: ["EUR": 1.1, "GBP": 1.3])) }
+
+    /// A batch of a random stream, with lines that are not events among them.
+    static func payload(seed: UInt64, count: Int) -> [UInt8] {
+        var maker = StreamMaker(seed: seed)
+        var lines = maker.events(count: count, start: 1_764_000_000_000, span: 3_600_000).map(\.line)
+        var random = SplitMix64(seed: seed ^ 0xFF)
+        for junk in ["", "not json", "{\"type\":\"teleport\",\"id\":\"x\"}", "{\"type\":\"view\"}"] {
+            lines.insert(junk, at: Int.random(in: 0...lines.count, using: &random))
+        }
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+
+    static func fields(_ line: [UInt8]) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
+    }
+
+    @Test(arguments: [1, 2, 16, 64])
+    func partsGiveBackTheBatchAndKeepKeysTogether(partitions: Int) throws {
+        for seed in UInt64(1)...12 {
+            let payload = Self.payload(seed: seed, count: 300)
+            let header = BatchHeader(id: "b-\(seed)", timestamp: 1_764_000_000, signature: "v1,abc", bytes: payload.count)
+            let parts = payload.withUnsafeBytes { LogPart.split(header, payload: $0, partitions: partitions, parser: Self.parser) }
+            #expect(parts.count == partitions)
+            #expect(parts.map(\.partition) == Array(0..<partitions))
+            #expect(Set(parts.map(\.logID)).count == partitions)
+
+            // Each key in one partition; links in all of them.
+            var owner: [String: Int] = [:]
+            var lineCount = 0
+            for part in parts {
+                #expect(part.take.count == part.lines.count)
+                for line in part.lines {
+                    lineCount += 1
+                    guard let event = Self.fields(line), let type = event["type"] as? String else { continue }
+                    let key: String?
+                    switch type {
+                    case "view", "click", "signup": key = (event["user"] as? String).map { "user " + $0 }
+                    case "purchase", "refund": key = (event["order"] as? String).map { "order " + $0 }
+                    case "spend", "engagement", "creator": key = (event["creator"] as? String).map { "creator " + $0 }
+                    case "link":
+                        #expect(parts.allSatisfy { $0.lines.contains(line) }, "a link in every part")
+                        key = nil
+                    default: key = nil
+                    }
+                    guard let key else { continue }
+                    if let previous = owner[key] {
+                        #expect(previous == part.partition, "\(key) in partitions \(previous) and \(part.partition)")
+                    }
+                    owner[key] = part.partition
+                }
+            }
+            if partitions > 1 { #expect(Set(owner.values).count > 1, "keys spread over the partitions") }
+            #expect(lineCount >= parts[0].lineCount)
+
+            // Encoded and decoded, shuffled, with a repeat after the batch is whole.
+            var random = SplitMix64(seed: seed)
+            var decoded = try parts.map { part in try part.encoded.withUnsafeBytes { try LogPart(decoding: $0) } }
+            #expect(decoded == parts)
+            decoded.shuffle(using: &random)
+            decoded.append(decoded[0])
+            var assembler = LogPartAssembler()
+            var frames: [[UInt8]] = []
+            for part in decoded {
+                if let frame = try assembler.add(part) { frames.append(frame) }
+            }
+            #expect(frames.count == 1)
+            #expect(assembler.repeated == 1)
+            #expect(assembler.incomplete == 0)
+            var expected = Array(BatchHeader(id: header.id, timestamp: header.timestamp, signature: header.signature, bytes: payload.count).json.utf8)
+            expected.append(0x0A)
+            expected.append(contentsOf: payload)
+            #expect(frames.first == expected)
+        }
+    }
+
+    @Test
+    func batchesCompleteInTheOrderTheirLastPartCame() throws {
+        let first = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
+        let second = Array("{\"type\":\"view\",\"id\":\"b\",\"ts\":2,\"user\":\"u2\",\"creator\":\"c\"}\n".utf8)
+        let a = first.withUnsafeBytes {
+            LogPart.split(BatchHeader(id: "a", timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
+        }
+        let b = second.withUnsafeBytes {
+            LogPart.split(BatchHeader(id: "b", timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
+        }
+        var assembler = LogPartAssembler()
+        #expect(try assembler.add(a[0]) == nil)
+        #expect(try assembler.add(b[1]) == nil)
+        #expect(try assembler.add(b[0]) != nil)
+        #expect(assembler.incomplete == 1)
+        let frame = try #require(try assembler.add(a[1]))
+        #expect(String(decoding: frame, as: UTF8.self).hasSuffix(String(decoding: first, as: UTF8.self)))
+    }
+
+    @Test
+    func partsThatDisagreeOrLeaveALineOutAreRefused() throws {
+        let header = BatchHeader(id: "x", timestamp: 1, signature: "s", bytes: 0)
+        var assembler = LogPartAssembler()
+        _ = try assembler.add(LogPart(header: header, partition: 0, partitions: 2, lineCount: 2, take: [0], lines: [[0x61]]))
+        #expect(throws: LogPart.Invalid.self) {
+            try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 3, take: [1], lines: [[0x62]]))
+        }
+        #expect(throws: LogPart.Invalid.self) {
+            try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: []))
+        }
+    }
+
+    @Test(
+        arguments: [
+            "", "{}\n", "{\"part\":{}}\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":2,\"partitions\":2,\"lines\":1,\"take\":[]}}\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":3,\"lines\":1,\"take\":[]}}\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":99999999999,\"take\":[]}}\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[1,1]}}\na\nb\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[3]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[0,1]}}\na\n",
+        ])
+    func messagesThatAreNotPartsAreRefused(_ text: String) {
+        #expect(throws: LogPart.Invalid.self) { try Array(text.utf8).withUnsafeBytes { try LogPart(decoding: $0) } }
+    }
+}

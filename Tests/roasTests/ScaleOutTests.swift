@@ -1,0 +1,154 @@
+import Foundation
+import RoasTestSupport
+import Testing
+
+/// Scale-out on a real 3-node NATS JetStream cluster (R3) on loopback: an edge (`roas serve --nats`)
+/// takes a `roas gen` stream over TCP and appends it in parts; 1, 2 and 4 workers together write
+/// exactly the rows of `roas run` over the same file.
+@Suite("Scale out on NATS JetStream", .serialized)
+struct ScaleOutTests {
+    static let secret = "whsec_c2NhbGUtb3V0LXRlc3RzLXNlY3JldC0zMmJ5dGVzIQ=="
+
+    /// A `roas gen` stream: dirty lines, refunds, links to Amazon buyers, late events.
+    static func stream(events: Int) throws -> Data {
+        let result = try Tools.roas([
+            "gen", "--seed", "13", "--events", String(events), "--users", "300", "--creators", "40",
+            "--dirty-fraction", "0.02", "--late-fraction", "0.01", "--batch-size", "500", "--secret", Self.secret,
+        ])
+        try #require(result.status == 0, "\(result)")
+        return result.stdout
+    }
+
+    /// The rows of the members `1/N` … `N/N`, each `roas worker` run until the stream is idle.
+    static func workerRows(cluster: NATSCluster, stream: String, members: Int, options: [String]) throws -> [String] {
+        var rows: [String] = []
+        for member in 1...members {
+            let result = try Tools.roas(
+                [
+                    "worker", "--nats", cluster.urls.joined(separator: ","), "--stream", stream, "--member", "\(member)/\(members)",
+                    "--secret", Self.secret, "--tolerance", "0", "--max-future", "0", "--idle-exit", "1500ms", "--summary", "json",
+                ] + options, timeout: 120)
+            try #require(result.status == 0, "worker \(member)/\(members): \(result)")
+            rows += result.stdoutLines
+        }
+        return rows
+    }
+
+    @Test(arguments: [["--model", "linear", "--by", "creator,campaign"], ["--model", "last-touch"]])
+    func workersWriteTheRowsOfOneRun(options: [String]) async throws {
+        let data = try Self.stream(events: 20_000)
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0"] + options, stdin: data)
+        try #require(run.status == 0, "\(run)")
+        let expected = run.stdoutLines
+        try #require(expected.count > 100)
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let stream = "t\(options.count)\(options[1].count)"
+                let server = try ServeBinaryTests.Server(
+                    [
+                        "--nats", cluster.urls.joined(separator: ","), "--stream", stream, "--secret", Self.secret,
+                        "--tolerance", "0", "--max-future", "0",
+                    ] + options)
+                let acks = try ServeBinaryTests.sendOverTCP(data, port: server.tcpPort, timeout: 60)
+                let answers = String(decoding: acks, as: UTF8.self).split(separator: "\n")
+                #expect(!answers.isEmpty && answers.allSatisfy { $0.contains("\"ack\"") }, "\(answers.prefix(3))")
+                for members in [1, 2, 4] {
+                    let rows = try Self.workerRows(cluster: cluster, stream: stream, members: members, options: options)
+                    #expect(rows.count == expected.count, "\(members) members wrote \(rows.count) rows, roas run \(expected.count)")
+                    #expect(rows.sorted() == expected.sorted(), "\(members) members")
+                }
+                _ = server.stop()
+            }
+        }
+    }
+
+    @Test
+    func workersWithOtherOptionsAreRefused() async throws {
+        let data = try Self.stream(events: 2_000)
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let server = try ServeBinaryTests.Server(
+                    ["--nats", cluster.urls.joined(separator: ","), "--stream", "opts", "--secret", Self.secret, "--tolerance", "0"])
+                try ServeBinaryTests.sendOverTCP(data, port: server.tcpPort, timeout: 60)
+                let result = try Tools.roas(
+                    [
+                        "worker", "--nats", cluster.urls.joined(separator: ","), "--stream", "opts", "--window", "30m",
+                        "--partitions", "4", "--idle-exit", "1s",
+                    ], timeout: 60)
+                #expect(result.status != 0)
+                #expect(result.stderrText.contains("--window 1h there, 30m now"), "\(result)")
+                #expect(result.stderrText.contains("--partitions 16 there, 4 now"), "\(result)")
+                _ = server.stop()
+            }
+        }
+    }
+
+    /// The acknowledgement lines of a TCP send, by kind.
+    static func answers(_ data: Data) -> (acks: Int, notDurable: Int, other: [String]) {
+        var acks = 0
+        var notDurable = 0
+        var other: [String] = []
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            if line.contains("\"ack\"") {
+                acks += 1
+            } else if line.contains("not_durable") {
+                notDurable += 1
+            } else {
+                other.append(String(line))
+            }
+        }
+        return (acks, notDurable, other)
+    }
+
+    /// Without a quorum the edge acknowledges nothing (`not_durable`), and takes the resend once
+    /// the cluster is back; a second edge taking every batch again adds nothing: the workers' rows
+    /// are those of one `roas run` over the stream.
+    @Test
+    func nothingIsAcknowledgedThatTheStreamDoesNotHold() async throws {
+        let first = try Self.stream(events: 3_000)
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0"], stdin: first)
+        try #require(run.status == 0, "\(run)")
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let arguments = ["--nats", urls, "--stream", "quorum", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0"]
+                var server = try ServeBinaryTests.Server(arguments)
+                // Two of three nodes down: no quorum, so no part can be held.
+                cluster.kill(node: 1)
+                cluster.kill(node: 2)
+                let refused = Self.answers(try ServeBinaryTests.sendOverTCP(first, port: server.tcpPort, timeout: 60))
+                #expect(refused.acks == 0, "acknowledged without a quorum: \(refused)")
+                #expect(refused.notDurable > 0, "\(refused)")
+                try cluster.restart(node: 1)
+                try cluster.restart(node: 2)
+                // The stream elects a leader again within seconds: resend until every batch is acknowledged.
+                var taken = (acks: 0, notDurable: 0, other: [String]())
+                for _ in 0..<20 {
+                    taken = Self.answers(try ServeBinaryTests.sendOverTCP(first, port: server.tcpPort, timeout: 60))
+                    if taken.acks == 6 && taken.notDurable == 0 { break }
+                    Thread.sleep(forTimeInterval: 1)
+                }
+                #expect(taken.acks == 6 && taken.notDurable == 0 && taken.other.isEmpty, "\(taken)")
+                // A new edge (which remembers no batch id) takes everything again: the stream keeps one copy.
+                _ = server.stop()
+                server = try ServeBinaryTests.Server(arguments)
+                let again = Self.answers(try ServeBinaryTests.sendOverTCP(first, port: server.tcpPort, timeout: 60))
+                #expect(again.acks == 6 && again.notDurable == 0, "\(again)")
+                _ = server.stop()
+                let rows = try Self.workerRows(cluster: cluster, stream: "quorum", members: 2, options: [])
+                #expect(rows.sorted() == run.stdoutLines.sorted(), "\(rows.count) rows, roas run \(run.stdoutLines.count)")
+            }
+        }
+    }
+
+    @Test
+    func anUnreachableClusterIsAClearError() throws {
+        let result = try Tools.roas(
+            ["serve", "--nats", "nats://127.0.0.1:1", "--secret", Self.secret, "--listen-http", "127.0.0.1:0"], timeout: 60)
+        #expect(result.status != 0)
+        #expect(result.stderrText.contains("nats://127.0.0.1:1"), "\(result)")
+        let worker = try Tools.roas(["worker", "--nats", "nats://127.0.0.1:1", "--secret", Self.secret], timeout: 60)
+        #expect(worker.status != 0)
+        #expect(worker.stderrText.contains("nats://127.0.0.1:1"), "\(worker)")
+    }
+}
