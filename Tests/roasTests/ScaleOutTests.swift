@@ -1,4 +1,5 @@
 import Foundation
+import RoasLog
 import RoasTestSupport
 import Testing
 
@@ -20,13 +21,15 @@ struct ScaleOutTests {
     }
 
     /// The rows of the members `1/N` … `N/N`, each `roas worker` run until the stream is idle.
-    static func workerRows(cluster: NATSCluster, stream: String, members: Int, options: [String]) throws -> [String] {
+    static func workerRows(
+        cluster: NATSCluster, stream: String, members: Int, options: [String], maxFuture: String = "0"
+    ) throws -> [String] {
         var rows: [String] = []
         for member in 1...members {
             let result = try Tools.roas(
                 [
                     "worker", "--nats", cluster.urls.joined(separator: ","), "--stream", stream, "--member", "\(member)/\(members)",
-                    "--secret", Self.secret, "--tolerance", "0", "--max-future", "0", "--idle-exit", "1500ms", "--summary", "json",
+                    "--secret", Self.secret, "--tolerance", "0", "--max-future", maxFuture, "--idle-exit", "1500ms", "--summary", "json",
                 ] + options, timeout: 120)
             try #require(result.status == 0, "worker \(member)/\(members): \(result)")
             rows += result.stdoutLines
@@ -150,5 +153,62 @@ struct ScaleOutTests {
         let worker = try Tools.roas(["worker", "--nats", "nats://127.0.0.1:1", "--secret", Self.secret], timeout: 60)
         #expect(worker.status != 0)
         #expect(worker.stderrText.contains("nats://127.0.0.1:1"), "\(worker)")
+    }
+
+    /// The stream's leader SIGKILLed while `roas gen` sends webhooks one at a time (retrying 503s),
+    /// then restarted: every batch gets its 202 in the end, none twice, and the workers' rows are
+    /// those of `roas run` over the same stream. Then a worker SIGKILLed mid-stream and started
+    /// again writes the same rows.
+    @Test
+    func aKilledLeaderOrWorkerLosesNothing() async throws {
+        let generator = [
+            "--seed", "21", "--events", "20000", "--users", "300", "--creators", "40", "--batch-size", "200",
+            "--secret", Self.secret,
+        ]
+        let file = try Tools.roas(["gen"] + generator)
+        try #require(file.status == 0, "\(file)")
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--max-future", "1h"], stdin: file.stdout)
+        try #require(run.status == 0, "\(run)")
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let server = try ServeBinaryTests.Server(["--nats", urls, "--stream", "failover", "--secret", Self.secret])
+                let log = try JetStreamLog(
+                    urls: cluster.urls, stream: "failover", subjects: ["failover.>"], replicas: nil)
+                let leader = try #require(try log.status().leader.flatMap { cluster.node(named: $0) })
+                log.close()
+                let sender = try ChildProcess(
+                    try Tools.roasBinary(),
+                    ["gen"] + generator + [
+                        "--rate", "4000", "--connections", "1", "--http", "http://127.0.0.1:\(server.httpPort)/v1/events",
+                    ])
+                Thread.sleep(forTimeInterval: 1.5)
+                cluster.kill(node: leader)
+                Thread.sleep(forTimeInterval: 2)
+                try cluster.restart(node: leader)
+                let sent = sender.wait(timeout: 120)
+                #expect(sent.status == 0, "\(sent)")
+                #expect(sent.stderrText.contains("100 × 202"), "\(sent)")
+                print("leader failover: \(sent.stderrText.split(separator: "\n").last ?? "")")
+                _ = server.stop()
+                let rows = try Self.workerRows(
+                    cluster: cluster, stream: "failover", members: 2, options: [], maxFuture: "1h")
+                #expect(rows.sorted() == run.stdoutLines.sorted(), "\(rows.count) rows, roas run \(run.stdoutLines.count)")
+
+                // A worker killed mid-stream, then started again, writes its rows anew.
+                let path = Tools.temporaryPath("killed-worker.ndjson")
+                let arguments = [
+                    "worker", "--nats", urls, "--stream", "failover", "--member", "1/1", "--secret", Self.secret,
+                    "--output", path, "--idle-exit", "1500ms",
+                ]
+                let killed = try ChildProcess(try Tools.roasBinary(), arguments)
+                Thread.sleep(forTimeInterval: 0.3)
+                killed.kill()
+                let again = try Tools.roas(arguments, timeout: 120)
+                #expect(again.status == 0, "\(again)")
+                let written = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+                #expect(written.sorted() == run.stdoutLines.sorted())
+            }
+        }
     }
 }

@@ -56,8 +56,8 @@ public struct LogPart: Sendable, Equatable {
     public var lineCount: Int
     /// The payload's line numbers (from 0) this part holds, increasing.
     public var take: [Int]
-    /// Those lines, without newlines.
-    public var lines: [[UInt8]]
+    /// Those lines, each ending in a newline: one buffer rather than an array per line.
+    public var body: [UInt8]
 
     public init(header: BatchHeader, partition: Int, partitions: Int, lineCount: Int, take: [Int], lines: [[UInt8]]) {
         self.header = header
@@ -65,7 +65,38 @@ public struct LogPart: Sendable, Equatable {
         self.partitions = partitions
         self.lineCount = lineCount
         self.take = take
-        self.lines = lines
+        self.body = []
+        for line in lines { self.append(line) }
+    }
+
+    /// The lines of `body`, without their newlines.
+    public var lines: [[UInt8]] {
+        var lines: [[UInt8]] = []
+        _ = self.body.withUnsafeBytes { body in
+            LogPart.forEachLine(in: body) { lines.append(Array(body[$0])) }
+        }
+        return lines
+    }
+
+    @inline(__always)
+    mutating func append(_ line: some Collection<UInt8>) {
+        self.body.append(contentsOf: line)
+        self.body.append(0x0A)
+    }
+
+    /// Calls `body` with the range of each newline-ended line of `bytes`; returns false when the
+    /// last line has no newline.
+    @discardableResult
+    static func forEachLine(in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        var position = 0
+        while position < bytes.count {
+            guard let found = memchr(base + position, 0x0A, bytes.count - position) else { return false }
+            let stop = base.distance(to: UnsafeRawPointer(found))
+            body(position..<stop)
+            position = stop + 1
+        }
+        return true
     }
 
     /// The log's deduplication id of this part: `<batch id>/<partition>` (a batch id holds no '.').
@@ -85,11 +116,11 @@ public struct LogPart: Sendable, Equatable {
             switch LogRoute.of(line, parser: parser, partitions: partitions) {
             case .partition(let partition):
                 parts[partition].take.append(number)
-                parts[partition].lines.append(Array(line))
+                parts[partition].append(line)
             case .every:
                 for partition in parts.indices {
                     parts[partition].take.append(number)
-                    parts[partition].lines.append(Array(line))
+                    parts[partition].append(line)
                 }
             }
         }
@@ -127,7 +158,7 @@ public struct LogPart: Sendable, Equatable {
     /// The part as a log message.
     public var encoded: [UInt8] {
         var output: [UInt8] = []
-        output.reserveCapacity(self.lines.reduce(256 + self.take.count * 6) { $0 + $1.count + 1 })
+        output.reserveCapacity(256 + self.take.count * 6 + self.body.count)
         JSONText.append("{\"part\":", to: &output)
         JSONText.append(self.header.json, to: &output)
         output.removeLast()  // the header's closing brace: the part's members follow
@@ -139,10 +170,7 @@ public struct LogPart: Sendable, Equatable {
             JSONText.append(String(number), to: &output)
         }
         JSONText.append("]}}\n", to: &output)
-        for line in self.lines {
-            output.append(contentsOf: line)
-            output.append(0x0A)
-        }
+        output.append(contentsOf: self.body)
         return output
     }
 
@@ -152,44 +180,102 @@ public struct LogPart: Sendable, Equatable {
         init(_ description: String) { self.description = description }
     }
 
-    /// Reads a log message written by `encoded`.
+    /// Reads a log message written by `encoded`: its header line with the strict scanner events
+    /// are read with (one pass, no allocation but the batch header's strings and `take`), then
+    /// the lines as they are.
     public init(decoding message: UnsafeRawBufferPointer) throws {
-        guard let end = message.firstIndex(of: 0x0A) else { throw Invalid("no header line") }
-        let object = try? JSONSerialization.jsonObject(with: Data(message[..<end]))
-        guard let part = (object as? [String: Any])?["part"] as? [String: Any],
-            let batch = part["batch"] as? [String: Any], let id = batch["id"] as? String,
-            let timestamp = (batch["timestamp"] as? NSNumber)?.int64Value, let signature = batch["signature"] as? String,
-            let bytes = (batch["bytes"] as? NSNumber)?.intValue,
-            let partition = (part["partition"] as? NSNumber)?.intValue,
-            let partitions = (part["partitions"] as? NSNumber)?.intValue,
-            let lineCount = (part["lines"] as? NSNumber)?.intValue, let take = part["take"] as? [NSNumber]
-        else { throw Invalid("the header line is not {\"part\":{\"batch\":{…},\"partition\",\"partitions\",\"lines\",\"take\"}}") }
-        guard partitions >= 1, partitions & (partitions - 1) == 0, (0..<partitions).contains(partition),
+        guard let newline = message.firstIndex(of: 0x0A) else { throw Invalid("no header line") }
+        let line = UnsafeRawBufferPointer(rebasing: message[..<newline])
+        let shape = "the header line is not {\"part\":{\"batch\":{…},\"partition\",\"partitions\",\"lines\",\"take\"}}"
+        @inline(__always) func named(_ span: JSONSpan, in bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+            !span.flag && span.end - span.start == name.utf8CodeUnitCount
+                && memcmp(bytes.baseAddress! + span.start, name.utf8Start, name.utf8CodeUnitCount) == 0
+        }
+        var partSpan = JSONSpan()
+        var scanner = JSONScanner(line)
+        let outer = scanner.scanObject { key, value in
+            if named(key, in: line, "part") && value.kind == .object { partSpan = value }
+        }
+        guard outer == .object, partSpan.kind == .object else { throw Invalid(shape) }
+        let part = UnsafeRawBufferPointer(rebasing: line[partSpan.start..<partSpan.end])
+        var batch = JSONSpan()
+        var numbers: [JSONSpan] = Array(repeating: JSONSpan(), count: 3)
+        var takeSpan = JSONSpan()
+        var inner = JSONScanner(part)
+        _ = inner.scanObject { key, value in
+            if named(key, in: part, "batch") {
+                batch = value
+            } else if named(key, in: part, "partition") {
+                numbers[0] = value
+            } else if named(key, in: part, "partitions") {
+                numbers[1] = value
+            } else if named(key, in: part, "lines") {
+                numbers[2] = value
+            } else if named(key, in: part, "take") {
+                takeSpan = value
+            }
+        }
+        let values = numbers.map { span -> Int? in
+            guard span.kind == .number, !span.flag else { return nil }
+            return EventParser.integer(UnsafeRawBufferPointer(rebasing: part[span.start..<span.end])).map { Int($0) }
+        }
+        guard batch.kind == .object, takeSpan.kind == .array, let partition = values[0], let partitions = values[1],
+            let lineCount = values[2]
+        else { throw Invalid(shape) }
+        guard partitions >= 1, partitions <= 1024, partitions & (partitions - 1) == 0, (0..<partitions).contains(partition),
             (0...(1 << 24)).contains(lineCount)
         else {
             throw Invalid("partition \(partition) of \(partitions), \(lineCount) lines")
         }
-        self.header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: bytes)
+        // The batch's header, read by the rules of a frame's header line.
+        var headerLine = Array("{\"batch\":".utf8)
+        headerLine.append(contentsOf: part[batch.start..<batch.end])
+        headerLine.append(UInt8(ascii: "}"))
+        guard case .header(let header) = headerLine.withUnsafeBytes({ BatchHeader.parse($0) }) else {
+            throw Invalid("the part's batch is not a batch header")
+        }
+        self.header = header
         self.partition = partition
         self.partitions = partitions
         self.lineCount = lineCount
-        self.take = take.map(\.intValue)
-        for (previous, next) in zip(self.take, self.take.dropFirst()) where next <= previous {
-            throw Invalid("take is not increasing")
+        self.take = try Self.integers(UnsafeRawBufferPointer(rebasing: part[(takeSpan.start + 1)..<(takeSpan.end - 1)]))
+        var previous = -1
+        for number in self.take {
+            guard number > previous else { throw Invalid("take is not increasing") }
+            previous = number
         }
-        guard self.take.allSatisfy({ (0..<lineCount).contains($0) }) else { throw Invalid("take outside 0..<\(lineCount)") }
-        var lines: [[UInt8]] = []
-        lines.reserveCapacity(self.take.count)
-        var position = end + 1
-        while position < message.count {
-            let stop = message[position...].firstIndex(of: 0x0A) ?? message.count
-            lines.append(Array(message[position..<stop]))
-            position = stop + 1
+        guard previous < lineCount else { throw Invalid("take outside 0..<\(lineCount)") }
+        let body = UnsafeRawBufferPointer(rebasing: message[(newline + 1)...])
+        var count = 0
+        guard LogPart.forEachLine(in: body, { _ in count += 1 }) else { throw Invalid("the last line has no newline") }
+        guard count == self.take.count else { throw Invalid("\(count) lines for \(self.take.count) in take") }
+        self.body = Array(body)
+    }
+
+    /// The non-negative integers of a JSON array's inside (`0,4,7`), as the scanner validated it.
+    private static func integers(_ bytes: UnsafeRawBufferPointer) throws -> [Int] {
+        var numbers: [Int] = []
+        numbers.reserveCapacity(bytes.count / 3)
+        var value = 0
+        var digits = 0
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                guard digits < 9 else { throw Invalid("a take number over 9 digits") }
+                value = value * 10 + Int(byte &- UInt8(ascii: "0"))
+                digits += 1
+            case UInt8(ascii: ","):
+                guard digits > 0 else { throw Invalid("take holds something other than numbers") }
+                numbers.append(value)
+                (value, digits) = (0, 0)
+            case 0x20, 0x09, 0x0A, 0x0D:
+                continue
+            default:
+                throw Invalid("take holds something other than non-negative integers")
+            }
         }
-        guard lines.count == self.take.count else {
-            throw Invalid("\(lines.count) lines for \(self.take.count) in take")
-        }
-        self.lines = lines
+        if digits > 0 { numbers.append(value) } else if !numbers.isEmpty { throw Invalid("take ends in a comma") }
+        return numbers
     }
 }
 
@@ -216,27 +302,38 @@ public struct LogPartAssembler: Sendable {
             self.repeated += 1
             return nil
         }
-        var parts = self.waiting[id, default: [:]]
-        if let first = parts.values.first {
+        if let first = self.waiting[id]?.values.first {
             guard first.partitions == part.partitions, first.lineCount == part.lineCount,
                 first.header.timestamp == part.header.timestamp
             else { throw LogPart.Invalid("part \(part.partition) of batch \(id) disagrees with the parts before it") }
         }
-        parts[part.partition] = part
-        guard parts.count == part.partitions else {
-            self.waiting[id] = parts
-            return nil
-        }
+        guard (0..<part.partitions).contains(part.partition), part.take.allSatisfy({ (0..<part.lineCount).contains($0) }),
+            part.body.withUnsafeBytes({ body in
+                var count = 0
+                return LogPart.forEachLine(in: body) { _ in count += 1 } && count == part.take.count
+            })
+        else { throw LogPart.Invalid("part \(part.partition) of batch \(id): its lines and take do not match") }
+        self.waiting[id, default: [:]][part.partition] = part
+        guard let parts = self.waiting[id], parts.count == part.partitions else { return nil }
         self.waiting[id] = nil
         self.given.insert(id)
-        var lines: [[UInt8]?] = Array(repeating: nil, count: part.lineCount)
-        for piece in parts.values {
-            for (number, line) in zip(piece.take, piece.lines) { lines[number] = line }
+        // Where each line of the payload is: which part, and its range in that part's body.
+        let pieces = Array(parts.values)
+        var found = [(piece: Int32, start: Int32, end: Int32)](repeating: (-1, 0, 0), count: part.lineCount)
+        for (index, piece) in pieces.enumerated() {
+            var next = 0
+            _ = piece.body.withUnsafeBytes { body in
+                LogPart.forEachLine(in: body) { range in
+                    found[piece.take[next]] = (Int32(index), Int32(range.lowerBound), Int32(range.upperBound))
+                    next += 1
+                }
+            }
         }
         var payload: [UInt8] = []
-        for (number, line) in lines.enumerated() {
-            guard let line else { throw LogPart.Invalid("line \(number) of batch \(id) is in none of its parts") }
-            payload.append(contentsOf: line)
+        payload.reserveCapacity(pieces.reduce(0) { $0 + $1.body.count })
+        for (number, place) in found.enumerated() {
+            guard place.piece >= 0 else { throw LogPart.Invalid("line \(number) of batch \(id) is in none of its parts") }
+            payload.append(contentsOf: pieces[Int(place.piece)].body[Int(place.start)..<Int(place.end)])
             payload.append(0x0A)
         }
         var header = part.header

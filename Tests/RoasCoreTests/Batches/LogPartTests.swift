@@ -115,6 +115,33 @@ struct LogPartTests {
         #expect(throws: LogPart.Invalid.self) {
             try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: []))
         }
+        // A batch whose parts left a line out is given up (its id is not taken again).
+        #expect(try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: [])) == nil)
+        #expect(assembler.repeated == 1)
+        // Lines and take that do not match, or a line number outside the batch.
+        let other = BatchHeader(id: "y", timestamp: 1, signature: "s", bytes: 0)
+        _ = try assembler.add(LogPart(header: other, partition: 0, partitions: 2, lineCount: 2, take: [0], lines: [[0x61]]))
+        #expect(throws: LogPart.Invalid.self) {
+            try assembler.add(LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [1], lines: [[0x62], [0x63]]))
+        }
+        #expect(throws: LogPart.Invalid.self) {
+            try assembler.add(LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [5], lines: [[0x62]]))
+        }
+        #expect(assembler.incomplete == 1)
+        let frame = try #require(
+            try assembler.add(LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [1], lines: [[0x62]])))
+        #expect(String(decoding: frame, as: UTF8.self).hasSuffix("}\na\nb\n"))
+    }
+
+    @Test
+    func handWrittenPartsWithSpacesAreRead() throws {
+        let text =
+            "{ \"part\" : { \"take\" : [ 0 , 2 ], \"lines\": 3, \"partition\": 1, \"partitions\": 2, "
+            + "\"batch\": {\"id\":\"x\",\"timestamp\":7,\"signature\":\"v1,AAAA\",\"bytes\":9} } }\nfirst\nthird\n"
+        let part = try Array(text.utf8).withUnsafeBytes { try LogPart(decoding: $0) }
+        #expect(part.take == [0, 2] && part.lineCount == 3 && part.partition == 1 && part.partitions == 2)
+        #expect(part.header == BatchHeader(id: "x", timestamp: 7, signature: "v1,AAAA", bytes: 9))
+        #expect(part.lines == [Array("first".utf8), Array("third".utf8)])
     }
 
     @Test(
@@ -126,6 +153,12 @@ struct LogPartTests {
             "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[1,1]}}\na\nb\n",
             "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[3]}}\na\n",
             "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[0,1]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[0,1]}}\na\nb",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[1.5]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[-1]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[\"0\"]}}\na\n",
+            "{\"part\":{\"batch\":{\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"take\":[0]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"take\":[0]} \na\n",
         ])
     func messagesThatAreNotPartsAreRefused(_ text: String) {
         #expect(throws: LogPart.Invalid.self) { try Array(text.utf8).withUnsafeBytes { try LogPart(decoding: $0) } }
