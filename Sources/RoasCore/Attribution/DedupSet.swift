@@ -49,11 +49,11 @@ struct DedupSet: Sendable {
         init(_ entries: [Entry])
         var count: Int { get }
         subscript(index: Int) -> Entry { get }
-        /// Writes `entry` at `index` and notes where it is (for `address(of:)`).
+        /// Writes `entry` at `index` and notes where it is (for `prefetch(at:)`).
         mutating func write(_ entry: Entry, at index: Int)
-        /// Where `index` was when last written (nil when not known), for prefetching alone.
-        func address(of index: Int) -> UnsafeRawPointer?
-        /// Starts loading what `address(of:)` reads (nothing for one array).
+        /// Starts loading the slot at `index` where it was when last written (nothing when not known).
+        func prefetch(at index: Int)
+        /// Starts loading what `prefetch(at:)` reads to find the slot (nothing for one array).
         func prefetchPage(of index: Int)
         /// The entries in parts, in order.
         var parts: [[Entry]] { get }
@@ -90,8 +90,8 @@ struct DedupSet: Sendable {
         }
 
         @inline(__always)
-        func address(of index: Int) -> UnsafeRawPointer? {
-            UnsafeRawPointer(bitPattern: self.base).map { $0 + index * MemoryLayout<Entry>.stride }
+        func prefetch(at index: Int) {
+            if let base = UnsafeRawPointer(bitPattern: self.base) { roas_prefetch(base + index * MemoryLayout<Entry>.stride) }
         }
 
         @inline(__always)
@@ -173,17 +173,14 @@ struct DedupSet: Sendable {
             if let bases = UnsafeRawPointer(bitPattern: self.basesAddress) { roas_prefetch(bases + offset) }
         }
 
-        /// Where `index` was when its page was last written (nil when not known), and the page's
-        /// header before it.
+        /// Starts loading the slot at `index` where its page was when last written, and the page's
+        /// header (its count and reference count, which a lookup and a write read; element 0
+        /// follows a header of 32 bytes): another cache line than the slot's.
         @inline(__always)
-        func address(of index: Int) -> UnsafeRawPointer? {
-            guard let base = UnsafeRawPointer(bitPattern: self.bases[index >> PagedEntries.pageShift]) else {
-                return nil
-            }
-            // The page's header too (its count and reference count, which a lookup and a write
-            // read; element 0 follows a header of 32 bytes): another cache line than the slot's.
+        func prefetch(at index: Int) {
+            guard let base = UnsafeRawPointer(bitPattern: self.bases[index >> PagedEntries.pageShift]) else { return }
             roas_prefetch(base - 32)
-            return base + (index & PagedEntries.pageMask) * MemoryLayout<Entry>.stride
+            roas_prefetch(base + (index & PagedEntries.pageMask) * MemoryLayout<Entry>.stride)
         }
 
         var parts: [[Entry]] { self.pages }
@@ -432,11 +429,11 @@ struct DedupSet: Sendable {
     func prefetch(_ fingerprint: Fingerprint) {
         let shard = DedupSet.shard(of: fingerprint)
         let slot = Int(truncatingIfNeeded: fingerprint.high)
-        let address =
-            self.isPaged
-            ? self.paged[shard].entries.address(of: slot & self.paged[shard].mask)
-            : self.flat[shard].entries.address(of: slot & self.flat[shard].mask)
-        if let address { roas_prefetch(address) }
+        if self.isPaged {
+            self.paged[shard].entries.prefetch(at: slot & self.paged[shard].mask)
+        } else {
+            self.flat[shard].entries.prefetch(at: slot & self.flat[shard].mask)
+        }
     }
 
     /// The step before `prefetch`, some events earlier: with pages, starts loading where the shard

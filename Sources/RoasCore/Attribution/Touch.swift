@@ -193,9 +193,13 @@ struct TouchLog: Sendable {
         var farTimes: [Int32: Int64] = [:]
 
         @inline(__always)
-        func time(at index: Int) -> Int64 {
-            let offset = self.touches[index].offset
-            return offset == PagedTouch.far ? self.farTimes[Int32(index)]! : self.timeBase + Int64(offset)
+        func time(at index: Int) -> Int64 { self.time(of: self.touches[index], at: index) }
+
+        /// The time of `held`, the touch at `index`, already read: its offset from `timeBase`, or
+        /// its far time.
+        @inline(__always)
+        func time(of held: PagedTouch, at index: Int) -> Int64 {
+            held.offset == PagedTouch.far ? self.farTimes[Int32(index)]! : self.timeBase + Int64(held.offset)
         }
     }
 
@@ -243,11 +247,9 @@ struct TouchLog: Sendable {
         let page = Int((position >> TouchLog.pageShift) - self.firstPage)
         let index = Int(position & TouchLog.pageMask)
         let held = self.pages[page].touches[index]
-        let time =
-            held.offset == PagedTouch.far
-            ? self.pages[page].farTimes[Int32(index)]! : self.pages[page].timeBase + Int64(held.offset)
         let touch = Touch(
-            time: time, creator: held.creator, campaign: held.campaign, previous: held.previous, id: held.id)
+            time: self.pages[page].time(of: held, at: index), creator: held.creator, campaign: held.campaign,
+            previous: held.previous, id: held.id)
         return (touch, self.pages[page].idBase + Int64(held.id))
     }
 
