@@ -155,6 +155,23 @@ struct ScaleOutTests {
         #expect(worker.stderrText.contains("nats://127.0.0.1:1"), "\(worker)")
     }
 
+    @Test(
+        arguments: [
+            (["serve", "--nats", "nats://127.0.0.1:1", "--data-dir", "/tmp/x"], "--nats and --data-dir"),
+            (["serve", "--nats", "nats://127.0.0.1:1", "--stream", "a.b"], "--stream must be"),
+            (["serve", "--nats", "nats://127.0.0.1:1", "--replicas", "7"], "--replicas must be 1 to 5"),
+            (["serve", "--replicas", "3"], "--replicas needs --nats"),
+            (["serve", "--nats", "nats://127.0.0.1:1"], "--nats needs --secret"),
+            (["worker", "--nats", "nats://127.0.0.1:1", "--member", "3/2"], "--member must be I/N"),
+            (["worker", "--nats", "nats://127.0.0.1:1", "--member", "0/2"], "--member must be I/N"),
+            (["worker", "--nats", "nats://127.0.0.1:1", "--partitions", "0"], "--partitions"),
+        ] as [([String], String)])
+    func badScaleOutOptionsAreRefused(_ arguments: [String], _ message: String) throws {
+        let result = try Tools.roas(arguments, timeout: 60)
+        #expect(result.status != 0)
+        #expect(result.stderrText.contains(message), "\(result)")
+    }
+
     /// The stream's leader SIGKILLed while `roas gen` sends webhooks one at a time (retrying 503s),
     /// then restarted: every batch gets its 202 in the end, none twice, and the workers' rows are
     /// those of `roas run` over the same stream. Then a worker SIGKILLed mid-stream and started
