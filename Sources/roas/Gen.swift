@@ -149,12 +149,7 @@ struct Gen: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            try await self.generate()
-        } catch let error as RoasError {
-            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        }
+        try await reportingFailuresAsync { try await self.generate() }
     }
 
     private func generate() async throws {

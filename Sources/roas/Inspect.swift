@@ -25,16 +25,13 @@ struct Inspect: AsyncParsableCommand {
     var export: String?
 
     func run() async throws {
-        do {
+        try reportingFailures {
             let configuration = try self.options.makeConfiguration()
             let export = try self.export.map { try ByteSink(path: $0) }
             let report = try DataFolderReport.inspect(directory: self.dataDir, configuration: configuration, export: export)
             print(report.json)
             let optionsDiffer = report.engineProblem?.hasPrefix("written with other engine options") ?? false
             if report.logProblem != nil || optionsDiffer { throw ExitCode(1) }
-        } catch let error as RoasError {
-            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
-            throw ExitCode(2)
         }
     }
 }

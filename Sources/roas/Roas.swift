@@ -14,6 +14,27 @@ struct Roas: AsyncParsableCommand {
     )
 }
 
+/// Runs a command's work: a `RoasError` (bad input files, unreachable outputs) is printed as
+/// `roas: <message>` on stderr and the command exits with status 2.
+func reportingFailures(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as RoasError {
+        FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+/// `reportingFailures` for async work.
+func reportingFailuresAsync(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as RoasError {
+        FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
 /// Flags shared by everything that runs the engine.
 struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("secret"), help: "A signing secret, whsec_<base64>; repeat for key rotation.")
@@ -342,12 +363,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try self.runChecked()
-        } catch let error as RoasError {
-            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        }
+        try reportingFailures { try self.runChecked() }
     }
 
     private func runChecked() throws {

@@ -226,12 +226,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            try await self.runChecked()
-        } catch let error as RoasError {
-            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        }
+        try await reportingFailuresAsync { try await self.runChecked() }
     }
 
     private func runChecked() async throws {

@@ -65,12 +65,7 @@ struct Worker: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try self.runChecked()
-        } catch let error as RoasError {
-            FileHandle.standardError.write(Data("roas: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        }
+        try reportingFailures { try self.runChecked() }
     }
 
     private func runChecked() throws {
