@@ -284,12 +284,19 @@ public struct LogPart: Sendable, Equatable {
 /// replay read. A part of a batch already given (a resend the log did not recognise) is ignored.
 public struct LogPartAssembler: Sendable {
     private var waiting: [String: [Int: LogPart]] = [:]
-    /// Batch ids given, so a late copy of a part does not start the batch again.
+    /// Batch ids given, so a late copy of a part does not start the batch again: the newest ones,
+    /// and the generation before (at most `remembered` each), so memory stays bounded on a long
+    /// stream. A copy of an older batch is put together again; its events are then the engine's
+    /// duplicates, within its dedup horizon.
     private var given: Set<String> = []
+    private var givenBefore: Set<String> = []
+    private let remembered: Int
     /// Parts ignored because their batch was already given.
     public private(set) var repeated = 0
 
-    public init() {}
+    public init(remembered: Int = 1 << 18) {
+        self.remembered = max(1, remembered)
+    }
 
     /// Batches started and not yet whole.
     public var incomplete: Int { self.waiting.count }
@@ -298,7 +305,7 @@ public struct LogPartAssembler: Sendable {
     /// - Throws: `LogPart.Invalid` when the part disagrees with the parts of its batch before it.
     public mutating func add(_ part: LogPart) throws -> [UInt8]? {
         let id = part.header.id
-        guard !self.given.contains(id) else {
+        guard !self.given.contains(id) && !self.givenBefore.contains(id) else {
             self.repeated += 1
             return nil
         }
@@ -316,6 +323,10 @@ public struct LogPartAssembler: Sendable {
         self.waiting[id, default: [:]][part.partition] = part
         guard let parts = self.waiting[id], parts.count == part.partitions else { return nil }
         self.waiting[id] = nil
+        if self.given.count >= self.remembered {
+            self.givenBefore = self.given
+            self.given.removeAll(keepingCapacity: true)
+        }
         self.given.insert(id)
         // Where each line of the payload is: which part, and its range in that part's body.
         let pieces = Array(parts.values)

@@ -105,6 +105,23 @@ struct LogPartTests {
     }
 
     @Test
+    func theAssemblerRemembersTwoGenerationsOfBatchIDs() throws {
+        let line = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
+        func parts(_ id: String) -> [LogPart] {
+            line.withUnsafeBytes {
+                LogPart.split(BatchHeader(id: id, timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
+            }
+        }
+        var assembler = LogPartAssembler(remembered: 2)
+        func give(_ id: String) throws -> Int { try parts(id).compactMap { try assembler.add($0) }.count }
+        for id in ["a", "b", "c", "d", "e"] { #expect(try give(id) == 1) }
+        // e is the newest generation, c and d the one before; a and b were forgotten when e came.
+        for id in ["c", "d", "e"] { #expect(try give(id) == 0) }
+        #expect(assembler.repeated == 6)
+        #expect(try give("a") == 1, "forgotten two generations ago")
+    }
+
+    @Test
     func partsThatDisagreeOrLeaveALineOutAreRefused() throws {
         let header = BatchHeader(id: "x", timestamp: 1, signature: "s", bytes: 0)
         var assembler = LogPartAssembler()
