@@ -2,6 +2,7 @@ import Foundation
 import RoasCore
 import RoasLog
 import RoasRuntime
+import Synchronization
 
 /// `roas worker`: reads the parts an edge (`roas serve --nats`) appended to a stream, puts each batch
 /// back together (`LogPartAssembler`) and applies it, as the write-ahead log's replay does (the edge
@@ -60,7 +61,7 @@ public struct LogWorker {
     }
 
     /// Connects, checks the stream's options against this worker's, and applies what the stream
-    /// holds from its start until `idleExit` passes without a new part.
+    /// holds from its start until `idleExit` passes without a new part, or SIGTERM or SIGINT comes.
     /// - Throws: `RoasError` for other options, an unreachable log or a part that is not one.
     public func run() throws -> RunResult {
         let settings = self.settings
@@ -74,6 +75,18 @@ public struct LogWorker {
         }
         try LogLayout.recordOptions(of: configuration, on: log, stream: settings.stream)
 
+        // SIGTERM and SIGINT finish the worker as --idle-exit does: every window closes and its rows
+        // are written before it exits (the default action would lose what the output still holds).
+        let stopped = StopFlag()
+        let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stopped.stop() }
+            source.resume()
+            return source
+        }
+        defer { for source in signals { source.cancel() } }
+
         let queue = BlockingQueue<ReaderItem>(capacity: 4)
         let thread = Thread {
             var parser = ChunkParser(replaying: settings.run, configuration: configuration, accepted: AcceptedBatches())
@@ -83,7 +96,7 @@ public struct LogWorker {
             do {
                 let reader = try log.reader(filter: LogLayout.partsFilter(settings.stream), from: 1)
                 opened = reader
-                while true {
+                while !stopped.isStopped {
                     let messages = try reader.next(max: 512, timeout: .milliseconds(200))
                     let now = SystemClock.monotonicMilliseconds()
                     if messages.isEmpty {
@@ -147,4 +160,11 @@ public struct LogWorker {
         }
         return try host.finish()
     }
+}
+
+/// Set by a signal handler, read by the reading thread between fetches.
+private final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func stop() { self.flag.store(true, ordering: .relaxed) }
+    var isStopped: Bool { self.flag.load(ordering: .relaxed) }
 }

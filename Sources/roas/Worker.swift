@@ -34,7 +34,8 @@ struct Worker: ParsableCommand {
 
     @Option(
         help:
-            "Finish (close every window, as at the end of roas run's input) and exit once no part arrived for this long; default: run until stopped.")
+            "Finish (close every window, as at the end of roas run's input) and exit once no part arrived for this long; default: run until SIGTERM or SIGINT, which finish the same way."
+    )
     var idleExit: String?
 
     @Option(

@@ -228,4 +228,31 @@ struct ScaleOutTests {
             }
         }
     }
+
+    /// A worker without --idle-exit runs until SIGTERM, which finishes it as the idle exit does:
+    /// every window closes and its rows are written.
+    @Test
+    func sigtermFinishesAWorker() async throws {
+        let data = try Self.stream(events: 2_000)
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0"], stdin: data)
+        try #require(run.status == 0, "\(run)")
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let server = try ServeBinaryTests.Server(
+                    ["--nats", urls, "--stream", "term", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0"])
+                let answers = Self.answers(try ServeBinaryTests.sendOverTCP(data, port: server.tcpPort, timeout: 60))
+                #expect(answers.acks == 4 && answers.notDurable == 0, "\(answers)")
+                _ = server.stop()
+                let worker = try ChildProcess(
+                    try Tools.roasBinary(),
+                    ["worker", "--nats", urls, "--stream", "term", "--secret", Self.secret, "--max-future", "0", "--summary", "json"])
+                Thread.sleep(forTimeInterval: 5)
+                let result = worker.terminate(timeout: 60)
+                #expect(result.status == 0, "\(result)")
+                #expect(
+                    result.stdoutLines.sorted() == run.stdoutLines.sorted(), "\(result.stdoutLines.count) rows, roas run \(run.stdoutLines.count)")
+            }
+        }
+    }
 }
