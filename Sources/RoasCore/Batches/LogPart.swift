@@ -49,24 +49,39 @@ public enum LogRoute: Equatable, Sendable {
 /// Every line of the batch is in at least one part (a link in all of them), so the parts of a batch
 /// give back its payload line by line (`LogPartAssembler`). Schema: schemas/log-part.schema.json.
 public struct LogPart: Sendable, Equatable {
-    public var header: BatchHeader
-    public var partition: Int
-    public var partitions: Int
+    // Read-only outside: every way of making a part (`init`, `split`, `init(decoding:)`) checks that
+    // `take` and the lines of `body` agree, so `LogPartAssembler` need not count them again.
+    public internal(set) var header: BatchHeader
+    public internal(set) var partition: Int
+    public internal(set) var partitions: Int
     /// Lines in the batch's payload.
-    public var lineCount: Int
+    public internal(set) var lineCount: Int
     /// The payload's line numbers (from 0) this part holds, increasing.
-    public var take: [Int]
+    public internal(set) var take: [Int]
     /// Those lines, each ending in a newline: one buffer rather than an array per line.
-    public var body: [UInt8]
+    public internal(set) var body: [UInt8]
 
-    public init(header: BatchHeader, partition: Int, partitions: Int, lineCount: Int, take: [Int], lines: [[UInt8]]) {
+    /// A part holding `lines`, the payload's lines numbered `take`.
+    /// - Throws: `Invalid` when they are not one line per number, increasing and within `lineCount`,
+    ///   or `partition` is not one of `partitions`.
+    public init(header: BatchHeader, partition: Int, partitions: Int, lineCount: Int, take: [Int], lines: [[UInt8]]) throws {
+        guard (0..<partitions).contains(partition), take.count == lines.count, zip(take, take.dropFirst()).allSatisfy({ $0 < $1 }),
+            take.allSatisfy({ (0..<lineCount).contains($0) }), lines.allSatisfy({ !$0.contains(0x0A) })
+        else { throw Invalid("part \(partition) of batch \(header.id): its lines and take do not match") }
+        self.init(empty: header, partition: partition, partitions: partitions)
+        self.lineCount = lineCount
+        self.take = take
+        for line in lines { self.append(line) }
+    }
+
+    /// A part without lines (`split` fills it).
+    init(empty header: BatchHeader, partition: Int, partitions: Int) {
         self.header = header
         self.partition = partition
         self.partitions = partitions
-        self.lineCount = lineCount
-        self.take = take
+        self.lineCount = 0
+        self.take = []
         self.body = []
-        for line in lines { self.append(line) }
     }
 
     /// The lines of `body`, without their newlines.
@@ -107,9 +122,7 @@ public struct LogPart: Sendable, Equatable {
     public static func split(
         _ header: BatchHeader, payload: UnsafeRawBufferPointer, partitions: Int, parser: EventParser
     ) -> [LogPart] {
-        var parts = (0..<partitions).map {
-            LogPart(header: header, partition: $0, partitions: partitions, lineCount: 0, take: [], lines: [])
-        }
+        var parts = (0..<partitions).map { LogPart(empty: header, partition: $0, partitions: partitions) }
         var count = 0
         FrameDecoder.forEachLine(in: payload) { line, number in
             count = number + 1
@@ -314,12 +327,6 @@ public struct LogPartAssembler: Sendable {
                 first.header.timestamp == part.header.timestamp
             else { throw LogPart.Invalid("part \(part.partition) of batch \(id) disagrees with the parts before it") }
         }
-        guard (0..<part.partitions).contains(part.partition), part.take.allSatisfy({ (0..<part.lineCount).contains($0) }),
-            part.body.withUnsafeBytes({ body in
-                var count = 0
-                return LogPart.forEachLine(in: body) { _ in count += 1 } && count == part.take.count
-            })
-        else { throw LogPart.Invalid("part \(part.partition) of batch \(id): its lines and take do not match") }
         self.waiting[id, default: [:]][part.partition] = part
         guard let parts = self.waiting[id], parts.count == part.partitions else { return nil }
         self.waiting[id] = nil

@@ -125,28 +125,28 @@ struct LogPartTests {
     func partsThatDisagreeOrLeaveALineOutAreRefused() throws {
         let header = BatchHeader(id: "x", timestamp: 1, signature: "s", bytes: 0)
         var assembler = LogPartAssembler()
-        _ = try assembler.add(LogPart(header: header, partition: 0, partitions: 2, lineCount: 2, take: [0], lines: [[0x61]]))
+        _ = try assembler.add(try LogPart(header: header, partition: 0, partitions: 2, lineCount: 2, take: [0], lines: [[0x61]]))
         #expect(throws: LogPart.Invalid.self) {
-            try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 3, take: [1], lines: [[0x62]]))
+            try assembler.add(try LogPart(header: header, partition: 1, partitions: 2, lineCount: 3, take: [1], lines: [[0x62]]))
         }
         #expect(throws: LogPart.Invalid.self) {
-            try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: []))
+            try assembler.add(try LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: []))
         }
         // A batch whose parts left a line out is given up (its id is not taken again).
-        #expect(try assembler.add(LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: [])) == nil)
+        #expect(try assembler.add(try LogPart(header: header, partition: 1, partitions: 2, lineCount: 2, take: [], lines: [])) == nil)
         #expect(assembler.repeated == 1)
         // Lines and take that do not match, or a line number outside the batch.
         let other = BatchHeader(id: "y", timestamp: 1, signature: "s", bytes: 0)
-        _ = try assembler.add(LogPart(header: other, partition: 0, partitions: 2, lineCount: 2, take: [0], lines: [[0x61]]))
+        _ = try assembler.add(try LogPart(header: other, partition: 0, partitions: 2, lineCount: 2, take: [0], lines: [[0x61]]))
         #expect(throws: LogPart.Invalid.self) {
-            try assembler.add(LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [1], lines: [[0x62], [0x63]]))
+            try assembler.add(try LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [1], lines: [[0x62], [0x63]]))
         }
         #expect(throws: LogPart.Invalid.self) {
-            try assembler.add(LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [5], lines: [[0x62]]))
+            try assembler.add(try LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [5], lines: [[0x62]]))
         }
         #expect(assembler.incomplete == 1)
         let frame = try #require(
-            try assembler.add(LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [1], lines: [[0x62]])))
+            try assembler.add(try LogPart(header: other, partition: 1, partitions: 2, lineCount: 2, take: [1], lines: [[0x62]])))
         #expect(String(decoding: frame, as: UTF8.self).hasSuffix("}\na\nb\n"))
     }
 
