@@ -138,7 +138,8 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "roasTests", dependencies: ["roas", "RoasCore", "RoasRuntime", "RoasGen", "RoasLog", "RoasTestSupport"]),
+        .testTarget(
+            name: "roasTests", dependencies: ["roas", "RoasCore", "RoasRuntime", "RoasGen", "RoasLog", "RoasScaleOut", "RoasTestSupport"]),
         // What the test targets share: a throwaway PostgreSQL server, blocking work off the pool.
         .target(name: "RoasTestSupport", path: "Tests/RoasTestSupport"),
         // The engine tests' helpers: a seeded generator, random event streams, a pipeline harness.

@@ -2,7 +2,8 @@ import RoasCore
 import RoasLog
 
 /// Where scaled-out roas keeps things on a stream of the replicated log: partition `p`'s parts of
-/// the input (`LogPart`) on `<stream>.in.<p>`, and the engine options the stream was made with on
+/// the input (`LogPart`) on `<stream>.in.<p>`, the edge's idle advances on `<stream>.in.advance`,
+/// and the engine options the stream was made with on
 /// `<stream>.options`, so that every edge (`roas serve --nats`) and worker (`roas worker`) checks
 /// its own against them before it touches the stream.
 public enum LogLayout {
@@ -12,8 +13,25 @@ public enum LogLayout {
     public static func optionsSubject(_ stream: String) -> String { stream + ".options" }
     /// The subject of partition `partition`'s parts.
     public static func partSubject(_ stream: String, _ partition: Int) -> String { "\(stream).in.\(partition)" }
-    /// The filter matching every partition's parts.
+    /// The filter matching every partition's parts (and the idle advances among them).
     public static func partsFilter(_ stream: String) -> String { stream + ".in.>" }
+    /// The subject of the edge's idle advances (`roas serve --idle-close`), read in order with the
+    /// parts: every worker moves its watermark at the same point of the stream.
+    public static func advanceSubject(_ stream: String) -> String { stream + ".in.advance" }
+
+    /// An idle advance's message: `{"idle_advance":<epoch milliseconds>}`.
+    public static func advanceRecord(_ time: Int64) -> [UInt8] { Array("{\"idle_advance\":\(time)}".utf8) }
+
+    /// The time of an idle advance's message, or nil when it is not one.
+    public static func advanceTime(_ bytes: [UInt8]) -> Int64? {
+        let prefix = Array("{\"idle_advance\":".utf8)
+        guard bytes.count > prefix.count + 1, bytes.starts(with: prefix), bytes.last == UInt8(ascii: "}") else { return nil }
+        let digits = bytes[prefix.count..<bytes.count - 1]
+        guard digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }) else {
+            return nil
+        }
+        return Int64(String(decoding: digits, as: UTF8.self))
+    }
 
     /// Why a stream name cannot be used, or nil: a NATS stream name, which also starts every subject.
     public static func invalidStreamName(_ name: String) -> String? {

@@ -14,6 +14,12 @@ import Synchronization
 /// It scales the output, not the work; reading only its own partitions and asking the others for
 /// touches is the next step (issue 13). Dead letters are written by member 1 only, for the same
 /// reason.
+///
+/// With a data folder (`--data-dir`), the worker writes a checkpoint every `checkpointEvery`: the
+/// engine, where on the stream to read again from, the batch ids its assembler remembers and how
+/// far its rows and dead-letter files were written. Started again, it goes on from the newest
+/// readable checkpoint: it cuts its files back to those lengths and reads the stream from there, so
+/// it writes every row once, as if it had never stopped.
 public struct LogWorker {
     public struct Settings: Sendable {
         public var urls: [String]
@@ -24,6 +30,11 @@ public struct LogWorker {
         /// Milliseconds without a new part after which the worker finishes (every window closes,
         /// as at the end of `roas run`'s input) and returns; nil: it runs until stopped.
         public var idleExit: Int64?
+        /// Where checkpoints are kept (`--data-dir`); nil: none, a restart reads the stream from
+        /// its start and writes its files anew.
+        public var dataDirectory: String?
+        /// Milliseconds between checkpoints (`--checkpoint-every`).
+        public var checkpointEvery: Int64 = 30_000
         public var run: RunSettings
 
         public init(urls: [String], stream: String, member: Int, members: Int, run: RunSettings) {
@@ -56,8 +67,39 @@ public struct LogWorker {
     /// What the reading thread hands the engine's thread.
     private enum ReaderItem: Sendable {
         case chunk(ParsedChunk)
+        /// Everything handed before is applied: a checkpoint may be written that goes on from here.
+        case checkpoint(StreamPosition)
+        /// The edge's idle advance (`--idle-close`): the watermark moves to this time.
+        case advance(Int64)
         case end
         case failure(any Error)
+    }
+
+    /// Where a worker goes on from: the stream sequence to read from and the batch ids its
+    /// assembler remembers (`LogPartAssembler.resumeSequence(after:)`, `rememberedIDs`).
+    struct StreamPosition: Sendable {
+        var sequence: UInt64
+        var older: [String]
+        var newer: [String]
+
+        /// As a checkpoint's batch list: each id with the generation it belongs to (0 older,
+        /// 1 newer) in place of a timestamp; a worker has no use for timestamps or digests.
+        var batches: [(id: String, entry: AcceptedBatches.Entry)] {
+            self.older.map { ($0, AcceptedBatches.Entry(timestamp: 0, digest: 0)) }
+                + self.newer.map { ($0, AcceptedBatches.Entry(timestamp: 1, digest: 0)) }
+        }
+
+        init(sequence: UInt64, older: [String], newer: [String]) {
+            self.sequence = sequence
+            self.older = older
+            self.newer = newer
+        }
+
+        init(_ checkpoint: Checkpoint) {
+            self.sequence = checkpoint.lsn
+            self.older = checkpoint.batches.filter { $0.entry.timestamp == 0 }.map(\.id)
+            self.newer = checkpoint.batches.filter { $0.entry.timestamp != 0 }.map(\.id)
+        }
     }
 
     /// Connects, checks the stream's options against this worker's, and applies what the stream
@@ -74,6 +116,25 @@ public struct LogWorker {
             throw RoasError(.input, "cannot open stream \(settings.stream) on \(settings.urls.joined(separator: ",")): \(error)")
         }
         try LogLayout.recordOptions(of: configuration, on: log, stream: settings.stream)
+        let folder = try settings.dataDirectory.map { try WorkerFolder(directory: $0, settings: settings) }
+        defer { folder?.unlock() }
+        var restored = try folder?.restore(configuration: configuration, rows: self.rows, deadLetters: self.deadLetters)
+        let start = restored?.position ?? StreamPosition(sequence: 1, older: [], newer: [])
+        let linesBefore = restored?.engine.statistics.linesRead ?? 0
+        if start.sequence > 1 {
+            let last: UInt64
+            do {
+                last = try log.status().lastSequence
+            } catch {
+                throw RoasError(.input, "cannot read the state of stream \(settings.stream): \(error)")
+            }
+            guard start.sequence <= last + 1 else {
+                throw RoasError(
+                    .input,
+                    "the checkpoint in \(settings.dataDirectory ?? "") goes on from sequence \(start.sequence) of stream "
+                        + "\(settings.stream), which ends at \(last): the stream was made again; start with a new --data-dir")
+            }
+        }
 
         // SIGTERM and SIGINT finish the worker as --idle-exit does: every window closes and its rows
         // are written before it exits (the default action would lose what the output still holds).
@@ -88,34 +149,62 @@ public struct LogWorker {
         defer { for source in signals { source.cancel() } }
 
         let queue = BlockingQueue<ReaderItem>(capacity: 4)
+        let checkpoints = folder != nil
+        let advanceSubject = LogLayout.advanceSubject(settings.stream)
         let thread = Thread {
             var parser = ChunkParser(replaying: settings.run, configuration: configuration, accepted: AcceptedBatches())
-            var assembler = LogPartAssembler()
+            parser.continueNumbering(after: linesBefore)
+            var assembler = LogPartAssembler(older: start.older, newer: start.newer)
             var lastPartAt = SystemClock.monotonicMilliseconds()
+            var checkpointDue = lastPartAt + settings.checkpointEvery
+            var lastSequence = start.sequence - 1
             var opened: (any LogReader)?
             do {
-                let reader = try log.reader(filter: LogLayout.partsFilter(settings.stream), from: 1)
+                let reader = try log.reader(filter: LogLayout.partsFilter(settings.stream), from: start.sequence)
                 opened = reader
                 while !stopped.isStopped {
                     let messages = try reader.next(max: 512, timeout: .milliseconds(200))
                     let now = SystemClock.monotonicMilliseconds()
-                    if messages.isEmpty {
-                        if let idle = settings.idleExit, now - lastPartAt >= idle { break }
-                        continue
+                    // Idle advances come while the edge is idle: only parts keep --idle-exit away.
+                    if let idle = settings.idleExit, now - lastPartAt >= idle,
+                        messages.allSatisfy({ $0.subject == advanceSubject })
+                    {
+                        break
                     }
-                    lastPartAt = now
+                    if messages.isEmpty { continue }
                     var frames: [UInt8] = []
                     for message in messages {
+                        lastSequence = message.sequence
+                        if message.subject == advanceSubject {
+                            guard let time = LogLayout.advanceTime(message.bytes) else {
+                                throw RoasError(.input, "stream \(settings.stream) sequence \(message.sequence): not an idle advance")
+                            }
+                            // After the batches before it, as the edge appended it.
+                            if !frames.isEmpty {
+                                guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
+                                frames.removeAll()
+                            }
+                            guard queue.put(.advance(time)) else { throw CancellationError() }
+                            continue
+                        }
+                        lastPartAt = now
                         let part: LogPart
                         do {
                             part = try message.bytes.withUnsafeBytes { try LogPart(decoding: $0) }
                         } catch {
                             throw RoasError(.input, "stream \(settings.stream) sequence \(message.sequence): not a part (\(error))")
                         }
-                        if let frame = try assembler.add(part) { frames += frame }
+                        if let frame = try assembler.add(part, sequence: message.sequence) { frames += frame }
                     }
                     if !frames.isEmpty {
                         guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
+                    }
+                    if checkpoints && now >= checkpointDue {
+                        checkpointDue = now + settings.checkpointEvery
+                        let ids = assembler.rememberedIDs
+                        let position = StreamPosition(
+                            sequence: assembler.resumeSequence(after: lastSequence), older: ids.older, newer: ids.newer)
+                        guard queue.put(.checkpoint(position)) else { throw CancellationError() }
                     }
                 }
                 _ = queue.put(.chunk(parser.finish()))
@@ -139,17 +228,39 @@ public struct LogWorker {
                 rows: self.rows, writesUpdates: settings.run.emitEvery != nil,
                 owns: { LogWorker.owns($0, member: member, members: members, partitions: partitions) })
         ]
-        if member == 0, let deadLetters = self.deadLetters {
+        let deadLetters = member == 0 ? self.deadLetters : nil
+        if let deadLetters {
             sinks.append(DeadLetterFileOutput(deadLetters: deadLetters, flushesEachStep: false))
         }
         let output = OutputThread(sinks: sinks)
         defer { output.close() }
-        var host = EngineHost(configuration: configuration, updatesEvery: settings.run.emitEvery, outputs: [output])
+        var host: EngineHost
+        if let engine = restored?.engine {
+            // The host's the only copy: another would make the engine copy its tables as it writes.
+            restored = nil
+            host = EngineHost(engine: engine, updatesEvery: settings.run.emitEvery, outputs: [output])
+        } else {
+            host = EngineHost(configuration: configuration, updatesEvery: settings.run.emitEvery, outputs: [output])
+        }
         reading: while true {
             switch queue.take() {
             case .chunk(let chunk):
                 try host.apply(chunk)
                 try host.tick(now: SystemClock.monotonicMilliseconds())
+            case .checkpoint(let position):
+                guard let folder else { continue }
+                // The copy written must be whole (the engine's workers done), and the files must hold
+                // every row the engine gave before it.
+                host.settle()
+                try output.flush()
+                do {
+                    try folder.write(position, engine: host.engine, rows: self.rows, deadLetters: deadLetters)
+                } catch {
+                    // The checkpoint before stays whole: a restart goes on from it, reading more again.
+                    LogWorker.notice("cannot write a checkpoint (\(error)); the one before it stays")
+                }
+            case .advance(let time):
+                try host.advanceIdle(to: time)
             case .end:
                 break reading
             case .failure(let error as RoasError):
@@ -159,6 +270,104 @@ public struct LogWorker {
             }
         }
         return try host.finish()
+    }
+}
+
+/// A worker's data folder: `DIR/LOCK` while it runs, `DIR/worker` naming the stream and member it
+/// belongs to, and `DIR/checkpoints/<sequence>.ckpt` (the layout of `roas serve`'s checkpoints, with
+/// the stream sequence to read from where those have a log record).
+struct WorkerFolder {
+    let directory: String
+    let store: CheckpointStore
+    private let lock: Int32
+
+    init(directory: String, settings: LogWorker.Settings) throws {
+        try DataFolder.makeFolder(directory)
+        self.directory = directory
+        self.lock = try DataFolder.lock(directory)
+        do {
+            self.store = try CheckpointStore(directory: directory)
+            let owner = "stream \(settings.stream), member \(settings.member + 1)/\(settings.members)"
+            let path = directory + "/worker"
+            if let held = DataFolder.readWhole(path) {
+                let heldOwner = String(decoding: held, as: UTF8.self).trimmingCharacters(in: .newlines)
+                guard heldOwner == owner else {
+                    throw RoasError(
+                        .options,
+                        "the data folder \(directory) belongs to \(heldOwner), not \(owner): give each worker its own --data-dir")
+                }
+            } else {
+                try DataFolder.writeSynced(Array((owner + "\n").utf8), to: path)
+                try DataFolder.syncFolder(directory)
+            }
+        } catch {
+            close(self.lock)
+            throw error
+        }
+    }
+
+    /// Lets another worker take the folder.
+    func unlock() { close(self.lock) }
+
+    /// The newest checkpoint that reads back, as an engine and where to go on from, with the rows
+    /// and dead-letter files cut back to where they were then; nil, with both files emptied, when
+    /// there is none. A checkpoint that does not read back is set aside (`.corrupt`) and the one
+    /// before it taken; other engine options are an error.
+    func restore(
+        configuration: EngineConfiguration, rows: ByteSink, deadLetters: ByteSink?
+    ) throws -> (engine: Engine, position: LogWorker.StreamPosition)? {
+        var found: (engine: Engine, checkpoint: Checkpoint)?
+        for file in try self.store.files().reversed() {
+            do {
+                let checkpoint = try self.store.read(file.path)
+                let engine = try checkpoint.engine.withUnsafeBytes { try Engine(snapshot: $0, configuration: configuration) }
+                found = (engine, checkpoint)
+                break
+            } catch SnapshotError.configurationMismatch(let difference) {
+                throw RoasError(
+                    .options,
+                    "the data folder \(self.directory) was written with other engine options (\(difference)); "
+                        + "start with the same options or another --data-dir")
+            } catch {
+                rename(file.path, file.path + ".corrupt")
+                LogWorker.notice("skipping an unreadable checkpoint (\(error)); set aside as \(file.path).corrupt")
+            }
+        }
+        for (sink, length) in [(rows, found?.checkpoint.rowsPosition ?? 0), (deadLetters, found?.checkpoint.deadLettersPosition ?? 0)] {
+            guard let sink else { continue }
+            if sink.isRegularFile {
+                // Opened for appending, nothing written yet: the position is the file's length.
+                guard sink.position >= length else {
+                    throw RoasError(
+                        .output,
+                        "\(sink.path ?? "an output file") holds \(sink.position) bytes, fewer than the \(length) the checkpoint in "
+                            + "\(self.directory) counts: it was changed since; put it back, or start with a new --data-dir")
+                }
+                try sink.truncate(to: length)
+            } else if found != nil {
+                LogWorker.notice("output goes to a stream, not a file: what was written since the last checkpoint is written again")
+            }
+        }
+        guard let found else { return nil }
+        LogWorker.notice("going on from the checkpoint at stream sequence \(found.checkpoint.lsn) in \(self.directory)")
+        return (found.engine, LogWorker.StreamPosition(found.checkpoint))
+    }
+
+    /// Writes a checkpoint of `engine`, which has applied everything before `position`, once the
+    /// files are durable up to where they are now.
+    func write(_ position: LogWorker.StreamPosition, engine: Engine, rows: ByteSink, deadLetters: ByteSink?) throws {
+        try rows.sync()
+        try deadLetters?.sync()
+        try self.store.write(
+            lsn: position.sequence, rowsPosition: rows.position, deadLettersPosition: deadLetters?.position ?? 0,
+            batches: position.batches, engine: engine)
+    }
+}
+
+extension LogWorker {
+    /// A line on stderr about what the worker did with its data folder.
+    static func notice(_ message: String) {
+        FileHandle.standardError.write(Data("roas worker: \(message)\n".utf8))
     }
 }
 

@@ -43,6 +43,8 @@ actor Ingestor {
     let webhooks: AlertWebhookQueue?
     /// Monotonic milliseconds of the last chunk holding an event.
     var lastEventAt: Int64
+    /// `--nats`: the last idle advance the stream holds (the edge has no watermark of its own).
+    private var publishedAdvance = Int64.min
     private var reported = Statistics()
     private var rateSample: (time: Int64, events: Int)
     private var eventsPerSecond = 0.0
@@ -173,7 +175,17 @@ actor Ingestor {
         let now = SystemClock.monotonicMilliseconds()
         if now - self.lastEventAt >= self.settings.idleClose {
             let target = self.settings.wallClock() - self.settings.run.configuration.lateness
-            if target > self.host.engine.watermark {
+            if let edge = self.settings.edge {
+                // On the stream, so that every worker closes the same windows at the same point.
+                if target > self.publishedAdvance {
+                    do {
+                        try await edge.submitAdvance(to: target).wait()
+                        self.publishedAdvance = target
+                    } catch {
+                        Logger(label: "roas").warning("cannot append the idle advance to the log (tried again next tick): \(error)")
+                    }
+                }
+            } else if target > self.host.engine.watermark {
                 if self.durable != nil {
                     // Logged like input, so that recovery closes the same windows at the same point.
                     _ = try await self.applyDurably(.advance(target))

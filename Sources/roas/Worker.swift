@@ -45,6 +45,15 @@ struct Worker: ParsableCommand {
     )
     var maxFuture: String = "1h"
 
+    @Option(
+        help: ArgumentHelp(
+            "Keep checkpoints in this folder: started again, the worker goes on from the newest (its --output and --dead-letter files cut back to match) instead of reading the stream from its start.",
+            valueName: "dir"))
+    var dataDir: String?
+
+    @Option(help: "With --data-dir: how often to write a checkpoint.")
+    var checkpointEvery: String = "30s"
+
     @Option(help: "Summary on stderr at exit: text, json or none.")
     var summary: String = "text"
 
@@ -75,8 +84,13 @@ struct Worker: ParsableCommand {
         let urls = self.nats.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         var settings = LogWorker.Settings(urls: urls, stream: self.stream, member: member, members: members, run: run)
         settings.idleExit = try self.idleExit.map { try self.options.duration($0, "--idle-exit") }
-        let rows = try self.output.map { try ByteSink(path: $0) } ?? ByteSink(descriptor: STDOUT_FILENO)
-        let deadLetters = try self.deadLetter.map { try ByteSink(path: $0) }
+        settings.dataDirectory = self.dataDir
+        settings.checkpointEvery = try self.options.duration(self.checkpointEvery, "--checkpoint-every")
+        guard settings.checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        // With a data folder the files are kept: the worker cuts them back to its checkpoint.
+        let truncates = self.dataDir == nil
+        let rows = try self.output.map { try ByteSink(path: $0, truncates: truncates) } ?? ByteSink(descriptor: STDOUT_FILENO)
+        let deadLetters = try self.deadLetter.map { try ByteSink(path: $0, truncates: truncates) }
         let started = SystemClock.monotonicMilliseconds()
         let result = try LogWorker(settings: settings, rows: rows, deadLetters: deadLetters).run()
         let seconds = Double(SystemClock.monotonicMilliseconds() - started) / 1000

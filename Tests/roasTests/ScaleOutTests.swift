@@ -229,6 +229,147 @@ struct ScaleOutTests {
         }
     }
 
+    /// A worker with --data-dir SIGKILLed after its first checkpoint goes on from it when started
+    /// again (it says from which stream sequence): its rows and dead-letter files (with half a line
+    /// added after the kill) end byte for byte as an uninterrupted worker's, and its summary counts
+    /// are the same. Its folder is its own: a worker of another member, or a second one at once, is
+    /// refused, and so are files emptied since.
+    @Test
+    func aWorkerGoesOnFromItsCheckpoint() async throws {
+        let generated = try Tools.roas([
+            "gen", "--seed", "21", "--events", "100000", "--users", "3000", "--creators", "40", "--batch-size", "200",
+            "--dirty-fraction", "0.02", "--secret", Self.secret,
+        ])
+        try #require(generated.status == 0, "\(generated)")
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let server = try ServeBinaryTests.Server(
+                    ["--nats", urls, "--stream", "resume", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0"])
+                let answers = Self.answers(try ServeBinaryTests.sendOverTCP(generated.stdout, port: server.tcpPort, timeout: 120))
+                #expect(answers.acks == 500 && answers.notDurable == 0, "\(answers.acks) acks, \(answers.notDurable) not durable")
+                _ = server.stop()
+
+                let base = Tools.temporaryPath("resume")
+                try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: base) }
+                func worker(_ name: String, member: String = "1/1", _ extra: [String] = []) -> [String] {
+                    [
+                        "worker", "--nats", urls, "--stream", "resume", "--member", member, "--secret", Self.secret,
+                        "--tolerance", "0", "--max-future", "0", "--idle-exit", "1500ms", "--summary", "json",
+                        "--output", "\(base)/\(name).ndjson", "--dead-letter", "\(base)/\(name)-dead.ndjson",
+                    ] + extra
+                }
+                func files(_ name: String) throws -> (Data, Data) {
+                    (
+                        try Data(contentsOf: URL(fileURLWithPath: "\(base)/\(name).ndjson")),
+                        try Data(contentsOf: URL(fileURLWithPath: "\(base)/\(name)-dead.ndjson"))
+                    )
+                }
+                /// The summary without its timings.
+                func counts(_ result: ProcessResult) -> String {
+                    let last = result.stderrText.split(separator: "\n").last.map(String.init) ?? ""
+                    return last.replacing(/"seconds":[^,]*,"lines_per_second":[^,]*,/, with: "")
+                }
+                let whole = try Tools.roas(worker("whole"), timeout: 120)
+                try #require(whole.status == 0, "\(whole)")
+                let expected = try files("whole")
+                #expect(!expected.0.isEmpty && !expected.1.isEmpty)
+
+                let folder = base + "/data"
+                let resumed = worker("resumed", ["--data-dir", folder, "--checkpoint-every", "100ms"])
+                let killed = try ChildProcess(try Tools.roasBinary(), resumed)
+                let checkpoints = folder + "/checkpoints"
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline,
+                    !((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).contains(where: { $0.hasSuffix(".ckpt") })
+                {
+                    Thread.sleep(forTimeInterval: 0.01)
+                }
+                Thread.sleep(forTimeInterval: 0.2)
+                killed.kill()
+                // What a crash can leave after the checkpoint's lengths besides whole rows: half a line.
+                for path in ["\(base)/resumed.ndjson", "\(base)/resumed-dead.ndjson"] {
+                    let handle = try #require(FileHandle(forWritingAtPath: path))
+                    handle.seekToEndOfFile()
+                    handle.write(Data("{\"creator\":\"@cut".utf8))
+                    try handle.close()
+                }
+
+                // The folder is this member's, and one worker's at a time.
+                let other = try Tools.roas(worker("other", member: "1/2", ["--data-dir", folder]), timeout: 60)
+                #expect(other.status != 0 && other.stderrText.contains("belongs to stream resume, member 1/1"), "\(other)")
+                let running = try ChildProcess(try Tools.roasBinary(), resumed)
+                Thread.sleep(forTimeInterval: 0.2)
+                let second = try Tools.roas(worker("second", ["--data-dir", folder]), timeout: 60)
+                #expect(second.status != 0 && second.stderrText.contains("is in use by another roas process"), "\(second)")
+
+                let again = running.wait(timeout: 120)
+                #expect(again.status == 0, "\(again)")
+                let from = again.stderrText.firstMatch(of: /going on from the checkpoint at stream sequence (\d+)/).flatMap { Int($0.1) }
+                #expect((from ?? 0) > 1, "\(again.stderrText)")
+                print("worker resumed from stream sequence \(from ?? 0) of about 8,000")
+                let written = try files("resumed")
+                #expect(written.0 == expected.0, "rows differ from an uninterrupted worker's")
+                #expect(written.1 == expected.1, "dead letters differ from an uninterrupted worker's")
+                #expect(counts(again) == counts(whole))
+
+                // Files shorter than the checkpoint counts were changed behind the worker's back: refused.
+                for path in ["\(base)/resumed.ndjson", "\(base)/resumed-dead.ndjson"] { try Data().write(to: URL(fileURLWithPath: path)) }
+                let shortened = try Tools.roas(resumed, timeout: 60)
+                #expect(shortened.status != 0 && shortened.stderrText.contains("fewer than the"), "\(shortened)")
+            }
+        }
+    }
+
+    /// The edge's `--idle-close` goes on the stream: after the pause every worker's watermark
+    /// follows the wall clock at the same point, so batches sent afterwards with event times after
+    /// the first stream's but before the wall clock are late for each of them (as for plain `roas
+    /// serve`; without the advance they would count), and what came before gives `roas run`'s rows. The edge keeps appending advances while it is idle; `--idle-exit` still ends workers.
+    @Test
+    func theEdgesIdleCloseReachesEveryWorker() async throws {
+        let first = try Self.stream(events: 3_000)
+        let later = try Tools.roas([
+            "gen", "--seed", "14", "--events", "1000", "--users", "300", "--creators", "40", "--batch-size", "500",
+            "--start", "2026-11-22T00:00:00Z", "--secret", Self.secret,
+        ])
+        try #require(later.status == 0, "\(later)")
+        let run = try Tools.roas(
+            ["run", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0", "--summary", "json"], stdin: first)
+        try #require(run.status == 0, "\(run)")
+        @Sendable func lateCount(_ result: ProcessResult) throws -> Double {
+            let summary = try Tools.object(String(result.stderrText.split(separator: "\n").last ?? ""))
+            return Tools.number((summary["dead_letters"] as? [String: Any])?["late"]) ?? 0
+        }
+        let lateBefore = try lateCount(run)
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let server = try ServeBinaryTests.Server(
+                    [
+                        "--nats", urls, "--stream", "idle", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0",
+                        "--idle-close", "1s",
+                    ])
+                #expect(Self.answers(try ServeBinaryTests.sendOverTCP(first, port: server.tcpPort, timeout: 60)).acks == 6)
+                Thread.sleep(forTimeInterval: 3)
+                #expect(Self.answers(try ServeBinaryTests.sendOverTCP(later.stdout, port: server.tcpPort, timeout: 60)).acks == 2)
+                Thread.sleep(forTimeInterval: 2)
+                let rows = try Self.workerRows(cluster: cluster, stream: "idle", members: 2, options: [])
+                #expect(rows.sorted() == run.stdoutLines.sorted(), "\(rows.count) rows, roas run \(run.stdoutLines.count)")
+                let whole = try Tools.roas(
+                    [
+                        "worker", "--nats", urls, "--stream", "idle", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0",
+                        "--idle-exit", "1500ms", "--summary", "json",
+                    ], timeout: 120)
+                #expect(whole.status == 0, "\(whole)")
+                // The first stream's own late events (--late-fraction) are late for roas run too.
+                let late = try lateCount(whole) - lateBefore
+                #expect(late >= 900 && late <= 1000, "\(late) late of the 1,000 events sent after the pause")
+                _ = server.stop()
+            }
+        }
+    }
+
     /// A worker without --idle-exit runs until SIGTERM, which finishes it as the idle exit does:
     /// every window closes and its rows are written.
     @Test

@@ -2,6 +2,7 @@ import Foundation
 import RoasCore
 import RoasGen
 import RoasRuntime
+import RoasScaleOut
 import RoasTestSupport
 import Testing
 
@@ -222,6 +223,20 @@ struct SchemaTests {
         ]
         let refused = try Tools.validate(bad, against: "log-part.schema.json", expect: .invalid)
         #expect(refused.status == 0, "\(refused)")
+    }
+
+    @Test("the idle advances roas serve --nats appends match their schema, and workers read back only those")
+    func logAdvances() throws {
+        let records = [1_795_255_200_000, 0, -5].map { String(decoding: LogLayout.advanceRecord($0), as: UTF8.self) }
+        let check = try Tools.validate(records, against: "log-advance.schema.json")
+        #expect(check.status == 0, "\(check)")
+        #expect(LogLayout.advanceTime(LogLayout.advanceRecord(1_795_255_200_000)) == 1_795_255_200_000)
+        let bad = [#"{"idle_advance":"1"}"#, #"{"idle_advance":1.5}"#, #"{"idle_advance":1,"x":2}"#, #"{}"#]
+        let refused = try Tools.validate(bad, against: "log-advance.schema.json", expect: .invalid)
+        #expect(refused.status == 0, "\(refused)")
+        for text in bad + [#"{"idle_advance":}"#, #"{"idle_advance":1-2}"#, #"{"idle_advance":99999999999999999999}"#] {
+            #expect(LogLayout.advanceTime(Array(text.utf8)) == nil, "\(text)")
+        }
     }
 
     @Test("bad batch headers fail the batch header schema")

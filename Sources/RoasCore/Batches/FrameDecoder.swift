@@ -37,6 +37,9 @@ public struct FrameDecoder {
     public let maximumBatchBytes: Int
     /// Physical lines seen so far; the next line is number `lineNumber + 1`.
     public private(set) var lineNumber = 0
+
+    /// Numbers the next line `line + 1`, as if `line` lines had come before.
+    public mutating func continueNumbering(after line: Int) { self.lineNumber = line }
     public private(set) var bytesRead = 0
 
     private var buffer: [UInt8] = []

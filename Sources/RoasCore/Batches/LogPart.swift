@@ -297,6 +297,9 @@ public struct LogPart: Sendable, Equatable {
 /// replay read. A part of a batch already given (a resend the log did not recognise) is ignored.
 public struct LogPartAssembler: Sendable {
     private var waiting: [String: [Int: LogPart]] = [:]
+    /// The log sequence of the first part of each batch in `waiting`: a reader that starts again
+    /// from the smallest reads every part of the batches not yet given (`resumeSequence(after:)`).
+    private var firstSequences: [String: UInt64] = [:]
     /// Batch ids given, so a late copy of a part does not start the batch again: the newest ones,
     /// and the generation before (at most `remembered` each), so memory stays bounded on a long
     /// stream. A copy of an older batch is put together again; its events are then the engine's
@@ -311,12 +314,34 @@ public struct LogPartAssembler: Sendable {
         self.remembered = max(1, remembered)
     }
 
+    /// An assembler that goes on from a checkpoint: the batch ids it remembered then
+    /// (`rememberedIDs`), the older generation first.
+    public init(remembered: Int = 1 << 18, older: [String], newer: [String]) {
+        self.init(remembered: remembered)
+        self.givenBefore = Set(older)
+        self.given = Set(newer)
+    }
+
     /// Batches started and not yet whole.
     public var incomplete: Int { self.waiting.count }
 
+    /// The batch ids given that a late copy of a part is recognised by: the older generation, then
+    /// the newer one (for a checkpoint; `init(remembered:older:newer:)` takes them back).
+    public var rememberedIDs: (older: [String], newer: [String]) { (Array(self.givenBefore), Array(self.given)) }
+
+    /// Where a reader that has taken every part up to sequence `last` must start again to miss
+    /// nothing this assembler has not given yet: the first part of the oldest batch still waiting
+    /// for parts, or the part after `last`. Parts read again of batches given meanwhile are
+    /// recognised by their ids and ignored.
+    public func resumeSequence(after last: UInt64) -> UInt64 {
+        self.firstSequences.values.min().map { min($0, last + 1) } ?? last + 1
+    }
+
     /// Takes one part; returns the batch's frame when it is the last part missing.
+    /// - Parameter sequence: where the part is on the log (0 when that does not matter), for
+    ///   `resumeSequence(after:)`.
     /// - Throws: `LogPart.Invalid` when the part disagrees with the parts of its batch before it.
-    public mutating func add(_ part: LogPart) throws -> [UInt8]? {
+    public mutating func add(_ part: LogPart, sequence: UInt64 = 0) throws -> [UInt8]? {
         let id = part.header.id
         guard !self.given.contains(id) && !self.givenBefore.contains(id) else {
             self.repeated += 1
@@ -328,8 +353,10 @@ public struct LogPartAssembler: Sendable {
             else { throw LogPart.Invalid("part \(part.partition) of batch \(id) disagrees with the parts before it") }
         }
         self.waiting[id, default: [:]][part.partition] = part
+        if self.firstSequences[id] == nil { self.firstSequences[id] = sequence }
         guard let parts = self.waiting[id], parts.count == part.partitions else { return nil }
         self.waiting[id] = nil
+        self.firstSequences[id] = nil
         if self.given.count >= self.remembered {
             self.givenBefore = self.given
             self.given.removeAll(keepingCapacity: true)

@@ -29,6 +29,13 @@ public struct ChunkParser {
             maximumFuture: maximumFuture)
     }
 
+    /// Numbers the next line `line + 1`, as if `line` lines had been read before (`roas worker`
+    /// going on from a checkpoint: its dead letters then name the lines an uninterrupted one would).
+    public mutating func continueNumbering(after line: Int) {
+        self.decoder.continueNumbering(after: line)
+        self.takenLines = line
+    }
+
     /// Bytes read and held for the rest of a line or frame.
     public var bufferedBytes: Int { self.decoder.bufferedBytes }
 

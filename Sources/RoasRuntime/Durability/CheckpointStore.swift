@@ -14,6 +14,9 @@ package struct Checkpoint: Sendable {
     package var lsn: UInt64
     /// Bytes of the rows file written by then (recovery looks for rows written after it).
     package var rowsPosition: Int
+    /// Bytes of the dead-letter file written by then, which `roas worker` cuts the file back to when
+    /// it goes on from the checkpoint; 0 where not recorded (`roas serve`, layouts before 4).
+    package var deadLettersPosition: Int
     /// Applied batch ids with their timestamps and digests (retries of them answer `duplicate`,
     /// changed resends `conflict`).
     package var batches: [(id: String, entry: AcceptedBatches.Entry)]
@@ -21,10 +24,12 @@ package struct Checkpoint: Sendable {
     package var engine: ArraySlice<UInt8>
 
     package init(
-        lsn: UInt64, rowsPosition: Int, batches: [(id: String, entry: AcceptedBatches.Entry)], engine: ArraySlice<UInt8>
+        lsn: UInt64, rowsPosition: Int, deadLettersPosition: Int = 0, batches: [(id: String, entry: AcceptedBatches.Entry)],
+        engine: ArraySlice<UInt8>
     ) {
         self.lsn = lsn
         self.rowsPosition = rowsPosition
+        self.deadLettersPosition = deadLettersPosition
         self.batches = batches
         self.engine = engine
     }
@@ -42,18 +47,19 @@ package enum CheckpointError: Error, CustomStringConvertible {
 
 /// The checkpoint files of a data folder, `DIR/checkpoints/<lsn>.ckpt`.
 ///
-/// File: magic `ROASCKP3`, CRC-32C of the rest (UInt32), then the LSN, the rows position, the batch
-/// ids (each with its timestamp and payload digest), little-endian, and the engine snapshot to the
-/// end of the file. The snapshot is written as it is encoded, a few MiB at a time, so it is never
-/// whole in memory; the checksum goes in last. Files of the earlier layouts are still read:
-/// `ROASCKP2` (the snapshot with its length first) and `ROASCKP1` (no digests either: their batches
-/// match any resend). A checkpoint is written to a temporary file, synced, renamed into place and
+/// File: magic `ROASCKP4`, CRC-32C of the rest (UInt32), then the LSN, the rows position, the
+/// dead-letter position, the batch ids (each with its timestamp and payload digest), little-endian,
+/// and the engine snapshot to the end of the file. The snapshot is written as it is encoded, a few
+/// MiB at a time, so it is never whole in memory; the checksum goes in last. Files of the earlier
+/// layouts are still read: `ROASCKP3` (no dead-letter position), `ROASCKP2` (the snapshot with its
+/// length first) and `ROASCKP1` (no digests either: their batches match any resend). A checkpoint is written to a temporary file, synced, renamed into place and
 /// the folder synced, so a crash leaves either the old set or the new one. The newest two are kept:
 /// a checkpoint that turns out unreadable falls back to the one before, and the log is only deleted
 /// up to the older one.
 package struct CheckpointStore: Sendable {
     package let folder: String
-    package static let magic: [UInt8] = Array("ROASCKP3".utf8)
+    package static let magic: [UInt8] = Array("ROASCKP4".utf8)
+    package static let thirdMagic: [UInt8] = Array("ROASCKP3".utf8)
     package static let secondMagic: [UInt8] = Array("ROASCKP2".utf8)
     package static let firstMagic: [UInt8] = Array("ROASCKP1".utf8)
     package static let kept = 2
@@ -104,12 +110,14 @@ package struct CheckpointStore: Sendable {
     /// 0 while there is only one, and the snapshot's size.
     @discardableResult
     package func write(
-        lsn: UInt64, rowsPosition: Int, batches: [(id: String, entry: AcceptedBatches.Entry)], engine: Engine
+        lsn: UInt64, rowsPosition: Int, deadLettersPosition: Int = 0, batches: [(id: String, entry: AcceptedBatches.Entry)],
+        engine: Engine
     ) throws -> (covered: UInt64, bytes: Int) {
         var body: [UInt8] = []
         body.reserveCapacity(batches.count * 32 + 64)
         Self.append(lsn, to: &body)
         Self.append(UInt64(rowsPosition), to: &body)
+        Self.append(UInt64(deadLettersPosition), to: &body)
         Self.append(UInt64(batches.count), to: &body)
         for batch in batches {
             let id = Array(batch.id.utf8)
@@ -156,15 +164,17 @@ package struct CheckpointStore: Sendable {
     package func read(_ path: String) throws -> Checkpoint {
         guard let bytes = DataFolder.readWhole(path) else { throw CheckpointError.invalid(path, "cannot be read") }
         let magic = Array(bytes.prefix(8))
-        guard bytes.count >= 12, [Self.magic, Self.secondMagic, Self.firstMagic].contains(magic) else {
-            throw CheckpointError.invalid(path, "no ROASCKP3 (or ROASCKP2, ROASCKP1) header")
+        guard bytes.count >= 12, [Self.magic, Self.thirdMagic, Self.secondMagic, Self.firstMagic].contains(magic) else {
+            throw CheckpointError.invalid(path, "no ROASCKP4 (or ROASCKP3, ROASCKP2, ROASCKP1) header")
         }
         let hasDigests = magic != Self.firstMagic
         let stored = bytes[8..<12].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
         let crc = bytes[12...].withUnsafeBytes { CRC32C.checksum($0) }
         guard stored == crc else { throw CheckpointError.invalid(path, "checksum mismatch (torn or corrupt)") }
         var reader = ByteReader(data: bytes, position: 12)
-        guard let lsn = reader.u64(), let position = reader.u64(), let count = reader.u64() else {
+        guard let lsn = reader.u64(), let position = reader.u64(),
+            let deadLetters = magic == Self.magic ? reader.u64() : 0, let count = reader.u64()
+        else {
             throw CheckpointError.invalid(path, "truncated header")
         }
         var batches: [(id: String, entry: AcceptedBatches.Entry)] = []
@@ -175,9 +185,9 @@ package struct CheckpointStore: Sendable {
             let entry = AcceptedBatches.Entry(timestamp: Int64(bitPattern: timestamp), digest: digest)
             batches.append((String(decoding: id, as: UTF8.self), entry))
         }
-        // Layout 3: the snapshot is the rest of the file; earlier ones give its length first.
+        // Layouts 3 and 4: the snapshot is the rest of the file; earlier ones give its length first.
         let engine: ArraySlice<UInt8>
-        if magic == Self.magic {
+        if magic == Self.magic || magic == Self.thirdMagic {
             engine = bytes[reader.position...]
         } else {
             guard let block = reader.block(), reader.position == bytes.count else {
@@ -185,7 +195,9 @@ package struct CheckpointStore: Sendable {
             }
             engine = block
         }
-        return Checkpoint(lsn: lsn, rowsPosition: Int(clamping: position), batches: batches, engine: engine)
+        return Checkpoint(
+            lsn: lsn, rowsPosition: Int(clamping: position), deadLettersPosition: Int(clamping: deadLetters), batches: batches,
+            engine: engine)
     }
 
     private static func append(_ value: UInt64, to bytes: inout [UInt8]) {
@@ -284,7 +296,7 @@ package enum DataFolder {
         guard descriptor >= 0 else { throw Self.failure("cannot open \(path)") }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
-            throw RoasError(.output, "the data folder \(directory) is in use by another roas serve (\(path) is locked)")
+            throw RoasError(.output, "the data folder \(directory) is in use by another roas process (\(path) is locked)")
         }
         return descriptor
     }

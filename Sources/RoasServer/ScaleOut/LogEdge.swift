@@ -78,6 +78,18 @@ final class LogEdge: Sendable {
         return ticket
     }
 
+    /// Queues an idle advance (`--idle-close`) after what was submitted before it: the workers move
+    /// their watermark to `time` where it lands among the parts. The ticket says when it is held.
+    func submitAdvance(to time: Int64) -> Ticket {
+        let ticket = Ticket()
+        let entry = LogEntry(
+            subject: LogLayout.advanceSubject(self.settings.stream), id: "advance/\(time)", bytes: LogLayout.advanceRecord(time))
+        if !self.queue.put(Job(entries: [entry], ticket: ticket)) {
+            ticket.resolve(.failure(RoasError(.output, "the log edge is closed")))
+        }
+        return ticket
+    }
+
     /// Stops the append thread once what is queued is appended.
     func close() { self.queue.close() }
 

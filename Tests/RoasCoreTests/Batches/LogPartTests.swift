@@ -121,6 +121,43 @@ struct LogPartTests {
         #expect(try give("a") == 1, "forgotten two generations ago")
     }
 
+    /// Where a worker must read again from to miss nothing: the first part of the oldest batch not
+    /// yet whole; an assembler made again from the ids remembered ignores the parts of batches
+    /// given before, and gives the others once whole.
+    @Test
+    func theAssemblerSaysWhereToReadAgainFrom() throws {
+        let line = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
+        func parts(_ id: String) -> [LogPart] {
+            line.withUnsafeBytes {
+                LogPart.split(BatchHeader(id: id, timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
+            }
+        }
+        let (a, b, c) = (parts("a"), parts("b"), parts("c"))
+        // The log: a0 a1 b0 c0 c1 (b1 not there yet), at sequences 10 to 14.
+        let log: [(UInt64, LogPart)] = [(10, a[0]), (11, a[1]), (12, b[0]), (13, c[0]), (14, c[1])]
+        var assembler = LogPartAssembler(remembered: 4)
+        #expect(assembler.resumeSequence(after: 9) == 10)
+        var given: [String] = []
+        for (sequence, part) in log {
+            if try assembler.add(part, sequence: sequence) != nil { given.append(part.header.id) }
+            if sequence == 11 { #expect(assembler.resumeSequence(after: 11) == 12, "a is whole") }
+        }
+        #expect(given == ["a", "c"])
+        #expect(assembler.resumeSequence(after: 14) == 12, "b waits for a part")
+        let ids = assembler.rememberedIDs
+        #expect(Set(ids.older + ids.newer) == ["a", "c"])
+
+        // Made again from the ids, reading from 12: c is not given a second time, b is once whole.
+        var again = LogPartAssembler(remembered: 4, older: ids.older, newer: ids.newer)
+        var givenAgain: [String] = []
+        for (sequence, part) in log.filter({ $0.0 >= 12 }) + [(15, b[1])] {
+            if try again.add(part, sequence: sequence) != nil { givenAgain.append(part.header.id) }
+        }
+        #expect(givenAgain == ["b"])
+        #expect(again.repeated == 2)
+        #expect(again.resumeSequence(after: 15) == 16)
+    }
+
     @Test
     func partsThatDisagreeOrLeaveALineOutAreRefused() throws {
         let header = BatchHeader(id: "x", timestamp: 1, signature: "s", bytes: 0)

@@ -35,13 +35,13 @@ struct CheckpointStoreTests {
         let store = try CheckpointStore(directory: directory)
         let engine = try Self.engine()
         let batches = [(id: "b-1", entry: AcceptedBatches.Entry(timestamp: 5, digest: 9))]
-        let (covered, bytes) = try store.write(lsn: 7, rowsPosition: 123, batches: batches, engine: engine)
+        let (covered, bytes) = try store.write(lsn: 7, rowsPosition: 123, deadLettersPosition: 45, batches: batches, engine: engine)
         #expect(covered == 0)
         #expect(bytes == engine.snapshot().count)
         let files = try store.files()
         #expect(files.map(\.lsn) == [7])
         let read = try store.read(files[0].path)
-        #expect(read.lsn == 7 && read.rowsPosition == 123)
+        #expect(read.lsn == 7 && read.rowsPosition == 123 && read.deadLettersPosition == 45)
         #expect(read.batches.map(\.id) == ["b-1"] && read.batches[0].entry == batches[0].entry)
         #expect(Array(read.engine) == engine.snapshot())
         let restored = try read.engine.withUnsafeBytes { try Engine(snapshot: $0, configuration: engine.configuration) }
@@ -53,8 +53,9 @@ struct CheckpointStoreTests {
         #expect(try store.files().map(\.lsn) == [9, 12])
     }
 
-    /// A `ROASCKP2` file (the snapshot's length before it), as earlier releases wrote, still reads.
-    @Test func theEarlierLayoutStillReads() throws {
+    /// `ROASCKP3` (no dead-letter position) and `ROASCKP2` files (the snapshot's length before it
+    /// too), as earlier releases wrote, still read.
+    @Test(arguments: [2, 3]) func theEarlierLayoutsStillRead(layout: Int) throws {
         let directory = Self.folder()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try CheckpointStore(directory: directory)
@@ -69,15 +70,15 @@ struct CheckpointStoreTests {
         body.append(contentsOf: Array("b-9".utf8))
         append(11)
         append(12)
-        append(UInt64(snapshot.count))
+        if layout == 2 { append(UInt64(snapshot.count)) }
         body.append(contentsOf: snapshot)
-        var file = Array("ROASCKP2".utf8)
+        var file = Array("ROASCKP\(layout)".utf8)
         withUnsafeBytes(of: body.withUnsafeBytes { CRC32C.checksum($0) }.littleEndian) { file.append(contentsOf: $0) }
         file.append(contentsOf: body)
         let path = store.folder + "/00000000000000000004.ckpt"
         #expect(FileManager.default.createFile(atPath: path, contents: Data(file)))
         let read = try store.read(path)
-        #expect(read.lsn == 4 && read.rowsPosition == 77 && read.batches.map(\.id) == ["b-9"])
+        #expect(read.lsn == 4 && read.rowsPosition == 77 && read.deadLettersPosition == 0 && read.batches.map(\.id) == ["b-9"])
         #expect(read.batches[0].entry == AcceptedBatches.Entry(timestamp: 11, digest: 12))
         #expect(Array(read.engine) == snapshot)
     }
