@@ -314,6 +314,8 @@ public final class JetStreamLog: ReplicatedLog, Sendable {
         )
     }
 
+    public func lastSequence() throws -> UInt64 { try self.status().lastSequence }
+
     /// The stream's message count, last sequence, leader, replica count and consumer count.
     public func status() throws -> StreamStatus {
         try self.checkOpen()
@@ -677,10 +679,13 @@ final class JetStreamReader: LogReader {
             }
             let sequence = metadata.pointee.Sequence.Stream
             jsMsgMetaData_Destroy(metadata)
+            // A consumer whose leader changed can deliver again what it delivered before (its
+            // delivered state is not acknowledged, so not replicated at once): read each message once.
+            guard sequence >= self.nextSequence else { continue }
+            self.nextSequence = sequence + 1
             let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
             messages.append(LogMessage(sequence: sequence, subject: subject, bytes: JetStreamLog.payload(of: message)))
         }
-        if let last = messages.last { self.nextSequence = last.sequence + 1 }
         return messages
     }
 

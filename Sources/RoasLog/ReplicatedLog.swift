@@ -66,6 +66,10 @@ public protocol ReplicatedLog: Sendable {
     /// The last message stored on exactly `subject`, or nil when there is none (for instance to find
     /// the settings a log was first used with). Blocking.
     func lastMessage(on subject: String) throws -> LogMessage?
+
+    /// The sequence of the last message the log holds (0 when empty): where a reader that wants
+    /// everything there is now stops. Blocking.
+    func lastSequence() throws -> UInt64
 }
 
 /// Reads a replicated log in order. Use it from one thread at a time; `close()` it when done.

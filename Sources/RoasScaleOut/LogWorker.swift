@@ -2,7 +2,6 @@ import Foundation
 import RoasCore
 import RoasLog
 import RoasRuntime
-import Synchronization
 
 /// `roas worker`: reads the parts an edge (`roas serve --nats`) appended to a stream, puts each batch
 /// back together (`LogPartAssembler`) and applies it, as the write-ahead log's replay does (the edge
@@ -49,11 +48,21 @@ public struct LogWorker {
     public let settings: Settings
     public let rows: ByteSink
     public let deadLetters: ByteSink?
+    /// More places for the rows this member owns (`--sink`), made with `owns(_:)`: written on the
+    /// output thread; their `flush()` runs before each checkpoint and at the end.
+    public let sinks: [any EngineOutputSink]
 
-    public init(settings: Settings, rows: ByteSink, deadLetters: ByteSink?) {
+    public init(settings: Settings, rows: ByteSink, deadLetters: ByteSink?, sinks: [any EngineOutputSink] = []) {
         self.settings = settings
         self.rows = rows
         self.deadLetters = deadLetters
+        self.sinks = sinks
+    }
+
+    /// `owns(_:member:members:partitions:)` for these settings.
+    public static func owns(_ settings: Settings) -> @Sendable (Row) -> Bool {
+        let (member, members, partitions) = (settings.member, settings.members, settings.run.configuration.partitions)
+        return { LogWorker.owns($0, member: member, members: members, partitions: partitions) }
     }
 
     /// Whether member `member` of `members` writes `row`: the member of its creator's log partition.
@@ -64,42 +73,18 @@ public struct LogWorker {
         return partition % members == member
     }
 
-    /// What the reading thread hands the engine's thread.
-    private enum ReaderItem: Sendable {
-        case chunk(ParsedChunk)
-        /// Everything handed before is applied: a checkpoint may be written that goes on from here.
-        case checkpoint(StreamPosition)
-        /// The edge's idle advance (`--idle-close`): the watermark moves to this time.
-        case advance(Int64)
-        case end
-        case failure(any Error)
+    /// A checkpoint's batch list for `position`: each id with the generation it belongs to (0
+    /// older, 1 newer) in place of a timestamp; a worker has no use for timestamps or digests.
+    static func batches(of position: LogStreamPosition) -> [(id: String, entry: AcceptedBatches.Entry)] {
+        position.older.map { ($0, AcceptedBatches.Entry(timestamp: 0, digest: 0)) }
+            + position.newer.map { ($0, AcceptedBatches.Entry(timestamp: 1, digest: 0)) }
     }
 
-    /// Where a worker goes on from: the stream sequence to read from and the batch ids its
-    /// assembler remembers (`LogPartAssembler.resumeSequence(after:)`, `rememberedIDs`).
-    struct StreamPosition: Sendable {
-        var sequence: UInt64
-        var older: [String]
-        var newer: [String]
-
-        /// As a checkpoint's batch list: each id with the generation it belongs to (0 older,
-        /// 1 newer) in place of a timestamp; a worker has no use for timestamps or digests.
-        var batches: [(id: String, entry: AcceptedBatches.Entry)] {
-            self.older.map { ($0, AcceptedBatches.Entry(timestamp: 0, digest: 0)) }
-                + self.newer.map { ($0, AcceptedBatches.Entry(timestamp: 1, digest: 0)) }
-        }
-
-        init(sequence: UInt64, older: [String], newer: [String]) {
-            self.sequence = sequence
-            self.older = older
-            self.newer = newer
-        }
-
-        init(_ checkpoint: Checkpoint) {
-            self.sequence = checkpoint.lsn
-            self.older = checkpoint.batches.filter { $0.entry.timestamp == 0 }.map(\.id)
-            self.newer = checkpoint.batches.filter { $0.entry.timestamp != 0 }.map(\.id)
-        }
+    /// The position a checkpoint goes on from.
+    static func position(of checkpoint: Checkpoint) -> LogStreamPosition {
+        LogStreamPosition(
+            sequence: checkpoint.lsn, older: checkpoint.batches.filter { $0.entry.timestamp == 0 }.map(\.id),
+            newer: checkpoint.batches.filter { $0.entry.timestamp != 0 }.map(\.id))
     }
 
     /// Connects, checks the stream's options against this worker's, and applies what the stream
@@ -119,8 +104,12 @@ public struct LogWorker {
         let folder = try settings.dataDirectory.map { try WorkerFolder(directory: $0, settings: settings) }
         defer { folder?.unlock() }
         var restored = try folder?.restore(configuration: configuration, rows: self.rows, deadLetters: self.deadLetters)
-        let start = restored?.position ?? StreamPosition(sequence: 1, older: [], newer: [])
-        let linesBefore = restored?.engine.statistics.linesRead ?? 0
+        let start = restored?.position ?? .start
+        var options = LogFollower.Options()
+        options.start = start
+        options.linesBefore = restored?.engine.statistics.linesRead ?? 0
+        options.idleExit = settings.idleExit
+        options.checkpointEvery = folder != nil ? settings.checkpointEvery : nil
         if start.sequence > 1 {
             let last: UInt64
             do {
@@ -136,99 +125,24 @@ public struct LogWorker {
             }
         }
 
+        let follower = LogFollower(log: log, stream: settings.stream, run: settings.run, options: options)
+        defer { follower.cancel() }
         // SIGTERM and SIGINT finish the worker as --idle-exit does: every window closes and its rows
         // are written before it exits (the default action would lose what the output still holds).
-        let stopped = StopFlag()
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stopped.stop() }
+            source.setEventHandler { follower.stop() }
             source.resume()
             return source
         }
         defer { for source in signals { source.cancel() } }
 
-        let queue = BlockingQueue<ReaderItem>(capacity: 4)
-        let checkpoints = folder != nil
-        let advanceSubject = LogLayout.advanceSubject(settings.stream)
-        let thread = Thread {
-            var parser = ChunkParser(replaying: settings.run, configuration: configuration, accepted: AcceptedBatches())
-            parser.continueNumbering(after: linesBefore)
-            var assembler = LogPartAssembler(older: start.older, newer: start.newer)
-            var lastPartAt = SystemClock.monotonicMilliseconds()
-            var checkpointDue = lastPartAt + settings.checkpointEvery
-            var lastSequence = start.sequence - 1
-            var opened: (any LogReader)?
-            do {
-                let reader = try log.reader(filter: LogLayout.partsFilter(settings.stream), from: start.sequence)
-                opened = reader
-                while !stopped.isStopped {
-                    let messages = try reader.next(max: 512, timeout: .milliseconds(200))
-                    let now = SystemClock.monotonicMilliseconds()
-                    // Idle advances come while the edge is idle: only parts keep --idle-exit away.
-                    if let idle = settings.idleExit, now - lastPartAt >= idle,
-                        messages.allSatisfy({ $0.subject == advanceSubject })
-                    {
-                        break
-                    }
-                    if messages.isEmpty { continue }
-                    var frames: [UInt8] = []
-                    for message in messages {
-                        lastSequence = message.sequence
-                        if message.subject == advanceSubject {
-                            guard let time = LogLayout.advanceTime(message.bytes) else {
-                                throw RoasError(.input, "stream \(settings.stream) sequence \(message.sequence): not an idle advance")
-                            }
-                            // After the batches before it, as the edge appended it.
-                            if !frames.isEmpty {
-                                guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
-                                frames.removeAll()
-                            }
-                            guard queue.put(.advance(time)) else { throw CancellationError() }
-                            continue
-                        }
-                        lastPartAt = now
-                        let part: LogPart
-                        do {
-                            part = try message.bytes.withUnsafeBytes { try LogPart(decoding: $0) }
-                        } catch {
-                            throw RoasError(.input, "stream \(settings.stream) sequence \(message.sequence): not a part (\(error))")
-                        }
-                        if let frame = try assembler.add(part, sequence: message.sequence) { frames += frame }
-                    }
-                    if !frames.isEmpty {
-                        guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
-                    }
-                    if checkpoints && now >= checkpointDue {
-                        checkpointDue = now + settings.checkpointEvery
-                        let ids = assembler.rememberedIDs
-                        let position = StreamPosition(
-                            sequence: assembler.resumeSequence(after: lastSequence), older: ids.older, newer: ids.newer)
-                        guard queue.put(.checkpoint(position)) else { throw CancellationError() }
-                    }
-                }
-                _ = queue.put(.chunk(parser.finish()))
-                _ = queue.put(.end)
-            } catch is CancellationError {
-                // The engine's thread stopped taking chunks.
-            } catch {
-                _ = queue.put(.failure(error))
-            }
-            opened?.close()
-        }
-        thread.name = "roas-log-reader"
-        thread.start()
-        defer { queue.cancel() }
-
-        let member = settings.member
-        let members = settings.members
-        let partitions = configuration.partitions
         var sinks: [any EngineOutputSink] = [
-            RowFileOutput(
-                rows: self.rows, writesUpdates: settings.run.emitEvery != nil,
-                owns: { LogWorker.owns($0, member: member, members: members, partitions: partitions) })
+            RowFileOutput(rows: self.rows, writesUpdates: settings.run.emitEvery != nil, owns: LogWorker.owns(settings))
         ]
-        let deadLetters = member == 0 ? self.deadLetters : nil
+        sinks += self.sinks
+        let deadLetters = settings.member == 0 ? self.deadLetters : nil
         if let deadLetters {
             sinks.append(DeadLetterFileOutput(deadLetters: deadLetters, flushesEachStep: false))
         }
@@ -243,14 +157,14 @@ public struct LogWorker {
             host = EngineHost(configuration: configuration, updatesEvery: settings.run.emitEvery, outputs: [output])
         }
         reading: while true {
-            switch queue.take() {
+            switch follower.take() {
             case .chunk(let chunk):
                 try host.apply(chunk)
                 try host.tick(now: SystemClock.monotonicMilliseconds())
             case .checkpoint(let position):
                 guard let folder else { continue }
-                // The copy written must be whole (the engine's workers done), and the files must hold
-                // every row the engine gave before it.
+                // The copy written must be whole (the engine's workers done), and the files (and a
+                // --sink database) must hold every row the engine gave before it.
                 host.settle()
                 try output.flush()
                 do {
@@ -315,7 +229,7 @@ struct WorkerFolder {
     /// before it taken; other engine options are an error.
     func restore(
         configuration: EngineConfiguration, rows: ByteSink, deadLetters: ByteSink?
-    ) throws -> (engine: Engine, position: LogWorker.StreamPosition)? {
+    ) throws -> (engine: Engine, position: LogStreamPosition)? {
         var found: (engine: Engine, checkpoint: Checkpoint)?
         for file in try self.store.files().reversed() {
             do {
@@ -350,17 +264,17 @@ struct WorkerFolder {
         }
         guard let found else { return nil }
         LogWorker.notice("going on from the checkpoint at stream sequence \(found.checkpoint.lsn) in \(self.directory)")
-        return (found.engine, LogWorker.StreamPosition(found.checkpoint))
+        return (found.engine, LogWorker.position(of: found.checkpoint))
     }
 
     /// Writes a checkpoint of `engine`, which has applied everything before `position`, once the
     /// files are durable up to where they are now.
-    func write(_ position: LogWorker.StreamPosition, engine: Engine, rows: ByteSink, deadLetters: ByteSink?) throws {
+    func write(_ position: LogStreamPosition, engine: Engine, rows: ByteSink, deadLetters: ByteSink?) throws {
         try rows.sync()
         try deadLetters?.sync()
         try self.store.write(
             lsn: position.sequence, rowsPosition: rows.position, deadLettersPosition: deadLetters?.position ?? 0,
-            batches: position.batches, engine: engine)
+            batches: LogWorker.batches(of: position), engine: engine)
     }
 }
 
@@ -369,11 +283,4 @@ extension LogWorker {
     static func notice(_ message: String) {
         FileHandle.standardError.write(Data("roas worker: \(message)\n".utf8))
     }
-}
-
-/// Set by a signal handler, read by the reading thread between fetches.
-private final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func stop() { self.flag.store(true, ordering: .relaxed) }
-    var isStopped: Bool { self.flag.load(ordering: .relaxed) }
 }

@@ -49,6 +49,9 @@ actor Ingestor {
     private var rateSample: (time: Int64, events: Int)
     private var eventsPerSecond = 0.0
     private(set) var isFinished = false
+    /// `--follow`: whether the follower has ended, and who waits for that (`finish()`).
+    var followEnded = false
+    var followWaiters: [CheckedContinuation<Void, Never>] = []
     /// `--data-dir`: the write-ahead log and checkpoints (see Ingestor+Durability.swift).
     var durable: DurableState?
     /// Recovery: final rows the rows file already holds past the checkpoint, not to write again
@@ -215,6 +218,7 @@ actor Ingestor {
             self.isFinished = true
             // Nothing more is submitted: the edge's append thread ends once what is queued is appended.
             self.settings.edge?.close()
+            await self.finishFollowing()
             if self.durable != nil {
                 try await self.finishDurably()
                 return RunResult(statistics: self.statistics, state: self.host.engine.stateSizes)

@@ -189,6 +189,8 @@ struct EngineService: Service {
         try await withThrowingDiscardingTaskGroup { group in
             // Not ended by shutdown: it ends once finish() has closed the log.
             group.addTask { await self.ingestor.followLog() }
+            // With --follow, the stream read back; ends in finish() too.
+            group.addTask { await self.ingestor.followStream() }
             var failure: (any Error)?
             do {
                 try await cancelWhenGracefulShutdown {

@@ -1,6 +1,7 @@
 import Foundation
 import RoasCore
 import RoasRuntime
+import RoasScaleOut
 
 /// Everything `roas serve` needs: the settings of `roas run` plus where to listen and its limits.
 public struct ServeSettings: Sendable {
@@ -49,6 +50,8 @@ public struct ServeSettings: Sendable {
     /// `--nats`: the replicated log this edge appends input to, instead of applying it to an engine
     /// of its own (opened before the server starts; see `LogEdge`).
     var edge: LogEdge?
+    /// `--follow`: reads the stream back into the engine (`Ingestor.followStream()`).
+    var follower: LogFollower?
     /// Wall-clock milliseconds since the epoch.
     public var wallClock: @Sendable () -> Int64 = { SystemClock.wallClockMilliseconds() }
 

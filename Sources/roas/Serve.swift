@@ -92,6 +92,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --nats: copies of the stream the cluster keeps when it makes it (default: 3, or 1 with fewer URLs).")
     var replicas: Int?
 
+    @Flag(
+        help:
+            "With --nats: also read the stream back into this server's engine, as a roas worker does, so that the dashboard, /v1/roas, /v1/stream, --output and the summary show the cluster's rows (costs what a worker costs)."
+    )
+    var follow = false
+
     @Option(
         help:
             "With --data-dir: batch (one fsync covers what arrived meanwhile), always (one fsync per record) or interval:DURATION (acknowledge after write, fsync every DURATION)."
@@ -176,6 +182,8 @@ struct Serve: AsyncParsableCommand {
             if let replicas = self.replicas, !(1...5).contains(replicas) { throw ValidationError("--replicas must be 1 to 5") }
         } else if self.replicas != nil {
             throw ValidationError("--replicas needs --nats")
+        } else if self.follow {
+            throw ValidationError("--follow needs --nats")
         }
         if self.truncateDamagedLog && self.dataDir == nil { throw ValidationError("--truncate-damaged-log needs --data-dir") }
         _ = try self.options.futureLimit(self.maxFuture)
@@ -271,6 +279,7 @@ struct Serve: AsyncParsableCommand {
             let urls = nats.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
             // Blocks while it connects: nothing else runs yet.
             try settings.openLog(urls: urls, stream: self.stream, replicas: self.replicas ?? (urls.count >= 3 ? 3 : 1))
+            if self.follow { try settings.followLog(urls: urls, stream: self.stream) }
             logger.info("appending input to stream \(self.stream) on \(nats) in \(run.configuration.partitions) partitions")
         }
         // A data folder with state resumes: its rows and dead-letter files are continued, not emptied.

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RoasCore
 import RoasRuntime
 import RoasScaleOut
+import RoasServer
 
 /// `roas worker`: computes rows from the stream a `roas serve --nats` edge appends to.
 struct Worker: ParsableCommand {
@@ -54,6 +56,12 @@ struct Worker: ParsableCommand {
     @Option(help: "With --data-dir: how often to write a checkpoint.")
     var checkpointEvery: String = "30s"
 
+    @Option(
+        help: ArgumentHelp(
+            "Also upsert the rows this member owns into PostgreSQL (roas_rows, as roas serve --sink does); with --data-dir each checkpoint waits until the database holds the rows before it.",
+            valueName: "postgres://user[:password]@host[:port]/database"))
+    var sink: String?
+
     @Option(help: "Summary on stderr at exit: text, json or none.")
     var summary: String = "text"
 
@@ -91,8 +99,17 @@ struct Worker: ParsableCommand {
         let truncates = self.dataDir == nil
         let rows = try self.output.map { try ByteSink(path: $0, truncates: truncates) } ?? ByteSink(descriptor: STDOUT_FILENO)
         let deadLetters = try self.deadLetter.map { try ByteSink(path: $0, truncates: truncates) }
+        var outputs: [any EngineOutputSink] = []
+        var delivery: Task<Void, any Error>?
+        if let url = self.sink {
+            let postgres = try PostgresRowSink(url: url, logger: Logger(label: "roas"))
+            delivery = Task { try await postgres.run() }
+            outputs.append(PostgresRowOutput(sink: postgres, writesUpdates: false, owns: LogWorker.owns(settings)))
+        }
+        // The rows are in the database once the worker has returned (its outputs were flushed).
+        defer { delivery?.cancel() }
         let started = SystemClock.monotonicMilliseconds()
-        let result = try LogWorker(settings: settings, rows: rows, deadLetters: deadLetters).run()
+        let result = try LogWorker(settings: settings, rows: rows, deadLetters: deadLetters, sinks: outputs).run()
         let seconds = Double(SystemClock.monotonicMilliseconds() - started) / 1000
         Summary(statistics: result.statistics, state: result.state, seconds: seconds).write(as: self.summary)
     }

@@ -370,6 +370,79 @@ struct ScaleOutTests {
         }
     }
 
+    /// `roas serve --nats --follow` reads the stream back into an engine of its own: `/v1/roas`
+    /// shows the cluster's rows while it runs, and at SIGTERM, once its last appends are read back,
+    /// its `--output` holds `roas run`'s final rows and its summary counts every line.
+    @Test
+    func anEdgeThatFollowsTheStreamShowsTheRows() async throws {
+        let data = try Self.stream(events: 3_000)
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0", "--summary", "json"], stdin: data)
+        try #require(run.status == 0, "\(run)")
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let output = Tools.temporaryPath("followed.ndjson")
+                let server = try ServeBinaryTests.Server(
+                    [
+                        "--nats", cluster.urls.joined(separator: ","), "--stream", "follow", "--follow", "--secret", Self.secret,
+                        "--tolerance", "0", "--max-future", "0", "--output", output, "--summary", "json",
+                    ])
+                #expect(Self.answers(try ServeBinaryTests.sendOverTCP(data, port: server.tcpPort, timeout: 60)).acks == 6)
+                // The rows reach the dashboard's API once the engine has read the parts back.
+                var shown = 0
+                let deadline = Date().addingTimeInterval(30)
+                while shown == 0 && Date() < deadline {
+                    let (status, body) = try ServeBinaryTests.get("http://127.0.0.1:\(server.httpPort)/v1/roas")
+                    #expect(status == 200)
+                    shown = ((try JSONSerialization.jsonObject(with: body) as? [String: Any])?["rows"] as? [Any])?.count ?? 0
+                    if shown == 0 { Thread.sleep(forTimeInterval: 0.2) }
+                }
+                #expect(shown > 0, "/v1/roas shows no row")
+                let stopped = server.stop()
+                #expect(stopped.status == 0, "\(stopped)")
+                let finals = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").map(String.init)
+                    .filter { $0.contains("\"final\":true") }
+                #expect(finals.sorted() == run.stdoutLines.sorted(), "\(finals.count) final rows, roas run \(run.stdoutLines.count)")
+                let summary = try Tools.object(String(stopped.stderrText.split(separator: "\n").last ?? ""))
+                let expected = try Tools.object(String(run.stderrText.split(separator: "\n").last ?? ""))
+                for key in ["lines_read", "accepted_lines", "dead_letter_count", "final_rows"] {
+                    #expect(Tools.number(summary[key]) == Tools.number(expected[key]), "\(key)")
+                }
+            }
+        }
+    }
+
+    /// Two workers with `--sink postgres://` upsert the rows they own into one database: the table
+    /// holds exactly `roas run`'s rows; a member run again (with a checkpoint folder) changes nothing.
+    @Test
+    func workersUpsertTheirRowsIntoPostgres() async throws {
+        let data = try Self.stream(events: 3_000)
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0"], stdin: data)
+        try #require(run.status == 0, "\(run)")
+        let database = try PostgresServer()
+        defer { database.destroy() }
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let server = try ServeBinaryTests.Server(
+                    ["--nats", urls, "--stream", "sink", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0"])
+                #expect(Self.answers(try ServeBinaryTests.sendOverTCP(data, port: server.tcpPort, timeout: 60)).acks == 6)
+                _ = server.stop()
+                let folder = Tools.temporaryPath("sink-worker")
+                defer { try? FileManager.default.removeItem(atPath: folder) }
+                for (member, extra) in [("1/2", []), ("2/2", ["--data-dir", folder]), ("2/2", ["--data-dir", folder])] {
+                    let result = try Tools.roas(
+                        [
+                            "worker", "--nats", urls, "--stream", "sink", "--member", member, "--secret", Self.secret,
+                            "--tolerance", "0", "--max-future", "0", "--idle-exit", "1500ms", "--sink", database.url,
+                        ] + extra, timeout: 120)
+                    #expect(result.status == 0, "\(result)")
+                }
+                let table = try database.rowsAsJSON()
+                #expect(table == run.stdoutLines.sorted(), "\(table.count) rows in roas_rows, roas run \(run.stdoutLines.count)")
+            }
+        }
+    }
+
     /// A worker without --idle-exit runs until SIGTERM, which finishes it as the idle exit does:
     /// every window closes and its rows are written.
     @Test

@@ -27,6 +27,8 @@ final class LogEdge: Sendable {
     let currencies: CurrencyTable
     private let log: any ReplicatedLog
     private let queue = Queue()
+    /// Signalled when the append thread has appended what was queued before `close()`.
+    private let drained = DispatchSemaphore(value: 0)
 
     /// Connects, makes the stream if it does not exist, and records the engine options with it (or
     /// checks them against those it holds). Blocks: call off Swift's cooperative pool.
@@ -49,7 +51,10 @@ final class LogEdge: Sendable {
         self.settings = settings
         self.currencies = currencies
         self.log = log
-        let thread = Thread { [queue, log] in Self.appendLoop(queue: queue, log: log) }
+        let thread = Thread { [queue, log, drained] in
+            Self.appendLoop(queue: queue, log: log)
+            drained.signal()
+        }
         thread.name = "roas-log-edge"
         thread.start()
     }
@@ -92,6 +97,12 @@ final class LogEdge: Sendable {
 
     /// Stops the append thread once what is queued is appended.
     func close() { self.queue.close() }
+
+    /// Waits (blocking) until the append thread, closed, has appended what was queued.
+    func waitDrained() {
+        self.drained.wait()
+        self.drained.signal()
+    }
 
     /// One submission waiting for the log.
     struct Job: Sendable {
@@ -194,6 +205,19 @@ extension ServeSettings {
         let settings = LogEdge.Settings(
             urls: urls, stream: stream, partitions: self.run.configuration.partitions, replicas: replicas)
         self.edge = try LogEdge.open(settings, configuration: self.run.configuration)
+    }
+
+    /// `--follow`: reads the stream back into this server's engine, as `roas worker` does (call
+    /// after `openLog`): the dashboard, `/v1/roas`, `/v1/stream`, `--output` and the summary then show
+    /// the rows of the cluster.
+    public mutating func followLog(urls: [String], stream: String) throws {
+        let log: JetStreamLog
+        do {
+            log = try JetStreamLog(urls: urls, stream: stream, subjects: LogLayout.subjects(stream), replicas: nil)
+        } catch {
+            throw RoasError(.output, "cannot open stream \(stream) on \(urls.joined(separator: ",")) to follow it: \(error)")
+        }
+        self.follower = LogFollower(log: log, stream: stream, run: self.run, options: LogFollower.Options())
     }
 
     /// Parsers keep each chunk's journal: for the write-ahead log, or for the parts of `--nats`.
