@@ -100,14 +100,25 @@ public final class JetStreamLog: ReplicatedLog, Sendable {
             publisher = try Self.jetStream(
                 connection, requestTimeout: requestTimeout, ackToken: token, stallWait: appendTimeout, origin: origin)
             guard let management else { throw LogError("\(origin): no JetStream context", isTransient: false) }
-            streamReplicas = try Self.ensureStream(
-                management,
-                name: stream,
-                subjects: subjects,
-                replicas: replicas,
-                duplicateWindow: duplicateWindow,
-                origin: origin
-            )
+            // A cluster that has just started (or lost its meta leader) answers stream requests
+            // with timeouts or "not available" for a few seconds: try again, 0.5 s more each time.
+            var attempt = 0
+            while true {
+                do {
+                    streamReplicas = try Self.ensureStream(
+                        management,
+                        name: stream,
+                        subjects: subjects,
+                        replicas: replicas,
+                        duplicateWindow: duplicateWindow,
+                        origin: origin
+                    )
+                    break
+                } catch let error as LogError where error.isTransient && attempt < Self.streamAttempts - 1 {
+                    attempt += 1
+                    usleep(useconds_t(500_000 * attempt))
+                }
+            }
         } catch {
             jsCtx_Destroy(publisher)
             jsCtx_Destroy(management)
@@ -378,6 +389,9 @@ public final class JetStreamLog: ReplicatedLog, Sendable {
 
     /// Whether a failure may pass by itself: a lost or not yet re-established connection, a leader
     /// election, a timeout.
+    /// Tries at looking the stream up or making it, when the cluster answers with a transient error.
+    static let streamAttempts = 4
+
     static func isTransient(_ status: natsStatus, _ code: jsErrCode) -> Bool {
         let statuses = [
             NATS_TIMEOUT, NATS_NO_RESPONDERS, NATS_CONNECTION_DISCONNECTED, NATS_NO_SERVER, NATS_IO_ERROR,

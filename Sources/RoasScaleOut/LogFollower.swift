@@ -150,6 +150,11 @@ public final class LogFollower: Sendable {
                 if !frames.isEmpty {
                     guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
                 }
+                // Draining while other edges go on appending: stop at the end as it was.
+                if drains(), let target = drainTarget ?? (try? log.lastSequence()) {
+                    drainTarget = target
+                    if lastSequence >= target { break }
+                }
                 if let every = options.checkpointEvery, let due = checkpointDue, now >= due {
                     checkpointDue = now + every
                     let ids = assembler.rememberedIDs

@@ -53,8 +53,8 @@ struct Worker: ParsableCommand {
             valueName: "dir"))
     var dataDir: String?
 
-    @Option(help: "With --data-dir: how often to write a checkpoint.")
-    var checkpointEvery: String = "30s"
+    @Option(help: "With --data-dir: how often to write a checkpoint (default: 30s).")
+    var checkpointEvery: String?
 
     @Option(
         help: ArgumentHelp(
@@ -77,6 +77,7 @@ struct Worker: ParsableCommand {
     func validate() throws {
         try self.options.validateFlags(summary: self.summary)
         if let problem = LogLayout.invalidStreamName(self.stream) { throw ValidationError(problem) }
+        if self.checkpointEvery != nil && self.dataDir == nil { throw ValidationError("--checkpoint-every needs --data-dir") }
         guard Self.member(self.member) != nil else {
             throw ValidationError("--member must be I/N with 1 <= I <= N <= 1024, got '\(self.member)'")
         }
@@ -93,8 +94,10 @@ struct Worker: ParsableCommand {
         var settings = LogWorker.Settings(urls: urls, stream: self.stream, member: member, members: members, run: run)
         settings.idleExit = try self.idleExit.map { try self.options.duration($0, "--idle-exit") }
         settings.dataDirectory = self.dataDir
-        settings.checkpointEvery = try self.options.duration(self.checkpointEvery, "--checkpoint-every")
-        guard settings.checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        if let every = self.checkpointEvery {
+            settings.checkpointEvery = try self.options.duration(every, "--checkpoint-every")
+            guard settings.checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        }
         // With a data folder the files are kept: the worker cuts them back to its checkpoint.
         let truncates = self.dataDir == nil
         let rows = try self.output.map { try ByteSink(path: $0, truncates: truncates) } ?? ByteSink(descriptor: STDOUT_FILENO)

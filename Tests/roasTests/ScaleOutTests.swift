@@ -165,6 +165,8 @@ struct ScaleOutTests {
             (["worker", "--nats", "nats://127.0.0.1:1", "--member", "3/2"], "--member must be I/N"),
             (["worker", "--nats", "nats://127.0.0.1:1", "--member", "0/2"], "--member must be I/N"),
             (["worker", "--nats", "nats://127.0.0.1:1", "--partitions", "0"], "--partitions"),
+            (["worker", "--nats", "nats://127.0.0.1:1", "--checkpoint-every", "1s"], "--checkpoint-every needs --data-dir"),
+            (["serve", "--follow"], "--follow needs --nats"),
         ] as [([String], String)])
     func badScaleOutOptionsAreRefused(_ arguments: [String], _ message: String) throws {
         let result = try Tools.roas(arguments, timeout: 60)
