@@ -43,8 +43,10 @@ actor Ingestor {
     let webhooks: AlertWebhookQueue?
     /// Monotonic milliseconds of the last chunk holding an event.
     var lastEventAt: Int64
-    /// `--nats`: the last idle advance the stream holds (the edge has no watermark of its own).
+    /// `--nats`: the last idle advance the stream holds (the edge has no watermark of its own), and
+    /// whether events came since.
     private var publishedAdvance = Int64.min
+    private var eventsSinceAdvance = true
     private var reported = Statistics()
     private var rateSample: (time: Int64, events: Int)
     private var eventsPerSecond = 0.0
@@ -127,7 +129,10 @@ actor Ingestor {
         if let edge = self.settings.edge {
             // The workers decide what is late or a duplicate; here only what parsing rejected counts.
             let batches = chunk.batchOutcomes.compactMap { $0.rejection == nil ? $0.id : nil }
-            if chunk.eventCount > 0 { self.lastEventAt = SystemClock.monotonicMilliseconds() }
+            if chunk.eventCount > 0 {
+                self.lastEventAt = SystemClock.monotonicMilliseconds()
+                self.eventsSinceAdvance = true
+            }
             return .published(
                 edge.submit(chunk), applied: Applied(accepted: chunk.eventCount, rejected: chunk.rejectedCount), batches: batches)
         }
@@ -179,11 +184,19 @@ actor Ingestor {
         if now - self.lastEventAt >= self.settings.idleClose {
             let target = self.settings.wallClock() - self.settings.run.configuration.lateness
             if let edge = self.settings.edge {
-                // On the stream, so that every worker closes the same windows at the same point.
-                if target > self.publishedAdvance {
+                // On the stream, so that every worker closes the same windows at the same point: the
+                // first tick of an idle spell (it lets what waits for the watermark apply), then only
+                // when the target passes a window boundary (windows end on multiples of the slide), not
+                // a message per tick while idle.
+                let slide = self.settings.run.configuration.slide
+                let crossesBoundary =
+                    self.publishedAdvance == .min
+                    || target.floorDivided(by: slide) > self.publishedAdvance.floorDivided(by: slide)
+                if target > self.publishedAdvance && (self.eventsSinceAdvance || crossesBoundary) {
                     do {
                         try await edge.submitAdvance(to: target).wait()
                         self.publishedAdvance = target
+                        self.eventsSinceAdvance = false
                     } catch {
                         Logger(label: "roas").warning("cannot append the idle advance to the log (tried again next tick): \(error)")
                     }
@@ -310,5 +323,13 @@ enum ServeError: Error, CustomStringConvertible {
         case .finished: "the server is shutting down"
         case .notDurable(let reason): "the input could not be made durable: \(reason)"
         }
+    }
+}
+
+extension Int64 {
+    /// The quotient rounded down (toward minus infinity), for `divisor > 0`.
+    fileprivate func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return self % divisor < 0 ? quotient - 1 : quotient
     }
 }

@@ -367,6 +367,14 @@ struct ScaleOutTests {
                 // The first stream's own late events (--late-fraction) are late for roas run too.
                 let late = try lateCount(whole) - lateBefore
                 #expect(late >= 900 && late <= 1000, "\(late) late of the 1,000 events sent after the pause")
+                // One advance per idle spell (two here), not one per tick: a third only if the wall
+                // clock passed an hour (the slide) meanwhile.
+                let log = try JetStreamLog(urls: cluster.urls, stream: "idle", subjects: ["idle.>"], replicas: nil)
+                let reader = try log.reader(filter: "idle.in.advance", from: 1)
+                let advances = try reader.next(max: 100, timeout: .seconds(2))
+                reader.close()
+                log.close()
+                #expect((2...3).contains(advances.count), "\(advances.count) idle advances on the stream")
                 _ = server.stop()
             }
         }
