@@ -15,6 +15,10 @@ public struct ServeSettings: Sendable {
     /// Milliseconds a TCP connection may stay silent before it is closed (a half-sent frame is then
     /// dead-lettered `bad_frame`, as at the end of stdin); 0: never.
     public var connectionIdleTimeout: Int64 = 60_000
+    /// Bytes of the kernel's receive buffer of each TCP connection (SO_RCVBUF on the listening
+    /// socket); nil: the kernel's own, which grows up to `net.ipv4.tcp_rmem`'s maximum (32 MiB on
+    /// some machines) and so holds that much of a sender's stream while ingest waits.
+    public var tcpReceiveBuffer: Int?
     /// Milliseconds without any event after which the watermark follows the wall clock
     /// (wall clock minus the lateness), so open windows still close.
     public var idleClose: Int64 = 30_000

@@ -21,7 +21,13 @@ struct TCPIngest: Sendable {
     /// Binds the listening socket; the returned channel accepts connections once `serve` runs.
     func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never> {
         let idleTimeout = TimeAmount.milliseconds(self.settings.connectionIdleTimeout)
-        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let bytes = self.settings.tcpReceiveBuffer {
+            // On the listening socket, so that accepted ones start with it (and the window agreed fits).
+            bootstrap = bootstrap.serverChannelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
+        }
+        return
+            try await bootstrap
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             // A sender that half-closes (sends EOF, then waits for our close) still gets everything read.

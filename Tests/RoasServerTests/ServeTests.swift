@@ -140,6 +140,9 @@ struct ServeTests {
             $0.run.configuration.slide = oneMinute
             // Shorter than the pause below: time in which the server holds reading back is not idle.
             $0.connectionIdleTimeout = 1000
+            // The kernel would otherwise hold up to 32 MiB here (tcp_rmem's maximum on this
+            // machine): more than the whole stream, which then goes out although nobody reads.
+            $0.tcpReceiveBuffer = 256 << 10
         }
         let (sending, progress) = server.sendTCPCounting(stream, timeout: 300)
         // Once the pipe is full the engine is blocked for good; let the buffers on the way fill up,

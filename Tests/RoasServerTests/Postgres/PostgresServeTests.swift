@@ -68,6 +68,8 @@ struct PostgresServeTests {
                 $0.run.configuration.slide = Self.oneMinute
                 // The TCP connection's chunks in flight, and one webhook.
                 $0.maximumQueuedChunks = TCPIngest.chunksInFlight + 1
+                // The kernel could otherwise hold the whole stream (tcp_rmem's maximum is 32 MiB here).
+                $0.tcpReceiveBuffer = 256 << 10
             }
             let (sending, progress) = server.sendTCPCounting(stream, timeout: 300)
             // Once the queue is at its bound and the connection's chunks wait, the sender stalls,
