@@ -207,7 +207,8 @@ extension Ingestor {
         engine: Engine, folder: DurableState.Folder, rowsDescriptor: Int32,
         postgres: (sink: PostgresRowSink, delivered: UInt64)?
     ) async throws -> Int {
-        if let postgres { try await Self.waitDelivered(postgres.sink, postgres.delivered, patience: .seconds(30)) }
+        // Not in time: the checkpoint is not written, and the log after the previous one is kept.
+        if let postgres { try await postgres.sink.waitDelivered(postgres.delivered, patience: .seconds(30)) }
         let store = folder.checkpoints
         let log = folder.log
         return try await NIOThreadPool.singleton.runIfActive {
@@ -218,28 +219,6 @@ extension Ingestor {
                 lsn: checkpoint.lsn, rowsPosition: checkpoint.rowsPosition, batches: checkpoint.batches, engine: engine)
             if covered > 0 { _ = try log.removeSegments(coveredBy: covered) }
             return bytes
-        }
-    }
-
-    /// Returns once the sink has committed every row up to `sequence`; throws after `patience`
-    /// (the checkpoint is then not written, and the log after the previous one is kept).
-    private nonisolated static func waitDelivered(_ sink: PostgresRowSink, _ sequence: UInt64, patience: Duration) async throws {
-        let inTime = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await sink.waitDelivered(sequence)
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: patience)
-                return false
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? false
-        }
-        guard inTime else {
-            throw RoasError(
-                .output,
-                "rows up to \(sequence) are not in PostgreSQL after \(patience) (\(sink.lastError ?? "no error yet"))")
         }
     }
 

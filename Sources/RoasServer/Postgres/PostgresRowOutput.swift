@@ -38,24 +38,7 @@ public final class PostgresRowOutput: EngineOutputSink {
         let sequence = self.sink.enqueuedSequence
         guard self.sink.deliveredSequence < sequence else { return }
         let (sink, patience) = (self.sink, self.patience)
-        try Self.blocking {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
-                group.addTask {
-                    try await sink.waitDelivered(sequence)
-                    return true
-                }
-                group.addTask {
-                    try await Task.sleep(for: patience)
-                    return false
-                }
-                let delivered = try await group.next() ?? false
-                group.cancelAll()
-                guard delivered else {
-                    throw RoasError(
-                        .output, "PostgreSQL did not take the rows within \(patience) (\(sink.lastError ?? "no error yet"))")
-                }
-            }
-        }
+        try Self.blocking { try await sink.waitDelivered(sequence, patience: patience) }
     }
 
     /// Runs `body` as a task and blocks this (non-cooperative) thread until it ends.

@@ -169,6 +169,28 @@ public final class PostgresRowSink: Service, Sendable {
         }
     }
 
+    /// Returns once every row up to `sequence` is committed in PostgreSQL; throws after `patience`.
+    /// - Throws: `RoasError(.output, …)` naming the sequence and the sink's last error.
+    public func waitDelivered(_ sequence: UInt64, patience: Duration) async throws {
+        let inTime = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await self.waitDelivered(sequence)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: patience)
+                return false
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        guard inTime else {
+            throw RoasError(
+                .output,
+                "rows up to \(sequence) are not in PostgreSQL after \(patience) (\(self.lastError ?? "no error yet"))")
+        }
+    }
+
     /// The sequence number of the last row committed in PostgreSQL.
     public var deliveredSequence: UInt64 { self.state.withLock { $0.delivered } }
 
