@@ -104,16 +104,18 @@ struct LogPartTests {
         #expect(String(decoding: frame, as: UTF8.self).hasSuffix(String(decoding: first, as: UTF8.self)))
     }
 
+    /// The two parts of a one-view batch `id`.
+    static func parts(_ id: String) -> [LogPart] {
+        let line = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
+        return line.withUnsafeBytes {
+            LogPart.split(BatchHeader(id: id, timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
+        }
+    }
+
     @Test
     func theAssemblerRemembersTwoGenerationsOfBatchIDs() throws {
-        let line = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
-        func parts(_ id: String) -> [LogPart] {
-            line.withUnsafeBytes {
-                LogPart.split(BatchHeader(id: id, timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
-            }
-        }
         var assembler = LogPartAssembler(remembered: 2)
-        func give(_ id: String) throws -> Int { try parts(id).compactMap { try assembler.add($0) }.count }
+        func give(_ id: String) throws -> Int { try Self.parts(id).compactMap { try assembler.add($0) }.count }
         for id in ["a", "b", "c", "d", "e"] { #expect(try give(id) == 1) }
         // e is the newest generation, c and d the one before; a and b were forgotten when e came.
         for id in ["c", "d", "e"] { #expect(try give(id) == 0) }
@@ -126,13 +128,7 @@ struct LogPartTests {
     /// given before, and gives the others once whole.
     @Test
     func theAssemblerSaysWhereToReadAgainFrom() throws {
-        let line = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
-        func parts(_ id: String) -> [LogPart] {
-            line.withUnsafeBytes {
-                LogPart.split(BatchHeader(id: id, timestamp: 1, signature: "s", bytes: 0), payload: $0, partitions: 2, parser: Self.parser)
-            }
-        }
-        let (a, b, c) = (parts("a"), parts("b"), parts("c"))
+        let (a, b, c) = (Self.parts("a"), Self.parts("b"), Self.parts("c"))
         // The log: a0 a1 b0 c0 c1 (b1 not there yet), at sequences 10 to 14.
         let log: [(UInt64, LogPart)] = [(10, a[0]), (11, a[1]), (12, b[0]), (13, c[0]), (14, c[1])]
         var assembler = LogPartAssembler(remembered: 4)
