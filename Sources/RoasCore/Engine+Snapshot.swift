@@ -8,7 +8,8 @@ extension Engine {
     /// 3: compact touches (32 bytes, every id in the id arena) and the dedup table in 64 shards.
     /// 4: the touches in partitions (`--partitions`), each with its own id arenas.
     /// 5: dedup entries of 16 bytes (a time offset from each shard's epoch), ids far ahead beside them.
-    public static let snapshotVersion: UInt32 = 5
+    /// 6: id records that share their first bytes with the chunk's last whole record.
+    public static let snapshotVersion: UInt32 = 6
     /// Arrays of `SnapshotRaw` values are copied in the host's byte order: 1 little-endian, 2 big-endian.
     static var snapshotByteOrder: UInt8 {
         #if _endian(big)

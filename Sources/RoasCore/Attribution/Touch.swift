@@ -8,8 +8,17 @@ import Darwin
 
 /// Append-only storage for the ids of retained touches, in chunks freed once event time has passed them.
 ///
-/// Each id is a record: its length (LEB128, one byte below 128) then its bytes, never split across
-/// chunks. A touch holds the record's offset; ids are only read to break ties on time, which are rare.
+/// Each id is a record, never split across chunks. A touch holds the record's offset; ids are only
+/// read to break ties on time and to answer attribution queries, which are rare next to appends.
+/// A record starts with a LEB128 header `h`:
+/// - `h` even: a whole id of `h >> 1` bytes follows;
+/// - `h` odd: a shared id, which takes its first bytes from the last whole record before it in the
+///   same chunk (its restart): one byte, the distance back to the restart's start (1 to 255), a
+///   LEB128 count of bytes taken from the restart's id, then the rest of the id, `h >> 1` bytes.
+///
+/// Event ids that a stream numbers ("v-9999998") share most of their bytes with the ids appended
+/// just before them: the generator's 9-byte ids take 6 bytes instead of 10. A record is shared only
+/// when that is shorter; the next whole record becomes the restart once the distance would pass 255.
 struct IDArena: Sendable {
     private struct Chunk {
         var bytes: [UInt8]
@@ -19,37 +28,85 @@ struct IDArena: Sendable {
 
     private var chunks: [Chunk] = []
     private var nextOffset: Int64 = 0
+    /// Where the last whole record of the last chunk starts in it, or -1 when it holds none; and
+    /// where its id lies.
+    private var restart = -1
+    private var restartID = 0..<0
     /// 64 KiB: an engine holds two arenas per partition (`--partitions`), each with a chunk
     /// being filled and one the lookbacks are leaving.
     static let chunkSize = 1 << 16
-    /// The most bytes a record's length takes (lengths below 2^35: ids are lines' fields).
+    /// The most bytes a LEB128 header or count takes (ids are lines' fields, shorter than 2^34).
     static let maximumLengthBytes = 5
+    /// How far back a shared record's restart may start.
+    static let maximumBack = 255
 
-    /// The bytes the record of an id of `count` bytes takes.
+    /// The most bytes the record of an id of `count` bytes takes (a whole record).
     @inline(__always)
-    static func recordSize(_ count: Int) -> Int {
+    static func recordSize(_ count: Int) -> Int { IDArena.lebSize(count << 1) + count }
+
+    @inline(__always)
+    private static func lebSize(_ value: Int) -> Int {
         var size = 1
-        var rest = count >> 7
+        var rest = value >> 7
         while rest > 0 {
             size += 1
             rest >>= 7
         }
-        return size + count
+        return size
     }
 
     /// Appends the record of `bytes`, an id of an event at `time`; returns its offset.
     @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer, time: Int64) -> Int64 {
+        if self.restart >= 0 {
+            let last = self.chunks.count - 1
+            let (restart, restartID) = (self.restart, self.restartID)
+            let shared: Int? = IDArena.appendShared(bytes, restart: restart, id: restartID, to: &self.chunks[last].bytes)
+            if let position = shared {
+                return self.appended(at: position, in: last, time: time)
+            }
+        }
         let size = IDArena.recordSize(bytes.count)
         if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].bytes.count + size > IDArena.chunkSize {
             self.addChunk(room: size, time: time)
         }
         let last = self.chunks.count - 1
-        let offset = self.chunks[last].base + Int64(self.chunks[last].bytes.count)
-        IDArena.appendRecord(bytes, to: &self.chunks[last].bytes)
+        let position = self.chunks[last].bytes.count
+        IDArena.appendLEB(bytes.count << 1, to: &self.chunks[last].bytes)
+        self.chunks[last].bytes.append(contentsOf: bytes)
+        self.restart = position
+        self.restartID = (position + size - bytes.count)..<(position + size)
+        return self.appended(at: position, in: last, time: time)
+    }
+
+    /// Appends `bytes` to `chunk` as a record sharing its first bytes with the whole record at
+    /// `restart` (its id at `id`) and returns where it starts, or nil when that would not be
+    /// shorter than a whole record, the restart is too far back or the chunk too full.
+    @inline(__always)
+    private static func appendShared(
+        _ bytes: UnsafeRawBufferPointer, restart: Int, id: Range<Int>, to chunk: inout [UInt8]
+    ) -> Int? {
+        let position = chunk.count
+        let back = position - restart
+        guard back <= IDArena.maximumBack else { return nil }
+        let shared = chunk.withUnsafeBytes { IDArena.commonPrefix(bytes, UnsafeRawBufferPointer(rebasing: $0[id])) }
+        let rest = bytes.count - shared
+        let size = IDArena.lebSize(rest << 1 | 1) + 1 + IDArena.lebSize(shared) + rest
+        guard size < IDArena.recordSize(bytes.count), position + size <= IDArena.chunkSize else { return nil }
+        IDArena.appendLEB(rest << 1 | 1, to: &chunk)
+        chunk.append(UInt8(truncatingIfNeeded: back))
+        IDArena.appendLEB(shared, to: &chunk)
+        chunk.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[shared...]))
+        return position
+    }
+
+    /// Notes the record just appended at `position` in chunk `last`; returns its offset.
+    @inline(__always)
+    private mutating func appended(at position: Int, in last: Int, time: Int64) -> Int64 {
         if time > self.chunks[last].newestTime { self.chunks[last].newestTime = time }
-        self.nextOffset = offset + Int64(size)
-        return offset
+        let base = self.chunks[last].base
+        self.nextOffset = base + Int64(self.chunks[last].bytes.count)
+        return base + Int64(position)
     }
 
     private mutating func addChunk(room: Int, time: Int64) {
@@ -57,17 +114,33 @@ struct IDArena: Sendable {
         // The first chunk grows as it fills (a small engine holds a few ids, not 64 KiB).
         chunk.bytes.reserveCapacity(self.nextOffset == 0 ? room : max(IDArena.chunkSize, room))
         self.chunks.append(chunk)
+        self.restart = -1
     }
 
     @inline(__always)
-    private static func appendRecord(_ bytes: UnsafeRawBufferPointer, to storage: inout [UInt8]) {
-        var length = bytes.count
-        while length >= 0x80 {
-            storage.append(UInt8(truncatingIfNeeded: length) | 0x80)
-            length >>= 7
+    private static func appendLEB(_ value: Int, to storage: inout [UInt8]) {
+        var value = value
+        while value >= 0x80 {
+            storage.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
         }
-        storage.append(UInt8(length))
-        storage.append(contentsOf: bytes)
+        storage.append(UInt8(value))
+    }
+
+    /// How many first bytes `a` and `b` have in common.
+    @inline(__always)
+    private static func commonPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let count = min(a.count, b.count)
+        var index = 0
+        while index + 8 <= count {
+            let difference =
+                a.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                ^ b.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if difference != 0 { return index + difference.littleEndian.trailingZeroBitCount / 8 }
+            index += 8
+        }
+        while index < count && a[index] == b[index] { index += 1 }
+        return index
     }
 
     /// Frees chunks all of whose ids belong to events older than `time`.
@@ -105,30 +178,71 @@ struct IDArena: Sendable {
     /// The offset the next id gets (the engine appends none past `SnapshotReader.counterLimit`).
     var end: Int64 { self.nextOffset }
 
-    /// Where the id of the record at `start` lies in `chunk`, or nil when the record does not lie whole in it.
-    private static func span(ofRecordAt start: Int, in chunk: UnsafeRawBufferPointer) -> Range<Int>? {
-        var length = 0
-        var position = start
+    /// Reads a LEB128 value at `position` in `chunk`, moving `position` past it; nil when it runs out.
+    private static func readLEB(_ chunk: UnsafeRawBufferPointer, _ position: inout Int) -> Int? {
+        var value = 0
         var shift = 0
         while true {
             guard position >= 0, position < chunk.count, shift < 7 * IDArena.maximumLengthBytes else { return nil }
             let byte = Int(chunk[position])
             position += 1
-            length |= (byte & 0x7f) << shift
-            if byte < 0x80 { break }
+            value |= (byte & 0x7f) << shift
+            if byte < 0x80 { return value }
             shift += 7
         }
-        guard length <= chunk.count - position else { return nil }
-        return position..<(position + length)
+    }
+
+    /// The record at `start` in `chunk`, or nil when it does not lie whole in it (or a shared one's
+    /// restart is not a whole record before it holding the bytes it takes). The id is the bytes at
+    /// `prefix` (empty for a whole record) followed by those at `rest`.
+    private static func record(at start: Int, in chunk: UnsafeRawBufferPointer)
+        -> (whole: Bool, prefix: Range<Int>, rest: Range<Int>)?
+    {
+        var position = start
+        guard let header = IDArena.readLEB(chunk, &position) else { return nil }
+        let length = header >> 1
+        if header & 1 == 0 {
+            guard length <= chunk.count - position else { return nil }
+            return (true, 0..<0, position..<(position + length))
+        }
+        guard position < chunk.count else { return nil }
+        let back = Int(chunk[position])
+        position += 1
+        var restart = start - back
+        guard back >= 1, let shared = IDArena.readLEB(chunk, &position), length <= chunk.count - position,
+            let restartHeader = IDArena.readLEB(chunk, &restart), restartHeader & 1 == 0,
+            shared <= restartHeader >> 1, restart + (restartHeader >> 1) <= start
+        else { return nil }
+        return (false, restart..<(restart + shared), position..<(position + length))
     }
 
     /// Calls `body` with the id bytes of the record at `offset`, which must be one this arena holds.
     func withID<R>(at offset: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
         return chunk.bytes.withUnsafeBytes { bytes in
-            let span = IDArena.span(ofRecordAt: Int(offset - chunk.base), in: bytes)!
-            return body(UnsafeRawBufferPointer(rebasing: bytes[span]))
+            let record = IDArena.record(at: Int(offset - chunk.base), in: bytes)!
+            if record.whole { return body(UnsafeRawBufferPointer(rebasing: bytes[record.rest])) }
+            let count = record.prefix.count + record.rest.count
+            return withUnsafeTemporaryAllocation(byteCount: max(count, 1), alignment: 1) { buffer in
+                let id = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+                id.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[record.prefix]))
+                UnsafeMutableRawBufferPointer(rebasing: id[record.prefix.count...])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[record.rest]))
+                return body(UnsafeRawBufferPointer(id))
+            }
         }
+    }
+
+    /// Where the last whole record of `chunk` starts, or -1 (the records must read).
+    fileprivate static func lastWholeRecord(in chunk: UnsafeRawBufferPointer) -> Int? {
+        var position = 0
+        var last = -1
+        while position < chunk.count {
+            guard let record = IDArena.record(at: position, in: chunk) else { return nil }
+            if record.whole { last = position }
+            position = record.rest.upperBound
+        }
+        return last
     }
 }
 
@@ -403,11 +517,26 @@ extension IDArena {
         try SnapshotReader.require(
             nextOffset == end ?? 0, "the next id offset \(nextOffset) is not the end of the last chunk")
         try SnapshotReader.require(nextOffset <= SnapshotReader.counterLimit, "the next id offset is out of range")
-        // Appends go to the last chunk: give it the room `append` gives a new one.
-        if !chunks.isEmpty { chunks[chunks.count - 1].bytes.reserveCapacity(IDArena.chunkSize) }
+        // Appends go to the last chunk: give it the room `append` gives a new one, and share bytes
+        // with its last whole record, as the arena written would have.
+        var restart = -1
+        if !chunks.isEmpty {
+            let last = chunks.count - 1
+            chunks[last].bytes.reserveCapacity(IDArena.chunkSize)
+            guard let found = chunks[last].bytes.withUnsafeBytes({ IDArena.lastWholeRecord(in: $0) }) else {
+                throw SnapshotError.invalid("the last id chunk's records do not read")
+            }
+            restart = found
+        }
         self.init()
         self.chunks = chunks
         self.nextOffset = nextOffset
+        self.restart = restart
+        if restart >= 0 {
+            self.restartID = chunks[chunks.count - 1].bytes.withUnsafeBytes {
+                IDArena.record(at: restart, in: $0)!.rest
+            }
+        }
     }
 
     /// Whether a whole id record starts at `offset` in a chunk held (so `withID(at:)` can read it).
@@ -415,7 +544,7 @@ extension IDArena {
         guard !self.chunks.isEmpty else { return false }
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
         guard offset >= chunk.base, offset - chunk.base < Int64(chunk.bytes.count) else { return false }
-        return chunk.bytes.withUnsafeBytes { IDArena.span(ofRecordAt: Int(offset - chunk.base), in: $0) != nil }
+        return chunk.bytes.withUnsafeBytes { IDArena.record(at: Int(offset - chunk.base), in: $0) != nil }
     }
 }
 

@@ -68,7 +68,7 @@ public struct StreamRunner {
 
     private func runOnTwoThreads(input: Int32) throws -> Result {
         let settings = self.settings
-        let queue = BlockingQueue<ReaderItem>(capacity: 4)
+        let queue = BlockingQueue<ReaderItem>(capacity: 2)
         let reader = Thread {
             var parser = ChunkParser(settings: settings)
             do {

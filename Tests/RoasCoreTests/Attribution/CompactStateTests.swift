@@ -35,6 +35,99 @@ struct CompactStateTests {
         #expect(!arena.holdsRecord(at: arena.end))
     }
 
+    /// Numbered ids ("v-9999998") are kept as records that take their first bytes from the last whole
+    /// record before them: they read back exactly, compare as their bytes do, take less than three
+    /// quarters of the bytes of whole records (with one id in 50 a long one that shares nothing), and
+    /// an arena restored from a snapshot at any point goes on writing the bytes the uninterrupted one writes.
+    @Test func numberedIDsShareTheirFirstBytes() throws {
+        var random = SplitMix64(seed: 0x5AED)
+        var arena = IDArena()
+        var restored: IDArena? = nil
+        var kept: [(offset: Int64, bytes: [UInt8])] = []
+        var wholeBytes = 0
+        var number: UInt64 = 9_000_000
+        func written(_ arena: IDArena) -> [UInt8] {
+            var writer = SnapshotWriter()
+            arena.write(to: &writer)
+            return writer.bytes
+        }
+        for round in 0..<40_000 {
+            number += 1 + random.next() % 40
+            // Mostly numbered ids, some of other shapes: longer and shorter than the restart, one
+            // that is a prefix of it, an empty one.
+            let text: String
+            switch random.next() % 50 {
+            case 0: text = ""
+            case 1: text = "v-\(number / 10)"
+            case 2: text = "click-\(number)-\(random.next() % 1000)"
+            case 3: text = String(repeating: "x", count: 60 + Int(random.next() % 100))
+            default: text = "v-\(number)"
+            }
+            let bytes = Array(text.utf8)
+            let offset = bytes.withUnsafeBytes { arena.append($0, time: Int64(round)) }
+            let again = bytes.withUnsafeBytes { restored?.append($0, time: Int64(round)) }
+            if let again { #expect(again == offset) }
+            kept.append((offset, bytes))
+            wholeBytes += IDArena.recordSize(bytes.count)
+            if round % 9_973 == 9_972 {
+                // Restore a copy here; it must go on exactly as the arena does.
+                let snapshot = written(arena)
+                restored = try snapshot.withUnsafeBytes { raw in
+                    var reader = SnapshotReader(raw)
+                    return try IDArena(from: &reader)
+                }
+                #expect(written(restored!) == snapshot)
+            }
+        }
+        #expect(arena.chunkSpan.count > 3)
+        #expect(written(restored!) == written(arena), "a restored arena wrote other bytes")
+        #expect(Double(arena.end) < 0.75 * Double(wholeBytes), "\(arena.end) bytes for \(wholeBytes) of whole records")
+        for (offset, bytes) in kept {
+            #expect(arena.holdsRecord(at: offset))
+            #expect(arena.withID(at: offset) { Array($0) } == bytes)
+        }
+        for _ in 0..<4000 {
+            let a = kept[Int(random.next() % UInt64(kept.count))]
+            let b = kept[Int(random.next() % UInt64(kept.count))]
+            let expected = a.bytes == b.bytes ? 0 : (a.bytes.lexicographicallyPrecedes(b.bytes) ? -1 : 1)
+            #expect(IDArena.compare(arena, a.offset, arena, b.offset) == expected)
+        }
+    }
+
+    /// A damaged arena in a snapshot is refused or reads without a trap: every byte of a chunk of
+    /// shared records set to another value, each offset that `holdsRecord` accepts reads back.
+    @Test func damagedIDRecordsAreRefusedOrReadSafely() throws {
+        var arena = IDArena()
+        var offsets: [Int64] = []
+        for number in 0..<40 {
+            offsets.append(Array("v-\(1_000_000 + number * 7)".utf8).withUnsafeBytes { arena.append($0, time: 1) })
+        }
+        var writer = SnapshotWriter()
+        arena.write(to: &writer)
+        let bytes = writer.bytes
+        var refused = 0
+        // The chunk's bytes are the last ones before the next offset (8 bytes).
+        for index in (bytes.count - 8 - Int(arena.end))..<(bytes.count - 8) {
+            for value: UInt8 in [0x00, 0x01, 0x02, 0x03, 0x7f, 0x80, 0xff, bytes[index] ^ 0x10] {
+                var damaged = bytes
+                damaged[index] = value
+                let read = try? damaged.withUnsafeBytes { raw -> IDArena in
+                    var reader = SnapshotReader(raw)
+                    return try IDArena(from: &reader)
+                }
+                guard let read else {
+                    refused += 1
+                    continue
+                }
+                for offset in Int64(0)..<(arena.end + 2) where read.holdsRecord(at: offset) {
+                    _ = read.withID(at: offset) { Array($0) }
+                    _ = IDArena.compare(read, offset, read, offsets[0])
+                }
+            }
+        }
+        #expect(refused > 0)
+    }
+
     /// Chains across many pages, eviction that frees whole pages, and a log restored mid-page: every
     /// walk returns exactly the touches a plain array of them holds, newest first. With `jumps`, the
     /// stream skips about 25 days of event time every few thousand touches, so pages hold times too
