@@ -234,8 +234,9 @@ struct ScaleOutTests {
     /// A worker with --data-dir SIGKILLed after its first checkpoint goes on from it when started
     /// again (it says from which stream sequence): its rows and dead-letter files (with half a line
     /// added after the kill) end byte for byte as an uninterrupted worker's, and its summary counts
-    /// are the same. Its folder is its own: a worker of another member, or a second one at once, is
-    /// refused, and so are files emptied since.
+    /// are the same; with its newest checkpoint damaged, it sets it aside, goes on from the one
+    /// before and ends the same again. Its folder is its own: a worker of another member, or a
+    /// second one at once, is refused, and so are files emptied since.
     @Test
     func aWorkerGoesOnFromItsCheckpoint() async throws {
         let generated = try Tools.roas([
@@ -315,6 +316,28 @@ struct ScaleOutTests {
                 #expect(written.0 == expected.0, "rows differ from an uninterrupted worker's")
                 #expect(written.1 == expected.1, "dead letters differ from an uninterrupted worker's")
                 #expect(counts(again) == counts(whole))
+
+                // A damaged newest checkpoint is set aside and the one before it taken: the files
+                // are cut back to its lengths and end as before.
+                // Named by sequence, zero-padded: in name order, oldest first.
+                let kept = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.hasSuffix(".ckpt") }.sorted()
+                try #require(kept.count == 2, "\(kept)")
+                let older = try #require(UInt64(kept[0].dropLast(5)))
+                let newest = "\(checkpoints)/\(kept[1])"
+                var damaged = try Data(contentsOf: URL(fileURLWithPath: newest))
+                damaged[damaged.count / 2] ^= 0xFF
+                try damaged.write(to: URL(fileURLWithPath: newest))
+                let fallback = try Tools.roas(resumed, timeout: 120)
+                #expect(fallback.status == 0, "\(fallback)")
+                #expect(fallback.stderrText.contains("skipping an unreadable checkpoint"), "\(fallback.stderrText)")
+                #expect(
+                    fallback.stderrText.contains("going on from the checkpoint at stream sequence \(older) "),
+                    "\(fallback.stderrText)")
+                #expect(FileManager.default.fileExists(atPath: newest + ".corrupt"))
+                let rewritten = try files("resumed")
+                #expect(rewritten.0 == expected.0, "rows differ after going on from the older checkpoint")
+                #expect(rewritten.1 == expected.1, "dead letters differ after going on from the older checkpoint")
+                #expect(counts(fallback) == counts(whole))
 
                 // Files shorter than the checkpoint counts were changed behind the worker's back: refused.
                 for path in ["\(base)/resumed.ndjson", "\(base)/resumed-dead.ndjson"] { try Data().write(to: URL(fileURLWithPath: path)) }
