@@ -20,21 +20,94 @@ import Darwin
 /// just before them: the generator's 9-byte ids take 6 bytes instead of 10. A record is shared only
 /// when that is shorter; the next whole record becomes the restart once the distance would pass 255.
 struct IDArena: Sendable {
+    /// A chunk's bytes are allocated ahead (`bytes.count` is its capacity) and filled up to `used`,
+    /// so an append writes in place: no array growth check per byte.
     private struct Chunk {
         var bytes: [UInt8]
+        var used = 0
         var base: Int64
         var newestTime: Int64
+        /// Where the chunk's last whole record starts, or -1 when it holds none; and where its id lies.
+        var restart = -1
+        var restartID = 0..<0
+
+        /// A chunk holding `bytes` (`used`: all of them) or, `used` 0, with room for that many.
+        init(bytes: [UInt8], used: Int, base: Int64, newestTime: Int64) {
+            self.bytes = bytes
+            self.used = used
+            self.base = base
+            self.newestTime = newestTime
+        }
+
+        /// Writes the record of `id`, sharing bytes with the restart when that is shorter; returns
+        /// where it starts, or nil when the chunk (grown to at most `chunkSize`) has no room for it.
+        @inline(__always)
+        mutating func append(_ id: UnsafeRawBufferPointer, whole: Int) -> Int? {
+            let position = self.used
+            var shared = -1
+            var size = whole
+            let back = position - self.restart
+            if self.restart >= 0 && back <= IDArena.maximumBack {
+                let common = self.bytes.withUnsafeBytes {
+                    IDArena.commonPrefix(id, UnsafeRawBufferPointer(rebasing: $0[self.restartID]))
+                }
+                let rest = id.count - common
+                let sharedSize = IDArena.lebSize(rest << 1 | 1) + 1 + IDArena.lebSize(common) + rest
+                if sharedSize < whole {
+                    shared = common
+                    size = sharedSize
+                }
+            }
+            if position + size > self.bytes.count {
+                // An arena's first chunk grows as it fills, up to `chunkSize`; a record larger than
+                // that gets a chunk of its own.
+                let capacity: Int
+                if position + size <= IDArena.chunkSize {
+                    capacity = min(max(self.bytes.count * 2, position + size), IDArena.chunkSize)
+                } else if position == 0 {
+                    capacity = size
+                } else {
+                    return nil
+                }
+                self.bytes.append(contentsOf: repeatElement(0, count: capacity - self.bytes.count))
+            }
+            self.bytes.withUnsafeMutableBytes { raw in
+                var at = position
+                if shared >= 0 {
+                    IDArena.writeLEB((id.count - shared) << 1 | 1, to: raw, at: &at)
+                    raw[at] = UInt8(truncatingIfNeeded: back)
+                    at += 1
+                    IDArena.writeLEB(shared, to: raw, at: &at)
+                    let rest = id.count - shared
+                    if rest > 0 { (raw.baseAddress! + at).copyMemory(from: id.baseAddress! + shared, byteCount: rest) }
+                } else {
+                    IDArena.writeLEB(id.count << 1, to: raw, at: &at)
+                    if id.count > 0 { (raw.baseAddress! + at).copyMemory(from: id.baseAddress!, byteCount: id.count) }
+                }
+            }
+            if shared < 0 {
+                self.restart = position
+                self.restartID = (position + size - id.count)..<(position + size)
+            }
+            self.used = position + size
+            return position
+        }
+
+        /// The bytes written.
+        @inline(__always)
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+            self.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<self.used])) }
+        }
     }
 
     private var chunks: [Chunk] = []
     private var nextOffset: Int64 = 0
-    /// Where the last whole record of the last chunk starts in it, or -1 when it holds none; and
-    /// where its id lies.
-    private var restart = -1
-    private var restartID = 0..<0
     /// 64 KiB: an engine holds two arenas per partition (`--partitions`), each with a chunk
     /// being filled and one the lookbacks are leaving.
     static let chunkSize = 1 << 16
+    /// The bytes an arena's first chunk starts with (it grows as it fills: a small engine holds a
+    /// few ids, not 64 KiB).
+    static let firstChunkSize = 256
     /// The most bytes a LEB128 header or count takes (ids are lines' fields, shorter than 2^34).
     static let maximumLengthBytes = 5
     /// How far back a shared record's restart may start.
@@ -58,73 +131,36 @@ struct IDArena: Sendable {
     /// Appends the record of `bytes`, an id of an event at `time`; returns its offset.
     @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer, time: Int64) -> Int64 {
-        if self.restart >= 0 {
-            let last = self.chunks.count - 1
-            let (restart, restartID) = (self.restart, self.restartID)
-            let shared: Int? = IDArena.appendShared(bytes, restart: restart, id: restartID, to: &self.chunks[last].bytes)
-            if let position = shared {
-                return self.appended(at: position, in: last, time: time)
-            }
+        let whole = IDArena.recordSize(bytes.count)
+        let last: Int
+        let position: Int
+        if !self.chunks.isEmpty, let found = self.chunks[self.chunks.count - 1].append(bytes, whole: whole) {
+            last = self.chunks.count - 1
+            position = found
+        } else {
+            var chunk = Chunk(
+                bytes: [UInt8](repeating: 0, count: self.nextOffset == 0 ? IDArena.firstChunkSize : IDArena.chunkSize),
+                used: 0, base: self.nextOffset, newestTime: time)
+            position = chunk.append(bytes, whole: whole)!
+            self.chunks.append(chunk)
+            last = self.chunks.count - 1
         }
-        let size = IDArena.recordSize(bytes.count)
-        if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].bytes.count + size > IDArena.chunkSize {
-            self.addChunk(room: size, time: time)
-        }
-        let last = self.chunks.count - 1
-        let position = self.chunks[last].bytes.count
-        IDArena.appendLEB(bytes.count << 1, to: &self.chunks[last].bytes)
-        self.chunks[last].bytes.append(contentsOf: bytes)
-        self.restart = position
-        self.restartID = (position + size - bytes.count)..<(position + size)
-        return self.appended(at: position, in: last, time: time)
-    }
-
-    /// Appends `bytes` to `chunk` as a record sharing its first bytes with the whole record at
-    /// `restart` (its id at `id`) and returns where it starts, or nil when that would not be
-    /// shorter than a whole record, the restart is too far back or the chunk too full.
-    @inline(__always)
-    private static func appendShared(
-        _ bytes: UnsafeRawBufferPointer, restart: Int, id: Range<Int>, to chunk: inout [UInt8]
-    ) -> Int? {
-        let position = chunk.count
-        let back = position - restart
-        guard back <= IDArena.maximumBack else { return nil }
-        let shared = chunk.withUnsafeBytes { IDArena.commonPrefix(bytes, UnsafeRawBufferPointer(rebasing: $0[id])) }
-        let rest = bytes.count - shared
-        let size = IDArena.lebSize(rest << 1 | 1) + 1 + IDArena.lebSize(shared) + rest
-        guard size < IDArena.recordSize(bytes.count), position + size <= IDArena.chunkSize else { return nil }
-        IDArena.appendLEB(rest << 1 | 1, to: &chunk)
-        chunk.append(UInt8(truncatingIfNeeded: back))
-        IDArena.appendLEB(shared, to: &chunk)
-        chunk.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[shared...]))
-        return position
-    }
-
-    /// Notes the record just appended at `position` in chunk `last`; returns its offset.
-    @inline(__always)
-    private mutating func appended(at position: Int, in last: Int, time: Int64) -> Int64 {
         if time > self.chunks[last].newestTime { self.chunks[last].newestTime = time }
         let base = self.chunks[last].base
-        self.nextOffset = base + Int64(self.chunks[last].bytes.count)
+        self.nextOffset = base + Int64(self.chunks[last].used)
         return base + Int64(position)
     }
 
-    private mutating func addChunk(room: Int, time: Int64) {
-        var chunk = Chunk(bytes: [], base: self.nextOffset, newestTime: time)
-        // The first chunk grows as it fills (a small engine holds a few ids, not 64 KiB).
-        chunk.bytes.reserveCapacity(self.nextOffset == 0 ? room : max(IDArena.chunkSize, room))
-        self.chunks.append(chunk)
-        self.restart = -1
-    }
-
     @inline(__always)
-    private static func appendLEB(_ value: Int, to storage: inout [UInt8]) {
+    private static func writeLEB(_ value: Int, to raw: UnsafeMutableRawBufferPointer, at position: inout Int) {
         var value = value
         while value >= 0x80 {
-            storage.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            raw[position] = UInt8(truncatingIfNeeded: value) | 0x80
+            position += 1
             value >>= 7
         }
-        storage.append(UInt8(value))
+        raw[position] = UInt8(value)
+        position += 1
     }
 
     /// How many first bytes `a` and `b` have in common.
@@ -219,7 +255,7 @@ struct IDArena: Sendable {
     /// Calls `body` with the id bytes of the record at `offset`, which must be one this arena holds.
     func withID<R>(at offset: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
-        return chunk.bytes.withUnsafeBytes { bytes in
+        return chunk.withBytes { bytes in
             let record = IDArena.record(at: Int(offset - chunk.base), in: bytes)!
             if record.whole { return body(UnsafeRawBufferPointer(rebasing: bytes[record.rest])) }
             let count = record.prefix.count + record.rest.count
@@ -233,7 +269,7 @@ struct IDArena: Sendable {
         }
     }
 
-    /// Where the last whole record of `chunk` starts, or -1 (the records must read).
+    /// Where the last whole record of `chunk` starts: -1 when it holds none, nil when its records do not read.
     fileprivate static func lastWholeRecord(in chunk: UnsafeRawBufferPointer) -> Int? {
         var position = 0
         var last = -1
@@ -481,7 +517,7 @@ struct TouchLog: Sendable {
 extension PagedTouch: SnapshotRaw {}
 
 extension IDArena {
-    var snapshotByteEstimate: Int { self.chunks.reduce(16) { $0 + 26 + $1.bytes.count } }
+    var snapshotByteEstimate: Int { self.chunks.reduce(16) { $0 + 26 + $1.used } }
 
     /// The chunks held, and the offset the first starts at (above 0 once one has been freed).
     var chunkSpan: (count: Int, base: Int64) { (self.chunks.count, self.chunks.first?.base ?? 0) }
@@ -492,7 +528,7 @@ extension IDArena {
         for chunk in self.chunks {
             writer.write(chunk.base)
             writer.write(chunk.newestTime)
-            writer.write(raw: chunk.bytes)
+            writer.write(raw: chunk.bytes[0..<chunk.used])
         }
         writer.write(self.nextOffset)
     }
@@ -511,40 +547,36 @@ extension IDArena {
                 base >= 0 && base <= SnapshotReader.counterLimit && (end == nil || base == end),
                 "an id chunk starts at \(base), not where the previous one ends")
             end = base + Int64(bytes.count)
-            chunks.append(Chunk(bytes: bytes, base: base, newestTime: newestTime))
+            chunks.append(Chunk(bytes: bytes, used: bytes.count, base: base, newestTime: newestTime))
         }
         let nextOffset = try reader.read(Int64.self)
         try SnapshotReader.require(
             nextOffset == end ?? 0, "the next id offset \(nextOffset) is not the end of the last chunk")
         try SnapshotReader.require(nextOffset <= SnapshotReader.counterLimit, "the next id offset is out of range")
-        // Appends go to the last chunk: give it the room `append` gives a new one, and share bytes
-        // with its last whole record, as the arena written would have.
-        var restart = -1
-        if !chunks.isEmpty {
-            let last = chunks.count - 1
-            chunks[last].bytes.reserveCapacity(IDArena.chunkSize)
-            guard let found = chunks[last].bytes.withUnsafeBytes({ IDArena.lastWholeRecord(in: $0) }) else {
-                throw SnapshotError.invalid("the last id chunk's records do not read")
+        // Appends go to the last chunk: they share bytes with its last whole record, as they would
+        // have in the arena written.
+        if let last = chunks.indices.last {
+            let restart = chunks[last].withBytes { chunk -> (start: Int, id: Range<Int>)?? in
+                guard let start = IDArena.lastWholeRecord(in: chunk) else { return nil }
+                return start < 0 ? .some(nil) : (start, IDArena.record(at: start, in: chunk)!.rest)
             }
-            restart = found
+            guard let restart else { throw SnapshotError.invalid("the last id chunk's records do not read") }
+            if let restart {
+                chunks[last].restart = restart.start
+                chunks[last].restartID = restart.id
+            }
         }
         self.init()
         self.chunks = chunks
         self.nextOffset = nextOffset
-        self.restart = restart
-        if restart >= 0 {
-            self.restartID = chunks[chunks.count - 1].bytes.withUnsafeBytes {
-                IDArena.record(at: restart, in: $0)!.rest
-            }
-        }
     }
 
     /// Whether a whole id record starts at `offset` in a chunk held (so `withID(at:)` can read it).
     func holdsRecord(at offset: Int64) -> Bool {
         guard !self.chunks.isEmpty else { return false }
         let chunk = self.chunks[self.chunkIndex(holding: offset)]
-        guard offset >= chunk.base, offset - chunk.base < Int64(chunk.bytes.count) else { return false }
-        return chunk.bytes.withUnsafeBytes { IDArena.record(at: Int(offset - chunk.base), in: $0) != nil }
+        guard offset >= chunk.base, offset - chunk.base < Int64(chunk.used) else { return false }
+        return chunk.withBytes { IDArena.record(at: Int(offset - chunk.base), in: $0) != nil }
     }
 }
 
