@@ -327,6 +327,15 @@ public final class JetStreamLog: ReplicatedLog, Sendable {
 
     public func lastSequence() throws -> UInt64 { try self.status().lastSequence }
 
+    /// Deletes the stream with every message it holds (`nats stream rm`); the log is of no more use
+    /// after it. For tests of what a stream made again does to the processes reading it.
+    package func deleteStream() throws {
+        try self.checkOpen()
+        var code = jsErrCode(rawValue: 0)
+        let status = js_DeleteStream(self.management.pointer, self.stream, nil, &code)
+        guard status == NATS_OK else { throw self.failure("delete the stream", status, code) }
+    }
+
     /// The stream's message count, last sequence, leader, replica count and consumer count.
     public func status() throws -> StreamStatus {
         try self.checkOpen()

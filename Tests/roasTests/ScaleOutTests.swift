@@ -347,6 +347,52 @@ struct ScaleOutTests {
         }
     }
 
+    /// A worker's checkpoint says where in the stream it goes on from. When the stream was deleted
+    /// and made again (here shorter, by an edge with another input), a worker started with that
+    /// data folder refuses to go on, naming the folder, rather than apply a stream its state did not come from.
+    @Test
+    func aWorkerRefusesAStreamMadeAgain() async throws {
+        let first = try Self.stream(events: 20_000)
+        let second = try Self.stream(events: 1_000)
+        try await NATSCluster.with { cluster in
+            try await offThread {
+                let urls = cluster.urls.joined(separator: ",")
+                let base = Tools.temporaryPath("remade")
+                try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: base) }
+                func publish(_ stream: Data, batches: Int) throws {
+                    let server = try ServeBinaryTests.Server(
+                        ["--nats", urls, "--stream", "remade", "--secret", Self.secret, "--tolerance", "0", "--max-future", "0"])
+                    let answers = Self.answers(try ServeBinaryTests.sendOverTCP(stream, port: server.tcpPort, timeout: 60))
+                    #expect(answers.acks == batches, "\(answers)")
+                    _ = server.stop()
+                }
+                try publish(first, batches: 40)
+                let folder = base + "/data"
+                let worker = [
+                    "worker", "--nats", urls, "--stream", "remade", "--secret", Self.secret, "--tolerance", "0",
+                    "--max-future", "0", "--idle-exit", "1500ms", "--output", base + "/rows.ndjson", "--data-dir", folder,
+                    "--checkpoint-every", "1ms",
+                ]
+                let once = try Tools.roas(worker, timeout: 120)
+                try #require(once.status == 0, "\(once)")
+                let checkpoints = try FileManager.default.contentsOfDirectory(atPath: folder + "/checkpoints").filter { $0.hasSuffix(".ckpt") }
+                try #require(!checkpoints.isEmpty, "no checkpoint was written")
+
+                let log = try JetStreamLog(urls: cluster.urls, stream: "remade", subjects: ["remade.>"], replicas: nil)
+                try log.deleteStream()
+                log.close()
+                try publish(second, batches: 2)
+                let again = try Tools.roas(worker, timeout: 60)
+                #expect(again.status != 0, "\(again)")
+                #expect(
+                    again.stderrText.contains("the checkpoint in \(folder) goes on from sequence")
+                        && again.stderrText.contains("the stream was made again; start with a new --data-dir"),
+                    "\(again.stderrText)")
+            }
+        }
+    }
+
     /// The edge's `--idle-close` goes on the stream: after the pause every worker's watermark
     /// follows the wall clock at the same point, so batches sent afterwards with event times after
     /// the first stream's but before the wall clock are late for each of them (as for plain `roas
