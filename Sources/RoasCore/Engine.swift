@@ -589,7 +589,7 @@ public struct Engine: Sendable {
         {
             self.settle()
         }
-        var closed: [(Int64, [RowKey: WindowCell])] = []
+        var closed: [(Int64, WindowColumns)] = []
         self.windows.close(upTo: watermark) { start, cells in closed.append((start, cells)) }
         if self.credited.isEmpty {
             for (start, cells) in closed { self.emitFinal(start: start, cells: cells, model: 0, into: &output) }
@@ -599,15 +599,19 @@ public struct Engine: Sendable {
             var starts = Set(closed.map(\.0))
             for model in self.credited.indices {
                 var own: [Int64: [RowKey: WindowCell]] = [:]
-                self.credited[model].close(upTo: watermark) { start, cells in own[start] = cells }
+                self.credited[model].close(upTo: watermark) { start, cells in own[start] = cells.dictionary }
                 starts.formUnion(own.keys)
                 byModel.append(own)
             }
-            let shared = Dictionary(closed, uniquingKeysWith: { a, _ in a })
+            let shared = Dictionary(closed.map { ($0.0, $0.1.dictionary) }, uniquingKeysWith: { a, _ in a })
             for start in starts.sorted() {
                 for model in self.credited.indices {
                     let cells = Engine.merge(shared[start] ?? [:], byModel[model][start] ?? [:])
-                    if !cells.isEmpty { self.emitFinal(start: start, cells: cells, model: model, into: &output) }
+                    if !cells.isEmpty {
+                        self.emitFinal(
+                            start: start, cells: WindowColumns(keys: Array(cells.keys), cells: Array(cells.values)),
+                            model: model, into: &output)
+                    }
                 }
             }
         }
@@ -640,21 +644,21 @@ public struct Engine: Sendable {
     }
 
     private mutating func emitFinal(
-        start: Int64, cells: [RowKey: WindowCell], model: Int, into output: inout EngineOutput
+        start: Int64, cells: WindowColumns, model: Int, into output: inout EngineOutput
     ) {
         if self.configuration.byTier {
-            let rolled = self.rollUp(cells, start: start)
+            let rolled = self.rollUp(cells.dictionary, start: start)
             for (key, cell) in rolled {
                 output.rows.append(self.makeRow(start: start, tierKey: key, cell: cell, model: model, isFinal: true))
             }
             self.statistics.finalRows += rolled.count
             return
         }
-        let keys = cells.keys.sorted { self.precedes($0, $1) }
-        for key in keys {
-            output.rows.append(self.makeRow(start: start, key: key, cell: cells[key]!, model: model, isFinal: true))
+        let order = cells.keys.indices.sorted { self.precedes(cells.keys[$0], cells.keys[$1]) }
+        for index in order {
+            output.rows.append(self.makeRow(start: start, key: cells.keys[index], cell: cells.cells[index], model: model, isFinal: true))
         }
-        self.statistics.finalRows += keys.count
+        self.statistics.finalRows += order.count
     }
 
     /// Row order within a window: creator, then campaign, bytewise, nulls last.

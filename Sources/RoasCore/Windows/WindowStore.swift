@@ -56,6 +56,16 @@ struct WindowCell: Sendable {
     }
 }
 
+/// The cells of one window, key by key: parallel arrays, each key once, in no particular order.
+struct WindowColumns: Sendable {
+    var keys: [RowKey] = []
+    var cells: [WindowCell] = []
+
+    var isEmpty: Bool { self.keys.isEmpty }
+
+    var dictionary: [RowKey: WindowCell] { Dictionary(uniqueKeysWithValues: zip(self.keys, self.cells)) }
+}
+
 /// A row key: creator and campaign handles, -1 for null. Packed into one integer for hashing.
 struct RowKey: Hashable, Sendable {
     var packed: UInt64
@@ -237,26 +247,38 @@ struct WindowStore: Sendable {
     }
 
     /// The sum over the panes of the window starting at `start`, by key.
-    func window(startingAt start: Int64) -> [RowKey: WindowCell] {
-        var merged: [RowKey: WindowCell] = [:]
-        var reserved = false
+    func window(startingAt start: Int64) -> [RowKey: WindowCell] { self.columns(startingAt: start).dictionary }
+
+    /// The sum over the panes of the window starting at `start`, as parallel arrays. A window of one
+    /// pane (tumbling windows) takes that pane's keys as they are: no hashing per key, which is most
+    /// of what closing a window with many rows costs.
+    func columns(startingAt start: Int64) -> WindowColumns {
+        var columns = WindowColumns()
+        // Where each key is in `columns`, made once a second pane has keys to add.
+        var positions: [RowKey: Int]? = nil
         for pane in self.panes where pane.start >= start && pane.start < start + self.window {
-            if !reserved {
-                // At least the first pane's keys: no growing (and rehashing) for them.
-                merged.reserveCapacity(pane.table.keys.count)
-                reserved = true
+            let table = pane.table
+            if columns.keys.isEmpty {
+                // A pane's keys are distinct. Its sketches are shared (copy on write), not merged into empty ones.
+                columns.keys = table.keys
+                columns.cells = table.keys.indices.map { WindowCell(figures: table.figures[$0], reach: table.reach[$0]) }
+                continue
             }
-            for index in pane.table.keys.indices {
-                let key = pane.table.keys[index]
-                if let slot = merged.index(forKey: key) {
-                    merged.values[slot].add(pane.table.figures[index], pane.table.reach[index])
+            if positions == nil {
+                positions = Dictionary(uniqueKeysWithValues: zip(columns.keys, columns.keys.indices))
+            }
+            for index in table.keys.indices {
+                let key = table.keys[index]
+                if let at = positions![key] {
+                    columns.cells[at].add(table.figures[index], table.reach[index])
                 } else {
-                    // The first pane's sketch is shared (copy on write) rather than merged into an empty one.
-                    merged[key] = WindowCell(figures: pane.table.figures[index], reach: pane.table.reach[index])
+                    positions![key] = columns.keys.count
+                    columns.keys.append(key)
+                    columns.cells.append(WindowCell(figures: table.figures[index], reach: table.reach[index]))
                 }
             }
         }
-        return merged
+        return columns
     }
 
     /// The figures of one key in the window starting at `start`.
@@ -276,11 +298,11 @@ struct WindowStore: Sendable {
 
     /// Emits, in order of start, every window with activity that ends at or before `watermark`,
     /// then forgets panes no open window needs.
-    mutating func close(upTo watermark: Int64, _ emit: (Int64, [RowKey: WindowCell]) -> Void) {
+    mutating func close(upTo watermark: Int64, _ emit: (Int64, WindowColumns) -> Void) {
         while let earliest = self.panes.first?.start {
             let start = max(earliest - self.window + self.slide, self.nextWindowStart)
             guard watermark != .min, watermark == .max || start <= watermark - self.window else { break }
-            let figures = self.window(startingAt: start)
+            let figures = self.columns(startingAt: start)
             if !figures.isEmpty { emit(start, figures) }
             self.nextWindowStart = start + self.slide
             var drop = 0
@@ -358,7 +380,11 @@ extension PaneTable {
         let mask = Int(size) - 1
         for (index, key) in keys.enumerated() {
             var slot = self.slot(of: key)
-            while self.slots[slot] != 0 { slot = (slot + 1) & mask }
+            while self.slots[slot] != 0 {
+                // `update` adds a key once; a window's rows are made from each pane's keys as they are.
+                try SnapshotReader.require(self.keys[Int(self.slots[slot]) - 1] != key, "a pane holds a key twice")
+                slot = (slot + 1) & mask
+            }
             self.slots[slot] = Int32(index + 1)
         }
     }

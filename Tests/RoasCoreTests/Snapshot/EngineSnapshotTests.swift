@@ -593,18 +593,21 @@ struct EngineSnapshotTests {
         #expect(isInvalid(error(order([(RowKey(creator: 1, campaign: 0), Micros.one - 1)]), readOrder)))
         #expect(isInvalid(error(order([(RowKey(creator: 2, campaign: -1), Micros.one)]), readOrder)))
         #expect(isInvalid(error(order([]), readOrder)))
-        // Pane tables: too few slots for the keys, too many (an allocation the bytes do not back).
-        func pane(keys: Int, slots: Int) -> (inout SnapshotWriter) -> Void {
+        // Pane tables: too few slots for the keys, too many (an allocation the bytes do not back),
+        // a key twice (a window's rows are made from each pane's keys as they are).
+        let distinctKeys = [-1, 0, 1].flatMap { creator in [-1, 0].map { RowKey(creator: Int32(creator), campaign: Int32($0)) } }
+        func pane(keys: Int, slots: Int, twice: Bool = false) -> (inout SnapshotWriter) -> Void {
             { writer in
-                writer.write(raw: (0..<keys).map { _ in RowKey(creator: 0, campaign: -1) })
+                writer.write(raw: (0..<keys).map { distinctKeys[twice && $0 == keys - 1 ? 0 : $0] })
                 writer.write(raw: (0..<keys).map { _ in Aggregate() })
                 for _ in 0..<keys { ReachSketch().write(to: &writer) }
                 writer.write(count: slots)
             }
         }
         let readPane = { (reader: inout SnapshotReader) in try PaneTable(from: &reader, handles: handles, limit: 1000) }
-        #expect(error(pane(keys: 9, slots: 32), readPane) == nil)
-        #expect(isInvalid(error(pane(keys: 9, slots: 16), readPane)))
+        #expect(error(pane(keys: 6, slots: 16), readPane) == nil)
+        #expect(isInvalid(error(pane(keys: 6, slots: 8), readPane)))
+        #expect(isInvalid(error(pane(keys: 6, slots: 16, twice: true), readPane)))
         #expect(isInvalid(error(pane(keys: 1, slots: 1 << 30), readPane)))
         // A figure over the pane limit (which keeps window sums within Int64), or negative.
         func figure(_ value: Int64) -> (inout SnapshotWriter) -> Void {
