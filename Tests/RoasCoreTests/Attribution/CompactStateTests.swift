@@ -22,17 +22,24 @@ struct CompactStateTests {
             let offset = bytes.withUnsafeBytes { arena.append($0, time: Int64(round)) }
             kept.append((offset, bytes))
         }
+        Self.expectIDs(kept, in: arena, pairs: 2000, random: &random)
+        #expect(!arena.holdsRecord(at: arena.end))
+    }
+
+    /// Each of `kept` reads back from `arena`, and `pairs` random pairs of them compare as their bytes do.
+    static func expectIDs(
+        _ kept: [(offset: Int64, bytes: [UInt8])], in arena: IDArena, pairs: Int, random: inout SplitMix64
+    ) {
         for (offset, bytes) in kept {
             #expect(arena.holdsRecord(at: offset))
             #expect(arena.withID(at: offset) { Array($0) } == bytes)
         }
-        for _ in 0..<2000 {
+        for _ in 0..<pairs {
             let a = kept[Int(random.next() % UInt64(kept.count))]
             let b = kept[Int(random.next() % UInt64(kept.count))]
             let expected = a.bytes == b.bytes ? 0 : (a.bytes.lexicographicallyPrecedes(b.bytes) ? -1 : 1)
             #expect(IDArena.compare(arena, a.offset, arena, b.offset) == expected)
         }
-        #expect(!arena.holdsRecord(at: arena.end))
     }
 
     /// Numbered ids ("v-9999998") are kept as records that take their first bytes from the last whole
@@ -82,16 +89,7 @@ struct CompactStateTests {
         #expect(arena.chunkSpan.count > 3)
         #expect(written(restored!) == written(arena), "a restored arena wrote other bytes")
         #expect(Double(arena.end) < 0.75 * Double(wholeBytes), "\(arena.end) bytes for \(wholeBytes) of whole records")
-        for (offset, bytes) in kept {
-            #expect(arena.holdsRecord(at: offset))
-            #expect(arena.withID(at: offset) { Array($0) } == bytes)
-        }
-        for _ in 0..<4000 {
-            let a = kept[Int(random.next() % UInt64(kept.count))]
-            let b = kept[Int(random.next() % UInt64(kept.count))]
-            let expected = a.bytes == b.bytes ? 0 : (a.bytes.lexicographicallyPrecedes(b.bytes) ? -1 : 1)
-            #expect(IDArena.compare(arena, a.offset, arena, b.offset) == expected)
-        }
+        Self.expectIDs(kept, in: arena, pairs: 4000, random: &random)
     }
 
     /// A damaged arena in a snapshot is refused or reads without a trap: every byte of a chunk of
