@@ -607,11 +607,7 @@ public struct Engine: Sendable {
             for start in starts.sorted() {
                 for model in self.credited.indices {
                     let cells = Engine.merge(shared[start] ?? [:], byModel[model][start] ?? [:])
-                    if !cells.isEmpty {
-                        self.emitFinal(
-                            start: start, cells: WindowColumns(keys: Array(cells.keys), cells: Array(cells.values)),
-                            model: model, into: &output)
-                    }
+                    if !cells.isEmpty { self.emitFinal(start: start, cells: WindowColumns(cells), model: model, into: &output) }
                 }
             }
         }

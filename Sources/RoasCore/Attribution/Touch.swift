@@ -269,13 +269,14 @@ struct IDArena: Sendable {
         }
     }
 
-    /// Where the last whole record of `chunk` starts: -1 when it holds none, nil when its records do not read.
-    fileprivate static func lastWholeRecord(in chunk: UnsafeRawBufferPointer) -> Int? {
+    /// Where the last whole record of `chunk` starts and where its id lies (start -1 when it holds
+    /// none); nil when its records do not read.
+    fileprivate static func lastWholeRecord(in chunk: UnsafeRawBufferPointer) -> (start: Int, id: Range<Int>)? {
         var position = 0
-        var last = -1
+        var last = (start: -1, id: 0..<0)
         while position < chunk.count {
             guard let record = IDArena.record(at: position, in: chunk) else { return nil }
-            if record.whole { last = position }
+            if record.whole { last = (position, record.rest) }
             position = record.rest.upperBound
         }
         return last
@@ -556,15 +557,11 @@ extension IDArena {
         // Appends go to the last chunk: they share bytes with its last whole record, as they would
         // have in the arena written.
         if let last = chunks.indices.last {
-            let restart = chunks[last].withBytes { chunk -> (start: Int, id: Range<Int>)?? in
-                guard let start = IDArena.lastWholeRecord(in: chunk) else { return nil }
-                return start < 0 ? .some(nil) : (start, IDArena.record(at: start, in: chunk)!.rest)
+            guard let restart = chunks[last].withBytes({ IDArena.lastWholeRecord(in: $0) }) else {
+                throw SnapshotError.invalid("the last id chunk's records do not read")
             }
-            guard let restart else { throw SnapshotError.invalid("the last id chunk's records do not read") }
-            if let restart {
-                chunks[last].restart = restart.start
-                chunks[last].restartID = restart.id
-            }
+            chunks[last].restart = restart.start
+            chunks[last].restartID = restart.id
         }
         self.init()
         self.chunks = chunks

@@ -63,6 +63,13 @@ struct WindowColumns: Sendable {
 
     var isEmpty: Bool { self.keys.isEmpty }
 
+    init() {}
+
+    init(_ dictionary: [RowKey: WindowCell]) {
+        self.keys = Array(dictionary.keys)
+        self.cells = Array(dictionary.values)
+    }
+
     var dictionary: [RowKey: WindowCell] { Dictionary(uniqueKeysWithValues: zip(self.keys, self.cells)) }
 }
 
