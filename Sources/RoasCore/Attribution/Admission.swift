@@ -27,6 +27,9 @@ struct Admission: Sendable {
     /// Whether the dedup set keeps its tables in pages.
     var dedupIsPaged: Bool { self.dedup.isPaged }
 
+    /// Ids the dedup set keeps beside pages a copy of it holds (`DedupSet.overlayCount`).
+    var dedupOverlayCount: Int { self.dedup.overlayCount }
+
     /// Keeps the dedup set's tables in pages, or in one array each (`DedupSet.setPaged`).
     mutating func setDedupPaged(_ paged: Bool) { self.dedup.setPaged(paged) }
 

@@ -16,11 +16,14 @@ import CRoasPrefetch
 /// A lookup ignores entries older than the cutoff, so the answer depends only on the cutoffs given,
 /// which never decrease, not on when a shard was last cleaned. Shards grow one at a time, so growing
 /// never holds two copies of the whole set. With `paged` (an engine that checkpoints while it runs:
-/// `roas serve --data-dir`), each table is kept in pages of 256 entries (4 KiB), so a copy of the set
-/// (a checkpoint being written) costs the engine a 4 KiB copy the first time it writes to a page,
-/// not a copy of the shard: a chunk of input copies at most a page per id it adds, not the whole
-/// set. Pages cost each lookup a few more cache lines (about 6-10% of `roas run`'s CPU time on the
-/// reference workload), so an engine that never checkpoints keeps each table in one array.
+/// `roas serve --data-dir`, `roas worker --data-dir`), each table is kept in pages of 256 entries
+/// (4 KiB), so that a copy of the set (a checkpoint being written) shares them. Under load nearly
+/// every page gets an id while a large checkpoint is written, so copying a page the first time the
+/// engine writes to it would copy nearly the whole set; instead, an id whose page the copy holds is
+/// kept beside the tables (`overlay`, about 50 bytes an id), and moved into its page a few per id
+/// taken once the copy is gone. Past `overlayLimit` ids the pages are copied after all. Pages cost
+/// each lookup a few more cache lines (about 6-10% of `roas run`'s CPU time on the reference
+/// workload), so an engine that never checkpoints keeps each table in one array.
 ///
 /// Memory: 23-64 bytes per id seen within the horizon (a shard holds 1.4 to 4 times its live count:
 /// it is rebuilt at 70% full and doubled when over half is still live); 23-46 while the set grows.
@@ -39,6 +42,8 @@ struct DedupSet: Sendable {
         case duplicate, inserted
         /// Not a duplicate, but its time is not within reach of the shard's epoch.
         case outOfReach
+        /// Not a duplicate, but its page is shared with a copy of the set: nothing was written.
+        case held
     }
 
     /// A shard's table of entries: one array (`FlatEntries`) or pages (`PagedEntries`).
@@ -49,14 +54,17 @@ struct DedupSet: Sendable {
         init(_ entries: [Entry])
         var count: Int { get }
         subscript(index: Int) -> Entry { get }
-        /// Writes `entry` at `index` and notes where it is (for `prefetch(at:)`).
-        mutating func write(_ entry: Entry, at index: Int)
+        /// Writes `entry` at `index` and notes where it is (for `prefetch(at:)`). A page that a copy
+        /// of the set also holds is copied first when `copying`, else left as it is: false then.
+        mutating func write(_ entry: Entry, at index: Int, copying: Bool) -> Bool
         /// Starts loading the slot at `index` where it was when last written (nothing when not known).
         func prefetch(at index: Int)
         /// Starts loading what `prefetch(at:)` reads to find the slot (nothing for one array).
         func prefetchPage(of index: Int)
-        /// The entries in parts, in order.
-        var parts: [[Entry]] { get }
+        /// Pages replaced by a copy of their own since the shard was made (0 for one array), for tests.
+        var copies: Int { get set }
+        /// Calls `body` with the entries in parts, in order.
+        func withParts<R>(_ body: ([UnsafeBufferPointer<Entry>]) throws -> R) rethrows -> R
     }
 
     /// A table of entries in one array.
@@ -81,12 +89,14 @@ struct DedupSet: Sendable {
         @inline(__always)
         subscript(index: Int) -> Entry { self.entries[index] }
 
+        /// Always writes (copying the array when it is shared).
         @inline(__always)
-        mutating func write(_ entry: Entry, at index: Int) {
+        mutating func write(_ entry: Entry, at index: Int, copying: Bool) -> Bool {
             self.entries.withUnsafeMutableBufferPointer { table in
                 table[index] = entry
                 self.base = UInt(bitPattern: table.baseAddress)
             }
+            return true
         }
 
         @inline(__always)
@@ -97,7 +107,48 @@ struct DedupSet: Sendable {
         @inline(__always)
         func prefetchPage(of index: Int) {}
 
-        var parts: [[Entry]] { [self.entries] }
+        var copies: Int {
+            get { 0 }
+            set {}
+        }
+
+        func withParts<R>(_ body: ([UnsafeBufferPointer<Entry>]) throws -> R) rethrows -> R {
+            try self.entries.withUnsafeBufferPointer { try body([$0]) }
+        }
+    }
+
+    /// A page of `PagedEntries`: its size, then its entries, in one object. Written only while one
+    /// table alone holds it; a page a copy of the set also holds is replaced by a copy, or not
+    /// written at all (`DedupSet.overlay`).
+    fileprivate final class EntryPage: ManagedBuffer<Int, Entry> {
+        /// A page holding `entries`.
+        static func make(_ entries: UnsafeBufferPointer<Entry>) -> EntryPage {
+            let page = unsafeDowncast(EntryPage.create(minimumCapacity: entries.count) { _ in entries.count }, to: EntryPage.self)
+            page.withUnsafeMutablePointerToElements { elements in
+                if let source = entries.baseAddress { elements.initialize(from: source, count: entries.count) }
+            }
+            return page
+        }
+
+        /// A page of `count` empty entries.
+        static func make(empty count: Int) -> EntryPage {
+            let page = unsafeDowncast(EntryPage.create(minimumCapacity: count) { _ in count }, to: EntryPage.self)
+            page.withUnsafeMutablePointerToElements { $0.initialize(repeating: Entry.empty, count: count) }
+            return page
+        }
+
+        /// Where the entries are: fixed for the page's life.
+        var address: UInt { self.withUnsafeMutablePointerToElements { UInt(bitPattern: $0) } }
+
+        deinit {
+            _ = self.withUnsafeMutablePointers { count, elements in elements.deinitialize(count: count.pointee) }
+        }
+    }
+
+    /// A reference to a page. The engine's thread writes a page only while its table alone holds
+    /// it; a copy of the set being written on another thread only reads the pages it holds.
+    fileprivate struct PageReference: @unchecked Sendable {
+        var page: EntryPage
     }
 
     /// A table of entries in pages of `pageSize` (one smaller page when the table is smaller).
@@ -106,84 +157,91 @@ struct DedupSet: Sendable {
         static let pageSize = 1 << pageShift
         static let pageMask = pageSize - 1
 
-        private(set) var pages: [[Entry]]
-        /// Where each page was when last written, for `DedupSet.prefetch` alone: reading an array's
-        /// address from a shard in `shards` copies the array (a retain and a release, a few per
-        /// cent of the engine's time). A stale address (a copy-on-write since, or a table rebuilt)
-        /// only wastes a prefetch, which never faults. An address's bits, so that the table stays
-        /// `Sendable`.
+        private(set) var pages: [PageReference]
+        /// Where each page keeps its entries (`EntryPage.address`), read and written through: an
+        /// address's bits, so that the table stays `Sendable`.
         private(set) var bases: [UInt]
-        /// Where `pages` and `bases` keep their elements (for `DedupSet.prefetchPage` alone, stale
-        /// after a copy-on-write until the next write, like `bases`).
-        private(set) var pagesAddress: UInt = 0
+        /// Where `bases` keeps its elements (for `DedupSet.prefetchPage` alone, stale after a
+        /// copy-on-write until the next page is replaced).
         private(set) var basesAddress: UInt = 0
         let count: Int
+        /// Pages replaced by a copy of their own (`write` with `copying`), for tests.
+        var copies = 0
 
         /// `count` empty entries.
         init(count: Int) {
-            let page = Array(repeating: Entry.empty, count: min(count, PagedEntries.pageSize))
-            self.pages = Array(repeating: page, count: max(1, count >> PagedEntries.pageShift))
-            self.bases = self.pages.map { $0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } }
+            let size = min(count, PagedEntries.pageSize)
+            self.pages = (0..<max(1, count >> PagedEntries.pageShift)).map { _ in PageReference(page: .make(empty: size)) }
+            self.bases = self.pages.map(\.page.address)
             self.count = count
             self.noteAddresses()
         }
 
         /// `entries`, paged.
         init(_ entries: [Entry]) {
-            let size = min(entries.count, PagedEntries.pageSize)
-            self.pages = stride(from: 0, to: max(entries.count, 1), by: max(size, 1)).map {
-                Array(entries[$0..<min($0 + size, entries.count)])
+            let size = max(1, min(entries.count, PagedEntries.pageSize))
+            self.pages = entries.withUnsafeBufferPointer { all in
+                stride(from: 0, to: max(entries.count, 1), by: size).map {
+                    PageReference(page: .make(UnsafeBufferPointer(rebasing: all[$0..<min($0 + size, entries.count)])))
+                }
             }
-            self.bases = self.pages.map { $0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } }
+            self.bases = self.pages.map(\.page.address)
             self.count = entries.count
             self.noteAddresses()
         }
 
         private mutating func noteAddresses() {
-            self.pagesAddress = self.pages.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
             self.basesAddress = self.bases.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
         }
 
         @inline(__always)
         subscript(index: Int) -> Entry {
-            self.pages[index >> PagedEntries.pageShift][index & PagedEntries.pageMask]
+            UnsafePointer<Entry>(bitPattern: self.bases[index >> PagedEntries.pageShift]).unsafelyUnwrapped[
+                index & PagedEntries.pageMask]
         }
 
-        /// Writes `entry` at `index` and notes where its page is.
+        /// Writes `entry` at `index` when this table alone holds its page (or, when `copying`,
+        /// once the page is replaced by a copy of its own).
         @inline(__always)
-        mutating func write(_ entry: Entry, at index: Int) {
+        mutating func write(_ entry: Entry, at index: Int, copying: Bool) -> Bool {
             let page = index >> PagedEntries.pageShift
-            let base = self.pages[page].withUnsafeMutableBufferPointer { entries in
-                entries[index & PagedEntries.pageMask] = entry
-                return UInt(bitPattern: entries.baseAddress)
-            }
-            if self.bases[page] != base {
-                // The page was copied (it was shared with a copy of the set), and so maybe the
-                // arrays of pages and addresses.
-                self.bases[page] = base
+            if !isKnownUniquelyReferenced(&self.pages[page].page) {
+                guard copying else { return false }
+                let copy = self.pages[page].page.withUnsafeMutablePointers { count, elements in
+                    EntryPage.make(UnsafeBufferPointer(start: elements, count: count.pointee))
+                }
+                self.pages[page].page = copy
+                self.bases[page] = copy.address
+                self.copies += 1
                 self.noteAddresses()
             }
+            UnsafeMutablePointer<Entry>(bitPattern: self.bases[page]).unsafelyUnwrapped[index & PagedEntries.pageMask] = entry
+            return true
         }
 
-        /// Starts loading where `pages` and `bases` keep page `index`'s reference and address.
+        /// Starts loading where `bases` keeps page `index`'s address.
         @inline(__always)
         func prefetchPage(of index: Int) {
             let offset = (index >> PagedEntries.pageShift) * MemoryLayout<UInt>.stride
-            if let pages = UnsafeRawPointer(bitPattern: self.pagesAddress) { roas_prefetch(pages + offset) }
             if let bases = UnsafeRawPointer(bitPattern: self.basesAddress) { roas_prefetch(bases + offset) }
         }
 
-        /// Starts loading the slot at `index` where its page was when last written, and the page's
-        /// header (its count and reference count, which a lookup and a write read; element 0
-        /// follows a header of 32 bytes): another cache line than the slot's.
+        /// Starts loading the slot at `index`, and the page's reference count (which a write
+        /// reads; the entries follow 24 bytes of object header and size): another cache line than
+        /// the slot's.
         @inline(__always)
         func prefetch(at index: Int) {
             guard let base = UnsafeRawPointer(bitPattern: self.bases[index >> PagedEntries.pageShift]) else { return }
-            roas_prefetch(base - 32)
+            roas_prefetch(base - 16)
             roas_prefetch(base + (index & PagedEntries.pageMask) * MemoryLayout<Entry>.stride)
         }
 
-        var parts: [[Entry]] { self.pages }
+        func withParts<R>(_ body: ([UnsafeBufferPointer<Entry>]) throws -> R) rethrows -> R {
+            let size = min(self.count, PagedEntries.pageSize)
+            return try withExtendedLifetime(self.pages) {
+                try body(self.bases.map { UnsafeBufferPointer(start: UnsafePointer<Entry>(bitPattern: $0), count: size) })
+            }
+        }
     }
 
     fileprivate struct Shard<Table: EntryTable>: Sendable {
@@ -203,7 +261,7 @@ struct DedupSet: Sendable {
 
         /// `other` with its table kept as `Table` keeps it.
         init<Other>(_ other: Shard<Other>) {
-            self.entries = Table(Array(other.entries.parts.joined()))
+            self.entries = other.entries.withParts { Table(Array($0.joined())) }
             self.mask = other.mask
             self.count = other.count
             self.epoch = other.epoch
@@ -224,8 +282,10 @@ struct DedupSet: Sendable {
             return UInt64(offset) + 1
         }
 
+        /// Records `fingerprint` at `time` (see `DedupSet.insert`); `.held` when it would be written
+        /// to a page a copy of the set holds and not `copying`, which writes nothing.
         @inline(__always)
-        mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Outcome {
+        mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64, copying: Bool = true) -> Outcome {
             let key = fingerprint.low & ~self.stampMask
             var index = Int(truncatingIfNeeded: fingerprint.high) & self.mask
             var found: Int? = nil
@@ -242,7 +302,9 @@ struct DedupSet: Sendable {
             // Already expired: nothing later can match it, as cutoffs never decrease.
             if time < cutoff { return .inserted }
             guard let stamp = self.stamp(time) else { return .outOfReach }
-            self.entries.write(Entry(high: fingerprint.high, tail: key | stamp), at: index)
+            guard self.entries.write(Entry(high: fingerprint.high, tail: key | stamp), at: index, copying: copying) else {
+                return .held
+            }
             if found == nil {
                 self.count += 1
                 if self.count * 10 > self.entries.count * 7 { self.rebuild(cutoff: cutoff, epoch: self.epoch) }
@@ -255,12 +317,14 @@ struct DedupSet: Sendable {
         mutating func rebase(cutoff: Int64, including time: Int64) -> Bool {
             var lowest = time
             var highest = time
-            for part in self.entries.parts {
-                for entry in part where entry.tail & self.stampMask != 0 {
-                    let entryTime = self.time(of: entry)
-                    guard entryTime >= cutoff else { continue }
-                    lowest = min(lowest, entryTime)
-                    highest = max(highest, entryTime)
+            self.entries.withParts { parts in
+                for part in parts {
+                    for entry in part where entry.tail & self.stampMask != 0 {
+                        let entryTime = self.time(of: entry)
+                        guard entryTime >= cutoff else { continue }
+                        lowest = min(lowest, entryTime)
+                        highest = max(highest, entryTime)
+                    }
                 }
             }
             // As low as it can be, so that later ids (never before the cutoff) rarely need another.
@@ -273,28 +337,32 @@ struct DedupSet: Sendable {
         /// Keeps the entries not older than `cutoff`, counted from `epoch` (which they must be within
         /// reach of), in a table twice the size when over half are.
         private mutating func rebuild(cutoff: Int64, epoch: Int64) {
-            let parts = self.entries.parts
-            var live = 0
-            for part in parts {
-                for entry in part where entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff { live += 1 }
-            }
-            let size = live * 2 > self.entries.count ? self.entries.count * 2 : self.entries.count
-            // Built in one array (then paged, when paged): stores without a page lookup each.
-            var table = Array(repeating: Entry.empty, count: size)
-            let mask = size - 1
-            for part in parts {
-                for entry in part where entry.tail & self.stampMask != 0 {
-                    let entryTime = self.time(of: entry)
-                    guard entryTime >= cutoff else { continue }
-                    assert(entryTime >= epoch && entryTime - epoch <= self.reach, "a live entry out of the new epoch's reach")
-                    let stamp = UInt64(entryTime - epoch) + 1
-                    var index = Int(truncatingIfNeeded: entry.high) & mask
-                    while table[index].tail & self.stampMask != 0 { index = (index + 1) & mask }
-                    table[index] = Entry(high: entry.high, tail: entry.tail & ~self.stampMask | stamp)
+            let (table, live) = self.entries.withParts { parts in
+                var live = 0
+                for part in parts {
+                    for entry in part where entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff { live += 1 }
                 }
+                let size = live * 2 > self.entries.count ? self.entries.count * 2 : self.entries.count
+                // Built in one array (then paged, when paged): stores without a page lookup each.
+                var table = Array(repeating: Entry.empty, count: size)
+                let mask = size - 1
+                for part in parts {
+                    for entry in part where entry.tail & self.stampMask != 0 {
+                        let entryTime = self.time(of: entry)
+                        guard entryTime >= cutoff else { continue }
+                        assert(entryTime >= epoch && entryTime - epoch <= self.reach, "a live entry out of the new epoch's reach")
+                        let stamp = UInt64(entryTime - epoch) + 1
+                        var index = Int(truncatingIfNeeded: entry.high) & mask
+                        while table[index].tail & self.stampMask != 0 { index = (index + 1) & mask }
+                        table[index] = Entry(high: entry.high, tail: entry.tail & ~self.stampMask | stamp)
+                    }
+                }
+                return (table, live)
             }
+            let copies = self.entries.copies
             self.entries = Table(table)
-            self.mask = mask
+            self.entries.copies = copies
+            self.mask = table.count - 1
             self.epoch = epoch
             self.count = live
         }
@@ -315,6 +383,19 @@ struct DedupSet: Sendable {
     private var far: [Fingerprint: Int64] = [:]
     /// `far`'s size at which its expired ids are dropped.
     private var farLimit = 64
+    /// Ids taken while the page they go to was shared with a copy of the set (a checkpoint being
+    /// written), with their times: written there instead of copying the page, and moved into
+    /// their pages (`fold`) a few per id taken once the copy is gone. Past `overlayLimit` ids,
+    /// pages are copied again.
+    private var overlay: [Fingerprint: Int64] = [:]
+    /// The ids put in `overlay`, in order; those before `folded` were moved into their pages.
+    private var overlayOrder: [Fingerprint] = []
+    private var folded = 0
+    /// The most ids `overlay` holds (1 << 20 but in tests): copying it whole when a checkpoint is
+    /// taken stays short.
+    let overlayLimit: Int
+    /// How many of `overlay`'s ids `insert` moves into their pages per id taken.
+    static let foldsPerInsert = 4
 
     /// The bits of time an entry needs when ids arrive at most `span` ms after the cutoff (the dedup
     /// horizon plus the lateness): twice the span at least, so that a shard moves its epoch at most
@@ -327,12 +408,14 @@ struct DedupSet: Sendable {
     /// - Parameters:
     ///   - timeBits: as `timeBits(span:)` gives (a test may ask for fewer, to move epochs often).
     ///   - paged: whether to keep the tables in pages (for an engine that checkpoints while it runs).
-    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false) {
+    ///   - overlayLimit: the most ids kept beside pages a copy holds (`overlay`).
+    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false, overlayLimit: Int = 1 << 20) {
         precondition((2...56).contains(timeBits), "a dedup entry's time takes 2 to 56 bits")
         var size = 16
         while size * DedupSet.shardCount < capacity { size <<= 1 }
         self.timeBits = timeBits
         self.isPaged = paged
+        self.overlayLimit = overlayLimit
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         if paged {
             self.paged = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
@@ -366,10 +449,16 @@ struct DedupSet: Sendable {
         return converted
     }
 
-    /// Ids held, expired ones not yet dropped included.
+    /// Ids held, expired ones not yet dropped included (an id both in `overlay` and its page twice).
     var count: Int {
-        self.flat.reduce(self.far.count) { $0 + $1.count } + self.paged.reduce(0) { $0 + $1.count }
+        self.flat.reduce(self.far.count + self.overlay.count) { $0 + $1.count } + self.paged.reduce(0) { $0 + $1.count }
     }
+
+    /// Ids taken while their pages were shared, not yet moved into them.
+    var overlayCount: Int { self.overlay.count }
+
+    /// Pages copied because a copy of the set held them when an id was written to them.
+    var pagesCopied: Int { self.paged.reduce(0) { $0 + $1.entries.copies } }
 
     /// Records `fingerprint` at `time` unless an entry not older than `cutoff` holds it already.
     /// Cutoffs must never decrease from one call to the next.
@@ -377,25 +466,58 @@ struct DedupSet: Sendable {
     /// - Returns: false when it is a duplicate.
     @inline(__always)
     mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Bool {
+        // While the copy is held, this retries the same id's page each time: a cached read.
+        if self.folded < self.overlayOrder.count { self.fold(cutoff: cutoff) }
         if !self.far.isEmpty, let farTime = self.far[fingerprint] {
             if farTime >= cutoff { return false }
             self.far[fingerprint] = nil
         }
+        if !self.overlay.isEmpty, let heldTime = self.overlay[fingerprint], heldTime >= cutoff { return false }
+        let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.overlayLimit)
+        if outcome == .held {
+            self.overlay[fingerprint] = time
+            self.overlayOrder.append(fingerprint)
+        }
+        return outcome != .duplicate
+    }
+
+    /// Records `fingerprint` in its shard (`Shard.insert`), moving the shard's epoch or keeping the
+    /// id far when its time is out of reach: `.duplicate`, `.inserted` or `.held`.
+    @inline(__always)
+    private mutating func place(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64, copying: Bool) -> Outcome {
         let shard = DedupSet.shard(of: fingerprint)
         let outcome =
             self.isPaged
-            ? self.paged[shard].insert(fingerprint, time: time, cutoff: cutoff)
+            ? self.paged[shard].insert(fingerprint, time: time, cutoff: cutoff, copying: copying)
             : self.flat[shard].insert(fingerprint, time: time, cutoff: cutoff)
-        switch outcome {
-        case .duplicate: return false
-        case .inserted: return true
-        case .outOfReach:
-            let rebased =
-                self.isPaged
-                ? DedupSet.rebase(&self.paged[shard], fingerprint, time: time, cutoff: cutoff)
-                : DedupSet.rebase(&self.flat[shard], fingerprint, time: time, cutoff: cutoff)
-            if !rebased { self.keepFar(fingerprint, time: time, cutoff: cutoff) }
-            return true
+        guard outcome == .outOfReach else { return outcome }
+        let rebased =
+            self.isPaged
+            ? DedupSet.rebase(&self.paged[shard], fingerprint, time: time, cutoff: cutoff)
+            : DedupSet.rebase(&self.flat[shard], fingerprint, time: time, cutoff: cutoff)
+        if !rebased { self.keepFar(fingerprint, time: time, cutoff: cutoff) }
+        return .inserted
+    }
+
+    /// Moves up to `foldsPerInsert` of `overlay`'s ids into their pages, in the order taken; stops
+    /// at one whose page is still shared. An id whose time is older than `cutoff` is dropped (no
+    /// later id can match it). An id already in its page (taken again after its time here expired)
+    /// keeps the page's time, the later one.
+    private mutating func fold(cutoff: Int64) {
+        var budget = DedupSet.foldsPerInsert
+        while budget > 0 && self.folded < self.overlayOrder.count {
+            let fingerprint = self.overlayOrder[self.folded]
+            if let time = self.overlay[fingerprint] {
+                if time >= cutoff && self.place(fingerprint, time: time, cutoff: cutoff, copying: false) == .held { return }
+                self.overlay[fingerprint] = nil
+            }
+            self.folded += 1
+            budget -= 1
+        }
+        if self.folded == self.overlayOrder.count {
+            self.overlayOrder = []
+            self.folded = 0
+            self.overlay = [:]
         }
     }
 
@@ -405,7 +527,8 @@ struct DedupSet: Sendable {
         _ shard: inout Shard<Table>, _ fingerprint: Fingerprint, time: Int64, cutoff: Int64
     ) -> Bool {
         guard shard.rebase(cutoff: cutoff, including: time) else { return false }
-        let outcome = shard.insert(fingerprint, time: time, cutoff: cutoff)
+        // The rebuilt table's pages are new: this table alone holds them.
+        let outcome = shard.insert(fingerprint, time: time, cutoff: cutoff, copying: false)
         assert(outcome == .inserted, "a rebased shard reaches the time it was rebased for")
         return true
     }
@@ -461,23 +584,28 @@ extension DedupSet {
                         slots: $1.entries.count, occupied: $1.count, stride: MemoryLayout<Entry>.stride)
             }
         }
-        return 24 + self.far.count * 24 + estimate(self.flat) + estimate(self.paged)
+        return 24 + (self.far.count + self.overlay.count) * 24 + estimate(self.flat) + estimate(self.paged)
     }
 
     /// Writes the number of shards and the bits of time in an entry, then each shard's epoch and table
-    /// (its slots, or its size and occupied slots when sparse), then the far ids in fingerprint order.
+    /// (its slots, or its size and occupied slots when sparse), then the ids kept beside the tables
+    /// (far ids and those in `overlay`, the later time of an id in both) in fingerprint order.
     func write(to writer: inout SnapshotWriter) {
         func write<Table>(_ shards: [Shard<Table>]) {
             for shard in shards {
                 writer.write(shard.epoch)
-                writer.write(table: shard.entries.parts, occupied: shard.count) { $0.tail & shard.stampMask == 0 }
+                shard.entries.withParts { parts in
+                    writer.write(table: parts, occupied: shard.count) { $0.tail & shard.stampMask == 0 }
+                }
             }
         }
         writer.write(count: DedupSet.shardCount)
         writer.write(UInt8(self.timeBits))
         write(self.flat)
         write(self.paged)
-        let far = self.far.sorted { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }
+        let far = self.far.merging(self.overlay, uniquingKeysWith: max).sorted {
+            ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low)
+        }
         writer.write(count: far.count)
         for (fingerprint, time) in far {
             writer.write(fingerprint.high)
@@ -489,14 +617,17 @@ extension DedupSet {
     /// Reads what `write(to:)` wrote with `timeBits`: 64 tables, each of a power-of-two size at most
     /// 70% full (so that probing always reaches an empty slot), whose entries' times are in range and
     /// whose fingerprints belong to that shard, and far ids with times in range; in pages when `paged`.
-    init(from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false) throws {
+    init(
+        from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false,
+        overlayLimit: Int = 1 << 20
+    ) throws {
         let count = try reader.read(UInt64.self)
         try SnapshotReader.require(
             count == UInt64(DedupSet.shardCount), "the dedup set has \(count) shards, not \(DedupSet.shardCount)")
         let written = Int(try reader.read(UInt8.self))
         try SnapshotReader.require(
             written == timeBits, "dedup entries hold \(written) bits of time, \(timeBits) with these options")
-        self.init(capacity: 16, timeBits: timeBits, paged: paged)
+        self.init(capacity: 16, timeBits: timeBits, paged: paged, overlayLimit: overlayLimit)
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         for number in 0..<DedupSet.shardCount {
             // Down to the reach below the earliest time (a shard's first epoch can be that).
@@ -527,8 +658,11 @@ extension DedupSet {
         for _ in 0..<farCount {
             let fingerprint = Fingerprint(high: try reader.read(UInt64.self), low: try reader.read(UInt64.self))
             let time = try reader.readTime("a far dedup id's time")
-            try SnapshotReader.require(self.far.updateValue(time, forKey: fingerprint) == nil, "a far dedup id is given twice")
+            try SnapshotReader.require(
+                self.overlay.updateValue(time, forKey: fingerprint) == nil, "a far dedup id is given twice")
+            self.overlayOrder.append(fingerprint)
         }
-        self.farLimit = max(64, farCount * 2)
+        // The ids beside the tables are moved into them as ids are taken (`fold`), or kept far again
+        // when still out of reach: the same answers as the set written.
     }
 }

@@ -102,11 +102,12 @@ public struct SnapshotWriter: Sendable {
     }
 
     /// Writes the elements of `parts`, one after another, exactly as `write(raw:)` writes them joined.
-    mutating func write<T: SnapshotRaw>(rawParts parts: [ArraySlice<T>]) {
+    mutating func write<T: SnapshotRaw, Part: Collection<T>>(rawParts parts: [Part]) {
         self.write(UInt16(MemoryLayout<T>.stride))
         self.write(count: parts.reduce(0) { $0 + $1.count })
         for part in parts {
-            part.withUnsafeBytes { self.bytes.append(contentsOf: $0) }
+            let copied: Void? = part.withContiguousStorageIfAvailable { self.bytes.append(contentsOf: UnsafeRawBufferPointer($0)) }
+            if copied == nil { Array(part).withUnsafeBytes { self.bytes.append(contentsOf: $0) } }
             self.flushIfFull()
         }
     }
@@ -124,11 +125,11 @@ public struct SnapshotWriter: Sendable {
     }
 
     /// `write(table:occupied:isEmpty:)` for a table kept in pages: the same bytes as for the pages joined.
-    mutating func write<T: SnapshotRaw>(table pages: [[T]], occupied: Int, isEmpty: (T) -> Bool) {
+    mutating func write<T: SnapshotRaw, Page: Collection<T>>(table pages: [Page], occupied: Int, isEmpty: (T) -> Bool) {
         let count = pages.reduce(0) { $0 + $1.count }
         if occupied * 4 >= count || count > SnapshotReader.maximumSparseTable {
             self.write(UInt8(0))
-            self.write(rawParts: pages.map { $0[...] })
+            self.write(rawParts: pages)
             return
         }
         self.write(UInt8(1))

@@ -247,6 +247,70 @@ struct CompactStateTests {
         #expect(set.count < model.count)
     }
 
+    /// While a copy of a paged set is held (a checkpoint being written), ids that go to its pages
+    /// are kept beside them and no page is copied; once the copy is gone they are moved into their
+    /// pages as ids come, and none is left. Past the overlay's limit, pages are copied as before.
+    /// Every answer equals a dictionary of id to time's throughout, the copy writes the bytes it
+    /// wrote when taken, and a set restored while ids are kept beside its pages writes the same
+    /// bytes and answers the same.
+    @Test(arguments: [200_000, 6_000])
+    func idsTakenWhileACopyIsHeldGoBesideItsPages(overlayLimit: Int) throws {
+        var random = SplitMix64(seed: 0x0E1A ^ UInt64(overlayLimit))
+        // The set, and from step 60,000 a copy restored from its snapshot then: each answers alike.
+        var sets = [DedupSet(capacity: 16, paged: true, overlayLimit: overlayLimit)]
+        var model: [UInt64: Int64] = [:]
+        var time: Int64 = 1_700_000_000_000
+        var held: (set: DedupSet, bytes: [UInt8])? = nil
+        var mostBeside = 0
+        func step(_ step: Int) {
+            time += Int64(random.next() % 4)
+            let cutoff = time - 40_000
+            let id = random.next() % 120_000
+            let at = time - Int64(random.next() % 64)
+            let fingerprint = withUnsafeBytes(of: id) { Fingerprint($0) }
+            let expected: Bool = model[id].map { $0 < cutoff } ?? true
+            for index in sets.indices {
+                #expect(sets[index].insert(fingerprint, time: at, cutoff: cutoff) == expected, "set \(index), step \(step)")
+            }
+            if expected { model[id] = at }
+            mostBeside = max(mostBeside, sets[0].overlayCount)
+        }
+        for index in 0..<40_000 { step(index) }
+        #expect(sets[0].overlayCount == 0 && sets[0].pagesCopied == 0)
+        var writer = SnapshotWriter()
+        sets[0].write(to: &writer)
+        held = (sets[0], writer.bytes)
+        for index in 40_000..<60_000 { step(index) }
+        if overlayLimit > 20_000 {
+            #expect(sets[0].pagesCopied == 0, "no page copied while the copy was held")
+            #expect(sets[0].overlayCount > 10_000)
+        } else {
+            #expect(mostBeside == overlayLimit && sets[0].pagesCopied > 100, "past the limit, pages are copied")
+        }
+        // A restore while ids are beside the pages: the same bytes, then the same answers.
+        var during = SnapshotWriter()
+        sets[0].write(to: &during)
+        // Appended as read: a constant left holding it would be a copy holding its pages.
+        sets.append(
+            try during.bytes.withUnsafeBytes { raw in
+                var reader = SnapshotReader(raw)
+                return try DedupSet(from: &reader, paged: true, overlayLimit: overlayLimit)
+            })
+        var again = SnapshotWriter()
+        sets[1].write(to: &again)
+        #expect(again.bytes == during.bytes)
+        var later = SnapshotWriter()
+        held?.set.write(to: &later)
+        #expect(later.bytes == held?.bytes, "the copy did not change")
+        held = nil
+        let beside = sets[0].overlayCount
+        let copied = sets[0].pagesCopied
+        for index in 60_000..<(60_000 + beside / 2 + 10) { step(index) }
+        #expect(sets.map(\.overlayCount) == [0, 0], "every id kept beside was moved into its page (\(beside))")
+        #expect(sets[0].pagesCopied == copied, "no page copied once the copy was gone")
+        for index in (60_000 + beside / 2 + 10)..<100_000 { step(index) }
+    }
+
     /// The bits of time follow the dedup horizon plus the lateness: 32 for a day, more past 24 days.
     @Test func dedupTimeBitsFollowTheSpan() {
         let day: Int64 = 86_400_000

@@ -291,6 +291,27 @@ struct PartitionTests {
             })
         #expect(pagedAtEnd)
         Self.expectSame(switched, expected, "variant \(variant), paged midway")
+        // A copy held from line 400 to 1,400, as a checkpoint being written holds one: ids go beside
+        // the dedup pages it shares, then into them once it is gone. The same output; the copy unchanged.
+        var held: (engine: Engine, snapshot: [UInt8])? = nil
+        var mostBeside = 0
+        var besideAtEnd = -1
+        let withCopy = try Self.run(
+            lines, configuration: paged, flushEvery: 64,
+            adjust: { index, engine in
+                if index == 400 {
+                    engine.settle()
+                    held = (engine, engine.snapshot())
+                }
+                mostBeside = max(mostBeside, engine.admission.dedupOverlayCount)
+                if index == 1400, let copy = held {
+                    #expect(copy.engine.snapshot() == copy.snapshot, "variant \(variant): the copy did not change")
+                    held = nil
+                }
+                besideAtEnd = engine.admission.dedupOverlayCount
+            })
+        #expect(mostBeside > 100 && besideAtEnd == 0, "variant \(variant): \(mostBeside) ids beside, \(besideAtEnd) at the end")
+        Self.expectSame(withCopy, expected, "variant \(variant), paged, a copy held")
         let restored = try Engine(snapshot: snapshot, configuration: paged)
         #expect(restored.admission.dedupIsPaged)
         #expect(restored.snapshot() == snapshot, "read into pages")
