@@ -10,17 +10,7 @@ import Darwin
 ///
 /// Bytes live in one arena; an open-addressing table of `(hash tag, handle)` finds them. Handles are
 /// stable for the life of the interner, so state elsewhere is keyed by small integers, not `String`s.
-///
-/// A copy of the interner (a checkpoint being written) shares its arrays; adding a string to them
-/// then would copy them whole (at 10M users, about 1 GB, and the chunk of input that adds it waits
-/// for the copy). So while a copy is held, new strings go to `pending`, a small interner beside
-/// the arrays, with the handles they would have had; once the copy is gone they are moved into
-/// the arrays, a few per lookup, in the order of their handles. A snapshot holds them as if they
-/// were in the arrays.
 public struct Interner: Sendable {
-    /// Held by every copy of this interner: not uniquely referenced while a copy exists.
-    private final class CopyToken: Sendable {}
-
     private var arena: [UInt8] = []
     private var offsets: [Int] = [0]
     /// Open addressing; a key of at most 16 bytes is kept in its slot too, so finding it reads the
@@ -29,29 +19,13 @@ public struct Interner: Sendable {
     private var mask: Int
     /// Texts decoded so far, by handle: only the handles rows name (creators, campaigns), never users'.
     private var strings: [Int32: String] = [:]
-    private var copies = CopyToken()
-    /// Strings added while a copy of this interner was held: none, or one interner (a struct cannot
-    /// hold itself) whose handle `h` is this one's `pendingBase + h`. Those below `pendingFolded`
-    /// are in the arrays too.
-    private var pending: [Interner] = []
-    private var pendingBase = 0
-    private var pendingFolded = 0
-    /// False for `pending` itself, which adds to its arrays whatever holds them.
-    private let defers: Bool
-    /// How many pending strings a lookup moves into the arrays.
-    static let foldsPerLookup = 4
 
     public init(capacity: Int = 1024) {
-        self.init(capacity: capacity, defers: true)
-    }
-
-    private init(capacity: Int, defers: Bool) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         // `Slot.empty` is all zero bytes: one `memset`, fast in debug builds too (a new engine's user table is 3 MB).
         self.slots = SnapshotReader.table(of: size, Slot.empty)
         self.mask = size - 1
-        self.defers = defers
     }
 
     /// `meta` is `hash tag (24 bits) << 40 | min(length, 255) << 32 | (handle + 1)`; 0 means empty.
@@ -85,18 +59,12 @@ public struct Interner: Sendable {
     }
 
     /// The number of distinct strings interned.
-    public var count: Int { self.pending.isEmpty ? self.stored : self.pendingBase + self.pending[0].count }
-
-    /// The number of strings in the arrays.
-    private var stored: Int { self.offsets.count - 1 }
-
-    /// Strings added while a copy was held and not yet moved into the arrays.
-    var pendingCount: Int { self.pending.isEmpty ? 0 : self.pending[0].count - self.pendingFolded }
+    public var count: Int { self.offsets.count - 1 }
 
     /// True when `bytes` were interned.
     public func contains(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if case .found = self.find(bytes) { return true }
-        return !self.pending.isEmpty && self.pending[0].contains(bytes)
+        return false
     }
 
     private enum Lookup {
@@ -145,69 +113,22 @@ public struct Interner: Sendable {
     /// thread computes it for views and clicks; reach uses it too).
     @inline(__always)
     mutating func intern(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
-        if !self.pending.isEmpty { self.fold() }
         let (index, first, last): (Int, UInt64, UInt64)
         switch self.find(bytes, hash: hash) {
         case .found(let handle): return handle
         case .missing(let slot, let a, let b): (index, first, last) = (slot, a, b)
         }
-        if !self.pending.isEmpty || (self.defers && !isKnownUniquelyReferenced(&self.copies)) {
-            return self.internPending(bytes, hash: hash)
-        }
-        return self.add(bytes, hash: hash, at: index, first: first, last: last)
-    }
-
-    /// Adds `bytes`, not in the arrays, at the empty slot `index` a lookup found.
-    private mutating func add(_ bytes: UnsafeRawBufferPointer, hash: UInt64, at index: Int, first: UInt64, last: UInt64) -> Int32 {
-        let handle = self.stored
+        let handle = self.count
         self.arena.append(contentsOf: bytes)
         self.offsets.append(self.arena.count)
         self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
-        if self.stored * 2 > self.slots.count { self.grow() }
+        if self.count * 2 > self.slots.count { self.grow() }
         return Int32(truncatingIfNeeded: handle)
-    }
-
-    /// The handle of `bytes`, not in the arrays, from `pending` (added there when new).
-    private mutating func internPending(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
-        if self.pending.isEmpty {
-            self.pending = [Interner(capacity: 1024, defers: false)]
-            self.pendingBase = self.stored
-            self.pendingFolded = 0
-        }
-        return Int32(truncatingIfNeeded: self.pendingBase) + self.pending[0].intern(bytes, hash: hash)
-    }
-
-    /// Moves up to `foldsPerLookup` pending strings into the arrays, in the order of their handles,
-    /// when no copy holds them; drops `pending` once all are.
-    private mutating func fold() {
-        guard isKnownUniquelyReferenced(&self.copies) else { return }
-        var budget = Interner.foldsPerLookup
-        while budget > 0 && self.pendingFolded < self.pending[0].count {
-            let bytes = self.pending[0].withBytes(of: Int32(truncatingIfNeeded: self.pendingFolded)) { Array($0) }
-            bytes.withUnsafeBytes { bytes in
-                let hash = Interner.hash(bytes)
-                guard case .missing(let index, let first, let last) = self.find(bytes, hash: hash) else {
-                    preconditionFailure("a pending string is in the arrays already")
-                }
-                let handle = self.add(bytes, hash: hash, at: index, first: first, last: last)
-                assert(Int(handle) == self.pendingBase + self.pendingFolded, "a pending string moved to another handle")
-            }
-            self.pendingFolded += 1
-            budget -= 1
-        }
-        if self.pendingFolded == self.pending[0].count {
-            self.pending = []
-            self.pendingBase = 0
-            self.pendingFolded = 0
-        }
     }
 
     /// The handle `bytes` have, or would get if interned next.
     func prospectiveHandle(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> Int32 {
         if case .found(let handle) = self.find(bytes, hash: hash) { return handle }
-        if !self.pending.isEmpty, case .found(let handle) = self.pending[0].find(bytes, hash: hash) {
-            return Int32(truncatingIfNeeded: self.pendingBase) + handle
-        }
         return Int32(truncatingIfNeeded: self.count)
     }
 
@@ -235,9 +156,6 @@ public struct Interner: Sendable {
 
     /// The bytes of `handle`.
     public func withBytes<R>(of handle: Int32, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if Int(handle) >= self.stored {
-            return self.pending[0].withBytes(of: handle - Int32(truncatingIfNeeded: self.pendingBase), body)
-        }
         let start = self.offsets[Int(handle)]
         let end = self.offsets[Int(handle) + 1]
         return self.arena.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
@@ -279,7 +197,7 @@ public struct Interner: Sendable {
         let size = self.slots.count * 2
         var slots = [Slot](repeating: Slot.empty, count: size)
         let mask = size - 1
-        for handle in 0..<self.stored {
+        for handle in 0..<self.count {
             let (slot, hash): (Slot, UInt64) = self.withBytes(of: Int32(handle)) { bytes in
                 let hash = Interner.hash(bytes)
                 let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
@@ -301,65 +219,16 @@ extension Interner.Slot: SnapshotRaw {}
 
 extension Interner {
     var snapshotByteEstimate: Int {
-        let pending = self.pending.first.map { $0.arena.count + 8 * $0.count } ?? 0
-        return 20 + self.arena.count + 8 * self.offsets.count + pending
+        20 + self.arena.count + 8 * self.offsets.count
             + SnapshotWriter.tableByteCount(
                 slots: self.slots.count, occupied: self.count, stride: MemoryLayout<Slot>.stride)
     }
 
-    /// Writes the bytes, their offsets and the table; the decoded-string cache is not kept. Pending
-    /// strings are written as if moved into the arrays: after their bytes and offsets, and in the
-    /// slots that moving them would fill (in a table built anew, once, when moving them would grow it).
+    /// Writes the bytes, their offsets and the table; the decoded-string cache is not kept.
     func write(to writer: inout SnapshotWriter) {
-        guard let pending = self.pending.first, self.pendingFolded < pending.count else {
-            writer.write(raw: self.arena)
-            writer.write(raw: self.offsets)
-            writer.write(table: self.slots, occupied: self.stored) { $0.meta == 0 }
-            return
-        }
-        let from = self.pendingFolded
-        let start = pending.offsets[from]
-        writer.write(rawParts: [self.arena[...], pending.arena[start...]])
-        let shift = self.arena.count - start
-        writer.write(rawParts: [self.offsets[...], ArraySlice(pending.offsets[(from + 1)...].map { $0 + shift })])
-        let total = self.count
-        var size = self.slots.count
-        for count in (self.stored + 1)...total where count * 2 > size { size *= 2 }
-        func slot(_ handle: Int) -> (slot: Slot, hash: UInt64) {
-            self.withBytes(of: Int32(truncatingIfNeeded: handle)) { bytes in
-                let hash = Interner.hash(bytes)
-                let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
-                return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
-            }
-        }
-        if size != self.slots.count {
-            // Moving them would grow the table: it is built again with every string, as `grow` does.
-            var slots = [Slot](repeating: Slot.empty, count: size)
-            for handle in 0..<total {
-                let (made, hash) = slot(handle)
-                var index = Int(truncatingIfNeeded: hash) & (size - 1)
-                while slots[index].meta != 0 { index = (index + 1) & (size - 1) }
-                slots[index] = made
-            }
-            writer.write(table: slots, occupied: total) { $0.meta == 0 }
-            return
-        }
-        var placed: [Int: Slot] = [:]
-        for handle in (self.pendingBase + from)..<total {
-            let (made, hash) = slot(handle)
-            var index = Int(truncatingIfNeeded: hash) & self.mask
-            while self.slots[index].meta != 0 || placed[index] != nil { index = (index + 1) & self.mask }
-            placed[index] = made
-        }
-        var parts: [ArraySlice<Slot>] = []
-        var next = 0
-        for index in placed.keys.sorted() {
-            parts.append(self.slots[next..<index])
-            parts.append([placed[index]!][...])
-            next = index + 1
-        }
-        parts.append(self.slots[next...])
-        writer.write(table: parts, occupied: total) { $0.meta == 0 }
+        writer.write(raw: self.arena)
+        writer.write(raw: self.offsets)
+        writer.write(table: self.slots, occupied: self.count) { $0.meta == 0 }
     }
 
     /// Reads what `write(to:)` wrote: offsets that rise from 0 to the arena's end, and a power-of-two
