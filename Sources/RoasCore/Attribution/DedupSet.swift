@@ -21,7 +21,7 @@ import CRoasPrefetch
 /// every page gets an id while a large checkpoint is written, so copying a page the first time the
 /// engine writes to it would copy nearly the whole set; instead, an id whose page the copy holds is
 /// kept beside the tables (`overlay`, about 50 bytes an id), and moved into its page a few per id
-/// taken once the copy is gone. Past `heldLimit` ids the pages are copied after all. Pages cost
+/// taken once the copy is gone. Past `overlayLimit` ids the pages are copied after all. Pages cost
 /// each lookup a few more cache lines (about 6-10% of `roas run`'s CPU time on the reference
 /// workload), so an engine that never checkpoints keeps each table in one array.
 ///
@@ -385,21 +385,15 @@ struct DedupSet: Sendable {
     private var farLimit = 64
     /// Ids taken while the page they go to was shared with a copy of the set (a checkpoint being
     /// written), with their times: written there instead of copying the page, and moved into
-    /// their pages (`fold`) a few per id taken once the copy is gone. Past `heldLimit` ids,
+    /// their pages (`fold`) a few per id taken once the copy is gone. Past `overlayLimit` ids,
     /// pages are copied again.
     private var overlay: [Fingerprint: Int64] = [:]
     /// The ids put in `overlay`, in order; those before `folded` were moved into their pages.
     private var overlayOrder: [Fingerprint] = []
     private var folded = 0
-    /// The most ids `overlay` holds: `overlayLimit` (1 << 20 but in tests), or an eighth of the ids
-    /// in the tables when `overlay` began (`overlayShift` 3 but in tests), whichever is more. At
-    /// about 60 bytes an id against 4 KiB a page of some 180 ids, the overlay costs less than the
-    /// pages it spares while it holds fewer ids than a quarter of the tables' slots; and once the
-    /// copy is gone it is emptied in a quarter of the time it took to fill, so that the next
-    /// checkpoint rarely finds it (and copies it).
+    /// The most ids `overlay` holds (1 << 20 but in tests): copying it whole when a checkpoint is
+    /// taken stays short.
     let overlayLimit: Int
-    let overlayShift: Int
-    private var heldLimit = 0
     /// How many of `overlay`'s ids `insert` moves into their pages per id taken.
     static let foldsPerInsert = 4
 
@@ -414,20 +408,14 @@ struct DedupSet: Sendable {
     /// - Parameters:
     ///   - timeBits: as `timeBits(span:)` gives (a test may ask for fewer, to move epochs often).
     ///   - paged: whether to keep the tables in pages (for an engine that checkpoints while it runs).
-    ///   - overlayLimit, overlayShift: how many ids at most are kept beside pages a copy holds
-    ///     (`heldLimit`).
-    init(
-        capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false,
-        overlayLimit: Int = 1 << 20, overlayShift: Int = 3
-    ) {
+    ///   - overlayLimit: the most ids kept beside pages a copy holds (`overlay`).
+    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false, overlayLimit: Int = 1 << 20) {
         precondition((2...56).contains(timeBits), "a dedup entry's time takes 2 to 56 bits")
         var size = 16
         while size * DedupSet.shardCount < capacity { size <<= 1 }
         self.timeBits = timeBits
         self.isPaged = paged
         self.overlayLimit = overlayLimit
-        self.overlayShift = overlayShift
-        self.heldLimit = overlayLimit
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         if paged {
             self.paged = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
@@ -485,12 +473,8 @@ struct DedupSet: Sendable {
             self.far[fingerprint] = nil
         }
         if !self.overlay.isEmpty, let heldTime = self.overlay[fingerprint], heldTime >= cutoff { return false }
-        let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.heldLimit)
+        let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.overlayLimit)
         if outcome == .held {
-            if self.overlay.isEmpty {
-                let inTables = self.paged.reduce(0) { $0 + $1.count }
-                self.heldLimit = max(self.overlayLimit, inTables >> self.overlayShift)
-            }
             self.overlay[fingerprint] = time
             self.overlayOrder.append(fingerprint)
         }
@@ -635,7 +619,7 @@ extension DedupSet {
     /// whose fingerprints belong to that shard, and far ids with times in range; in pages when `paged`.
     init(
         from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false,
-        overlayLimit: Int = 1 << 20, overlayShift: Int = 3
+        overlayLimit: Int = 1 << 20
     ) throws {
         let count = try reader.read(UInt64.self)
         try SnapshotReader.require(
@@ -643,7 +627,7 @@ extension DedupSet {
         let written = Int(try reader.read(UInt8.self))
         try SnapshotReader.require(
             written == timeBits, "dedup entries hold \(written) bits of time, \(timeBits) with these options")
-        self.init(capacity: 16, timeBits: timeBits, paged: paged, overlayLimit: overlayLimit, overlayShift: overlayShift)
+        self.init(capacity: 16, timeBits: timeBits, paged: paged, overlayLimit: overlayLimit)
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         for number in 0..<DedupSet.shardCount {
             // Down to the reach below the earliest time (a shard's first epoch can be that).

@@ -257,8 +257,7 @@ struct CompactStateTests {
     func idsTakenWhileACopyIsHeldGoBesideItsPages(overlayLimit: Int) throws {
         var random = SplitMix64(seed: 0x0E1A ^ UInt64(overlayLimit))
         // The set, and from step 60,000 a copy restored from its snapshot then: each answers alike.
-        // An eighth of the ids would be more than 6,000 here: the limit alone.
-        var sets = [DedupSet(capacity: 16, paged: true, overlayLimit: overlayLimit, overlayShift: 62)]
+        var sets = [DedupSet(capacity: 16, paged: true, overlayLimit: overlayLimit)]
         var model: [UInt64: Int64] = [:]
         var time: Int64 = 1_700_000_000_000
         var held: (set: DedupSet, bytes: [UInt8])? = nil
@@ -295,7 +294,7 @@ struct CompactStateTests {
         sets.append(
             try during.bytes.withUnsafeBytes { raw in
                 var reader = SnapshotReader(raw)
-                return try DedupSet(from: &reader, paged: true, overlayLimit: overlayLimit, overlayShift: 62)
+                return try DedupSet(from: &reader, paged: true, overlayLimit: overlayLimit)
             })
         var again = SnapshotWriter()
         sets[1].write(to: &again)
