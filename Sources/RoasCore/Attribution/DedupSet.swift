@@ -20,7 +20,7 @@ import CRoasPrefetch
 /// (4 KiB), so that a copy of the set (a checkpoint being written) shares them. Under load nearly
 /// every page gets an id while a large checkpoint is written, so copying a page the first time the
 /// engine writes to it would copy nearly the whole set; instead, an id whose page the copy holds is
-/// kept beside the tables (`overlay`, about 50 bytes an id), and moved into its page a few per id
+/// kept beside the tables (`overlay`, 48-96 bytes an id), and moved into its page a few per id
 /// taken once the copy is gone. Past `overlayLimit` ids the pages are copied after all. Pages cost
 /// each lookup a few more cache lines (about 6-10% of `roas run`'s CPU time on the reference
 /// workload), so an engine that never checkpoints keeps each table in one array.
@@ -244,6 +244,82 @@ struct DedupSet: Sendable {
         }
     }
 
+    /// Ids with their times in an open-addressing table found by the fingerprint's high bits (no
+    /// hashing: they are random), at most half full; the empty slot's time is `Int64.min`, which no
+    /// event has. Ids are moved out by scanning the slots in order (`scan`), not removed one by one.
+    fileprivate struct Overlay: Sendable {
+        struct Slot: Sendable {
+            var high: UInt64
+            var low: UInt64
+            var time: Int64
+        }
+
+        static let empty = Slot(high: 0, low: 0, time: .min)
+        private(set) var slots: [Slot] = []
+        private(set) var count = 0
+        /// Where moving ids into their pages goes on from (`DedupSet.fold`).
+        var scan = 0
+
+        var isEmpty: Bool { self.count == 0 }
+
+        @inline(__always)
+        private func start(_ fingerprint: Fingerprint) -> Int { Int(truncatingIfNeeded: fingerprint.high) & (self.slots.count - 1) }
+
+        /// The time `fingerprint` was kept with, or nil.
+        @inline(__always)
+        func time(of fingerprint: Fingerprint) -> Int64? {
+            guard self.count > 0 else { return nil }
+            return self.slots.withUnsafeBufferPointer { slots in
+                var index = self.start(fingerprint)
+                while slots[index].time != .min {
+                    if slots[index].high == fingerprint.high && slots[index].low == fingerprint.low { return slots[index].time }
+                    index = (index + 1) & (slots.count - 1)
+                }
+                return nil
+            }
+        }
+
+        /// Keeps `fingerprint` at `time` (a later time replaces an earlier one).
+        mutating func set(_ fingerprint: Fingerprint, time: Int64) {
+            // `Int64.min` marks an empty slot; no event's time is that early (the parser's limit).
+            let time = max(time, .min + 1)
+            if self.slots.isEmpty { self.slots = Array(repeating: Overlay.empty, count: 1024) }
+            let mask = self.slots.count - 1
+            var index = self.start(fingerprint)
+            while self.slots[index].time != .min {
+                if self.slots[index].high == fingerprint.high && self.slots[index].low == fingerprint.low {
+                    self.slots[index].time = max(self.slots[index].time, time)
+                    return
+                }
+                index = (index + 1) & mask
+            }
+            self.slots[index] = Slot(high: fingerprint.high, low: fingerprint.low, time: time)
+            self.count += 1
+            if self.count * 2 > self.slots.count { self.grow() }
+        }
+
+        private mutating func grow() {
+            let old = self.slots
+            self.slots = Array(repeating: Overlay.empty, count: old.count * 2)
+            self.count = 0
+            // Positions change: moving ids into pages starts over (moving one twice changes nothing).
+            self.scan = 0
+            for slot in old where slot.time != .min { self.set(Fingerprint(high: slot.high, low: slot.low), time: slot.time) }
+        }
+
+        /// Starts loading the slot a lookup of `fingerprint` reads first.
+        @inline(__always)
+        func prefetch(_ fingerprint: Fingerprint) {
+            guard self.count > 0 else { return }
+            self.slots.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + self.start(fingerprint)) }
+        }
+
+        /// Every id kept, with its time.
+        var all: [(Fingerprint, Int64)] {
+            self.slots.compactMap { $0.time == .min ? nil : (Fingerprint(high: $0.high, low: $0.low), $0.time) }
+        }
+    }
+
     fileprivate struct Shard<Table: EntryTable>: Sendable {
         var entries: Table
         var mask: Int
@@ -387,14 +463,12 @@ struct DedupSet: Sendable {
     /// written), with their times: written there instead of copying the page, and moved into
     /// their pages (`fold`) a few per id taken once the copy is gone. Past `overlayLimit` ids,
     /// pages are copied again.
-    private var overlay: [Fingerprint: Int64] = [:]
-    /// The ids put in `overlay`, in order; those before `folded` were moved into their pages.
-    private var overlayOrder: [Fingerprint] = []
-    private var folded = 0
+    private var overlay = Overlay()
     /// The most ids `overlay` holds (1 << 20 but in tests): copying it whole when a checkpoint is
     /// taken stays short.
     let overlayLimit: Int
-    /// How many of `overlay`'s ids `insert` moves into their pages per id taken.
+    /// How many of `overlay`'s ids `insert` moves into their pages per id taken (scanning at most
+    /// four times as many slots).
     static let foldsPerInsert = 4
 
     /// The bits of time an entry needs when ids arrive at most `span` ms after the cutoff (the dedup
@@ -467,16 +541,17 @@ struct DedupSet: Sendable {
     @inline(__always)
     mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Bool {
         // While the copy is held, this retries the same id's page each time: a cached read.
-        if self.folded < self.overlayOrder.count { self.fold(cutoff: cutoff) }
+        if !self.overlay.isEmpty { self.fold(cutoff: cutoff) }
         if !self.far.isEmpty, let farTime = self.far[fingerprint] {
             if farTime >= cutoff { return false }
             self.far[fingerprint] = nil
         }
-        if !self.overlay.isEmpty, let heldTime = self.overlay[fingerprint], heldTime >= cutoff { return false }
+        if !self.overlay.isEmpty, let heldTime = self.overlay.time(of: fingerprint), heldTime >= cutoff { return false }
         let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.overlayLimit)
         if outcome == .held {
-            self.overlay[fingerprint] = time
-            self.overlayOrder.append(fingerprint)
+            self.overlay.set(fingerprint, time: time)
+            // Kept in a slot the scan may have passed: it starts over.
+            self.overlay.scan = 0
         }
         return outcome != .duplicate
     }
@@ -499,26 +574,26 @@ struct DedupSet: Sendable {
         return .inserted
     }
 
-    /// Moves up to `foldsPerInsert` of `overlay`'s ids into their pages, in the order taken; stops
-    /// at one whose page is still shared. An id whose time is older than `cutoff` is dropped (no
-    /// later id can match it). An id already in its page (taken again after its time here expired)
-    /// keeps the page's time, the later one.
+    /// Moves up to `foldsPerInsert` of `overlay`'s ids into their pages, scanning its slots in
+    /// order; stops at one whose page is still shared. An id whose time is older than `cutoff` is
+    /// passed over (no later id can match it). An id already in its page (taken again after its
+    /// time here expired, or moved before the scan started over) keeps the page's time, the later.
+    /// The overlay is emptied once the scan reaches its end.
     private mutating func fold(cutoff: Int64) {
-        var budget = DedupSet.foldsPerInsert
-        while budget > 0 && self.folded < self.overlayOrder.count {
-            let fingerprint = self.overlayOrder[self.folded]
-            if let time = self.overlay[fingerprint] {
-                if time >= cutoff && self.place(fingerprint, time: time, cutoff: cutoff, copying: false) == .held { return }
-                self.overlay[fingerprint] = nil
+        var moved = 0
+        var visited = 0
+        let slots = self.overlay.slots
+        while moved < DedupSet.foldsPerInsert && visited < 4 * DedupSet.foldsPerInsert && self.overlay.scan < slots.count {
+            let slot = slots[self.overlay.scan]
+            if slot.time != .min && slot.time >= cutoff {
+                let fingerprint = Fingerprint(high: slot.high, low: slot.low)
+                if self.place(fingerprint, time: slot.time, cutoff: cutoff, copying: false) == .held { return }
+                moved += 1
             }
-            self.folded += 1
-            budget -= 1
+            self.overlay.scan += 1
+            visited += 1
         }
-        if self.folded == self.overlayOrder.count {
-            self.overlayOrder = []
-            self.folded = 0
-            self.overlay = [:]
-        }
+        if self.overlay.scan == slots.count { self.overlay = Overlay() }
     }
 
     /// The slow path of `insert` for a new id whose time is out of its shard's reach: moves the
@@ -550,6 +625,7 @@ struct DedupSet: Sendable {
     /// Starts loading the slot where `insert` will first look for `fingerprint`.
     @inline(__always)
     func prefetch(_ fingerprint: Fingerprint) {
+        if !self.overlay.isEmpty { self.overlay.prefetch(fingerprint) }
         let shard = DedupSet.shard(of: fingerprint)
         let slot = Int(truncatingIfNeeded: fingerprint.high)
         if self.isPaged {
@@ -603,7 +679,7 @@ extension DedupSet {
         writer.write(UInt8(self.timeBits))
         write(self.flat)
         write(self.paged)
-        let far = self.far.merging(self.overlay, uniquingKeysWith: max).sorted {
+        let far = self.far.merging(self.overlay.all, uniquingKeysWith: max).sorted {
             ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low)
         }
         writer.write(count: far.count)
@@ -658,9 +734,8 @@ extension DedupSet {
         for _ in 0..<farCount {
             let fingerprint = Fingerprint(high: try reader.read(UInt64.self), low: try reader.read(UInt64.self))
             let time = try reader.readTime("a far dedup id's time")
-            try SnapshotReader.require(
-                self.overlay.updateValue(time, forKey: fingerprint) == nil, "a far dedup id is given twice")
-            self.overlayOrder.append(fingerprint)
+            try SnapshotReader.require(self.overlay.time(of: fingerprint) == nil, "a far dedup id is given twice")
+            self.overlay.set(fingerprint, time: time)
         }
         // The ids beside the tables are moved into them as ids are taken (`fold`), or kept far again
         // when still out of reach: the same answers as the set written.
