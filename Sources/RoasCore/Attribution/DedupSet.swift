@@ -16,8 +16,8 @@ import CRoasPrefetch
 /// A lookup ignores entries older than the cutoff, so the answer depends only on the cutoffs given,
 /// which never decrease, not on when a shard was last cleaned. Shards grow one at a time, so growing
 /// never holds two copies of the whole set. With `paged` (an engine that checkpoints while it runs:
-/// `roas serve --data-dir`, `roas worker --data-dir`), each table is kept in pages of 256 entries
-/// (4 KiB), so that a copy of the set (a checkpoint being written) shares them. Under load nearly
+/// `roas serve --data-dir`; `roas worker --data-dir` does not page yet), each table is kept in pages
+/// of 256 entries (4 KiB), so that a copy of the set (a checkpoint being written) shares them. Under load nearly
 /// every page gets an id while a large checkpoint is written, so copying a page the first time the
 /// engine writes to it would copy nearly the whole set; instead, an id whose page the copy holds is
 /// kept beside the tables (`overlay`, 48-96 bytes an id), and moved into its page a few per id
