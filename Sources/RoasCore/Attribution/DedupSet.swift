@@ -540,7 +540,7 @@ struct DedupSet: Sendable {
     /// - Returns: false when it is a duplicate.
     @inline(__always)
     mutating func insert(_ fingerprint: Fingerprint, time: Int64, cutoff: Int64) -> Bool {
-        // While the copy is held, this retries the same id's page each time: a cached read.
+        // While the copy is held, this retries the id at the scan's slot each time: a cached read.
         if !self.overlay.isEmpty { self.fold(cutoff: cutoff) }
         if !self.far.isEmpty, let farTime = self.far[fingerprint] {
             if farTime >= cutoff { return false }
