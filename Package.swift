@@ -44,6 +44,12 @@ let package = Package(
             pkgConfig: "libnats",
             providers: [.apt(["libnats-dev"]), .brew(["cnats"])]
         ),
+        // Zstandard (Debian: `apt-get install libzstd-dev`), for the parts `roas serve --nats` appends.
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
         // CRC-32C with the CPU's CRC32 instruction (SSE 4.2), for the write-ahead log's checksums.
         .target(name: "CRoasCRC32C"),
         // A cache prefetch hint (`__builtin_prefetch`), for the engine's hash tables.
@@ -55,6 +61,7 @@ let package = Package(
             name: "RoasCore",
             dependencies: [
                 "COpenSSL",
+                "CZstd",
                 "CRoasCRC32C",
                 "CRoasPrefetch",
                 .product(name: "HeapModule", package: "swift-collections"),

@@ -141,7 +141,7 @@ public final class LogFollower: Sendable {
                     lastPartAt = now
                     let part: LogPart
                     do {
-                        part = try message.bytes.withUnsafeBytes { try LogPart(decoding: $0) }
+                        part = try LogCompression.decode(message.bytes).withUnsafeBytes { try LogPart(decoding: $0) }
                     } catch {
                         throw RoasError(.input, "stream \(stream) sequence \(message.sequence): not a part (\(error))")
                     }

@@ -92,6 +92,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --nats: copies of the stream the cluster keeps when it makes it (default: 3, or 1 with fewer URLs).")
     var replicas: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "With --nats: how parts are written to the stream: zstd (one Zstandard frame each, about 6x fewer bytes for the brokers to replicate and deliver) or none. Workers read both.",
+            valueName: "zstd|none"))
+    var logCompression: LogCompression = .zstd
+
     @Flag(
         help:
             "With --nats: also read the stream back into this server's engine, as a roas worker does, so that the dashboard, /v1/roas, /v1/stream, --output and the summary show the cluster's rows (costs what a worker costs)."
@@ -182,6 +188,8 @@ struct Serve: AsyncParsableCommand {
             if let replicas = self.replicas, !(1...5).contains(replicas) { throw ValidationError("--replicas must be 1 to 5") }
         } else if self.replicas != nil {
             throw ValidationError("--replicas needs --nats")
+        } else if self.logCompression != .zstd {
+            throw ValidationError("--log-compression needs --nats")
         } else if self.follow {
             throw ValidationError("--follow needs --nats")
         }
@@ -278,7 +286,8 @@ struct Serve: AsyncParsableCommand {
             }
             let urls = nats.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
             // Blocks while it connects: nothing else runs yet.
-            try settings.openLog(urls: urls, stream: self.stream, replicas: self.replicas ?? (urls.count >= 3 ? 3 : 1))
+            try settings.openLog(
+                urls: urls, stream: self.stream, replicas: self.replicas ?? (urls.count >= 3 ? 3 : 1), compression: self.logCompression)
             if self.follow { try settings.followLog(urls: urls, stream: self.stream) }
             logger.info("appending input to stream \(self.stream) on \(nats) in \(run.configuration.partitions) partitions")
         }
@@ -326,3 +335,5 @@ struct Serve: AsyncParsableCommand {
         summary.write(as: self.summary)
     }
 }
+
+extension LogCompression: ExpressibleByArgument {}

@@ -37,6 +37,28 @@ struct ScaleOutTests {
         return rows
     }
 
+    /// How many of the stream's parts are plain (a JSON header line first), Zstandard frames, or
+    /// neither.
+    static func partForms(cluster: NATSCluster, stream: String) throws -> (plain: Int, zstd: Int, other: Int) {
+        let log = try JetStreamLog(urls: cluster.urls, stream: stream, subjects: [stream + ".>"], replicas: nil)
+        let reader = try log.reader(filter: stream + ".in.>", from: 1)
+        defer { reader.close() }
+        var forms = (plain: 0, zstd: 0, other: 0)
+        while true {
+            let messages = try reader.next(max: 512, timeout: .milliseconds(500))
+            if messages.isEmpty { return forms }
+            for message in messages {
+                if message.bytes.starts(with: Array("{\"part\":".utf8)) {
+                    forms.plain += 1
+                } else if message.bytes.starts(with: [0x28, 0xB5, 0x2F, 0xFD]) {
+                    forms.zstd += 1
+                } else {
+                    forms.other += 1
+                }
+            }
+        }
+    }
+
     @Test(arguments: [["--model", "linear", "--by", "creator,campaign"], ["--model", "last-touch"]])
     func workersWriteTheRowsOfOneRun(options: [String]) async throws {
         let data = try Self.stream(events: 20_000)
@@ -47,20 +69,31 @@ struct ScaleOutTests {
         try await NATSCluster.with { cluster in
             try await offThread {
                 let stream = "t\(options.count)\(options[1].count)"
-                let server = try ServeBinaryTests.Server(
-                    [
-                        "--nats", cluster.urls.joined(separator: ","), "--stream", stream, "--secret", Self.secret,
-                        "--tolerance", "0", "--max-future", "0",
-                    ] + options)
-                let acks = try ServeBinaryTests.sendOverTCP(data, port: server.tcpPort, timeout: 60)
-                let answers = String(decoding: acks, as: UTF8.self).split(separator: "\n")
-                #expect(!answers.isEmpty && answers.allSatisfy { $0.contains("\"ack\"") }, "\(answers.prefix(3))")
+                // The first half through an edge writing plain parts, the rest through one writing
+                // zstd frames (the default): workers read a stream holding both.
+                let text = [UInt8](data)
+                let marker = Array("\n{\"batch\":".utf8)
+                var cut = text.count / 2
+                while cut < text.count && !text[cut...].starts(with: marker) { cut += 1 }
+                try #require(cut < text.count)
+                for (half, compression) in [(text[...cut], "none"), (text[(cut + 1)...], "zstd")] {
+                    let server = try ServeBinaryTests.Server(
+                        [
+                            "--nats", cluster.urls.joined(separator: ","), "--stream", stream, "--secret", Self.secret,
+                            "--tolerance", "0", "--max-future", "0", "--log-compression", compression,
+                        ] + options)
+                    let acks = try ServeBinaryTests.sendOverTCP(Data(half), port: server.tcpPort, timeout: 60)
+                    let answers = String(decoding: acks, as: UTF8.self).split(separator: "\n")
+                    #expect(!answers.isEmpty && answers.allSatisfy { $0.contains("\"ack\"") }, "\(answers.prefix(3))")
+                    _ = server.stop()
+                }
+                let forms = try Self.partForms(cluster: cluster, stream: stream)
+                #expect(forms.plain > 0 && forms.zstd > 0 && forms.other == 0, "\(forms)")
                 for members in [1, 2, 4] {
                     let rows = try Self.workerRows(cluster: cluster, stream: stream, members: members, options: options)
                     #expect(rows.count == expected.count, "\(members) members wrote \(rows.count) rows, roas run \(expected.count)")
                     #expect(rows.sorted() == expected.sorted(), "\(members) members")
                 }
-                _ = server.stop()
             }
         }
     }
@@ -167,6 +200,8 @@ struct ScaleOutTests {
             (["worker", "--nats", "nats://127.0.0.1:1", "--partitions", "0"], "--partitions"),
             (["worker", "--nats", "nats://127.0.0.1:1", "--checkpoint-every", "1s"], "--checkpoint-every needs --data-dir"),
             (["serve", "--follow"], "--follow needs --nats"),
+            (["serve", "--log-compression", "none"], "--log-compression needs --nats"),
+            (["serve", "--nats", "nats://127.0.0.1:1", "--log-compression", "lz4"], "--log-compression"),
         ] as [([String], String)])
     func badScaleOutOptionsAreRefused(_ arguments: [String], _ message: String) throws {
         let result = try Tools.roas(arguments, timeout: 60)

@@ -200,4 +200,19 @@ do {
     snapshots(SnapshotConfigurations.plain, Sample.stream(now: now), secrets: [Sample.secret], name: "plain-sample")
     snapshots(SnapshotConfigurations.hopping, generated(events: 30, seed: 11), secrets: [], name: "hopping-gen")
 }
+// MARK: parts: messages of the log, plain and framed
+
+do {
+    let path = folder("parts")
+    let payload = generated(events: 24, seed: 21)
+    let header = BatchHeader(id: "seed-1", timestamp: now, signature: "v1,abc", bytes: payload.count)
+    let parser = EventParser(currencies: try! CurrencyTable(base: "USD", rates: [:]))
+    let parts = payload.withUnsafeBytes { LogPart.split(header, payload: $0, partitions: 4, parser: parser) }
+    for part in parts {
+        save([0] + part.encoded, path, "read-plain-\(part.partition)")
+        save([0] + LogCompression.compress(part.encoded), path, "read-zstd-\(part.partition)")
+        save([1, UInt8(part.partition * 7), 0x40] + part.encoded, path, "write-\(part.partition)")
+    }
+    save([0] + LogCompression.compress(Array("{\"idle_advance\":1795255200000}".utf8)), path, "read-zstd-advance")
+}
 print("seeds written to \(corpus)")

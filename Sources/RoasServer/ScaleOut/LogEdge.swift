@@ -21,6 +21,8 @@ final class LogEdge: Sendable {
         var stream: String
         var partitions: Int
         var replicas: Int
+        /// How each part is written (`--log-compression`).
+        var compression: LogCompression
     }
 
     let settings: Settings
@@ -74,7 +76,9 @@ final class LogEdge: Sendable {
             return ticket
         }
         let entries = parts.map {
-            LogEntry(subject: LogLayout.partSubject(self.settings.stream, $0.partition), id: $0.logID, bytes: $0.encoded)
+            LogEntry(
+                subject: LogLayout.partSubject(self.settings.stream, $0.partition), id: $0.logID,
+                bytes: self.settings.compression.encode($0.encoded))
         }
         guard self.queue.put(Job(entries: entries, ticket: ticket)) else {
             ticket.resolve(.failure(RoasError(.output, "the log edge is closed")))
@@ -201,9 +205,10 @@ final class LogEdge: Sendable {
 extension ServeSettings {
     /// `--nats URLS --stream NAME`: opens the log this server appends its input to (blocking;
     /// call it before the server starts). The partitions are the engine's `--partitions`.
-    public mutating func openLog(urls: [String], stream: String, replicas: Int) throws {
+    public mutating func openLog(urls: [String], stream: String, replicas: Int, compression: LogCompression = .zstd) throws {
         let settings = LogEdge.Settings(
-            urls: urls, stream: stream, partitions: self.run.configuration.partitions, replicas: replicas)
+            urls: urls, stream: stream, partitions: self.run.configuration.partitions, replicas: replicas,
+            compression: compression)
         self.edge = try LogEdge.open(settings, configuration: self.run.configuration)
     }
 
