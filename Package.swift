@@ -138,6 +138,7 @@ let package = Package(
         .testTarget(name: "RoasRuntimeTests", dependencies: ["RoasRuntime", "RoasCore", "RoasCoreTestSupport", "RoasTestSupport"]),
         .testTarget(name: "RoasLogTests", dependencies: ["RoasLog", "RoasTestSupport"]),
         .testTarget(name: "RoasGenTests", dependencies: ["RoasGen", "RoasRuntime", "RoasCore"]),
+        .testTarget(name: "RoasScaleOutTests", dependencies: ["RoasScaleOut", "RoasLog", "RoasRuntime", "RoasCore"]),
         .testTarget(
             name: "RoasServerTests",
             dependencies: [

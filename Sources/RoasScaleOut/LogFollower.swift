@@ -101,6 +101,8 @@ public final class LogFollower: Sendable {
         var drainTarget: UInt64?
         var emptyWhileDraining = 0
         var opened: (any LogReader)?
+        // The one message of the stream a reader of parts never gets: the options record.
+        let optionsSequence = (try? log.lastMessage(on: LogLayout.optionsSubject(stream)))??.sequence ?? 0
         do {
             let reader = try log.reader(filter: LogLayout.partsFilter(stream), from: options.start.sequence)
             opened = reader
@@ -109,7 +111,11 @@ public final class LogFollower: Sendable {
                 let now = SystemClock.monotonicMilliseconds()
                 // Idle advances come while the edge is idle: only parts keep the idle exit away.
                 if let idle = options.idleExit, now - lastPartAt >= idle, messages.allSatisfy({ $0.subject == advanceSubject }) {
-                    break
+                    // Idle only when the stream holds nothing after what was read: on a cluster that
+                    // just elected a leader, or a busy machine, fetches can come back empty for
+                    // seconds while parts wait (a worker then exited having written no row).
+                    let last = (try? log.lastSequence()) ?? 0
+                    if last <= max(lastSequence, optionsSequence) { break }
                 }
                 if messages.isEmpty {
                     if drains() {
@@ -139,13 +145,15 @@ public final class LogFollower: Sendable {
                         continue
                     }
                     lastPartAt = now
-                    let part: LogPart
+                    let parts: [LogPart]
                     do {
-                        part = try LogCompression.decode(message.bytes).withUnsafeBytes { try LogPart(decoding: $0) }
+                        parts = try LogCompression.decode(message.bytes).withUnsafeBytes { try LogPart.parts(decoding: $0) }
                     } catch {
                         throw RoasError(.input, "stream \(stream) sequence \(message.sequence): not a part (\(error))")
                     }
-                    if let frame = try assembler.add(part, sequence: message.sequence) { frames += frame }
+                    for part in parts {
+                        if let frame = try assembler.add(part, sequence: message.sequence) { frames += frame }
+                    }
                 }
                 if !frames.isEmpty {
                     guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }

@@ -1,4 +1,5 @@
 import Foundation
+import RoasCore
 import RoasLog
 import RoasTestSupport
 import Testing
@@ -37,13 +38,13 @@ struct ScaleOutTests {
         return rows
     }
 
-    /// How many of the stream's parts are plain (a JSON header line first), Zstandard frames, or
-    /// neither.
-    static func partForms(cluster: NATSCluster, stream: String) throws -> (plain: Int, zstd: Int, other: Int) {
+    /// How many of the stream's messages of parts are plain (a JSON header line first), Zstandard
+    /// frames, or neither, and how many hold the parts of several batches.
+    static func partForms(cluster: NATSCluster, stream: String) throws -> (plain: Int, zstd: Int, other: Int, grouped: Int) {
         let log = try JetStreamLog(urls: cluster.urls, stream: stream, subjects: [stream + ".>"], replicas: nil)
         let reader = try log.reader(filter: stream + ".in.>", from: 1)
         defer { reader.close() }
-        var forms = (plain: 0, zstd: 0, other: 0)
+        var forms = (plain: 0, zstd: 0, other: 0, grouped: 0)
         while true {
             let messages = try reader.next(max: 512, timeout: .milliseconds(500))
             if messages.isEmpty { return forms }
@@ -55,6 +56,8 @@ struct ScaleOutTests {
                 } else {
                     forms.other += 1
                 }
+                let parts = try LogCompression.decode(message.bytes).withUnsafeBytes { try LogPart.parts(decoding: $0) }
+                if parts.count > 1 { forms.grouped += 1 }
             }
         }
     }
@@ -89,6 +92,8 @@ struct ScaleOutTests {
                 }
                 let forms = try Self.partForms(cluster: cluster, stream: stream)
                 #expect(forms.plain > 0 && forms.zstd > 0 && forms.other == 0, "\(forms)")
+                // TCP chunks hold several batches: their parts for one partition go as one message.
+                #expect(forms.grouped > 0, "\(forms)")
                 for members in [1, 2, 4] {
                     let rows = try Self.workerRows(cluster: cluster, stream: stream, members: members, options: options)
                     #expect(rows.count == expected.count, "\(members) members wrote \(rows.count) rows, roas run \(expected.count)")

@@ -1,12 +1,14 @@
 import FuzzSupport
 
 // Fuzz target `parts`: messages as a worker reads them off the log (`roas worker`, `roas serve
-// --nats --follow`): `LogCompression.decode`, then `LogPart(decoding:)`. Byte 0 chooses the mode:
+// --nats --follow`): `LogCompression.decode`, then `LogPart.parts(decoding:)` (one part or several
+// of one partition). Byte 0 chooses the mode:
 //
 // Read (even): the rest is a message. Checks: decoding returns or throws `LogCompression.Invalid`,
 // never traps; a message that is not a Zstandard frame comes back as it is; what a frame gives back
 // is framed again and reads back the same; a message that reads as a part (plain or framed) reads
-// back the same from its own encoding, framed or not.
+// back the same from its own encoding, framed or not; `LogPart(decoding:)` reads it exactly when it
+// holds one part.
 //
 // Write (odd): the rest is framed (`LogCompression.compress`), then read: the same bytes come back;
 // with one byte of the frame changed (the position and the change are bytes 1-2) the frame is
@@ -24,14 +26,20 @@ func readsBack(_ message: [UInt8]) -> [UInt8]? {
     }
 }
 
-func checkPart(_ bytes: [UInt8]) {
-    guard let part = try? bytes.withUnsafeBytes({ try LogPart(decoding: $0) }) else { return }
-    let encoded = part.encoded
+func checkParts(_ bytes: [UInt8]) {
+    guard let parts = try? bytes.withUnsafeBytes({ try LogPart.parts(decoding: $0) }) else {
+        require((try? bytes.withUnsafeBytes({ try LogPart(decoding: $0) })) == nil, "one part read, but not as a message")
+        return
+    }
+    require(!parts.isEmpty && parts.allSatisfy { $0.partition == parts[0].partition }, "a message of no parts, or of several partitions")
+    let single = try? bytes.withUnsafeBytes({ try LogPart(decoding: $0) })
+    require((single != nil) == (parts.count == 1), "one part read as a part and as a message differently")
+    let encoded = parts.flatMap(\.encoded)
     for form in [encoded, LogCompression.compress(encoded)] {
-        guard let back = readsBack(form), let again = try? back.withUnsafeBytes({ try LogPart(decoding: $0) }) else {
-            fail("a part's own encoding does not read back: \(describe(encoded))")
+        guard let back = readsBack(form), let again = try? back.withUnsafeBytes({ try LogPart.parts(decoding: $0) }) else {
+            fail("parts' own encoding does not read back: \(describe(encoded))")
         }
-        require(again == part, "a part read back differently from its encoding: \(describe(encoded))")
+        require(again == parts, "parts read back differently from their encoding: \(describe(encoded))")
     }
 }
 
@@ -50,7 +58,7 @@ fuzzMain { data, size in
         } else {
             require(back == message, "a message that is not a frame changed")
         }
-        checkPart(back)
+        checkParts(back)
     } else {
         let frame = LogCompression.compress(message)
         require(readsBack(frame) == message, "framed bytes do not come back: \(describe(message))")

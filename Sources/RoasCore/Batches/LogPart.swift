@@ -117,6 +117,56 @@ public struct LogPart: Sendable, Equatable {
     /// The log's deduplication id of this part: `<batch id>/<partition>` (a batch id holds no '.').
     public var logID: String { "\(self.header.id)/\(self.partition)" }
 
+    /// A message of the log: the parts of one or more batches that go to one partition, one after
+    /// another (`parts(decoding:)` reads them back).
+    public struct Message: Sendable, Equatable {
+        public var partition: Int
+        /// The log's deduplication id: the part's `logID` when it holds one part, and for several
+        /// `<first batch id>/<partition>.<parts>.<16 hex digits: a hash of every batch id>` (a batch
+        /// id holds no '.'), so that the same batches sent again in the same message are
+        /// recognised, and other messages are not taken for them.
+        public var id: String
+        /// The parts' encodings (`encoded`), one after another.
+        public var bytes: [UInt8]
+    }
+
+    /// `parts` (of batches in their order, each batch's parts of `partitions`) as messages: for each
+    /// partition in turn, its parts in the order given, in as few messages as fit `maximumBytes`
+    /// (a part larger than that alone). A reader puts each batch together when its last part
+    /// comes, so the batches are still whole in the order given.
+    public static func messages(of parts: [LogPart], partitions: Int, maximumBytes: Int) -> [Message] {
+        var byPartition: [[LogPart]] = Array(repeating: [], count: partitions)
+        for part in parts { byPartition[part.partition].append(part) }
+        var messages: [Message] = []
+        for (partition, group) in byPartition.enumerated() {
+            var bytes: [UInt8] = []
+            var ids: [String] = []
+            func close() {
+                guard let first = ids.first else { return }
+                var id = "\(first)/\(partition)"
+                if ids.count > 1 {
+                    let joined = Array(ids.joined(separator: "\n").utf8)
+                    let hash = joined.withUnsafeBytes { ByteHash.hash($0, seed: LogPart.messageSeed) }
+                    let hex = String(hash, radix: 16)
+                    id += ".\(ids.count)." + String(repeating: "0", count: 16 - hex.count) + hex
+                }
+                messages.append(Message(partition: partition, id: id, bytes: bytes))
+                bytes = []
+                ids = []
+            }
+            for part in group {
+                let encoded = part.encoded
+                if !ids.isEmpty && bytes.count + encoded.count > maximumBytes { close() }
+                bytes += encoded
+                ids.append(part.header.id)
+            }
+            close()
+        }
+        return messages
+    }
+
+    static let messageSeed: UInt64 = 0x9e37_79b9_7f4a_7c15
+
     /// Splits a batch's payload into `partitions` parts (a power of two), every part present, an
     /// empty one too: a reader knows a batch is whole when it has all of them.
     public static func split(
@@ -196,7 +246,34 @@ public struct LogPart: Sendable, Equatable {
     /// Reads a log message written by `encoded`: its header line with the strict scanner events
     /// are read with (one pass, no allocation but the batch header's strings and `take`), then
     /// the lines as they are.
+    /// - Throws: `Invalid` when it is not one part (`parts(decoding:)` reads several).
     public init(decoding message: UnsafeRawBufferPointer) throws {
+        var length = 0
+        try self.init(decodingFirstOf: message, length: &length)
+        guard length == message.count else { throw Invalid("more lines than the \(self.take.count) in take") }
+    }
+
+    /// The parts of a message of the log (`messages(of:partitions:maximumBytes:)`, or one part's
+    /// `encoded`), in their order.
+    /// - Throws: `Invalid` when one of them is not a part, or they are not all of one partition.
+    public static func parts(decoding message: UnsafeRawBufferPointer) throws -> [LogPart] {
+        var parts: [LogPart] = []
+        var start = 0
+        repeat {
+            var length = 0
+            let part = try LogPart(decodingFirstOf: UnsafeRawBufferPointer(rebasing: message[start...]), length: &length)
+            if let first = parts.first, part.partition != first.partition || part.partitions != first.partitions {
+                throw Invalid("a message holds parts of partitions \(first.partition) and \(part.partition)")
+            }
+            parts.append(part)
+            start += length
+        } while start < message.count
+        return parts
+    }
+
+    /// Reads the part `message` begins with: its header line, then as many lines as its `take`
+    /// holds; `length` is the bytes it took.
+    private init(decodingFirstOf message: UnsafeRawBufferPointer, length: inout Int) throws {
         guard let newline = message.firstIndex(of: 0x0A) else { throw Invalid("no header line") }
         let line = UnsafeRawBufferPointer(rebasing: message[..<newline])
         let shape = "the header line is not {\"part\":{\"batch\":{…},\"partition\",\"partitions\",\"lines\",\"take\"}}"
@@ -258,11 +335,17 @@ public struct LogPart: Sendable, Equatable {
             previous = number
         }
         guard previous < lineCount else { throw Invalid("take outside 0..<\(lineCount)") }
-        let body = UnsafeRawBufferPointer(rebasing: message[(newline + 1)...])
-        var count = 0
-        guard LogPart.forEachLine(in: body, { _ in count += 1 }) else { throw Invalid("the last line has no newline") }
-        guard count == self.take.count else { throw Invalid("\(count) lines for \(self.take.count) in take") }
-        self.body = Array(body)
+        var end = newline + 1
+        if let base = message.baseAddress {
+            for _ in 0..<self.take.count {
+                guard end < message.count, let found = memchr(base + end, 0x0A, message.count - end) else {
+                    throw Invalid("fewer lines than the \(self.take.count) in take, or the last has no newline")
+                }
+                end = base.distance(to: UnsafeRawPointer(found)) + 1
+            }
+        }
+        self.body = Array(message[(newline + 1)..<end])
+        length = end
     }
 
     /// The non-negative integers of a JSON array's inside (`0,4,7`), as the scanner validated it.

@@ -54,7 +54,7 @@ final class LogEdge: Sendable {
         self.currencies = currencies
         self.log = log
         let thread = Thread { [queue, log, drained] in
-            Self.appendLoop(queue: queue, log: log)
+            Self.appendLoop(queue: queue, log: log, settings: settings)
             drained.signal()
         }
         thread.name = "roas-log-edge"
@@ -75,12 +75,7 @@ final class LogEdge: Sendable {
             ticket.resolve(.success(()))
             return ticket
         }
-        let entries = parts.map {
-            LogEntry(
-                subject: LogLayout.partSubject(self.settings.stream, $0.partition), id: $0.logID,
-                bytes: self.settings.compression.encode($0.encoded))
-        }
-        guard self.queue.put(Job(entries: entries, ticket: ticket)) else {
+        guard self.queue.put(Job(content: .parts(parts), ticket: ticket)) else {
             ticket.resolve(.failure(RoasError(.output, "the log edge is closed")))
             return ticket
         }
@@ -93,7 +88,7 @@ final class LogEdge: Sendable {
         let ticket = Ticket()
         let entry = LogEntry(
             subject: LogLayout.advanceSubject(self.settings.stream), id: "advance/\(time)", bytes: LogLayout.advanceRecord(time))
-        if !self.queue.put(Job(entries: [entry], ticket: ticket)) {
+        if !self.queue.put(Job(content: .advance(entry), ticket: ticket)) {
             ticket.resolve(.failure(RoasError(.output, "the log edge is closed")))
         }
         return ticket
@@ -110,14 +105,50 @@ final class LogEdge: Sendable {
 
     /// One submission waiting for the log.
     struct Job: Sendable {
-        var entries: [LogEntry]
+        enum Content: Sendable {
+            /// The parts of one or more batches, in batch order, each batch's partitions in order.
+            case parts([LogPart])
+            /// An idle advance: appended after every part submitted before it.
+            case advance(LogEntry)
+        }
+        var content: Content
         var ticket: Ticket
+
+        /// About the bytes it puts on the log, before compression.
+        var bytes: Int {
+            switch self.content {
+            case .parts(let parts): parts.reduce(0) { $0 + $1.body.count + 200 }
+            case .advance(let entry): entry.bytes.count
+            }
+        }
     }
 
-    /// Appends queued jobs, as many at once as are waiting (up to about 8 MiB), until closed.
-    private static func appendLoop(queue: Queue, log: any ReplicatedLog) {
+    /// Appends queued jobs, as many at once as are waiting (up to about 8 MiB), until closed: the
+    /// parts of all their batches that go to one partition as one message (`LogPart.messages`, up
+    /// to 1 MiB before compression), so the log stores and sends one message per partition for
+    /// many batches rather than one per batch; idle advances stay where they were among them.
+    private static func appendLoop(queue: Queue, log: any ReplicatedLog, settings: Settings) {
         while let jobs = queue.takeAll(maximumBytes: 8 << 20) {
-            let entries = jobs.flatMap(\.entries)
+            var entries: [LogEntry] = []
+            var parts: [LogPart] = []
+            func flush() {
+                for message in LogPart.messages(of: parts, partitions: settings.partitions, maximumBytes: 1 << 20) {
+                    entries.append(
+                        LogEntry(
+                            subject: LogLayout.partSubject(settings.stream, message.partition), id: message.id,
+                            bytes: settings.compression.encode(message.bytes)))
+                }
+                parts.removeAll()
+            }
+            for job in jobs {
+                switch job.content {
+                case .parts(let more): parts += more
+                case .advance(let entry):
+                    flush()
+                    entries.append(entry)
+                }
+            }
+            flush()
             let outcome: Result<Void, any Error>
             do {
                 _ = try log.append(entries)
@@ -187,7 +218,7 @@ final class LogEdge: Sendable {
             var taken: [Job] = []
             var bytes = 0
             while let job = self.jobs.first, taken.isEmpty || bytes < maximumBytes {
-                bytes += job.entries.reduce(0) { $0 + $1.bytes.count }
+                bytes += job.bytes
                 taken.append(self.jobs.removeFirst())
             }
             return taken

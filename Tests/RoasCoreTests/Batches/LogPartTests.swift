@@ -85,6 +85,66 @@ struct LogPartTests {
         }
     }
 
+    /// The parts of several batches as messages of the log: one partition per message, within
+    /// the size asked for, ids that tell the groups apart; read back, they are the same parts, and
+    /// put together in the messages' order they give the batches whole, in their order.
+    @Test(arguments: [1 << 20, 3_000, 1])
+    func messagesHoldThePartsOfSeveralBatches(maximumBytes: Int) throws {
+        var parts: [LogPart] = []
+        var frames: [[UInt8]] = []
+        for seed in UInt64(1)...6 {
+            let payload = Self.payload(seed: seed, count: 120)
+            let header = BatchHeader(id: "b-\(seed)", timestamp: 1_764_000_000, signature: "v1,abc", bytes: payload.count)
+            parts += payload.withUnsafeBytes { LogPart.split(header, payload: $0, partitions: 4, parser: Self.parser) }
+            frames.append(Array(header.json.utf8) + [0x0A] + payload)
+        }
+        let messages = LogPart.messages(of: parts, partitions: 4, maximumBytes: maximumBytes)
+        #expect(Set(messages.map(\.id)).count == messages.count)
+        #expect(messages.map(\.partition) == messages.map(\.partition).sorted())
+        var assembler = LogPartAssembler()
+        var given: [[UInt8]] = []
+        var read: [String: LogPart] = [:]
+        for message in messages {
+            let decoded = try message.bytes.withUnsafeBytes { try LogPart.parts(decoding: $0) }
+            #expect(decoded.allSatisfy { $0.partition == message.partition })
+            #expect(decoded.count == 1 || message.bytes.count <= maximumBytes)
+            #expect((decoded.count == 1) == (message.id == decoded[0].logID), "\(message.id)")
+            if maximumBytes == 1 << 20 { #expect(decoded.count == 6) }
+            if maximumBytes == 1 { #expect(decoded.count == 1) }
+            for part in decoded {
+                read[part.logID] = part
+                if let frame = try assembler.add(part) { given.append(frame) }
+            }
+        }
+        #expect(read == Dictionary(uniqueKeysWithValues: parts.map { ($0.logID, $0) }))
+        #expect(given == frames)
+        // The same batches give the same ids; fewer batches, other ids.
+        #expect(LogPart.messages(of: parts, partitions: 4, maximumBytes: maximumBytes) == messages)
+        let fewer = LogPart.messages(of: Array(parts.dropLast(4)), partitions: 4, maximumBytes: maximumBytes)
+        if maximumBytes == 1 << 20 { #expect(Set(fewer.map(\.id)).isDisjoint(with: messages.map(\.id))) }
+    }
+
+    @Test
+    func messagesThatMixPartitionsOrCutAPartAreRefused() throws {
+        let payload = Self.payload(seed: 9, count: 60)
+        var parts: [[LogPart]] = []
+        for id in ["x", "y"] {
+            let header = BatchHeader(id: id, timestamp: 1_764_000_000, signature: "v1,abc", bytes: payload.count)
+            parts.append(payload.withUnsafeBytes { LogPart.split(header, payload: $0, partitions: 2, parser: Self.parser) })
+        }
+        let two = parts[0][0].encoded + parts[1][0].encoded
+        #expect(try two.withUnsafeBytes { try LogPart.parts(decoding: $0) } == [parts[0][0], parts[1][0]])
+        // One part only, where one is asked for.
+        #expect(throws: LogPart.Invalid.self) { try two.withUnsafeBytes { try LogPart(decoding: $0) } }
+        let mixed = parts[0][0].encoded + parts[1][1].encoded
+        #expect(throws: LogPart.Invalid.self) { try mixed.withUnsafeBytes { try LogPart.parts(decoding: $0) } }
+        for cut in [1, 2, 30] {
+            let short = Array(two.dropLast(cut))
+            #expect(throws: LogPart.Invalid.self) { try short.withUnsafeBytes { try LogPart.parts(decoding: $0) } }
+        }
+        #expect(throws: LogPart.Invalid.self) { try [UInt8]().withUnsafeBytes { try LogPart.parts(decoding: $0) } }
+    }
+
     @Test
     func batchesCompleteInTheOrderTheirLastPartCame() throws {
         let first = Array("{\"type\":\"view\",\"id\":\"a\",\"ts\":1,\"user\":\"u1\",\"creator\":\"c\"}\n".utf8)
