@@ -94,7 +94,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "With --nats: how parts are written to the stream: zstd (one Zstandard frame each, about 6x fewer bytes for the brokers to replicate and deliver) or none. Workers read both.",
+            "With --nats: how messages of parts are written to the stream: zstd (one Zstandard frame each, about 6x fewer bytes for the brokers to replicate and deliver) or none. Workers read both.",
             valueName: "zstd|none"))
     var logCompression: LogCompression = .zstd
 

@@ -1,8 +1,8 @@
 import CZstd
 import Synchronization
 
-/// How `roas serve --nats` writes each message of a part to the log (`--log-compression`): as the
-/// part's bytes (`none`), or as one Zstandard frame of them (`zstd`, the default). NDJSON events
+/// How `roas serve --nats` writes each message of parts to the log (`--log-compression`): as the
+/// parts' bytes (`none`), or as one Zstandard frame of them (`zstd`, the default). NDJSON events
 /// shrink about 6x at level 1, and the brokers' work grows with the bytes each message carries: it
 /// is written on every replica and sent to every reader.
 ///

@@ -7,10 +7,12 @@ import Synchronization
 
 /// `roas serve --nats`: the edge of a scaled-out roas. It verifies and parses input exactly as
 /// `roas serve` does, then, instead of applying it to an engine of its own, splits each accepted
-/// batch into one part per partition (`LogPart`) and appends the parts to a replicated log with
-/// the deduplication id `<batch id>/<partition>`. A sender is acknowledged (202, TCP ack) only when
-/// the log's quorum holds every part of its batches; otherwise it gets 503 / `not_durable` and
-/// may resend, which the log's deduplication (and the workers' assembler) makes harmless.
+/// batch into one part per partition (`LogPart`) and appends the parts to a replicated log, those
+/// of batches appended together as one message per partition (`LogPart.messages`, with its
+/// deduplication id), each compressed as `--log-compression` says. A sender is acknowledged (202,
+/// TCP ack) only when the log's quorum holds every part of its batches; otherwise it gets 503 /
+/// `not_durable` and may resend, which the log's deduplication (and the workers' assembler) makes
+/// harmless.
 ///
 /// Appends happen on a thread of the edge's own, in the order the ingestor submitted them, several
 /// waiting submissions at a time (one `append` call, like the write-ahead log's group commit).
@@ -123,16 +125,21 @@ final class LogEdge: Sendable {
         }
     }
 
+    /// The most bytes of parts one message holds, before compression (a single larger part goes
+    /// alone): half of NATS's default `max_payload` (1 MB), so that messages fit it with
+    /// `--log-compression none` too.
+    static let messageBytes = 512 << 10
+
     /// Appends queued jobs, as many at once as are waiting (up to about 8 MiB), until closed: the
     /// parts of all their batches that go to one partition as one message (`LogPart.messages`, up
-    /// to 1 MiB before compression), so the log stores and sends one message per partition for
-    /// many batches rather than one per batch; idle advances stay where they were among them.
+    /// to `messageBytes`), so the log stores and sends one message per partition for many batches
+    /// rather than one per batch; idle advances stay where they were among them.
     private static func appendLoop(queue: Queue, log: any ReplicatedLog, settings: Settings) {
         while let jobs = queue.takeAll(maximumBytes: 8 << 20) {
             var entries: [LogEntry] = []
             var parts: [LogPart] = []
             func flush() {
-                for message in LogPart.messages(of: parts, partitions: settings.partitions, maximumBytes: 1 << 20) {
+                for message in LogPart.messages(of: parts, partitions: settings.partitions, maximumBytes: LogEdge.messageBytes) {
                     entries.append(
                         LogEntry(
                             subject: LogLayout.partSubject(settings.stream, message.partition), id: message.id,
