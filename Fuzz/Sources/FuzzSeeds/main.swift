@@ -3,7 +3,8 @@ import FuzzSupport
 // Writes the seed corpora of the fuzz targets (Fuzz/corpus/<target>/), from real inputs made by
 // RoasCore itself: the built-in sample, `roas gen` output, a write-ahead log written by
 // `WriteAheadLog`, snapshots taken by `Engine.snapshot()`. Deterministic: run it again and the
-// files come out the same. Usage: FuzzSeeds CORPUS_FOLDER
+// files come out the same; files named `regression-*` (inputs of bugs once found, added by hand)
+// are kept. Usage: FuzzSeeds CORPUS_FOLDER
 @testable import RoasCore
 @testable import RoasGen
 @testable import RoasRuntime
@@ -23,11 +24,17 @@ guard CommandLine.arguments.count == 2 else {
 let corpus = CommandLine.arguments[1]
 let now: Int64 = 1_795_255_200
 
+/// The seed folder `name`, emptied of what an earlier run wrote there; inputs kept by hand for a
+/// bug once found (`regression-*`) stay.
 func folder(_ name: String) -> String {
     let path = corpus + "/" + name
-    TemporaryDirectory.remove(path)
     mkdir(corpus, 0o755)
-    require(mkdir(path, 0o755) == 0, "cannot create \(path)")
+    mkdir(path, 0o755)
+    var status = stat()
+    require(stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR, "cannot create \(path)")
+    for entry in TemporaryDirectory.names(in: path) where !entry.hasPrefix("regression-") {
+        TemporaryDirectory.remove(path + "/" + entry)
+    }
     return path
 }
 
