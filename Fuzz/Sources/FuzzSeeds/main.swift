@@ -32,7 +32,7 @@ func folder(_ name: String) -> String {
     mkdir(path, 0o755)
     var status = stat()
     require(stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR, "cannot create \(path)")
-    for entry in TemporaryDirectory.names(in: path) where !entry.hasPrefix("regression-") {
+    for entry in TemporaryDirectory.list(path) where !entry.hasPrefix("regression-") {
         TemporaryDirectory.remove(path + "/" + entry)
     }
     return path

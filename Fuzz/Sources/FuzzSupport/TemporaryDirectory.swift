@@ -27,26 +27,12 @@ public enum TemporaryDirectory {
         return path
     }
 
-    /// The names in folder `path` (without `.` and `..`); none when it cannot be read.
-    public static func names(in path: String) -> [String] {
-        guard let stream = opendir(path) else { return [] }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-
     /// Removes `path` and everything under it (no symbolic links are followed).
     public static func remove(_ path: String) {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }
         if status.st_mode & S_IFMT == S_IFDIR {
-            for name in names(in: path) { remove(path + "/" + name) }
+            for name in list(path) { remove(path + "/" + name) }
             rmdir(path)
         } else {
             unlink(path)
