@@ -136,7 +136,7 @@ let package = Package(
         // EngineSnapshotTests checks snapshots of a generated stream (RoasGen).
         .testTarget(name: "RoasCoreTests", dependencies: ["RoasCore", "RoasGen", "RoasCoreTestSupport", "RoasTestSupport"]),
         .testTarget(name: "RoasRuntimeTests", dependencies: ["RoasRuntime", "RoasCore", "RoasCoreTestSupport", "RoasTestSupport"]),
-        .testTarget(name: "RoasLogTests", dependencies: ["RoasLog", "RoasTestSupport"]),
+        .testTarget(name: "RoasLogTests", dependencies: ["RoasLog", "CNats", "RoasTestSupport"]),
         .testTarget(name: "RoasGenTests", dependencies: ["RoasGen", "RoasRuntime", "RoasCore"]),
         .testTarget(name: "RoasScaleOutTests", dependencies: ["RoasScaleOut", "RoasLog", "RoasRuntime", "RoasCore"]),
         .testTarget(

@@ -586,6 +586,10 @@ final class JetStreamReader: LogReader {
     private var isClosed = false
     /// How many consumers the reader has made (1 + recoveries), for tests.
     private(set) var consumersMade = 0
+    /// The consumer sequence of the last message the current consumer delivered (0 before the first).
+    private var lastConsumerSequence: UInt64 = 0
+    /// How many times a consumer skipped deliveries and was remade, for tests and logs.
+    private(set) var gapsRecovered = 0
 
     init(log: JetStreamLog, filter: String, from sequence: UInt64) throws {
         self.log = log
@@ -609,7 +613,10 @@ final class JetStreamReader: LogReader {
         while true {
             do {
                 if self.subscription == nil { try self.subscribe() }
-                return try self.fetch(max: max, timeout: timeout)
+                let messages = try self.fetch(max: max, timeout: timeout)
+                // A fetch that found a gap before any message dropped its consumer: read on from a new one.
+                if messages.isEmpty && self.subscription == nil && clock.now < giveUp { continue }
+                return messages
             } catch let error as LogError where error.isTransient && failures + 1 < Self.attempts && clock.now < giveUp {
                 failures += 1
                 // 200, 400, 600, 800 ms: long enough for an election, or for the client to reconnect.
@@ -657,6 +664,7 @@ final class JetStreamReader: LogReader {
         // No client-side limit (messages over one would be dropped): each fetch's max bytes bounds it.
         natsSubscription_SetPendingLimits(subscription, -1, -1)
         self.subscription = subscription
+        self.lastConsumerSequence = 0
         self.consumersMade += 1
     }
 
@@ -689,6 +697,11 @@ final class JetStreamReader: LogReader {
             // as 409 Leadership Change or Consumer Deleted (NATS_ERR): all pass with a new consumer.
             throw LogError(error.description, isTransient: status != NATS_CONNECTION_CLOSED)
         }
+        var gap = false
+        defer {
+            // After the messages of the list are destroyed.
+            if gap { self.dropSubscription() }
+        }
         defer { natsMsgList_Destroy(&list) }
         var messages: [LogMessage] = []
         messages.reserveCapacity(Int(list.Count))
@@ -701,7 +714,18 @@ final class JetStreamReader: LogReader {
                 throw self.log.failure("reading '\(self.filter)': a message without JetStream metadata", parsed)
             }
             let sequence = metadata.pointee.Sequence.Stream
+            let consumerSequence = metadata.pointee.Sequence.Consumer
             jsMsgMetaData_Destroy(metadata)
+            // Each delivery numbers on from the last (as NATS's ordered consumers check). A jump means
+            // deliveries the consumer counts as made never arrived: a fetch's reply lost when the
+            // consumer's leader died, say, whose successor goes on after them. Keep what came before
+            // and remake the consumer from the sequence after it, rather than skip messages.
+            if consumerSequence > self.lastConsumerSequence + 1 {
+                self.gapsRecovered += 1
+                gap = true
+                break
+            }
+            self.lastConsumerSequence = consumerSequence
             // A consumer whose leader changed can deliver again what it delivered before (its
             // delivered state is not acknowledged, so not replicated at once): read each message once.
             guard sequence >= self.nextSequence else { continue }
@@ -721,6 +745,17 @@ final class JetStreamReader: LogReader {
         guard status == NATS_OK, let info else { throw self.log.failure("consumer info of '\(self.filter)'", status, code) }
         defer { jsConsumerInfo_Destroy(info) }
         return info.pointee.Cluster?.pointee.Leader.map { String(cString: $0) }
+    }
+
+    /// The name of the reader's consumer now; nil before the reader has one.
+    func consumerName() throws -> String? {
+        guard let subscription = self.subscription else { return nil }
+        var info: UnsafeMutablePointer<jsConsumerInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = natsSubscription_GetConsumerInfo(&info, subscription, nil, &code)
+        guard status == NATS_OK, let info else { throw self.log.failure("consumer info of '\(self.filter)'", status, code) }
+        defer { jsConsumerInfo_Destroy(info) }
+        return info.pointee.Name.map { String(cString: $0) }
     }
 
     /// Forgets the subscription without deleting its consumer (its server may be gone; it expires).
