@@ -51,6 +51,10 @@ public final class JetStreamLog: ReplicatedLog, Sendable {
     private let appendTimeoutMilliseconds: Int64
     private let isClosed = Atomic<Bool>(false)
 
+    /// The largest message the servers take, headers included (their `max_payload`, as the server
+    /// this log is connected to announced it; 1 MiB by default).
+    public var maximumRecordBytes: Int { Int(natsConnection_GetMaxPayload(self.connection.pointer)) }
+
     /// Connects to the servers and makes sure the stream exists with these settings.
     ///
     /// - Parameters:

@@ -150,6 +150,10 @@ actor Ingestor {
         case .published(let ticket, let result, let batches):
             do {
                 try await ticket.wait()
+            } catch let error as LogEdge.TooLarge {
+                for id in batches { self.accepted.remove(id) }
+                Logger(label: "roas").warning("input refused, too large for the log: \(error)")
+                throw ServeError.refused(error.description)
             } catch {
                 // Nothing is acknowledged that the log does not hold: the ids are free for the resend.
                 for id in batches { self.accepted.remove(id) }
@@ -317,11 +321,15 @@ enum ServeError: Error, CustomStringConvertible {
     case finished
     /// The write-ahead log could not take the input (`--data-dir`): nothing of it was applied.
     case notDurable(String)
+    /// `--nats`: the replicated log can never take this input (a line larger than its messages):
+    /// nothing of it was applied, and resending it will not help.
+    case refused(String)
 
     var description: String {
         switch self {
         case .finished: "the server is shutting down"
         case .notDurable(let reason): "the input could not be made durable: \(reason)"
+        case .refused(let reason): "the log cannot take the input: \(reason)"
         }
     }
 }

@@ -289,24 +289,29 @@ struct TCPIngest: Sendable {
             _ = try await self.ingestor.completion(of: try item.submission.get())
         } catch ServeError.notDurable(let reason) where acknowledges {
             failure = reason
+        } catch ServeError.refused(let reason) {
+            // The connection goes on: only this chunk's batches are refused (logged by the ingestor).
+            let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: ("too_large", reason)) : []
+            return (lines, nil)
         } catch {
             return ([], error)
         }
-        let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: failure) : []
+        let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: failure.map { ("not_durable", $0) }) : []
         return (lines, failure.map { ServeError.notDurable($0) })
     }
 
     /// One line per batch (schemas/ack.schema.json): `ack` for an applied batch or a resend of one
-    /// (`duplicate`), `nack` with the reason otherwise; `failure` turns the applied ones into
-    /// `not_durable` nacks.
-    static func acknowledgements(_ outcomes: [BatchOutcome], failure: String?) -> [UInt8] {
+    /// (`duplicate`), `nack` with the reason otherwise; `failure` turns the applied ones into nacks
+    /// with its reason (`not_durable`, `too_large`).
+    static func acknowledgements(_ outcomes: [BatchOutcome], failure: (reason: String, detail: String)?) -> [UInt8] {
         var text: [UInt8] = []
         for outcome in outcomes {
             let id = outcome.id.map { JSONText.quoted($0) } ?? "null"
             switch outcome.rejection {
             case nil:
                 if let failure {
-                    JSONText.append("{\"nack\":\(id),\"reason\":\"not_durable\",\"detail\":\(JSONText.quoted(failure))}\n", to: &text)
+                    JSONText.append(
+                        "{\"nack\":\(id),\"reason\":\"\(failure.reason)\",\"detail\":\(JSONText.quoted(failure.detail))}\n", to: &text)
                 } else {
                     JSONText.append("{\"ack\":\(id)}\n", to: &text)
                 }

@@ -409,6 +409,7 @@ struct JetStreamLogTests {
     func largeRecords() async throws {
         try await NATSCluster.with { cluster in
             let log = try Self.openLog(cluster)
+            #expect(log.maximumRecordBytes == 8 << 20, "the cluster's max_payload, 8MB")
             // 1 MiB each, told apart by their first and last bytes.
             let records = (0..<24).map { index in
                 var bytes = [UInt8](repeating: UInt8(index), count: 1 << 20)

@@ -41,8 +41,11 @@ public final class NATSCluster: Sendable {
     }
 
     /// Runs `body` with a started cluster and destroys the cluster afterwards, also on failure.
-    public static func with<T: Sendable>(_ body: (NATSCluster) async throws -> T) async throws -> T {
-        let cluster = try await offThread { try NATSCluster() }
+    /// - Parameter maxPayload: the servers' `max_payload` (NATS's default is 1MB).
+    public static func with<T: Sendable>(
+        maxPayload: String = "8MB", _ body: (NATSCluster) async throws -> T
+    ) async throws -> T {
+        let cluster = try await offThread { try NATSCluster(maxPayload: maxPayload) }
         let result: Result<T, any Error>
         do {
             result = .success(try await body(cluster))
@@ -55,7 +58,7 @@ public final class NATSCluster: Sendable {
 
     /// Finds `nats-server`, writes the three configs, starts the nodes and waits until every node has
     /// a JetStream meta leader and is current with it (about a second).
-    public init() throws {
+    public init(maxPayload: String = "8MB") throws {
         let executable = try Self.findServer()
         var template = Array((FileManager.default.temporaryDirectory.path + "/roas-nats-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw Failure("mkdtemp: \(String(cString: strerror(errno)))") }
@@ -82,7 +85,7 @@ public final class NATSCluster: Sendable {
             for index in 0..<3 {
                 let folder = "\(directory)/\(nodes[index].name)"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                try Self.config(for: index, of: nodes, in: directory)
+                try Self.config(for: index, of: nodes, in: directory, maxPayload: maxPayload)
                     .write(toFile: "\(folder)/nats-server.conf", atomically: true, encoding: .utf8)
             }
         } catch {
@@ -140,15 +143,16 @@ public final class NATSCluster: Sendable {
     private func configPath(_ node: Node) -> String { "\(self.directory)/\(node.name)/nats-server.conf" }
     private func logPath(_ node: Node) -> String { "\(self.directory)/\(node.name)/nats-server.log" }
 
-    private static func config(for index: Int, of nodes: [Node], in directory: String) -> String {
+    private static func config(for index: Int, of nodes: [Node], in directory: String, maxPayload: String) -> String {
         let node = nodes[index]
         let routes = nodes.indices.filter { $0 != index }.map { "nats://127.0.0.1:\(nodes[$0].routePort)" }
         return """
             server_name: \(node.name)
             listen: 127.0.0.1:\(node.clientPort)
             http: 127.0.0.1:\(node.monitorPort)
-            # Records of 1 MiB plus headers; the default limit is exactly 1 MiB.
-            max_payload: 8MB
+            # 8MB unless a test asks otherwise: records of 1 MiB plus headers (the default limit is
+            # exactly 1 MiB).
+            max_payload: \(maxPayload)
             jetstream {
                 store_dir: "\(directory)/\(node.name)/data"
                 max_memory_store: 64MB

@@ -182,6 +182,88 @@ struct ScaleOutTests {
         }
     }
 
+    /// A signed batch frame of `lines` (TCP framing).
+    static func frame(_ lines: [String], id: String, timestamp: Int64 = 1_795_255_200) throws -> Data {
+        let payload = Array(lines.map { $0 + "\n" }.joined().utf8)
+        let signer = WebhookSigner(secrets: [try WebhookSecret(Self.secret)])
+        let signature = payload.withUnsafeBytes { signer.signature(id: id, timestamp: timestamp, body: $0) }
+        let header = BatchHeader(id: id, timestamp: timestamp, signature: signature, bytes: payload.count)
+        return Data((header.line + "\n").utf8) + Data(payload)
+    }
+
+    /// With NATS's default `max_payload` (1 MiB), a batch whose events all go to one partition (one
+    /// creator's spend, 3.3 MB) is larger than a message even with `--log-compression none`: it goes
+    /// as pieces, and the workers count it as `roas run` does. A line that fits no message is
+    /// answered `too_large`, and the connection and the edge go on.
+    @Test
+    func aBatchLargerThanAMessageGoesAsPieces() async throws {
+        let generated = try Self.stream(events: 2_000)
+        // The generated stream's first event time, so the bulk lands among its windows.
+        let firstEvent = try #require(
+            String(decoding: generated, as: UTF8.self).split(separator: "\n").dropFirst().first.flatMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            })
+        let time = try #require(firstEvent["ts"] as? Int)
+        let bulk = try Self.frame(
+            (0..<36_000).map { #"{"type":"spend","id":"bulk-\#($0)","ts":\#(time + $0),"creator":"c-bulk","amount":0.01}"# },
+            id: "bulk-spend")
+        try #require(bulk.count > 3_000_000)
+        let input = bulk + generated
+        let run = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0"], stdin: input)
+        try #require(run.status == 0, "\(run)")
+        #expect(run.stdoutLines.contains { $0.contains("\"c-bulk\"") }, "the bulk's creator has a row")
+        try await NATSCluster.with(maxPayload: "1MB") { cluster in
+            try await offThread {
+                let server = try ServeBinaryTests.Server([
+                    "--nats", cluster.urls.joined(separator: ","), "--stream", "bulk", "--secret", Self.secret,
+                    "--tolerance", "0", "--max-future", "0", "--log-compression", "none",
+                ])
+                let taken = Self.answers(try ServeBinaryTests.sendOverTCP(input, port: server.tcpPort, timeout: 60))
+                #expect(taken.acks == 5 && taken.notDurable == 0 && taken.other.isEmpty, "\(taken)")
+
+                // One line of 1,048,000 bytes (within --max-line) fits no message of 1 MiB: refused,
+                // every time, with the reason; the next batch on the connection is taken.
+                let long = try Self.frame([String(repeating: "x", count: 1_048_000)], id: "long-line")
+                let tail = try Self.frame([#"{"type":"spend","id":"tail-1","ts":\#(time),"creator":"c-tail","amount":1}"#], id: "tail")
+                let answers = String(decoding: try ServeBinaryTests.sendOverTCP(long, port: server.tcpPort, timeout: 60), as: UTF8.self)
+                #expect(answers.contains(#"{"nack":"long-line","reason":"too_large""#), "\(answers.prefix(400))")
+                #expect(answers.contains("max_payload"), "\(answers.prefix(400))")
+                let both = Self.answers(try ServeBinaryTests.sendOverTCP(long + tail, port: server.tcpPort, timeout: 60))
+                #expect(both.other.count >= 1 && both.other.allSatisfy { $0.contains("too_large") }, "\(both)")
+                #expect(both.acks + both.other.count == 2, "\(both)")
+                let again = Self.answers(try ServeBinaryTests.sendOverTCP(tail, port: server.tcpPort, timeout: 60))
+                #expect(again.acks == 1, "\(again)")
+                // The same as a webhook: 413 too_large.
+                let file = Tools.temporaryPath("long-line.ndjson")
+                defer { try? FileManager.default.removeItem(atPath: file) }
+                try long.write(to: URL(fileURLWithPath: file))
+                let posted = try ServeBinaryTests.sender(
+                    ["http://127.0.0.1:\(server.httpPort)/v1/events", "--secret", Self.secret, "--input", file], server: server)
+                #expect(posted.summary["status_counts"] as? [String: Int] == ["413": 1], "\(posted.result)")
+                let body = posted.responses.first?["body"] as? [String: Any]
+                #expect(body?["reason"] as? String == "too_large", "\(posted.result)")
+                _ = server.stop()
+
+                let rows = try Self.workerRows(cluster: cluster, stream: "bulk", members: 1, options: [])
+                let expected = try Tools.roas(["run", "--secret", Self.secret, "--tolerance", "0"], stdin: input + tail)
+                #expect(rows.sorted() == expected.stdoutLines.sorted(), "\(rows.count) rows, roas run \(expected.stdoutLines.count)")
+                // The stream holds the bulk as pieces.
+                let log = try JetStreamLog(urls: cluster.urls, stream: "bulk", subjects: ["bulk.>"], replicas: nil)
+                let reader = try log.reader(filter: "bulk.in.>", from: 1)
+                defer { reader.close() }
+                var pieces = 0
+                while case let messages = try reader.next(max: 512, timeout: .milliseconds(500)), !messages.isEmpty {
+                    for message in messages {
+                        #expect(message.bytes.count < 1 << 20)
+                        let parts = try LogCompression.decode(message.bytes).withUnsafeBytes { try LogPart.parts(decoding: $0) }
+                        pieces += parts.filter { $0.pieces > 1 }.count
+                    }
+                }
+                #expect(pieces >= 6, "\(pieces) pieces")
+            }
+        }
+    }
+
     @Test
     func anUnreachableClusterIsAClearError() throws {
         let result = try Tools.roas(

@@ -8,7 +8,8 @@ import FuzzSupport
 // never traps; a message that is not a Zstandard frame comes back as it is; what a frame gives back
 // is framed again and reads back the same; a message that reads as a part (plain or framed) reads
 // back the same from its own encoding, framed or not; `LogPart(decoding:)` reads it exactly when it
-// holds one part.
+// holds one part; each part cut into pieces (`cut(maximumBytes:)`) gives back its lines in order,
+// in pieces that read back the same and that an assembler puts together as the part alone would be.
 //
 // Write (odd): the rest is framed (`LogCompression.compress`), then read: the same bytes come back;
 // with one byte of the frame changed (the position and the change are bytes 1-2) the frame is
@@ -40,6 +41,15 @@ func checkParts(_ bytes: [UInt8]) {
             fail("parts' own encoding does not read back: \(describe(encoded))")
         }
         require(again == parts, "parts read back differently from their encoding: \(describe(encoded))")
+    }
+    for part in parts where part.pieces == 1 {
+        let pieces = part.cut(maximumBytes: 300)
+        require(pieces.flatMap(\.take) == part.take && pieces.flatMap(\.lines) == part.lines, "pieces lost or moved lines")
+        require(pieces.count == 1 || pieces.allSatisfy { $0.pieces == pieces.count }, "pieces disagree on their count")
+        for piece in pieces {
+            let back = try? piece.encoded.withUnsafeBytes { try LogPart(decoding: $0) }
+            require(back == piece, "a piece does not read back from its encoding: \(describe(piece.encoded))")
+        }
     }
 }
 

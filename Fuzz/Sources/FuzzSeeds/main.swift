@@ -221,5 +221,10 @@ do {
         save([1, UInt8(part.partition * 7), 0x40] + part.encoded, path, "write-\(part.partition)")
     }
     save([0] + LogCompression.compress(Array("{\"idle_advance\":1795255200000}".utf8)), path, "read-zstd-advance")
+    // Pieces of the largest part.
+    let largest = parts.max { $0.body.count < $1.body.count }!
+    for piece in largest.cut(maximumBytes: 600) {
+        save([0] + piece.encoded, path, "read-piece-\(piece.piece)")
+    }
 }
 print("seeds written to \(corpus)")

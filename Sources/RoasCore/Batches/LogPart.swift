@@ -47,7 +47,9 @@ public enum LogRoute: Equatable, Sendable {
 /// ```
 ///
 /// Every line of the batch is in at least one part (a link in all of them), so the parts of a batch
-/// give back its payload line by line (`LogPartAssembler`). Schema: schemas/log-part.schema.json.
+/// give back its payload line by line (`LogPartAssembler`). A part too large for one message of the
+/// log is cut into pieces (`cut(maximumBytes:)`), each with some of its lines and `"piece":[k,n]`.
+/// Schema: schemas/log-part.schema.json.
 public struct LogPart: Sendable, Equatable {
     // Read-only outside: every way of making a part (`init`, `split`, `init(decoding:)`) checks that
     // `take` and the lines of `body` agree, so `LogPartAssembler` need not count them again.
@@ -60,6 +62,9 @@ public struct LogPart: Sendable, Equatable {
     public internal(set) var take: [Int]
     /// Those lines, each ending in a newline: one buffer rather than an array per line.
     public internal(set) var body: [UInt8]
+    /// Which piece of its partition's share this is, from 0, and of how many (1: the whole share).
+    public internal(set) var piece: Int = 0
+    public internal(set) var pieces: Int = 1
 
     /// A part holding `lines`, the payload's lines numbered `take`.
     /// - Throws: `Invalid` when they are not one line per number, increasing and within `lineCount`,
@@ -114,8 +119,48 @@ public struct LogPart: Sendable, Equatable {
         return true
     }
 
-    /// The log's deduplication id of this part: `<batch id>/<partition>` (a batch id holds no '.').
-    public var logID: String { "\(self.header.id)/\(self.partition)" }
+    /// The log's deduplication id of this part: `<batch id>/<partition>` (a batch id holds no '.'),
+    /// and `<batch id>/<partition>-<piece>` for a piece of a cut one.
+    public var logID: String {
+        self.pieces == 1 ? "\(self.header.id)/\(self.partition)" : "\(self.header.id)/\(self.partition)-\(self.piece)"
+    }
+
+    /// Largest number of pieces a part may be cut into (as many as the lines a batch may have).
+    static let maximumPieces = 1 << 24
+
+    /// This part as pieces whose encodings (`encoded`) are at most about `maximumBytes` each (a
+    /// line larger than that makes a piece alone), or itself when it fits. The pieces hold its lines
+    /// in order; `LogPartAssembler` waits for all of them.
+    public func cut(maximumBytes: Int) -> [LogPart] {
+        let headerBytes = self.header.json.utf8.count + 120
+        guard self.pieces == 1, headerBytes + self.take.count * 9 + self.body.count > maximumBytes else { return [self] }
+        var pieces: [LogPart] = []
+        var current = LogPart(empty: self.header, partition: self.partition, partitions: self.partitions)
+        current.lineCount = self.lineCount
+        var bytes = headerBytes
+        var next = 0
+        self.body.withUnsafeBytes { body in
+            _ = LogPart.forEachLine(in: body) { range in
+                let cost = range.count + 1 + 9
+                if !current.take.isEmpty && bytes + cost > maximumBytes {
+                    pieces.append(current)
+                    current.take = []
+                    current.body = []
+                    bytes = headerBytes
+                }
+                current.take.append(self.take[next])
+                current.append(body[range])
+                bytes += cost
+                next += 1
+            }
+        }
+        pieces.append(current)
+        for index in pieces.indices {
+            pieces[index].piece = index
+            pieces[index].pieces = pieces.count
+        }
+        return pieces
+    }
 
     /// A message of the log: the parts of one or more batches that go to one partition, one after
     /// another (`parts(decoding:)` reads them back).
@@ -141,10 +186,12 @@ public struct LogPart: Sendable, Equatable {
         for (partition, group) in byPartition.enumerated() {
             var bytes: [UInt8] = []
             var ids: [String] = []
+            var single = ""
             func close() {
                 guard let first = ids.first else { return }
-                var id = "\(first)/\(partition)"
+                var id = single
                 if ids.count > 1 {
+                    id = "\(first)/\(partition)"
                     let joined = Array(ids.joined(separator: "\n").utf8)
                     let hash = joined.withUnsafeBytes { ByteHash.hash($0, seed: LogPart.messageSeed) }
                     let hex = String(hash, radix: 16)
@@ -158,7 +205,9 @@ public struct LogPart: Sendable, Equatable {
                 let encoded = part.encoded
                 if !ids.isEmpty && bytes.count + encoded.count > maximumBytes { close() }
                 bytes += encoded
-                ids.append(part.header.id)
+                if ids.isEmpty { single = part.logID }
+                // A piece's id names it: messages starting with other pieces of one batch differ.
+                ids.append(part.pieces == 1 ? part.header.id : part.logID)
             }
             close()
         }
@@ -226,8 +275,9 @@ public struct LogPart: Sendable, Equatable {
         JSONText.append(self.header.json, to: &output)
         output.removeLast()  // the header's closing brace: the part's members follow
         JSONText.append(
-            ",\"partition\":\(self.partition),\"partitions\":\(self.partitions),\"lines\":\(self.lineCount),\"take\":[",
-            to: &output)
+            ",\"partition\":\(self.partition),\"partitions\":\(self.partitions),\"lines\":\(self.lineCount),", to: &output)
+        if self.pieces > 1 { JSONText.append("\"piece\":[\(self.piece),\(self.pieces)],", to: &output) }
+        JSONText.append("\"take\":[", to: &output)
         for (index, number) in self.take.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             JSONText.append(String(number), to: &output)
@@ -291,6 +341,7 @@ public struct LogPart: Sendable, Equatable {
         var batch = JSONSpan()
         var numbers: [JSONSpan] = Array(repeating: JSONSpan(), count: 3)
         var takeSpan = JSONSpan()
+        var pieceSpan = JSONSpan()
         var inner = JSONScanner(part)
         _ = inner.scanObject { key, value in
             if named(key, in: part, "batch") {
@@ -303,6 +354,8 @@ public struct LogPart: Sendable, Equatable {
                 numbers[2] = value
             } else if named(key, in: part, "take") {
                 takeSpan = value
+            } else if named(key, in: part, "piece") {
+                pieceSpan = value
             }
         }
         let values = numbers.map { span -> Int? in
@@ -328,6 +381,15 @@ public struct LogPart: Sendable, Equatable {
         self.partition = partition
         self.partitions = partitions
         self.lineCount = lineCount
+        if pieceSpan.kind != .absent {
+            let numbers =
+                pieceSpan.kind == .array
+                ? try? Self.integers(UnsafeRawBufferPointer(rebasing: part[(pieceSpan.start + 1)..<(pieceSpan.end - 1)])) : nil
+            guard let numbers, numbers.count == 2, (2...Self.maximumPieces).contains(numbers[1]), numbers[0] < numbers[1] else {
+                throw Invalid("piece is not [k,n] with 0 <= k < n and 2 <= n <= \(Self.maximumPieces)")
+            }
+            (self.piece, self.pieces) = (numbers[0], numbers[1])
+        }
         self.take = try Self.integers(UnsafeRawBufferPointer(rebasing: part[(takeSpan.start + 1)..<(takeSpan.end - 1)]))
         var previous = -1
         for number in self.take {
@@ -379,7 +441,14 @@ public struct LogPart: Sendable, Equatable {
 /// all of its parts came, as the frame (header line, payload) `roas run` and the write-ahead log's
 /// replay read. A part of a batch already given (a resend the log did not recognise) is ignored.
 public struct LogPartAssembler: Sendable {
-    private var waiting: [String: [Int: LogPart]] = [:]
+    /// The parts a batch has so far, and how many pieces each of its partitions' shares has.
+    private struct Waiting {
+        /// By `partition << 32 | piece`.
+        var parts: [Int: LogPart] = [:]
+        var pieces: [Int: Int] = [:]
+        var expected = 0
+    }
+    private var waiting: [String: Waiting] = [:]
     /// The log sequence of the first part of each batch in `waiting`: a reader that starts again
     /// from the smallest reads every part of the batches not yet given (`resumeSequence(after:)`).
     private var firstSequences: [String: UInt64] = [:]
@@ -430,14 +499,23 @@ public struct LogPartAssembler: Sendable {
             self.repeated += 1
             return nil
         }
-        if let first = self.waiting[id]?.values.first {
+        var batch = self.waiting[id] ?? Waiting()
+        if let first = batch.parts.values.first {
             guard first.partitions == part.partitions, first.lineCount == part.lineCount,
-                first.header.timestamp == part.header.timestamp
+                first.header.timestamp == part.header.timestamp, batch.pieces[part.partition].map({ $0 == part.pieces }) ?? true
             else { throw LogPart.Invalid("part \(part.partition) of batch \(id) disagrees with the parts before it") }
         }
-        self.waiting[id, default: [:]][part.partition] = part
+        if batch.pieces[part.partition] == nil {
+            batch.pieces[part.partition] = part.pieces
+            batch.expected += part.pieces
+        }
+        batch.parts[part.partition << 32 | part.piece] = part
         if self.firstSequences[id] == nil { self.firstSequences[id] = sequence }
-        guard let parts = self.waiting[id], parts.count == part.partitions else { return nil }
+        guard batch.pieces.count == part.partitions, batch.parts.count == batch.expected else {
+            self.waiting[id] = batch
+            return nil
+        }
+        let parts = batch.parts
         self.waiting[id] = nil
         self.firstSequences[id] = nil
         if self.given.count >= self.remembered {

@@ -25,6 +25,8 @@ final class LogEdge: Sendable {
         var replicas: Int
         /// How each part is written (`--log-compression`).
         var compression: LogCompression
+        /// The largest message the log takes, headers included (NATS's `max_payload`).
+        var maximumRecordBytes = 1 << 20
     }
 
     let settings: Settings
@@ -48,6 +50,8 @@ final class LogEdge: Sendable {
             throw RoasError(.output, "cannot open stream \(settings.stream) on \(settings.urls.joined(separator: ",")): \(error)")
         }
         try LogLayout.recordOptions(of: configuration, on: log, stream: settings.stream)
+        var settings = settings
+        settings.maximumRecordBytes = log.maximumRecordBytes
         return LogEdge(settings: settings, currencies: configuration.currencies, log: log)
     }
 
@@ -67,10 +71,17 @@ final class LogEdge: Sendable {
     /// the ticket says when they are held (`Ticket.wait`).
     func submit(_ chunk: ParsedChunk) -> Ticket {
         let parser = EventParser(currencies: self.currencies)
-        let (parts, bareLines) = LogPart.split(journal: chunk.journal, partitions: self.settings.partitions, parser: parser)
+        let (split, bareLines) = LogPart.split(journal: chunk.journal, partitions: self.settings.partitions, parser: parser)
         let ticket = Ticket()
         if bareLines > 0 {
             ticket.resolve(.failure(RoasError(.input, "\(bareLines) unsigned lines: --nats takes signed batches only")))
+            return ticket
+        }
+        // A partition's share of a batch larger than a message goes as pieces (one partition can
+        // hold all of a batch: a bulk of one creator's spend, say).
+        let parts = split.flatMap { $0.cut(maximumBytes: Self.messageBytes) }
+        if let tooLarge = self.firstTooLarge(parts) {
+            ticket.resolve(.failure(tooLarge))
             return ticket
         }
         if parts.isEmpty {
@@ -82,6 +93,30 @@ final class LogEdge: Sendable {
             return ticket
         }
         return ticket
+    }
+
+    /// Why a part cannot go on the log, if one cannot: a single line (a piece alone) that does not
+    /// fit in one message of it even after compression.
+    private func firstTooLarge(_ parts: [LogPart]) -> TooLarge? {
+        // Room for the message's headers (its id, up to about 300 bytes) and the protocol's own.
+        let limit = self.settings.maximumRecordBytes - 1024
+        for part in parts where part.body.count + part.take.count * 9 > Self.messageBytes {
+            let encoded = part.encoded
+            guard encoded.count > limit else { continue }
+            let size = self.settings.compression.encode(encoded).count
+            guard size > limit else { continue }
+            return TooLarge(
+                description: "batch \(part.header.id): line \(part.take.first ?? 0) takes \(size) bytes on the log (partition "
+                    + "\(part.partition)\(self.settings.compression == .zstd ? ", compressed" : "")), more than the "
+                    + "\(self.settings.maximumRecordBytes)-byte messages the NATS servers take (max_payload): send a "
+                    + "shorter line, or raise max_payload")
+        }
+        return nil
+    }
+
+    /// Input the log can never take: resending it will not help (`ServeError.refused`).
+    struct TooLarge: Error, CustomStringConvertible {
+        var description: String
     }
 
     /// Queues an idle advance (`--idle-close`) after what was submitted before it: the workers move

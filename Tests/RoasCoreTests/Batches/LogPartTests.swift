@@ -124,6 +124,77 @@ struct LogPartTests {
         if maximumBytes == 1 << 20 { #expect(Set(fewer.map(\.id)).isDisjoint(with: messages.map(\.id))) }
     }
 
+    /// A share of a batch too large for one message (here all of a batch in one partition: one
+    /// creator's spend) is cut into pieces within the size asked for; encoded, grouped into messages
+    /// and read back in any order with repeats, the pieces give back the batch once, and only once
+    /// the last of them came.
+    @Test(arguments: [1, 700, 4_000, 1 << 20])
+    func aPartTooLargeForAMessageGoesAsPieces(maximumBytes: Int) throws {
+        var random = SplitMix64(seed: UInt64(maximumBytes))
+        let lines = (0..<200).map { index in
+            let note = String(repeating: "x", count: Int(random.next() % 120))
+            return #"{"type":"spend","id":"s-\#(index)","time":"2025-11-24T16:00:00Z","creator":"c-1","amount":1.5,"#
+                + #""currency":"USD","note":"\#(note)"}"#
+        }
+        let payload = Array((lines.joined(separator: "\n") + "\n").utf8)
+        let header = BatchHeader(id: "bulk", timestamp: 1_764_000_000, signature: "v1,abc", bytes: payload.count)
+        let parts = payload.withUnsafeBytes { LogPart.split(header, payload: $0, partitions: 4, parser: Self.parser) }
+        let full = try #require(parts.first { $0.take.count == 200 })
+        let pieces = parts.flatMap { $0.cut(maximumBytes: maximumBytes) }
+        let cut = pieces.filter { $0.partition == full.partition }
+        if maximumBytes == 1 << 20 {
+            #expect(cut == [full])
+        } else {
+            #expect(cut.count > 1)
+            #expect(cut.map(\.piece) == Array(0..<cut.count))
+            #expect(cut.allSatisfy { $0.pieces == cut.count })
+            #expect(cut.flatMap(\.take) == full.take)
+            #expect(cut.flatMap(\.lines) == full.lines)
+            #expect(cut.allSatisfy { $0.take.count == 1 || $0.encoded.count <= maximumBytes }, "within the size")
+            #expect(Set(pieces.map(\.logID)).count == pieces.count)
+            #expect(cut.allSatisfy { $0.logID == "bulk/\(full.partition)-\($0.piece)" })
+        }
+        // The other partitions' empty parts are not cut.
+        #expect(pieces.filter { $0.partition != full.partition }.allSatisfy { $0.pieces == 1 && $0.logID.hasSuffix("/\($0.partition)") })
+
+        let messages = LogPart.messages(of: pieces, partitions: 4, maximumBytes: maximumBytes)
+        #expect(Set(messages.map(\.id)).count == messages.count)
+        var read = try messages.flatMap { message in try message.bytes.withUnsafeBytes { try LogPart.parts(decoding: $0) } }
+        #expect(read == pieces)
+        read.shuffle(using: &random)
+        read.insert(read[0], at: Int(random.next() % UInt64(read.count)))
+        var assembler = LogPartAssembler()
+        var frames: [[UInt8]] = []
+        for (index, part) in read.enumerated() {
+            if let frame = try assembler.add(part) {
+                frames.append(frame)
+                // Every distinct piece came before the frame.
+                #expect(Set(read[...index].map(\.logID)).count == pieces.count)
+            }
+        }
+        #expect(frames == [Array(header.json.utf8) + [0x0A] + payload])
+        #expect(assembler.incomplete == 0)
+    }
+
+    @Test
+    func piecesThatDisagreeOnTheirCountAreRefused() throws {
+        let lines = (0..<40).map { #"{"type":"spend","id":"s-\#($0)","time":"2025-11-24T16:00:00Z","creator":"c-1","amount":1}"# }
+        let payload = Array(lines.map { $0 + "\n" }.joined().utf8)
+        let header = BatchHeader(id: "b", timestamp: 1_764_000_000, signature: "v1,abc", bytes: payload.count)
+        let parts = payload.withUnsafeBytes { LogPart.split(header, payload: $0, partitions: 2, parser: Self.parser) }
+        let full = try #require(parts.first { !$0.take.isEmpty })
+        let inThree = full.cut(maximumBytes: 2_000)
+        let inMore = full.cut(maximumBytes: 800)
+        #expect(inThree.count >= 2 && inMore.count > inThree.count)
+        var assembler = LogPartAssembler()
+        #expect(try assembler.add(inThree[0]) == nil)
+        #expect(throws: LogPart.Invalid.self) { try assembler.add(inMore[1]) }
+        // A piece's encoding says which it is.
+        let decoded = try inThree[1].encoded.withUnsafeBytes { try LogPart(decoding: $0) }
+        #expect(decoded == inThree[1])
+        #expect(String(decoding: inThree[1].encoded.prefix(while: { $0 != 0x0A }), as: UTF8.self).contains("\"piece\":[1,\(inThree.count)]"))
+    }
+
     @Test
     func messagesThatMixPartitionsOrCutAPartAreRefused() throws {
         let payload = Self.payload(seed: 9, count: 60)
@@ -269,6 +340,13 @@ struct LogPartTests {
             "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":3,\"take\":[\"0\"]}}\na\n",
             "{\"part\":{\"batch\":{\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"take\":[0]}}\na\n",
             "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"take\":[0]} \na\n",
+            // Pieces: k < n, 2 <= n <= 2^24, exactly two integers.
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"piece\":[2,2],\"take\":[0]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"piece\":[0,1],\"take\":[0]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"piece\":[0],\"take\":[0]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"piece\":[0,2,3],\"take\":[0]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"piece\":1,\"take\":[0]}}\na\n",
+            "{\"part\":{\"batch\":{\"id\":\"x\",\"timestamp\":1,\"signature\":\"s\",\"bytes\":0},\"partition\":0,\"partitions\":2,\"lines\":1,\"piece\":[0,16777217],\"take\":[0]}}\na\n",
         ])
     func messagesThatAreNotPartsAreRefused(_ text: String) {
         #expect(throws: LogPart.Invalid.self) { try Array(text.utf8).withUnsafeBytes { try LogPart(decoding: $0) } }
