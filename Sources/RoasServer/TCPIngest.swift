@@ -76,6 +76,12 @@ struct TCPIngest: Sendable {
     /// Chunks a connection may have read and not yet seen applied: parsing the next ones overlaps
     /// with logging and applying the ones before.
     static let chunksInFlight = 4
+    /// The same with `--nats`, where a chunk waits for the stream's quorum: the chunks that wait
+    /// together go to each partition as one message, and fewer, larger messages cost the brokers
+    /// less. A chunk is one read of the socket (at most 256 KiB), so this is at most 16 MiB read by one
+    /// connection, and `--max-inflight-bytes` bounds what all connections hold, parsed, together
+    /// (Benchmarks/README.md, "Larger messages").
+    static let chunksInFlightToTheLog = 64
 
     /// A chunk read and parsed, with the bytes of `--max-inflight-bytes` it holds until applied.
     private struct Parsed: Sendable {
@@ -213,6 +219,7 @@ struct TCPIngest: Sendable {
                     }
                     var answered = answered.makeAsyncIterator()
                     var inFlight = 0
+                    let chunksInFlight = self.settings.edge == nil ? Self.chunksInFlight : Self.chunksInFlightToTheLog
                     // Bytes of the budget held for the decoder's buffer (part of a line or frame).
                     var decoderHeld = 0
                     /// Counts what the decoder and a chunk just parsed hold, and hands the chunk on
@@ -233,7 +240,7 @@ struct TCPIngest: Sendable {
                             self.release(held, state)
                             return true
                         }
-                        if inFlight == Self.chunksInFlight {
+                        if inFlight == chunksInFlight {
                             guard await answered.next() != nil else {
                                 self.ingestor.accepted.remove(acceptedIn: chunk)
                                 self.release(held, state)
