@@ -154,6 +154,13 @@ public final class LogFollower: Sendable {
                     for part in parts {
                         if let frame = try assembler.add(part, sequence: message.sequence) { frames += frame }
                     }
+                    // A fetch can bring hundreds of MB of batches: parsed in pieces of about what
+                    // `roas run` reads at once, the engine applies one while the next is parsed, and
+                    // no chunk holds all of them.
+                    if frames.count >= run.chunkSize {
+                        guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
+                        frames.removeAll(keepingCapacity: true)
+                    }
                 }
                 if !frames.isEmpty {
                     guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
