@@ -218,14 +218,16 @@ public struct LogPart: Sendable, Equatable {
 
     /// Splits a batch's payload into `partitions` parts (a power of two), every part present, an
     /// empty one too: a reader knows a batch is whole when it has all of them.
+    /// - Parameter routes: each line's route, when known (`ParsedChunk.Routes`); else each line is
+    ///   parsed for it (`LogRoute.of`).
     public static func split(
-        _ header: BatchHeader, payload: UnsafeRawBufferPointer, partitions: Int, parser: EventParser
+        _ header: BatchHeader, payload: UnsafeRawBufferPointer, partitions: Int, parser: EventParser, routes: [LogRoute]? = nil
     ) -> [LogPart] {
         var parts = (0..<partitions).map { LogPart(empty: header, partition: $0, partitions: partitions) }
         var count = 0
         FrameDecoder.forEachLine(in: payload) { line, number in
             count = number + 1
-            switch LogRoute.of(line, parser: parser, partitions: partitions) {
+            switch routes?[number] ?? LogRoute.of(line, parser: parser, partitions: partitions) {
             case .partition(let partition):
                 parts[partition].take.append(number)
                 parts[partition].append(line)
@@ -246,21 +248,39 @@ public struct LogPart: Sendable, Equatable {
     public static func split(
         journal: [UInt8], partitions: Int, parser: EventParser
     ) -> (parts: [LogPart], bareLines: Int) {
+        self.split(journal: journal, partitions: partitions, parser: parser, routes: nil)
+    }
+
+    /// The same for a parsed chunk, each line routed by what its parser found on it (`ParsedChunk.Routes`:
+    /// the key of an event, partition 0 for a line it rejected or a blank one) rather than parsed
+    /// again; a batch whose lines the chunk does not account for one by one is parsed again.
+    public static func split(chunk: ParsedChunk, partitions: Int, parser: EventParser) -> (parts: [LogPart], bareLines: Int) {
+        self.split(journal: chunk.journal, partitions: partitions, parser: parser, routes: ParsedChunk.Routes(chunk, partitions: partitions))
+    }
+
+    private static func split(
+        journal: [UInt8], partitions: Int, parser: EventParser, routes: ParsedChunk.Routes?
+    ) -> (parts: [LogPart], bareLines: Int) {
         struct Collector: FrameHandler {
             let partitions: Int
             let parser: EventParser
+            var routes: ParsedChunk.Routes?
             var parts: [LogPart] = []
             var bareLines = 0
             mutating func handle(_ item: FrameItem) {
                 switch item {
                 case .batch(let header, _, let payload, _):
-                    self.parts += LogPart.split(header, payload: payload, partitions: self.partitions, parser: self.parser)
+                    var lines = 0
+                    FrameDecoder.forEachLine(in: payload) { _, _ in lines += 1 }
+                    let known = self.routes?.nextBatch(lines: lines)
+                    self.parts += LogPart.split(
+                        header, payload: payload, partitions: self.partitions, parser: self.parser, routes: known)
                 case .line, .tooLong, .rejected: self.bareLines += 1
                 case .blank: break
                 }
             }
         }
-        var collector = Collector(partitions: partitions, parser: parser)
+        var collector = Collector(partitions: partitions, parser: parser, routes: routes)
         var decoder = FrameDecoder(maximumLineLength: 1 << 30, maximumBatchBytes: 1 << 30)
         journal.withUnsafeBytes { decoder.append($0) }
         decoder.decode(into: &collector, isFinal: true)

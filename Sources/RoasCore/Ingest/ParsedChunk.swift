@@ -290,3 +290,69 @@ extension EngineSink {
         }
     }
 }
+
+extension ParsedChunk {
+    /// The log routes (`LogRoute`) of the lines of the chunk's accepted batches, batch after batch,
+    /// from what parsing recorded of each line (its entry): an event goes by its key, a line
+    /// rejected or blank to partition 0, as `LogRoute.of` routes a line it cannot parse. So
+    /// `roas serve --nats` splits a batch without parsing it a second time.
+    struct Routes {
+        private let chunk: ParsedChunk
+        private let partitions: Int
+        private var entry = 0
+        private var event = 0
+
+        init(_ chunk: ParsedChunk, partitions: Int) {
+            self.chunk = chunk
+            self.partitions = partitions
+        }
+
+        /// The routes of the next accepted batch's `lines` payload lines; nil when its entries do not
+        /// account for exactly that many lines (the caller then parses them).
+        mutating func nextBatch(lines: Int) -> [LogRoute]? {
+            let entries = self.chunk.entries
+            // To the next accepted batch's header line.
+            var found = false
+            while self.entry < entries.count && !found {
+                switch entries[self.entry] {
+                case .acceptedBatch: found = true
+                case .event: self.event += 1
+                default: break
+                }
+                self.entry += 1
+            }
+            guard found else { return nil }
+            var routes: [LogRoute] = []
+            routes.reserveCapacity(lines)
+            while routes.count < lines && self.entry < entries.count {
+                switch entries[self.entry] {
+                case .event:
+                    routes.append(self.route(of: self.chunk.events[self.event]))
+                    self.event += 1
+                case .reject, .blank: routes.append(.partition(0))
+                case .counted(_, let count): routes += repeatElement(.partition(0), count: count)
+                case .acceptedBatch, .rejectedBatch: return nil
+                }
+                self.entry += 1
+            }
+            return routes.count == lines ? routes : nil
+        }
+
+        private func route(of event: Event) -> LogRoute {
+            let key: Field
+            switch event.kind {
+            case .view, .click, .signup: key = event.user
+            case .purchase, .refund: key = event.order
+            case .spend, .engagement, .creator: key = event.creator
+            case .link: return .every
+            }
+            return self.chunk.bytes.withUnsafeBytes { bytes in
+                let start = Int(key.offset)
+                let slice =
+                    key.count < 0
+                    ? UnsafeRawBufferPointer(rebasing: bytes[0..<0]) : UnsafeRawBufferPointer(rebasing: bytes[start..<(start + Int(key.count))])
+                return .partition(LogRoute.partition(ofKey: slice, partitions: self.partitions))
+            }
+        }
+    }
+}

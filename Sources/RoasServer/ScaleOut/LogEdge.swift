@@ -71,7 +71,7 @@ final class LogEdge: Sendable {
     /// the ticket says when they are held (`Ticket.wait`).
     func submit(_ chunk: ParsedChunk) -> Ticket {
         let parser = EventParser(currencies: self.currencies)
-        let (split, bareLines) = LogPart.split(journal: chunk.journal, partitions: self.settings.partitions, parser: parser)
+        let (split, bareLines) = LogPart.split(chunk: chunk, partitions: self.settings.partitions, parser: parser)
         let ticket = Ticket()
         if bareLines > 0 {
             ticket.resolve(.failure(RoasError(.input, "\(bareLines) unsigned lines: --nats takes signed batches only")))

@@ -124,6 +124,58 @@ struct LogPartTests {
         if maximumBytes == 1 << 20 { #expect(Set(fewer.map(\.id)).isDisjoint(with: messages.map(\.id))) }
     }
 
+    /// The edge splits a parsed chunk by what parsing found on each line (`split(chunk:)`) rather
+    /// than parsing each line again: on random dirty batches (junk, blank and too long lines, lines
+    /// of every kind, links, a batch with a bad signature among them, several batches per chunk) the
+    /// parts are those of parsing again, line for line, except that a line parsed but then refused
+    /// (`future`) goes to partition 0; put together, both give the same batches.
+    @Test(arguments: [nil, 3_600_000] as [Int64?])
+    func partsOfAParsedChunkAreThoseOfParsingAgain(maximumFuture: Int64?) throws {
+        var harness = PipelineHarness()
+        harness.secrets = [try WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+        let forger = try WebhookSecret("whsec_c2NhbGUtb3V0LXRlc3RzLXNlY3JldC0zMmJ5dGVzIQ==")
+        var futureLines = 0
+        for seed in UInt64(1)...30 {
+            var random = SplitMix64(seed: seed)
+            var text = ""
+            var batches = 0
+            for number in 0..<(1 + Int(random.next() % 5)) {
+                var lines = String(decoding: Self.payload(seed: seed * 10 + UInt64(number), count: 80), as: UTF8.self)
+                    .split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+                lines.insert(String(repeating: "z", count: 700), at: Int(random.next() % UInt64(lines.count)))  // too long
+                lines.insert(
+                    #"{"type":"click","id":"far-\#(number)","ts":"8999-12-31T23:59:59Z","user":"u1","creator":"c-a"}"#,
+                    at: Int(random.next() % UInt64(lines.count)))
+                let forged = random.next() % 4 == 0
+                text += harness.batch(lines, id: "b-\(seed)-\(number)", timestamp: harness.now, secret: forged ? forger : nil) + "\n"
+                if !forged { batches += 1 }
+            }
+            var parser = ChunkParser(
+                configuration: harness.configuration, secrets: harness.secrets, tolerance: 0, maximumLineLength: 512,
+                maximumBatchBytes: 1 << 24, journals: true, maximumFuture: maximumFuture, now: { [now = harness.now] in now })
+            var chunk = Array(text.utf8).withUnsafeBytes { parser.consume($0) }
+            if chunk.journal.isEmpty { chunk = parser.finish() }
+            let fast = LogPart.split(chunk: chunk, partitions: 8, parser: Self.parser)
+            let slow = LogPart.split(journal: chunk.journal, partitions: 8, parser: Self.parser)
+            #expect(fast.bareLines == 0 && slow.bareLines == 0)
+            #expect(fast.parts.count == batches * 8)
+            if maximumFuture == nil {
+                #expect(fast.parts == slow.parts, "seed \(seed)")
+            } else {
+                // Only the refused far-future clicks move, to partition 0.
+                for (quick, parsed) in zip(fast.parts, slow.parts) where quick != parsed {
+                    let moved = Set(quick.lines).symmetricDifference(Set(parsed.lines))
+                    #expect(moved.allSatisfy { String(decoding: $0, as: UTF8.self).contains("8999-12-31") }, "seed \(seed)")
+                    futureLines += quick.partition == 0 ? moved.count : 0
+                }
+            }
+            var quickAssembler = LogPartAssembler()
+            var slowAssembler = LogPartAssembler()
+            #expect(try fast.parts.compactMap { try quickAssembler.add($0) } == slow.parts.compactMap { try slowAssembler.add($0) })
+        }
+        if maximumFuture != nil { #expect(futureLines > 0, "some refused lines moved to partition 0") }
+    }
+
     /// A share of a batch too large for one message (here all of a batch in one partition: one
     /// creator's spend) is cut into pieces within the size asked for; encoded, grouped into messages
     /// and read back in any order with repeats, the pieces give back the batch once, and only once
