@@ -3,8 +3,9 @@ import Foundation
 /// Where an event goes on a partitioned log (`roas serve --nats`): views, clicks and sign-ups by the
 /// user who sent them, purchases and refunds by order (a refund carries no user; this keeps
 /// `duplicate_order` and `over_refund` on one partition), spend, engagement and creator profiles by
-/// creator, and links to every partition. A line that is not an event goes to partition 0, so that
-/// the part holding it still gets its dead letter.
+/// creator, and links to every partition. A line that is not an event (or, split from a parsed
+/// chunk, that its parser refused) goes to partition 0, so that the part holding it still gets its
+/// dead letter.
 ///
 /// The partition is a stable hash of the key, the same in every process: the log's partitions are
 /// not the touch partitions of one engine (which follow the order users were first seen).
