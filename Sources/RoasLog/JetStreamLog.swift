@@ -742,24 +742,23 @@ final class JetStreamReader: LogReader {
 
     /// The server leading the reader's consumer now; nil before the reader has one.
     func consumerServer() throws -> String? {
-        guard let subscription = self.subscription else { return nil }
-        var info: UnsafeMutablePointer<jsConsumerInfo>?
-        var code = jsErrCode(rawValue: 0)
-        let status = natsSubscription_GetConsumerInfo(&info, subscription, nil, &code)
-        guard status == NATS_OK, let info else { throw self.log.failure("consumer info of '\(self.filter)'", status, code) }
-        defer { jsConsumerInfo_Destroy(info) }
-        return info.pointee.Cluster?.pointee.Leader.map { String(cString: $0) }
+        try self.consumerInfo { $0.Cluster?.pointee.Leader.map { String(cString: $0) } } ?? nil
     }
 
     /// The name of the reader's consumer now; nil before the reader has one.
     func consumerName() throws -> String? {
+        try self.consumerInfo { $0.Name.map { String(cString: $0) } } ?? nil
+    }
+
+    /// `read` of the reader's consumer's info, asked of the server now; nil before the reader has one.
+    private func consumerInfo<T>(_ read: (jsConsumerInfo) -> T) throws -> T? {
         guard let subscription = self.subscription else { return nil }
         var info: UnsafeMutablePointer<jsConsumerInfo>?
         var code = jsErrCode(rawValue: 0)
         let status = natsSubscription_GetConsumerInfo(&info, subscription, nil, &code)
         guard status == NATS_OK, let info else { throw self.log.failure("consumer info of '\(self.filter)'", status, code) }
         defer { jsConsumerInfo_Destroy(info) }
-        return info.pointee.Name.map { String(cString: $0) }
+        return read(info.pointee)
     }
 
     /// Forgets the subscription without deleting its consumer (its server may be gone; it expires).
