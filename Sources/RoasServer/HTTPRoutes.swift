@@ -131,8 +131,9 @@ struct HTTPRoutes: Sendable {
         } catch ServeError.notDurable(let reason) {
             // Nothing of the batch was applied; its id is free again for the retry.
             throw APIError.busy("the batch could not be made durable (\(reason)); retry later", retryAfter: "1")
-        } catch ServeError.refused(let reason) {
-            throw APIError(.contentTooLarge, reason, reason: "too_large")
+        }
+        if let refused = applied.refused[id] {
+            throw APIError(.contentTooLarge, refused, reason: "too_large")
         }
         guard let rejection else {
             return Self.json(.accepted, "{\"accepted\":\(applied.accepted),\"rejected\":\(applied.rejected)}")

@@ -20,6 +20,9 @@ actor Ingestor {
     struct Applied: Sendable {
         var accepted: Int
         var rejected: Int
+        /// `--nats`: batches the log can never take (a line larger than its messages), by id, with
+        /// why: nothing of them was applied, and resending them will not help.
+        var refused: [String: String] = [:]
     }
 
     /// The engine and its sinks: the live views first (`LiveOutput`), then the rows file and the
@@ -133,8 +136,16 @@ actor Ingestor {
                 self.lastEventAt = SystemClock.monotonicMilliseconds()
                 self.eventsSinceAdvance = true
             }
-            return .published(
-                edge.submit(chunk), applied: Applied(accepted: chunk.eventCount, rejected: chunk.rejectedCount), batches: batches)
+            let (ticket, refused) = edge.submit(chunk)
+            var applied = Applied(accepted: chunk.eventCount, rejected: chunk.rejectedCount)
+            if !refused.isEmpty {
+                // Never on the log: their ids are free, their events not taken.
+                for id in refused.keys { self.accepted.remove(id) }
+                let events = chunk.events(ofBatches: Set(refused.keys))
+                applied = Applied(accepted: applied.accepted - events, rejected: applied.rejected + events, refused: refused)
+                Logger(label: "roas").warning("refused, too large for the log: \(refused.values.sorted().joined(separator: "; "))")
+            }
+            return .published(ticket, applied: applied, batches: batches.filter { refused[$0] == nil })
         }
         if self.durable != nil { return .logged(try self.enqueueDurably(.chunk(chunk), after: previous?.epoch)) }
         return .applied(try self.applyNow(chunk))
@@ -150,10 +161,6 @@ actor Ingestor {
         case .published(let ticket, let result, let batches):
             do {
                 try await ticket.wait()
-            } catch let error as LogEdge.TooLarge {
-                for id in batches { self.accepted.remove(id) }
-                Logger(label: "roas").warning("input refused, too large for the log: \(error)")
-                throw ServeError.refused(error.description)
             } catch {
                 // Nothing is acknowledged that the log does not hold: the ids are free for the resend.
                 for id in batches { self.accepted.remove(id) }
@@ -321,15 +328,11 @@ enum ServeError: Error, CustomStringConvertible {
     case finished
     /// The write-ahead log could not take the input (`--data-dir`): nothing of it was applied.
     case notDurable(String)
-    /// `--nats`: the replicated log can never take this input (a line larger than its messages):
-    /// nothing of it was applied, and resending it will not help.
-    case refused(String)
 
     var description: String {
         switch self {
         case .finished: "the server is shutting down"
         case .notDurable(let reason): "the input could not be made durable: \(reason)"
-        case .refused(let reason): "the log cannot take the input: \(reason)"
         }
     }
 }

@@ -292,33 +292,31 @@ struct TCPIngest: Sendable {
     /// error when it was not taken (`not_durable` nacks then) or cannot be applied (no answers).
     private func answers(_ item: Submitted, acknowledges: Bool) async -> (lines: [UInt8], error: (any Error)?) {
         var failure: String?
+        var refused: [String: String] = [:]
         do {
-            _ = try await self.ingestor.completion(of: try item.submission.get())
+            refused = try await self.ingestor.completion(of: try item.submission.get()).refused
         } catch ServeError.notDurable(let reason) where acknowledges {
             failure = reason
-        } catch ServeError.refused(let reason) {
-            // The connection goes on: only this chunk's batches are refused (logged by the ingestor).
-            let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: ("too_large", reason)) : []
-            return (lines, nil)
         } catch {
             return ([], error)
         }
-        let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: failure.map { ("not_durable", $0) }) : []
+        let lines = acknowledges ? Self.acknowledgements(item.chunk.batchOutcomes, failure: failure, refused: refused) : []
         return (lines, failure.map { ServeError.notDurable($0) })
     }
 
     /// One line per batch (schemas/ack.schema.json): `ack` for an applied batch or a resend of one
-    /// (`duplicate`), `nack` with the reason otherwise; `failure` turns the applied ones into nacks
-    /// with its reason (`not_durable`, `too_large`).
-    static func acknowledgements(_ outcomes: [BatchOutcome], failure: (reason: String, detail: String)?) -> [UInt8] {
+    /// (`duplicate`), `nack` with the reason otherwise; `failure` turns the applied ones into
+    /// `not_durable` nacks; a batch in `refused` (`--nats`) is a `too_large` nack.
+    static func acknowledgements(_ outcomes: [BatchOutcome], failure: String?, refused: [String: String] = [:]) -> [UInt8] {
         var text: [UInt8] = []
         for outcome in outcomes {
             let id = outcome.id.map { JSONText.quoted($0) } ?? "null"
             switch outcome.rejection {
             case nil:
                 if let failure {
-                    JSONText.append(
-                        "{\"nack\":\(id),\"reason\":\"\(failure.reason)\",\"detail\":\(JSONText.quoted(failure.detail))}\n", to: &text)
+                    JSONText.append("{\"nack\":\(id),\"reason\":\"not_durable\",\"detail\":\(JSONText.quoted(failure))}\n", to: &text)
+                } else if let tooLarge = outcome.id.flatMap({ refused[$0] }) {
+                    JSONText.append("{\"nack\":\(id),\"reason\":\"too_large\",\"detail\":\(JSONText.quoted(tooLarge))}\n", to: &text)
                 } else {
                     JSONText.append("{\"ack\":\(id)}\n", to: &text)
                 }

@@ -45,7 +45,7 @@ public final class NATSCluster: Sendable {
     public static func with<T: Sendable>(
         maxPayload: String = "8MB", _ body: (NATSCluster) async throws -> T
     ) async throws -> T {
-        let cluster = try await offThread { try NATSCluster(maxPayload: maxPayload) }
+        let cluster = try await offThread { try NATSCluster.starting(maxPayload: maxPayload) }
         let result: Result<T, any Error>
         do {
             result = .success(try await body(cluster))
@@ -54,6 +54,20 @@ public final class NATSCluster: Sendable {
         }
         try await offThread { cluster.destroy() }
         return try result.get()
+    }
+
+    /// A started cluster, tried again (up to three times, with other ports) when a node could not
+    /// bind a port another process took between `freeLoopbackPort()` and the node's start (tests
+    /// running beside each other start clusters at once).
+    public static func starting(maxPayload: String = "8MB") throws -> NATSCluster {
+        var attempts = 0
+        while true {
+            do {
+                return try NATSCluster(maxPayload: maxPayload)
+            } catch let failure as Failure where failure.description.contains("address already in use") && attempts < 2 {
+                attempts += 1
+            }
+        }
     }
 
     /// Finds `nats-server`, writes the three configs, starts the nodes and waits until every node has

@@ -292,6 +292,12 @@ extension EngineSink {
 }
 
 extension ParsedChunk {
+    /// How many of the chunk's events belong to the batches with these ids.
+    public func events(ofBatches ids: Set<String>) -> Int {
+        let indices = Set(self.batches.indices.filter { ids.contains(self.batches[$0]) }.map { Int32($0) })
+        return self.events.reduce(0) { $0 + (indices.contains($1.batch) ? 1 : 0) }
+    }
+
     /// The log routes (`LogRoute`) of the lines of the chunk's accepted batches, batch after batch,
     /// from what parsing recorded of each line (its entry): an event goes by its key, a line
     /// rejected or blank to partition 0, as `LogRoute.of` routes a line it cannot parse. So

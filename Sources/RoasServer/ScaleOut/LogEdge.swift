@@ -68,55 +68,50 @@ final class LogEdge: Sendable {
     }
 
     /// Splits the accepted batches of `chunk` and queues their parts for the log, without waiting;
-    /// the ticket says when they are held (`Ticket.wait`).
-    func submit(_ chunk: ParsedChunk) -> Ticket {
+    /// the ticket says when they are held (`Ticket.wait`). `refused`: the batches left out because
+    /// the log can never take them (a line larger than a message), with why.
+    func submit(_ chunk: ParsedChunk) -> (ticket: Ticket, refused: [String: String]) {
         let parser = EventParser(currencies: self.currencies)
         let (split, bareLines) = LogPart.split(chunk: chunk, partitions: self.settings.partitions, parser: parser)
         let ticket = Ticket()
         if bareLines > 0 {
             ticket.resolve(.failure(RoasError(.input, "\(bareLines) unsigned lines: --nats takes signed batches only")))
-            return ticket
+            return (ticket, [:])
         }
         // A partition's share of a batch larger than a message goes as pieces (one partition can
         // hold all of a batch: a bulk of one creator's spend, say).
-        let parts = split.flatMap { $0.cut(maximumBytes: Self.messageBytes) }
-        if let tooLarge = self.firstTooLarge(parts) {
-            ticket.resolve(.failure(tooLarge))
-            return ticket
-        }
+        var parts = split.flatMap { $0.cut(maximumBytes: Self.messageBytes) }
+        let refused = self.tooLarge(parts)
+        if !refused.isEmpty { parts.removeAll { refused[$0.header.id] != nil } }
         if parts.isEmpty {
             ticket.resolve(.success(()))
-            return ticket
+            return (ticket, refused)
         }
         guard self.queue.put(Job(content: .parts(parts), ticket: ticket)) else {
             ticket.resolve(.failure(RoasError(.output, "the log edge is closed")))
-            return ticket
+            return (ticket, refused)
         }
-        return ticket
+        return (ticket, refused)
     }
 
-    /// Why a part cannot go on the log, if one cannot: a single line (a piece alone) that does not
-    /// fit in one message of it even after compression.
-    private func firstTooLarge(_ parts: [LogPart]) -> TooLarge? {
+    /// The batches the log cannot take, by id, with why: those with a single line (a piece alone)
+    /// that does not fit in one message of it even after compression.
+    private func tooLarge(_ parts: [LogPart]) -> [String: String] {
         // Room for the message's headers (its id, up to about 300 bytes) and the protocol's own.
         let limit = self.settings.maximumRecordBytes - 1024
-        for part in parts where part.body.count + part.take.count * 9 > Self.messageBytes {
+        var refused: [String: String] = [:]
+        for part in parts where part.body.count + part.take.count * 9 > Self.messageBytes && refused[part.header.id] == nil {
             let encoded = part.encoded
             guard encoded.count > limit else { continue }
             let size = self.settings.compression.encode(encoded).count
             guard size > limit else { continue }
-            return TooLarge(
-                description: "batch \(part.header.id): line \(part.take.first ?? 0) takes \(size) bytes on the log (partition "
-                    + "\(part.partition)\(self.settings.compression == .zstd ? ", compressed" : "")), more than the "
-                    + "\(self.settings.maximumRecordBytes)-byte messages the NATS servers take (max_payload): send a "
-                    + "shorter line, or raise max_payload")
+            refused[part.header.id] =
+                "line \(part.take.first ?? 0) of batch \(part.header.id) takes \(size) bytes on the log (partition "
+                + "\(part.partition)\(self.settings.compression == .zstd ? ", compressed" : "")), more than the "
+                + "\(self.settings.maximumRecordBytes)-byte messages the NATS servers take (max_payload): send a "
+                + "shorter line, or raise max_payload"
         }
-        return nil
-    }
-
-    /// Input the log can never take: resending it will not help (`ServeError.refused`).
-    struct TooLarge: Error, CustomStringConvertible {
-        var description: String
+        return refused
     }
 
     /// Queues an idle advance (`--idle-close`) after what was submitted before it: the workers move
