@@ -17,16 +17,30 @@ public enum LogRoute: Equatable, Sendable {
     public static func of(_ line: UnsafeRawBufferPointer, parser: EventParser, partitions: Int) -> LogRoute {
         let routed = parser.parse(line) { event -> LogRoute in
             let key: UnsafeRawBufferPointer
-            switch event.kind {
-            case .view, .click, .signup: key = event.user
-            case .purchase, .refund: key = event.order
-            case .spend, .engagement, .creator: key = event.creator
-            case .link: return .every
+            switch Key(event.kind) {
+            case .user: key = event.user
+            case .order: key = event.order
+            case .creator: key = event.creator
+            case nil: return .every
             }
             return .partition(LogRoute.partition(ofKey: key, partitions: partitions))
         }
         if case .success(let route) = routed { return route }
         return .partition(0)
+    }
+
+    /// The field an event of a kind is routed by; nil for a link (every partition).
+    enum Key {
+        case user, order, creator
+
+        init?(_ kind: EventKind) {
+            switch kind {
+            case .view, .click, .signup: self = .user
+            case .purchase, .refund: self = .order
+            case .spend, .engagement, .creator: self = .creator
+            case .link: return nil
+            }
+        }
     }
 
     /// The partition of a key (a user, an order or a creator) among `partitions` (a power of two).

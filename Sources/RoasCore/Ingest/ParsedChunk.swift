@@ -346,11 +346,11 @@ extension ParsedChunk {
 
         private func route(of event: Event) -> LogRoute {
             let key: Field
-            switch event.kind {
-            case .view, .click, .signup: key = event.user
-            case .purchase, .refund: key = event.order
-            case .spend, .engagement, .creator: key = event.creator
-            case .link: return .every
+            switch LogRoute.Key(event.kind) {
+            case .user: key = event.user
+            case .order: key = event.order
+            case .creator: key = event.creator
+            case nil: return .every
             }
             return self.chunk.bytes.withUnsafeBytes { bytes in
                 let start = Int(key.offset)
