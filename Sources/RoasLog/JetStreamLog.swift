@@ -632,12 +632,16 @@ final class JetStreamReader: LogReader {
     func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
-        if let subscription = self.subscription {
-            // Unsubscribe deletes the consumer on the server; Destroy alone would leave it to expire.
-            natsSubscription_Unsubscribe(subscription)
-            natsSubscription_Destroy(subscription)
-            self.subscription = nil
-        }
+        self.deleteSubscription()
+    }
+
+    /// Deletes the subscription and its consumer on the server.
+    private func deleteSubscription() {
+        guard let subscription = self.subscription else { return }
+        // Unsubscribe deletes the consumer on the server; Destroy alone would leave it to expire.
+        natsSubscription_Unsubscribe(subscription)
+        natsSubscription_Destroy(subscription)
+        self.subscription = nil
     }
 
     /// Makes the pull consumer, from `nextSequence` on.
@@ -703,8 +707,9 @@ final class JetStreamReader: LogReader {
         }
         var gap = false
         defer {
-            // After the messages of the list are destroyed.
-            if gap { self.dropSubscription() }
+            // After the messages of the list are destroyed. Its server answers: delete the consumer
+            // there too, rather than leave it until it expires.
+            if gap { self.deleteSubscription() }
         }
         defer { natsMsgList_Destroy(&list) }
         var messages: [LogMessage] = []

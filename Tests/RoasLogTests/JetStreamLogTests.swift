@@ -358,6 +358,15 @@ struct JetStreamLogTests {
             #expect(read.map(\.sequence) == Array(1...40))
             #expect(reader.gapsRecovered == 1)
             #expect(reader.consumersMade == 2)
+            // The consumer left behind is deleted, not left to expire (which may take a moment under load).
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            var consumers = try log.status().consumers
+            while consumers > 1 && clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                consumers = try log.status().consumers
+            }
+            #expect(consumers == 1)
         }
     }
 
