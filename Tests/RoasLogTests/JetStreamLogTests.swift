@@ -160,7 +160,8 @@ struct JetStreamLogTests {
                 try await Task.sleep(for: .milliseconds(100))
                 consumers = try log.status().consumers
             }
-            #expect(consumers == 0)
+            let made = (reader as? JetStreamReader).map { "\($0.consumersMade) consumers made, \($0.gapsRecovered) gaps" } ?? ""
+            #expect(consumers == 0, "\(made)")
 
             // A filter outside the stream's subjects fails at once, and clearly.
             let outside = #expect(throws: LogError.self) { _ = try log.reader(filter: "T.>", from: 1) }
