@@ -592,7 +592,7 @@ final class JetStreamReader: LogReader {
     private(set) var consumersMade = 0
     /// The consumer sequence of the last message the current consumer delivered (0 before the first).
     private var lastConsumerSequence: UInt64 = 0
-    /// How many times a consumer skipped deliveries and was remade, for tests and logs.
+    /// How many times a consumer skipped deliveries and was remade (tests read it).
     private(set) var gapsRecovered = 0
 
     init(log: JetStreamLog, filter: String, from sequence: UInt64) throws {
