@@ -186,6 +186,7 @@ extension Engine {
         self.profileCount = profileCount
         // With workers, purchases are accepted ahead of their credits against these.
         self.rebuildCreditTotals()
+        if configuration.pagedState { self.setPagedState(true) }
     }
 
     /// `init(snapshot:configuration:)` from an array.

@@ -132,6 +132,7 @@ public struct Engine: Sendable {
         // Eviction only looks at the front of the touch logs: cheap enough to run every second of event time.
         self.sweepInterval = 1000
         self.paneLimit = WindowStore.paneLimit(window: configuration.window, slide: configuration.slide)
+        if configuration.pagedState { self.setPagedState(true) }
     }
 
     /// Keep track of changed open windows, for `emitUpdates(into:)`.
@@ -267,10 +268,16 @@ public struct Engine: Sendable {
 
     /// Keeps the large tables in pages, or not (`EngineConfiguration.pagedState`): `roas serve
     /// --data-dir` replays its log without pages, which cost each event time, and pages the tables
-    /// before it takes input. Changes no result.
+    /// before it takes input. The paged tables: the dedup set's, the user interner's, the touch
+    /// logs' chain heads and the identity graph's parents. Changes no result.
     public mutating func setPagedState(_ paged: Bool) {
         self.configuration.pagedState = paged
         self.admission.setDedupPaged(paged)
+        self.users.setPaged(paged)
+        self.identities.setPaged(paged)
+        self.settle()
+        self.uniquePartitions()
+        for index in 0..<self.store.count { self.partitionsAt.base[index].setPaged(paged) }
     }
 
     /// End of input: the watermark becomes +infinity, everything pending applies and every window closes.

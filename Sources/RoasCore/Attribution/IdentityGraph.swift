@@ -3,8 +3,14 @@
 /// Links apply in event-time order, so the graph as it stands when a purchase applies is the graph
 /// "as of" that purchase's time.
 struct IdentityGraph: Sendable {
-    private var parent: [Int32] = []
+    /// Each identity's parent, up to the greatest identity ever linked. Paged with the engine's state
+    /// (`setPaged`), so that the first link after a copy of the engine was taken (a checkpoint being
+    /// written) copies one page, not 4 bytes per user.
+    private var parent = PagedArray<Int32>(pageShift: 14)
     private var members: [Int32: [Int32]] = [:]
+
+    /// Keeps the parents in pages, or in one array (`PagedArray.setPaged`).
+    mutating func setPaged(_ paged: Bool) { self.parent.setPaged(paged) }
 
     /// The group's representative. Merging the smaller group into the larger keeps paths short
     /// (at most log2 of the group size), so no path compression is needed.
@@ -18,7 +24,7 @@ struct IdentityGraph: Sendable {
     mutating func link(_ a: Int32, _ b: Int32) {
         let needed = Int(max(a, b)) + 1
         if self.parent.count < needed {
-            self.parent.append(contentsOf: (self.parent.count..<needed).map { Int32($0) })
+            for node in self.parent.count..<needed { self.parent.append(Int32(node)) }
         }
         let rootA = self.root(of: a)
         let rootB = self.root(of: b)
@@ -50,7 +56,7 @@ extension IdentityGraph {
 
     /// Writes the parents, then each merged group (root, members) in order of root.
     func write(to writer: inout SnapshotWriter) {
-        writer.write(raw: self.parent)
+        self.parent.withParts { writer.write(rawParts: $0) }
         writer.write(count: self.members.count)
         for root in self.members.keys.sorted() {
             writer.write(root)
@@ -115,7 +121,7 @@ extension IdentityGraph {
             members[root] = group
         }
         self.init()
-        self.parent = parent
+        self.parent = PagedArray(parent, pageShift: self.parent.pageShift)
         self.members = members
     }
 }

@@ -26,6 +26,12 @@ struct TouchPartition: Sendable {
 
     var count: Int { self.clicks.count + self.views.count }
 
+    /// Keeps the logs' chain heads in pages, or in one array each (`PagedArray.setPaged`).
+    mutating func setPaged(_ paged: Bool) {
+        self.clicks.setPaged(paged)
+        self.views.setPaged(paged)
+    }
+
     /// Appends a view or click of the identity at `local` (its index in this partition).
     @inline(__always)
     mutating func append(

@@ -10,12 +10,15 @@ import Darwin
 ///
 /// Bytes live in one arena; an open-addressing table of `(hash tag, handle)` finds them. Handles are
 /// stable for the life of the interner, so state elsewhere is keyed by small integers, not `String`s.
+/// With `setPaged(true)` the arena, the offsets and the table are kept in pages (`PagedArray`): a
+/// copy of the interner (a checkpoint being written) shares them, and a new string then copies only
+/// the pages it writes to.
 public struct Interner: Sendable {
-    private var arena: [UInt8] = []
-    private var offsets: [Int] = [0]
+    private var arena = PagedArray<UInt8>(pageShift: 16)
+    private var offsets = PagedArray<Int>(repeating: 0, count: 1, pageShift: 13)
     /// Open addressing; a key of at most 16 bytes is kept in its slot too, so finding it reads the
     /// slot alone instead of the slot, the offsets and the arena (one or two cache lines, not three).
-    private var slots: [Slot]
+    private var slots: PagedArray<Slot>
     private var mask: Int
     /// Texts decoded so far, by handle: only the handles rows name (creators, campaigns), never users'.
     private var strings: [Int32: String] = [:]
@@ -23,10 +26,12 @@ public struct Interner: Sendable {
     public init(capacity: Int = 1024) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        // `Slot.empty` is all zero bytes: one `memset`, fast in debug builds too (a new engine's user table is 3 MB).
-        self.slots = SnapshotReader.table(of: size, Slot.empty)
+        self.slots = PagedArray(repeating: Slot.empty, count: size, pageShift: Interner.slotPageShift)
         self.mask = size - 1
     }
+
+    /// Pages of 4,096 slots (96 KiB).
+    static let slotPageShift = 12
 
     /// `meta` is `hash tag (24 bits) << 40 | min(length, 255) << 32 | (handle + 1)`; 0 means empty.
     /// `first` and `last` hold a key of at most 16 bytes (`Slot.words`).
@@ -57,6 +62,18 @@ public struct Interner: Sendable {
             (hash >> 40) << 40 | UInt64(min(length, 255)) << 32 | UInt64(handle + 1)
         }
     }
+
+    /// Keeps the arena, the offsets and the table in pages (`PagedArray.setPaged`), or in one array each.
+    mutating func setPaged(_ paged: Bool) {
+        self.arena.setPaged(paged)
+        self.offsets.setPaged(paged)
+        self.slots.setPaged(paged)
+    }
+
+    var isPaged: Bool { self.slots.isPaged }
+
+    /// Pages replaced by copies of their own because a copy of the interner held them (for tests).
+    var pagesCopied: Int { self.arena.pagesCopied + self.offsets.pagesCopied + self.slots.pagesCopied }
 
     /// The number of distinct strings interned.
     public var count: Int { self.offsets.count - 1 }
@@ -119,7 +136,7 @@ public struct Interner: Sendable {
         case .missing(let slot, let a, let b): (index, first, last) = (slot, a, b)
         }
         let handle = self.count
-        self.arena.append(contentsOf: bytes)
+        self.arena.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
         self.offsets.append(self.arena.count)
         self.slots[index] = Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle))
         if self.count * 2 > self.slots.count { self.grow() }
@@ -135,7 +152,7 @@ public struct Interner: Sendable {
     /// Starts loading the slot where a lookup of the bytes whose `Interner.hash` is `hash` begins.
     @inline(__always)
     func prefetch(hash: UInt64) {
-        self.slots.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & self.mask)) }
+        self.slots.prefetch(Int(truncatingIfNeeded: hash) & self.mask)
     }
 
     /// The handle in the slot where a lookup of bytes of `length` whose hash is `hash` begins, when
@@ -143,7 +160,7 @@ public struct Interner: Sendable {
     /// prefetching what the handle indexes. Call it after `prefetch(hash:)` has had time to load the slot.
     @inline(__always)
     func guessHandle(hash: UInt64, length: Int) -> Int32? {
-        let meta = self.slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: hash) & self.mask].meta }
+        let meta = self.slots[Int(truncatingIfNeeded: hash) & self.mask].meta
         guard meta >> 32 == Slot.meta(hash: hash, length: length, handle: -1) >> 32 else { return nil }
         return Int32(truncatingIfNeeded: Int(truncatingIfNeeded: meta & 0xffff_ffff) - 1)
     }
@@ -158,7 +175,7 @@ public struct Interner: Sendable {
     public func withBytes<R>(of handle: Int32, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let start = self.offsets[Int(handle)]
         let end = self.offsets[Int(handle) + 1]
-        return self.arena.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+        return self.arena.withElements(from: start, to: end) { body(UnsafeRawBufferPointer($0)) }
     }
 
     /// The text of `handle` (decoded as UTF-8 once, then cached).
@@ -180,8 +197,8 @@ public struct Interner: Sendable {
         let length = self.offsets[handle + 1] - start
         guard length == bytes.count else { return false }
         if length == 0 { return true }
-        return self.arena.withUnsafeBytes { arena in
-            let left = arena.baseAddress! + start
+        return self.arena.withElements(from: start, to: start + length) { stored in
+            let left = UnsafeRawPointer(stored.baseAddress!)
             let right = bytes.baseAddress!
             // Most ids are short: compare them in at most two overlapping 8-byte words, without a call.
             if length >= 8 && length <= 16 {
@@ -195,17 +212,19 @@ public struct Interner: Sendable {
 
     private mutating func grow() {
         let size = self.slots.count * 2
-        var slots = [Slot](repeating: Slot.empty, count: size)
+        var slots = PagedArray(repeating: Slot.empty, count: size, pageShift: Interner.slotPageShift, paged: self.slots.isPaged)
         let mask = size - 1
-        for handle in 0..<self.count {
-            let (slot, hash): (Slot, UInt64) = self.withBytes(of: Int32(handle)) { bytes in
-                let hash = Interner.hash(bytes)
-                let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
-                return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
+        slots.withUniqueElements { table in
+            for handle in 0..<self.count {
+                let (slot, hash): (Slot, UInt64) = self.withBytes(of: Int32(handle)) { bytes in
+                    let hash = Interner.hash(bytes)
+                    let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
+                    return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
+                }
+                var index = Int(truncatingIfNeeded: hash) & mask
+                while table[index].meta != 0 { index = (index + 1) & mask }
+                table[index] = slot
             }
-            var index = Int(truncatingIfNeeded: hash) & mask
-            while slots[index].meta != 0 { index = (index + 1) & mask }
-            slots[index] = slot
         }
         self.slots = slots
         self.mask = mask
@@ -226,9 +245,9 @@ extension Interner {
 
     /// Writes the bytes, their offsets and the table; the decoded-string cache is not kept.
     func write(to writer: inout SnapshotWriter) {
-        writer.write(raw: self.arena)
-        writer.write(raw: self.offsets)
-        writer.write(table: self.slots, occupied: self.count) { $0.meta == 0 }
+        self.arena.withParts { writer.write(rawParts: $0) }
+        self.offsets.withParts { writer.write(rawParts: $0) }
+        self.slots.withParts { parts in writer.write(table: parts, occupied: self.count) { $0.meta == 0 } }
     }
 
     /// Reads what `write(to:)` wrote: offsets that rise from 0 to the arena's end, and a power-of-two
@@ -255,9 +274,9 @@ extension Interner {
         try SnapshotReader.require(occupied == count, "the interner's table holds \(occupied) strings, not \(count)")
         try SnapshotReader.require(count * 2 <= size, "the interner's table is more than half full")
         self.init(capacity: 1)
-        self.arena = arena
-        self.offsets = offsets
-        self.slots = slots
+        self.arena = PagedArray(arena, pageShift: self.arena.pageShift)
+        self.offsets = PagedArray(offsets, pageShift: self.offsets.pageShift)
+        self.slots = PagedArray(slots, pageShift: Interner.slotPageShift)
         self.mask = size - 1
     }
 }

@@ -280,6 +280,7 @@ struct PartitionTests {
         let snapshot = flat.engine.snapshot()
         #expect(pages.engine.snapshot() == snapshot, "variant \(variant): the same snapshot bytes")
         #expect(pages.engine.admission.dedupIsPaged && !flat.engine.admission.dedupIsPaged)
+        #expect(pages.engine.users.isPaged && !flat.engine.users.isPaged)
         // Paged midway (as `roas serve --data-dir` after its replay), and back.
         var pagedAtEnd = false
         let switched = try Self.run(
@@ -296,6 +297,7 @@ struct PartitionTests {
         var held: (engine: Engine, snapshot: [UInt8])? = nil
         var mostBeside = 0
         var besideAtEnd = -1
+        var userPagesCopied = 0
         let withCopy = try Self.run(
             lines, configuration: paged, flushEvery: 64,
             adjust: { index, engine in
@@ -309,11 +311,14 @@ struct PartitionTests {
                     held = nil
                 }
                 besideAtEnd = engine.admission.dedupOverlayCount
+                userPagesCopied = engine.users.pagesCopied
             })
+        // New users while the copy was held copied the user interner's pages they wrote to.
+        #expect(userPagesCopied > 0)
         #expect(mostBeside > 100 && besideAtEnd == 0, "variant \(variant): \(mostBeside) ids beside, \(besideAtEnd) at the end")
         Self.expectSame(withCopy, expected, "variant \(variant), paged, a copy held")
         let restored = try Engine(snapshot: snapshot, configuration: paged)
-        #expect(restored.admission.dedupIsPaged)
+        #expect(restored.admission.dedupIsPaged && restored.users.isPaged)
         #expect(restored.snapshot() == snapshot, "read into pages")
     }
 

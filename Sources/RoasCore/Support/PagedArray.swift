@@ -1,0 +1,254 @@
+import CRoasPrefetch
+
+/// An array of plain values kept in pages, for the big tables of an engine that is copied while it
+/// runs (`roas serve` writes a checkpoint from a copy, on another thread). A copy shares the pages;
+/// a write then replaces only the page it lands on by a copy of its own, where an `Array` would copy
+/// all of its elements at the first write: at 10M users the user interner's table alone is about
+/// 1 GB, which stalled the chunk that first wrote to it.
+///
+/// Paged (`setPaged(true)`, `EngineConfiguration.pagedState`), a page holds `1 << pageShift`
+/// elements; unpaged (an engine that is never copied, `roas run`'s), the array is one page that
+/// doubles as it grows, as an `Array`'s buffer does. Both forms are read the same way, without a
+/// branch: the page's address (one more load than an `Array`'s, from a small array that stays in
+/// cache), then the element. The last page of a paged array starts small and doubles up to a page,
+/// so a small array costs little.
+///
+/// A page is written only while one array alone holds it (`isKnownUniquelyReferenced`); a copy
+/// being read on another thread holds its pages, so they never change under it. Hence
+/// `@unchecked Sendable`.
+struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
+    /// A page: its capacity, then its elements. Elements are plain values: nothing to deinitialize.
+    final class Page: ManagedBuffer<Int, Element> {
+        static func make(capacity: Int) -> Page {
+            unsafeDowncast(Page.create(minimumCapacity: capacity) { _ in capacity }, to: Page.self)
+        }
+
+        var elements: UnsafeMutablePointer<Element> { self.withUnsafeMutablePointerToElements { $0 } }
+    }
+
+    /// log2 of a page's elements once paged.
+    let pageShift: Int
+    /// The shift in use: `pageShift` when paged, `unpagedShift` (one page for any count) when not.
+    private var shift: Int
+    private var mask: Int
+    private var pages: [Page] = []
+    /// Where each page keeps its elements: fixed for the page's life, read without touching the page.
+    private var bases: [UnsafeMutablePointer<Element>] = []
+    private(set) var count = 0
+    /// How many pages were replaced by a copy of their own because a copy of the array held them (for tests).
+    private(set) var pagesCopied = 0
+
+    /// An unpaged array's one page holds up to 2^40 elements (more than memory).
+    private static var unpagedShift: Int { 40 }
+
+    var isPaged: Bool { self.shift == self.pageShift }
+
+    /// An empty array, paged or not; `pageShift` is log2 of the elements a page holds once paged.
+    init(pageShift: Int, paged: Bool = false) {
+        precondition(pageShift > 0 && pageShift < 32)
+        self.pageShift = pageShift
+        self.shift = paged ? pageShift : PagedArray.unpagedShift
+        self.mask = (1 << self.shift) - 1
+    }
+
+    /// `count` copies of `element`.
+    init(repeating element: Element, count: Int, pageShift: Int, paged: Bool = false) {
+        self.init(pageShift: pageShift, paged: paged)
+        self.append(repeating: element, count: count)
+    }
+
+    /// The elements of `elements`, paged or not.
+    init(_ elements: [Element], pageShift: Int, paged: Bool = false) {
+        self.init(pageShift: pageShift, paged: paged)
+        elements.withUnsafeBufferPointer { self.append(contentsOf: $0) }
+    }
+
+    var isEmpty: Bool { self.count == 0 }
+
+    var last: Element? { self.count == 0 ? nil : self[self.count - 1] }
+
+    subscript(index: Int) -> Element {
+        @inline(__always) get {
+            precondition(index >= 0 && index < self.count, "PagedArray index out of range")
+            return self.bases[index >> self.shift][index & self.mask]
+        }
+        @inline(__always) set {
+            precondition(index >= 0 && index < self.count, "PagedArray index out of range")
+            self.writableBase(ofPage: index >> self.shift)[index & self.mask] = newValue
+        }
+    }
+
+    /// Writes `element` at `index` and returns the element it replaces: one look-up of the page.
+    @inline(__always)
+    mutating func exchange(_ index: Int, with element: Element) -> Element {
+        precondition(index >= 0 && index < self.count, "PagedArray index out of range")
+        let slot = self.writableBase(ofPage: index >> self.shift) + (index & self.mask)
+        let old = slot.pointee
+        slot.pointee = element
+        return old
+    }
+
+    /// Where page `page`'s elements are, once it is this array's alone (copied first when a copy of
+    /// the array holds it too).
+    @inline(__always)
+    private mutating func writableBase(ofPage page: Int) -> UnsafeMutablePointer<Element> {
+        if _slowPath(!isKnownUniquelyReferenced(&self.pages[page])) { self.copyPage(page) }
+        return self.bases[page]
+    }
+
+    @inline(never)
+    private mutating func copyPage(_ page: Int) {
+        let old = self.pages[page]
+        let capacity = old.header
+        let copy = Page.make(capacity: capacity)
+        copy.elements.initialize(from: old.elements, count: min(capacity, self.count - page << self.shift))
+        self.pages[page] = copy
+        self.bases[page] = copy.elements
+        self.pagesCopied += 1
+    }
+
+    /// Starts loading the element at `index` into the cache (a hint: an index out of range is ignored).
+    @inline(__always)
+    func prefetch(_ index: Int) {
+        guard index >= 0 && index < self.count else { return }
+        roas_prefetch(self.bases[index >> self.shift] + (index & self.mask))
+    }
+
+    /// Keeps the elements in pages of `1 << pageShift`, or in one page: the same elements either way.
+    mutating func setPaged(_ paged: Bool) {
+        guard paged != self.isPaged else { return }
+        var other = PagedArray(pageShift: self.pageShift, paged: paged)
+        self.withParts { parts in for part in parts { other.append(contentsOf: part) } }
+        other.pagesCopied = self.pagesCopied
+        self = other
+    }
+
+    /// Makes room for one more element on the last page: a new page, or the last one grown.
+    @inline(never)
+    private mutating func makeRoom() {
+        let page = self.count >> self.shift
+        if page == self.pages.count {
+            // A first page starts small; later ones are whole.
+            let capacity = page == 0 ? min(16, 1 << self.shift) : 1 << self.shift
+            let made = Page.make(capacity: capacity)
+            self.pages.append(made)
+            self.bases.append(made.elements)
+            return
+        }
+        // The first page, grown (only the first is ever smaller than a page).
+        let old = self.pages[page]
+        let grown = Page.make(capacity: min(1 << self.shift, old.header * 2))
+        grown.elements.initialize(from: old.elements, count: self.count & self.mask)
+        self.pages[page] = grown
+        self.bases[page] = grown.elements
+    }
+
+    @inline(__always)
+    private func hasRoom() -> Bool {
+        let page = self.count >> self.shift
+        return page < self.pages.count && (self.count & self.mask) < self.pages[page].header
+    }
+
+    @inline(__always)
+    mutating func append(_ element: Element) {
+        if _slowPath(!self.hasRoom()) { self.makeRoom() }
+        self.writableBase(ofPage: self.count >> self.shift)[self.count & self.mask] = element
+        self.count += 1
+    }
+
+    mutating func append(repeating element: Element, count: Int) {
+        var left = count
+        while left > 0 {
+            if !self.hasRoom() { self.makeRoom() }
+            let page = self.count >> self.shift
+            let offset = self.count & self.mask
+            let take = min(left, self.pages[page].header - offset)
+            (self.writableBase(ofPage: page) + offset).initialize(repeating: element, count: take)
+            self.count += take
+            left -= take
+        }
+    }
+
+    mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
+        guard var source = elements.baseAddress else { return }
+        var left = elements.count
+        while left > 0 {
+            if !self.hasRoom() { self.makeRoom() }
+            let page = self.count >> self.shift
+            let offset = self.count & self.mask
+            let take = min(left, self.pages[page].header - offset)
+            (self.writableBase(ofPage: page) + offset).initialize(from: source, count: take)
+            source += take
+            self.count += take
+            left -= take
+        }
+    }
+
+    /// Calls `body` with the elements from `start` to `end` in one buffer: in place when they are on
+    /// one page (always, when not paged), else copied together.
+    @inline(__always)
+    func withElements<R>(from start: Int, to end: Int, _ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
+        precondition(start >= 0 && start <= end && end <= self.count, "PagedArray range out of bounds")
+        if start == end { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        let page = start >> self.shift
+        if _fastPath((end - 1) >> self.shift == page) {
+            // `self` is borrowed for the call, so its pages live until it returns (no retain here:
+            // row keys are compared through this when windows close).
+            return try body(UnsafeBufferPointer(start: self.bases[page] + (start & self.mask), count: end - start))
+        }
+        return try self.joined(from: start, to: end).withUnsafeBufferPointer { try body($0) }
+    }
+
+    /// The elements from `start` to `end`, which span pages, in one array.
+    @inline(never)
+    private func joined(from start: Int, to end: Int) -> [Element] {
+        [Element](unsafeUninitializedCapacity: end - start) { buffer, initialized in
+            var at = start
+            while at < end {
+                let take = min(end - at, (1 << self.shift) - (at & self.mask))
+                (buffer.baseAddress! + (at - start)).initialize(from: self.bases[at >> self.shift] + (at & self.mask), count: take)
+                at += take
+            }
+            initialized = end - start
+        }
+    }
+
+    /// Unchecked reads and writes of the elements of an array `withUniqueElements` made its own alone.
+    struct UniqueElements {
+        fileprivate let bases: UnsafePointer<UnsafeMutablePointer<Element>>
+        fileprivate let shift: Int
+        fileprivate let mask: Int
+
+        subscript(index: Int) -> Element {
+            @inline(__always) get { self.bases[index >> self.shift][index & self.mask] }
+            @inline(__always) nonmutating set { self.bases[index >> self.shift][index & self.mask] = newValue }
+        }
+    }
+
+    /// Makes every page this array's alone, then calls `body` with unchecked access to the elements
+    /// (indices must be below `count`), for loops over a whole table (an interner's growth).
+    mutating func withUniqueElements<R>(_ body: (UniqueElements) throws -> R) rethrows -> R {
+        for page in self.pages.indices { _ = self.writableBase(ofPage: page) }
+        let (shift, mask) = (self.shift, self.mask)
+        return try self.bases.withUnsafeBufferPointer { bases in
+            try withExtendedLifetime(self.pages) {
+                try body(UniqueElements(bases: bases.baseAddress ?? UnsafePointer(bitPattern: 8)!, shift: shift, mask: mask))
+            }
+        }
+    }
+
+    /// Calls `body` with every element, page by page, in order (for writing a snapshot).
+    func withParts<R>(_ body: ([UnsafeBufferPointer<Element>]) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self.pages) {
+            let parts = self.bases.indices.map { page in
+                UnsafeBufferPointer(start: UnsafePointer(self.bases[page]), count: min(1 << self.shift, self.count - page << self.shift))
+            }
+            return try body(parts)
+        }
+    }
+
+    /// The elements in one array (for tests and small tables).
+    var elements: [Element] {
+        self.withParts { parts in parts.flatMap { Array($0) } }
+    }
+}
