@@ -157,30 +157,26 @@ struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
     }
 
     mutating func append(repeating element: Element, count: Int) {
-        var left = count
-        while left > 0 {
-            if !self.hasRoom() { self.makeRoom() }
-            let page = self.count >> self.shift
-            let offset = self.count & self.mask
-            let take = min(left, self.pages[page].header - offset)
-            (self.writableBase(ofPage: page) + offset).initialize(repeating: element, count: take)
-            self.count += take
-            left -= take
-        }
+        self.append(count) { destination, _, take in destination.initialize(repeating: element, count: take) }
     }
 
     mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
-        guard var source = elements.baseAddress else { return }
-        var left = elements.count
-        while left > 0 {
+        guard let source = elements.baseAddress else { return }
+        self.append(elements.count) { destination, done, take in destination.initialize(from: source + done, count: take) }
+    }
+
+    /// Appends `count` elements page by page: `fill` initializes `take` of them at `destination`,
+    /// `done` having been appended before.
+    private mutating func append(_ count: Int, _ fill: (UnsafeMutablePointer<Element>, Int, Int) -> Void) {
+        var done = 0
+        while done < count {
             if !self.hasRoom() { self.makeRoom() }
             let page = self.count >> self.shift
             let offset = self.count & self.mask
-            let take = min(left, self.pages[page].header - offset)
-            (self.writableBase(ofPage: page) + offset).initialize(from: source, count: take)
-            source += take
+            let take = min(count - done, self.pages[page].header - offset)
+            fill(self.writableBase(ofPage: page) + offset, done, take)
             self.count += take
-            left -= take
+            done += take
         }
     }
 
