@@ -63,10 +63,6 @@ struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
         elements.withUnsafeBufferPointer { self.append(contentsOf: $0) }
     }
 
-    var isEmpty: Bool { self.count == 0 }
-
-    var last: Element? { self.count == 0 ? nil : self[self.count - 1] }
-
     subscript(index: Int) -> Element {
         @inline(__always) get {
             precondition(index >= 0 && index < self.count, "PagedArray index out of range")
@@ -243,7 +239,7 @@ struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
         }
     }
 
-    /// The elements in one array (for tests and small tables).
+    /// The elements in one array (for tests).
     var elements: [Element] {
         self.withParts { parts in parts.flatMap { Array($0) } }
     }
