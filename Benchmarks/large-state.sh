@@ -3,8 +3,9 @@
 # `roas serve --data-dir --checkpoint-every D` (no file of the stream), while the server's RSS is
 # sampled every 0.2 s. Prints, per checkpoint: its size, how long it took, the longest chunk apply
 # while it was written (the ingest pause) and the RSS just before it began against the peak while
-# it was written (the issue-12 measure). Needs free disk for the log between two checkpoints plus
-# the two newest checkpoints (about 24 GB for 120M events with the defaults).
+# it was written (the issue-12 measure), and the longest apply between it and the checkpoint before.
+# Needs free disk for the log between two checkpoints plus the two newest checkpoints (about 24 GB
+# for 120M events with the defaults).
 set -euo pipefail
 
 usage() {
@@ -78,6 +79,7 @@ for line in open(folder + "/serve.err"):
     took = int(re.search(r"milliseconds=(\d+)", line).group(1))
     size = int(re.search(r"bytes=(\d+)", line).group(1))
     pause = int(re.search(r"longest_apply_meanwhile_ms=(\d+)", line).group(1))
+    pause_before = int(re.search(r"longest_apply_before_ms=(\d+)", line).group(1))
     # The log's time is to the second: the checkpoint ended within [logged, logged + 1).
     start, end = logged - took / 1000, logged + 1
     before = [rss for at, rss in samples if at <= start]
@@ -85,6 +87,6 @@ for line in open(folder + "/serve.err"):
     if before and during:
         print(f"  checkpoint {size / 1e9:6.2f} GB in {took:5d} ms, longest chunk apply meanwhile {pause:4d} ms; "
               f"RSS {before[-1] / 1024:6.0f} MB before, {max(during) / 1024:6.0f} MB at most while written "
-              f"({max(during) / before[-1]:.2f}x)")
+              f"({max(during) / before[-1]:.2f}x); longest apply between it and the one before {pause_before} ms")
 PY
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

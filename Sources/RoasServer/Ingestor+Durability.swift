@@ -118,10 +118,9 @@ extension Ingestor {
     }
 
     private func applyLogged(_ input: DurableInput) -> Result<Applied, any Error> {
-        let timed = self.durable?.machine.timesApplies == true
-        let started = timed ? SystemClock.monotonicMilliseconds() : 0
+        let started = SystemClock.monotonicMilliseconds()
         defer {
-            if timed { self.durable?.machine.applyTook(milliseconds: SystemClock.monotonicMilliseconds() - started) }
+            self.durable?.machine.applyTook(milliseconds: SystemClock.monotonicMilliseconds() - started)
         }
         switch input {
         case .chunk(let chunk):
@@ -191,7 +190,7 @@ extension Ingestor {
         self.host.settle()
         do {
             bytes = try await Self.write(
-                checkpoint, engine: self.host.engine, folder: folder,
+                checkpoint, engine: self.host.engine.checkpointCopy, folder: folder,
                 rowsDescriptor: self.rows.isRegularFile ? self.rows.descriptor : -1,
                 postgres: self.postgres.map { ($0, $0.enqueuedSequence) })
         } catch {
@@ -244,6 +243,7 @@ extension Ingestor {
             metadata: [
                 "lsn": "\(report.lsn)", "bytes": "\(bytes)", "milliseconds": "\(report.milliseconds)",
                 "longest_apply_meanwhile_ms": "\(report.longestApplyMeanwhile)",
+                "longest_apply_before_ms": "\(report.longestApplyBefore)",
             ])
     }
 

@@ -394,7 +394,7 @@ struct TouchLog: Sendable {
     func prefetchHead(of identity: Int32) {
         let index = Int(identity)
         guard index >= 0 && index < self.heads.count else { return }
-        self.heads.prefetch(index)
+        self.heads.prefetchForWrite(index)
     }
 
     /// The touch at `position` and its id's arena offset.

@@ -65,6 +65,7 @@ public struct Interner: Sendable {
 
     /// Keeps the arena, the offsets and the table in pages (`PagedArray.setPaged`), or in one array each.
     mutating func setPaged(_ paged: Bool) {
+        self.growth = nil
         self.arena.setPaged(paged)
         self.offsets.setPaged(paged)
         self.slots.setPaged(paged)
@@ -210,25 +211,101 @@ public struct Interner: Sendable {
         }
     }
 
+    /// A table of twice as many slots being filled beside the one lookups read, a few strings per
+    /// new string, so that no single string pays for moving them all (at 10M users, a whole move
+    /// took seconds). Lookups and snapshots read `slots`, which holds every string until the new
+    /// table takes its place; a copy of the interner may drop it (`dropGrowth`).
+    private struct Growth: Sendable {
+        var slots: PagedArray<Slot>
+        /// Handles below this are in `slots` already.
+        var moved = 0
+    }
+
+    private var growth: Growth?
+
+    /// A table of at most this many slots is replaced at once when it fills (a millisecond or so).
+    static let wholeGrowthSlots = 1 << 16
+    /// Strings moved into the new table for each string interned while it fills: the table the
+    /// lookups read is at most about 8/15 full when the move ends.
+    static let stringsMovedPerString = 16
+
+    /// Grows the table (`count * 2 > slots.count`): a step of the move to a table of twice the slots,
+    /// or the whole move when the table is small or it has come near `maximumLoad` (only when
+    /// growths were dropped before they ended).
+    @inline(never)
     private mutating func grow() {
         let size = self.slots.count * 2
-        var slots = PagedArray(repeating: Slot.empty, count: size, pageShift: Interner.slotPageShift, paged: self.slots.isPaged)
-        let mask = size - 1
-        slots.withUniqueElements { table in
-            for handle in 0..<self.count {
-                let (slot, hash): (Slot, UInt64) = self.withBytes(of: Int32(handle)) { bytes in
-                    let hash = Interner.hash(bytes)
-                    let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
-                    return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
-                }
-                var index = Int(truncatingIfNeeded: hash) & mask
-                while table[index].meta != 0 { index = (index + 1) & mask }
-                table[index] = slot
+        var growth: Growth
+        if let going = self.growth {
+            growth = going
+            self.growth = nil
+        } else {
+            growth = Growth(slots: PagedArray(pageShift: Interner.slotPageShift, paged: self.slots.isPaged))
+            growth.slots.reserveCapacity(size)
+        }
+        let whole = size <= Interner.wholeGrowthSlots * 2 || Interner.isNearlyFull(count: self.count, slots: self.slots.count)
+        // First the new table's empty slots, a page at a time, then the strings, in handle order.
+        if growth.slots.count < size {
+            growth.slots.append(
+                repeating: .empty, count: whole ? size - growth.slots.count : min(1 << Interner.slotPageShift, size - growth.slots.count))
+            if growth.slots.count < size {
+                self.growth = growth
+                return
             }
         }
-        self.slots = slots
+        let end = whole ? self.count : min(self.count, growth.moved + Interner.stringsMovedPerString)
+        let mask = size - 1
+        let start = growth.moved
+        if whole {
+            growth.slots.withUniqueElements { table in
+                for handle in start..<end {
+                    let (slot, hash) = self.slot(of: handle)
+                    var index = Int(truncatingIfNeeded: hash) & mask
+                    while table[index].meta != 0 { index = (index + 1) & mask }
+                    table[index] = slot
+                }
+            }
+        } else {
+            for handle in start..<end {
+                let (slot, hash) = self.slot(of: handle)
+                var index = Int(truncatingIfNeeded: hash) & mask
+                while growth.slots[index].meta != 0 { index = (index + 1) & mask }
+                growth.slots[index] = slot
+            }
+        }
+        growth.moved = end
+        if end < self.count {
+            self.growth = growth
+            return
+        }
+        self.slots = growth.slots
         self.mask = mask
     }
+
+    /// The slot of `handle`'s string, and its hash.
+    @inline(__always)
+    private func slot(of handle: Int) -> (Slot, UInt64) {
+        self.withBytes(of: Int32(handle)) { bytes in
+            let hash = Interner.hash(bytes)
+            let (first, last) = bytes.count <= 16 ? Slot.words(bytes) : (0, 0)
+            return (Slot(first: first, last: last, meta: Slot.meta(hash: hash, length: bytes.count, handle: handle)), hash)
+        }
+    }
+
+    /// True when `count` strings fill at least 9/16 of `slots`: the most a table may hold (in a
+    /// snapshot too), a growth in progress or not.
+    @inline(__always)
+    static func isNearlyFull(count: Int, slots: Int) -> Bool { count * 16 >= slots * 9 }
+
+    /// Forgets a growth in progress (the next string starts it over): for a copy that only writes a
+    /// snapshot, which would otherwise hold the new table's pages while the interner fills them.
+    mutating func dropGrowth() { self.growth = nil }
+
+    /// The slots of the table lookups read (for tests).
+    var tableSize: Int { self.slots.count }
+
+    /// True while a table twice the size is being filled (for tests).
+    var isGrowing: Bool { self.growth != nil }
 }
 
 // MARK: Snapshots
@@ -272,7 +349,7 @@ extension Interner {
         try SnapshotReader.require(
             size >= 16 && size & (size - 1) == 0, "the interner's table size \(size) is not a power of two from 16")
         try SnapshotReader.require(occupied == count, "the interner's table holds \(occupied) strings, not \(count)")
-        try SnapshotReader.require(count * 2 <= size, "the interner's table is more than half full")
+        try SnapshotReader.require(!Interner.isNearlyFull(count: count, slots: size), "the interner's table is more than 9/16 full")
         self.init(capacity: 1)
         self.arena = PagedArray(arena, pageShift: self.arena.pageShift)
         self.offsets = PagedArray(offsets, pageShift: self.offsets.pageShift)

@@ -110,6 +110,18 @@ struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
         roas_prefetch(self.bases[index >> self.shift] + (index & self.mask))
     }
 
+    /// `prefetch(_:)` for an element about to be written: its page's reference count too, which the
+    /// write reads (`isKnownUniquelyReferenced`): 16 bytes before the elements, after the object's
+    /// type and before the page's capacity. Another cache line than the element's when paged; when
+    /// not, the one page's, which stays in cache.
+    @inline(__always)
+    func prefetchForWrite(_ index: Int) {
+        guard index >= 0 && index < self.count else { return }
+        let base = self.bases[index >> self.shift]
+        roas_prefetch(UnsafeRawPointer(base) - 16)
+        roas_prefetch(base + (index & self.mask))
+    }
+
     /// Keeps the elements in pages of `1 << pageShift`, or in one page: the same elements either way.
     mutating func setPaged(_ paged: Bool) {
         guard paged != self.isPaged else { return }
@@ -117,6 +129,17 @@ struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
         self.withParts { parts in for part in parts { other.append(contentsOf: part) } }
         other.pagesCopied = self.pagesCopied
         self = other
+    }
+
+    /// Makes an unpaged array's one page hold at least `capacity` elements, so appends up to it
+    /// never copy the elements already there (a paged array's pages are whole already: nothing to do).
+    /// Memory the system gives zeroed is touched only as elements are appended.
+    mutating func reserveCapacity(_ capacity: Int) {
+        guard !self.isPaged, capacity > (self.pages.first?.header ?? 0) else { return }
+        let grown = Page.make(capacity: capacity)
+        if let old = self.pages.first { grown.elements.initialize(from: old.elements, count: self.count) }
+        self.pages = [grown]
+        self.bases = [grown.elements]
     }
 
     /// Makes room for one more element on the last page: a new page, or the last one grown.

@@ -26,6 +26,10 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
     private(set) var runningCheckpoint: UInt64?
     /// The longest apply (milliseconds) while the running checkpoint is written.
     private var longestApplyDuringCheckpoint: Int64 = 0
+    /// The longest apply (milliseconds) since the last checkpoint ended, while none was written.
+    private var longestApplyBetweenCheckpoints: Int64 = 0
+    /// `longestApplyBetweenCheckpoints` when the running checkpoint started.
+    private var longestApplyBefore: Int64 = 0
     /// Shutdown waits for the queue to empty, or for a running checkpoint to end.
     private var emptyWaiters: [Pause] = []
     private var checkpointWaiters: [Pause] = []
@@ -44,6 +48,8 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
         var lsn: UInt64
         var milliseconds: Int64
         var longestApplyMeanwhile: Int64
+        /// The longest apply between the end of the checkpoint before and the start of this one.
+        var longestApplyBefore: Int64
     }
 
     /// Shutdown's next step (`finishStep()`).
@@ -96,14 +102,15 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
         for batch in batches { self.appliedBatches[batch.id] = batch.entry }
     }
 
-    /// How long an apply took, counted while a checkpoint is being written.
+    /// How long an apply took: the longest while a checkpoint is written and the longest between
+    /// two go in the checkpoint's report.
     mutating func applyTook(milliseconds: Int64) {
-        guard self.runningCheckpoint != nil else { return }
-        self.longestApplyDuringCheckpoint = max(self.longestApplyDuringCheckpoint, milliseconds)
+        if self.runningCheckpoint != nil {
+            self.longestApplyDuringCheckpoint = max(self.longestApplyDuringCheckpoint, milliseconds)
+        } else {
+            self.longestApplyBetweenCheckpoints = max(self.longestApplyBetweenCheckpoints, milliseconds)
+        }
     }
-
-    /// Whether applies are being timed (a checkpoint is being written).
-    var timesApplies: Bool { self.runningCheckpoint != nil }
 
     /// The outcome of the step for `id` (see `DurableApplyQueue.finished`); also returns the
     /// shutdown waiters to resume once the queue is empty.
@@ -140,6 +147,8 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
         self.runningCheckpoint = self.appliedLSN
         self.lastCheckpointAt = now
         self.longestApplyDuringCheckpoint = 0
+        self.longestApplyBefore = self.longestApplyBetweenCheckpoints
+        self.longestApplyBetweenCheckpoints = 0
         return CheckpointPlan(lsn: self.appliedLSN, batches: self.appliedBatches)
     }
 
@@ -150,7 +159,8 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
         self.runningCheckpoint = nil
         if !failed { self.checkpointLSN = max(self.checkpointLSN, lsn) }
         let report = CheckpointReport(
-            lsn: lsn, milliseconds: now - self.lastCheckpointAt, longestApplyMeanwhile: self.longestApplyDuringCheckpoint)
+            lsn: lsn, milliseconds: now - self.lastCheckpointAt, longestApplyMeanwhile: self.longestApplyDuringCheckpoint,
+            longestApplyBefore: self.longestApplyBefore)
         defer { self.checkpointWaiters.removeAll() }
         return (report, self.checkpointWaiters)
     }

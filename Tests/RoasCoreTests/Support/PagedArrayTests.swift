@@ -78,6 +78,17 @@ struct PagedArrayTests {
         #expect(paged.pagesCopied * 8 * 4 < arrayWouldCopy, "\(paged.pagesCopied) pages, \(arrayWouldCopy) elements")
     }
 
+    /// `prefetchForWrite` loads a page's reference count at 16 bytes before its elements: the object's
+    /// type and reference count, then its capacity, then the elements.
+    @Test func aPagesReferenceCountIsSixteenBytesBeforeItsElements() {
+        for page in [PagedArray<Int64>.Page.make(capacity: 4), PagedArray<Int64>.Page.make(capacity: 4096)] {
+            let object = UnsafeRawPointer(Unmanaged.passUnretained(page).toOpaque())
+            #expect(UnsafeRawPointer(page.elements) - 16 == object + 8)
+        }
+        let small = PagedArray<Int32>.Page.make(capacity: 4)
+        #expect(UnsafeRawPointer(small.elements) - 16 == UnsafeRawPointer(Unmanaged.passUnretained(small).toOpaque()) + 8)
+    }
+
     /// Short and long byte strings (the table keeps those of at most 16 bytes in the slot; the long
     /// ones cross the arena's pages).
     static func string(_ number: UInt64) -> [UInt8] {

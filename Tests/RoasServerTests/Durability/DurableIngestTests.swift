@@ -82,19 +82,26 @@ struct DurableIngestTests {
         #expect(keeping.checkpointIfDue(now: 1, every: 1, horizon: nil)?.batches == ["old": Self.entry(100)])
     }
 
-    @Test func appliesAreTimedOnlyWhileACheckpointIsWritten() {
+    @Test func theLongestApplyDuringACheckpointAndBeforeItAreReported() {
         var machine = Machine(lsn: 0, checkpointLSN: 0, batches: [:], now: 0)
-        #expect(!machine.timesApplies)
-        machine.applyTook(milliseconds: 999)  // no checkpoint running: not counted
+        machine.applyTook(milliseconds: 40)  // no checkpoint running: counts as before the first
+        machine.applyTook(milliseconds: 12)
         _ = machine.appended("a", lsn: 1)
         machine.logged(lsns: 1, through: 1, failure: nil)
         _ = Self.applyAll(&machine)
         _ = machine.checkpointIfDue(now: 5, every: 5, horizon: nil)
-        #expect(machine.timesApplies)
         machine.applyTook(milliseconds: 7)
         machine.applyTook(milliseconds: 3)
-        #expect(machine.checkpointEnded(failed: false, now: 9).report.longestApplyMeanwhile == 7)
-        #expect(!machine.timesApplies)
+        let first = machine.checkpointEnded(failed: false, now: 9).report
+        #expect(first.longestApplyMeanwhile == 7 && first.longestApplyBefore == 40)
+        machine.applyTook(milliseconds: 5)  // between the two checkpoints
+        _ = machine.appended("b", lsn: 2)
+        machine.logged(lsns: 2, through: 2, failure: nil)
+        _ = Self.applyAll(&machine)
+        _ = machine.checkpointIfDue(now: 20, every: 5, horizon: nil)
+        machine.applyTook(milliseconds: 2)
+        let second = machine.checkpointEnded(failed: false, now: 21).report
+        #expect(second.longestApplyMeanwhile == 2 && second.longestApplyBefore == 5)
     }
 
     @Test func shutdownWaitsForInputsThenTheRunningCheckpointThenWritesALastOneAndCloses() {
