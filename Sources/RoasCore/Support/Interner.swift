@@ -230,7 +230,7 @@ public struct Interner: Sendable {
     static let stringsMovedPerString = 16
 
     /// Grows the table (`count * 2 > slots.count`): a step of the move to a table of twice the slots,
-    /// or the whole move when the table is small or it has come near `maximumLoad` (only when
+    /// or the whole move when the table is small or has come near full (`isNearlyFull`: only when
     /// growths were dropped before they ended).
     @inline(never)
     private mutating func grow() {
@@ -255,22 +255,24 @@ public struct Interner: Sendable {
         }
         let end = whole ? self.count : min(self.count, growth.moved + Interner.stringsMovedPerString)
         let mask = size - 1
-        let start = growth.moved
-        if whole {
-            growth.slots.withUniqueElements { table in
-                for handle in start..<end {
+        var from = growth.moved
+        // A batch at a time: the slots first, each one's place in the new table prefetched, then the
+        // places filled, so that their cache misses overlap instead of following one another.
+        withUnsafeTemporaryAllocation(of: (Slot, Int).self, capacity: Interner.stringsMovedPerString) { moving in
+            while from < end {
+                let to = min(end, from + Interner.stringsMovedPerString)
+                for handle in from..<to {
                     let (slot, hash) = self.slot(of: handle)
-                    var index = Int(truncatingIfNeeded: hash) & mask
-                    while table[index].meta != 0 { index = (index + 1) & mask }
-                    table[index] = slot
+                    let index = Int(truncatingIfNeeded: hash) & mask
+                    growth.slots.prefetchForWrite(index)
+                    moving.initializeElement(at: handle - from, to: (slot, index))
                 }
-            }
-        } else {
-            for handle in start..<end {
-                let (slot, hash) = self.slot(of: handle)
-                var index = Int(truncatingIfNeeded: hash) & mask
-                while growth.slots[index].meta != 0 { index = (index + 1) & mask }
-                growth.slots[index] = slot
+                for (slot, first) in moving[0..<(to - from)] {
+                    var index = first
+                    while growth.slots[index].meta != 0 { index = (index + 1) & mask }
+                    growth.slots[index] = slot
+                }
+                from = to
             }
         }
         growth.moved = end

@@ -228,30 +228,6 @@ struct PagedArray<Element: SnapshotRaw & BitwiseCopyable>: @unchecked Sendable {
         }
     }
 
-    /// Unchecked reads and writes of the elements of an array `withUniqueElements` made its own alone.
-    struct UniqueElements {
-        fileprivate let bases: UnsafePointer<UnsafeMutablePointer<Element>>
-        fileprivate let shift: Int
-        fileprivate let mask: Int
-
-        subscript(index: Int) -> Element {
-            @inline(__always) get { self.bases[index >> self.shift][index & self.mask] }
-            @inline(__always) nonmutating set { self.bases[index >> self.shift][index & self.mask] = newValue }
-        }
-    }
-
-    /// Makes every page this array's alone, then calls `body` with unchecked access to the elements
-    /// (indices must be below `count`), for loops over a whole table (an interner's growth).
-    mutating func withUniqueElements<R>(_ body: (UniqueElements) throws -> R) rethrows -> R {
-        for page in self.pages.indices { _ = self.writableBase(ofPage: page) }
-        let (shift, mask) = (self.shift, self.mask)
-        return try self.bases.withUnsafeBufferPointer { bases in
-            try withExtendedLifetime(self.pages) {
-                try body(UniqueElements(bases: bases.baseAddress ?? UnsafePointer(bitPattern: 8)!, shift: shift, mask: mask))
-            }
-        }
-    }
-
     /// Calls `body` with every element, page by page, in order (for writing a snapshot).
     func withParts<R>(_ body: ([UnsafeBufferPointer<Element>]) throws -> R) rethrows -> R {
         try withExtendedLifetime(self.pages) {
