@@ -79,14 +79,16 @@ for line in open(folder + "/serve.err"):
     took = int(re.search(r"milliseconds=(\d+)", line).group(1))
     size = int(re.search(r"bytes=(\d+)", line).group(1))
     pause = int(re.search(r"longest_apply_meanwhile_ms=(\d+)", line).group(1))
+    pause_cpu = int(re.search(r"longest_apply_meanwhile_cpu_ms=(\d+)", line).group(1))
     pause_before = int(re.search(r"longest_apply_before_ms=(\d+)", line).group(1))
+    pause_before_cpu = int(re.search(r"longest_apply_before_cpu_ms=(\d+)", line).group(1))
     # The log's time is to the second: the checkpoint ended within [logged, logged + 1).
     start, end = logged - took / 1000, logged + 1
     before = [rss for at, rss in samples if at <= start]
     during = [rss for at, rss in samples if start <= at <= end]
     if before and during:
-        print(f"  checkpoint {size / 1e9:6.2f} GB in {took:5d} ms, longest chunk apply meanwhile {pause:4d} ms; "
+        print(f"  checkpoint {size / 1e9:6.2f} GB in {took:5d} ms, longest chunk apply meanwhile {pause:4d} ms ({pause_cpu} ms CPU); "
               f"RSS {before[-1] / 1024:6.0f} MB before, {max(during) / 1024:6.0f} MB at most while written "
-              f"({max(during) / before[-1]:.2f}x); longest apply between it and the one before {pause_before} ms")
+              f"({max(during) / before[-1]:.2f}x); longest apply between it and the one before {pause_before} ms ({pause_before_cpu} ms CPU)")
 PY
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

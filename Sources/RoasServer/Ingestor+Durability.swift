@@ -118,9 +118,12 @@ extension Ingestor {
     }
 
     private func applyLogged(_ input: DurableInput) -> Result<Applied, any Error> {
-        let started = SystemClock.monotonicMilliseconds()
+        let (started, startedCPU) = (SystemClock.monotonicMilliseconds(), SystemClock.threadCPUMilliseconds())
         defer {
-            self.durable?.machine.applyTook(milliseconds: SystemClock.monotonicMilliseconds() - started)
+            self.durable?.machine.applyTook(
+                .init(
+                    milliseconds: SystemClock.monotonicMilliseconds() - started,
+                    cpuMilliseconds: SystemClock.threadCPUMilliseconds() - startedCPU))
         }
         switch input {
         case .chunk(let chunk):
@@ -242,8 +245,10 @@ extension Ingestor {
             "checkpoint written",
             metadata: [
                 "lsn": "\(report.lsn)", "bytes": "\(bytes)", "milliseconds": "\(report.milliseconds)",
-                "longest_apply_meanwhile_ms": "\(report.longestApplyMeanwhile)",
-                "longest_apply_before_ms": "\(report.longestApplyBefore)",
+                "longest_apply_meanwhile_ms": "\(report.longestApplyMeanwhile.milliseconds)",
+                "longest_apply_meanwhile_cpu_ms": "\(report.longestApplyMeanwhile.cpuMilliseconds)",
+                "longest_apply_before_ms": "\(report.longestApplyBefore.milliseconds)",
+                "longest_apply_before_cpu_ms": "\(report.longestApplyBefore.cpuMilliseconds)",
             ])
     }
 

@@ -3,7 +3,8 @@ import CRoasPrefetch
 /// The event ids seen within the dedup horizon, as fingerprints with their event time.
 ///
 /// 64 open-addressing tables (shards, chosen by a fingerprint's top 6 bits) of 16-byte entries, each
-/// kept at most 70% full; expired entries are dropped when a shard would pass that. An entry holds a
+/// kept at most 55-70% full (by shard: `fullPermille(shard:)`); expired entries are dropped when a
+/// shard would pass that. An entry holds a
 /// fingerprint's high 64 bits, then in one word the top `64 - timeBits` bits of its low 64 and the
 /// event time as an offset from its shard's `epoch`: `timeBits` is 32, or more when the dedup
 /// horizon plus the lateness needs more than 31 bits of milliseconds (`DedupSet.timeBits(span:)`),
@@ -26,7 +27,7 @@ import CRoasPrefetch
 /// workload), so an engine that never checkpoints keeps each table in one array.
 ///
 /// Memory: 23-64 bytes per id seen within the horizon (a shard holds 1.4 to 4 times its live count:
-/// it is rebuilt at 70% full and doubled when over half is still live); 23-46 while the set grows.
+/// it is rebuilt at 55-70% full and doubled when over half is still live); 23-58 while the set grows.
 struct DedupSet: Sendable {
     fileprivate struct Entry: Sendable {
         var high: UInt64
@@ -244,9 +245,12 @@ struct DedupSet: Sendable {
         }
     }
 
-    /// Ids with their times in an open-addressing table found by the fingerprint's high bits (no
-    /// hashing: they are random), at most half full; the empty slot's time is `Int64.min`, which no
-    /// event has. Ids are moved out by scanning the slots in order (`scan`), not removed one by one.
+    /// Ids with their times in open-addressing tables, one per shard (`DedupSet.shard(of:)`), each
+    /// found by the fingerprint's high bits (no hashing: they are random) and at most half full; the
+    /// empty slot's time is `Int64.min`, which no event has. A table doubles alone, so a doubling
+    /// moves a 64th of the ids (one table of a million ids took 0.1 s, a pause of ingest while a
+    /// checkpoint was written). Ids are moved out by scanning the slots in order (`scan`), not
+    /// removed one by one.
     fileprivate struct Overlay: Sendable {
         struct Slot: Sendable {
             var high: UInt64
@@ -254,69 +258,107 @@ struct DedupSet: Sendable {
             var time: Int64
         }
 
+        /// One shard's table.
+        struct Table: Sendable {
+            var slots: [Slot] = []
+            var count = 0
+
+            /// The time `fingerprint` was kept with, or nil.
+            @inline(__always)
+            func time(of fingerprint: Fingerprint) -> Int64? {
+                self.slots.withUnsafeBufferPointer { slots in
+                    guard slots.count > 0 else { return nil }
+                    let mask = slots.count - 1
+                    var index = Int(truncatingIfNeeded: fingerprint.high) & mask
+                    while slots[index].time != .min {
+                        if slots[index].high == fingerprint.high && slots[index].low == fingerprint.low { return slots[index].time }
+                        index = (index + 1) & mask
+                    }
+                    return nil
+                }
+            }
+
+            /// Keeps `fingerprint` at `time` (a later time replaces an earlier one); true when it was
+            /// not there.
+            mutating func set(_ fingerprint: Fingerprint, time: Int64) -> Bool {
+                if self.slots.isEmpty { self.slots = Array(repeating: Overlay.empty, count: 64) }
+                let mask = self.slots.count - 1
+                var index = Int(truncatingIfNeeded: fingerprint.high) & mask
+                while self.slots[index].time != .min {
+                    if self.slots[index].high == fingerprint.high && self.slots[index].low == fingerprint.low {
+                        self.slots[index].time = max(self.slots[index].time, time)
+                        return false
+                    }
+                    index = (index + 1) & mask
+                }
+                self.slots[index] = Slot(high: fingerprint.high, low: fingerprint.low, time: time)
+                self.count += 1
+                if self.count * 2 > self.slots.count { self.grow() }
+                return true
+            }
+
+            private mutating func grow() {
+                let old = self.slots
+                self = Table(slots: Array(repeating: Overlay.empty, count: old.count * 2), count: 0)
+                for slot in old where slot.time != .min { _ = self.set(Fingerprint(high: slot.high, low: slot.low), time: slot.time) }
+            }
+        }
+
         static let empty = Slot(high: 0, low: 0, time: .min)
-        private(set) var slots: [Slot] = []
+        /// By shard (`DedupSet.shard(of:)`); none until the first id.
+        private(set) var tables: [Table] = []
         private(set) var count = 0
-        /// Where moving ids into their pages goes on from (`DedupSet.fold`).
-        var scan = 0
+        /// Where moving ids into their pages goes on from (`DedupSet.fold`): a table, a slot in it.
+        private(set) var scan = (table: 0, slot: 0)
 
         var isEmpty: Bool { self.count == 0 }
-
-        @inline(__always)
-        private func start(_ fingerprint: Fingerprint) -> Int { Int(truncatingIfNeeded: fingerprint.high) & (self.slots.count - 1) }
 
         /// The time `fingerprint` was kept with, or nil.
         @inline(__always)
         func time(of fingerprint: Fingerprint) -> Int64? {
             guard self.count > 0 else { return nil }
-            return self.slots.withUnsafeBufferPointer { slots in
-                var index = self.start(fingerprint)
-                while slots[index].time != .min {
-                    if slots[index].high == fingerprint.high && slots[index].low == fingerprint.low { return slots[index].time }
-                    index = (index + 1) & (slots.count - 1)
-                }
-                return nil
-            }
+            return self.tables[DedupSet.shard(of: fingerprint)].time(of: fingerprint)
         }
 
-        /// Keeps `fingerprint` at `time` (a later time replaces an earlier one).
+        /// Keeps `fingerprint` at `time` (a later time replaces an earlier one). The scan starts
+        /// over: the id may be in a slot it has passed, and a table that doubled moved its ids.
         mutating func set(_ fingerprint: Fingerprint, time: Int64) {
+            if self.tables.isEmpty { self.tables = Array(repeating: Table(), count: DedupSet.shardCount) }
             // `Int64.min` marks an empty slot; no event's time is that early (the parser's limit).
-            let time = max(time, .min + 1)
-            if self.slots.isEmpty { self.slots = Array(repeating: Overlay.empty, count: 1024) }
-            let mask = self.slots.count - 1
-            var index = self.start(fingerprint)
-            while self.slots[index].time != .min {
-                if self.slots[index].high == fingerprint.high && self.slots[index].low == fingerprint.low {
-                    self.slots[index].time = max(self.slots[index].time, time)
-                    return
-                }
-                index = (index + 1) & mask
-            }
-            self.slots[index] = Slot(high: fingerprint.high, low: fingerprint.low, time: time)
-            self.count += 1
-            if self.count * 2 > self.slots.count { self.grow() }
+            if self.tables[DedupSet.shard(of: fingerprint)].set(fingerprint, time: max(time, .min + 1)) { self.count += 1 }
+            self.scan = (0, 0)
         }
 
-        private mutating func grow() {
-            let old = self.slots
-            self.slots = Array(repeating: Overlay.empty, count: old.count * 2)
-            self.count = 0
-            // Positions change: moving ids into pages starts over (moving one twice changes nothing).
-            self.scan = 0
-            for slot in old where slot.time != .min { self.set(Fingerprint(high: slot.high, low: slot.low), time: slot.time) }
+        /// The slot at the scan, or nil once the scan has passed every table.
+        func slotAtScan() -> Slot? {
+            var (table, slot) = self.scan
+            while table < self.tables.count {
+                if slot < self.tables[table].slots.count { return self.tables[table].slots[slot] }
+                (table, slot) = (table + 1, 0)
+            }
+            return nil
+        }
+
+        /// Moves the scan one slot on.
+        mutating func advanceScan() {
+            self.scan.slot += 1
+            while self.scan.table < self.tables.count && self.scan.slot >= self.tables[self.scan.table].slots.count {
+                self.scan = (self.scan.table + 1, 0)
+            }
         }
 
         /// Starts loading the slot a lookup of `fingerprint` reads first.
         @inline(__always)
         func prefetch(_ fingerprint: Fingerprint) {
             guard self.count > 0 else { return }
-            self.slots.withUnsafeBufferPointer { roas_prefetch($0.baseAddress! + self.start(fingerprint)) }
+            self.tables[DedupSet.shard(of: fingerprint)].slots.withUnsafeBufferPointer {
+                if let base = $0.baseAddress { roas_prefetch(base + (Int(truncatingIfNeeded: fingerprint.high) & ($0.count - 1))) }
+            }
         }
 
         /// Every id kept, with its time.
         var all: [(Fingerprint, Int64)] {
-            self.slots.compactMap { $0.time == .min ? nil : (Fingerprint(high: $0.high, low: $0.low), $0.time) }
+            self.tables.flatMap { $0.slots.compactMap { $0.time == .min ? nil : (Fingerprint(high: $0.high, low: $0.low), $0.time) } }
         }
     }
 
@@ -328,11 +370,16 @@ struct DedupSet: Sendable {
         var epoch: Int64 = 0
         /// The low `timeBits` bits of a tail: the time's offset plus 1.
         let stampMask: UInt64
+        /// Thousandths of the table full past which it is rebuilt (`DedupSet.fullPermille(shard:)`).
+        let fullPermille: Int
+        /// Times the table was rebuilt since the shard was made, for tests.
+        var rebuilds = 0
 
-        init(size: Int, stampMask: UInt64) {
+        init(size: Int, stampMask: UInt64, fullPermille: Int) {
             self.entries = Table(count: size)
             self.mask = size - 1
             self.stampMask = stampMask
+            self.fullPermille = fullPermille
         }
 
         /// `other` with its table kept as `Table` keeps it.
@@ -342,6 +389,7 @@ struct DedupSet: Sendable {
             self.count = other.count
             self.epoch = other.epoch
             self.stampMask = other.stampMask
+            self.fullPermille = other.fullPermille
         }
 
         /// The greatest offset from the epoch an entry can hold.
@@ -383,7 +431,7 @@ struct DedupSet: Sendable {
             }
             if found == nil {
                 self.count += 1
-                if self.count * 10 > self.entries.count * 7 { self.rebuild(cutoff: cutoff, epoch: self.epoch) }
+                if self.count * 1000 > self.entries.count * self.fullPermille { self.rebuild(cutoff: cutoff, epoch: self.epoch) }
             }
             return .inserted
         }
@@ -438,11 +486,19 @@ struct DedupSet: Sendable {
             let copies = self.entries.copies
             self.entries = Table(table)
             self.entries.copies = copies
+            self.rebuilds += 1
             self.mask = table.count - 1
             self.epoch = epoch
             self.count = live
         }
     }
+
+    /// How full shard `shard`'s table may get before it is rebuilt: from 55% (shard 0) to 70%
+    /// (the last). Ids spread evenly over the shards, so with one limit every shard would be rebuilt
+    /// within the same few thousand ids (at 60M ids, over two seconds of rebuilds in a few chunks);
+    /// spread, the rebuilds come one at a time. Above half, so that a rebuild that keeps the size
+    /// (over half the entries expired) leaves the table below its limit.
+    static func fullPermille(shard: Int) -> Int { 550 + 150 * shard / (DedupSet.shardCount - 1) }
 
     static let shardBits = 6
     static let shardCount = 1 << shardBits
@@ -491,10 +547,11 @@ struct DedupSet: Sendable {
         self.isPaged = paged
         self.overlayLimit = overlayLimit
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
+        let shards = (0..<DedupSet.shardCount).map { DedupSet.fullPermille(shard: $0) }
         if paged {
-            self.paged = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
+            self.paged = shards.map { Shard(size: size, stampMask: stampMask, fullPermille: $0) }
         } else {
-            self.flat = Array(repeating: Shard(size: size, stampMask: stampMask), count: DedupSet.shardCount)
+            self.flat = shards.map { Shard(size: size, stampMask: stampMask, fullPermille: $0) }
         }
     }
 
@@ -517,7 +574,7 @@ struct DedupSet: Sendable {
         converted.reserveCapacity(shards.count)
         for index in shards.indices {
             converted.append(Shard(shards[index]))
-            shards[index] = Shard(size: 16, stampMask: shards[index].stampMask)
+            shards[index] = Shard(size: 16, stampMask: shards[index].stampMask, fullPermille: shards[index].fullPermille)
         }
         shards = []
         return converted
@@ -534,6 +591,9 @@ struct DedupSet: Sendable {
     /// Pages copied because a copy of the set held them when an id was written to them.
     var pagesCopied: Int { self.paged.reduce(0) { $0 + $1.entries.copies } }
 
+    /// Tables rebuilt since the set was made (for tests).
+    var rebuilds: Int { self.flat.reduce(0) { $0 + $1.rebuilds } + self.paged.reduce(0) { $0 + $1.rebuilds } }
+
     /// Records `fingerprint` at `time` unless an entry not older than `cutoff` holds it already.
     /// Cutoffs must never decrease from one call to the next.
     ///
@@ -548,11 +608,7 @@ struct DedupSet: Sendable {
         }
         if !self.overlay.isEmpty, let heldTime = self.overlay.time(of: fingerprint), heldTime >= cutoff { return false }
         let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.overlayLimit)
-        if outcome == .held {
-            self.overlay.set(fingerprint, time: time)
-            // Kept in a slot the scan may have passed: it starts over.
-            self.overlay.scan = 0
-        }
+        if outcome == .held { self.overlay.set(fingerprint, time: time) }
         return outcome != .duplicate
     }
 
@@ -582,18 +638,20 @@ struct DedupSet: Sendable {
     private mutating func fold(cutoff: Int64) {
         var moved = 0
         var visited = 0
-        let slots = self.overlay.slots
-        while moved < DedupSet.foldsPerInsert && visited < 4 * DedupSet.foldsPerInsert && self.overlay.scan < slots.count {
-            let slot = slots[self.overlay.scan]
+        while moved < DedupSet.foldsPerInsert && visited < 4 * DedupSet.foldsPerInsert {
+            guard let slot = self.overlay.slotAtScan() else {
+                self.overlay = Overlay()
+                return
+            }
             if slot.time != .min && slot.time >= cutoff {
                 let fingerprint = Fingerprint(high: slot.high, low: slot.low)
                 if self.place(fingerprint, time: slot.time, cutoff: cutoff, copying: false) == .held { return }
                 moved += 1
             }
-            self.overlay.scan += 1
+            self.overlay.advanceScan()
             visited += 1
         }
-        if self.overlay.scan == slots.count { self.overlay = Overlay() }
+        if self.overlay.slotAtScan() == nil { self.overlay = Overlay() }
     }
 
     /// The slow path of `insert` for a new id whose time is out of its shard's reach: moves the
@@ -618,7 +676,7 @@ struct DedupSet: Sendable {
     }
 
     @inline(__always)
-    private static func shard(of fingerprint: Fingerprint) -> Int {
+    fileprivate static func shard(of fingerprint: Fingerprint) -> Int {
         Int(truncatingIfNeeded: fingerprint.high >> UInt64(64 - DedupSet.shardBits))
     }
 

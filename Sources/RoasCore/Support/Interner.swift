@@ -228,6 +228,9 @@ public struct Interner: Sendable {
     /// Strings moved into the new table for each string interned while it fills: the table the
     /// lookups read is at most about 8/15 full when the move ends.
     static let stringsMovedPerString = 16
+    /// Empty slots the new table gets for each string interned before the strings move (24 KiB: a
+    /// few microseconds, where a chunk of a thousand new users took tens of milliseconds with 96 KiB).
+    static let emptySlotsPerString = 1024
 
     /// Grows the table (`count * 2 > slots.count`): a step of the move to a table of twice the slots,
     /// or the whole move when the table is small or has come near full (`isNearlyFull`: only when
@@ -244,10 +247,11 @@ public struct Interner: Sendable {
             growth.slots.reserveCapacity(size)
         }
         let whole = size <= Interner.wholeGrowthSlots * 2 || Interner.isNearlyFull(count: self.count, slots: self.slots.count)
-        // First the new table's empty slots, a page at a time, then the strings, in handle order.
+        // First the new table's empty slots, `emptySlotsPerString` at a time, then the strings, in
+        // handle order.
         if growth.slots.count < size {
             growth.slots.append(
-                repeating: .empty, count: whole ? size - growth.slots.count : min(1 << Interner.slotPageShift, size - growth.slots.count))
+                repeating: .empty, count: whole ? size - growth.slots.count : min(Interner.emptySlotsPerString, size - growth.slots.count))
             if growth.slots.count < size {
                 self.growth = growth
                 return

@@ -20,6 +20,13 @@ public enum SystemClock {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
+    /// CPU time the calling thread has used, in milliseconds (a system call, not the vDSO: for
+    /// measuring work of milliseconds or more).
+    public static func threadCPUMilliseconds() -> Int64 {
+        let now = Self.read(CLOCK_THREAD_CPUTIME_ID)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
     /// Wall-clock seconds since the Unix epoch, rounded down.
     public static func wallClockSeconds() -> Int64 {
         Int64(Self.read(CLOCK_REALTIME).tv_sec)

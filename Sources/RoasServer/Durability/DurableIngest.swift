@@ -25,11 +25,11 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
     /// The LSN of the checkpoint being written, if one is.
     private(set) var runningCheckpoint: UInt64?
     /// The longest apply (milliseconds) while the running checkpoint is written.
-    private var longestApplyDuringCheckpoint: Int64 = 0
+    private var longestApplyDuringCheckpoint = ApplyTime()
     /// The longest apply (milliseconds) since the last checkpoint ended, while none was written.
-    private var longestApplyBetweenCheckpoints: Int64 = 0
+    private var longestApplyBetweenCheckpoints = ApplyTime()
     /// `longestApplyBetweenCheckpoints` when the running checkpoint started.
-    private var longestApplyBefore: Int64 = 0
+    private var longestApplyBefore = ApplyTime()
     /// Shutdown waits for the queue to empty, or for a running checkpoint to end.
     private var emptyWaiters: [Pause] = []
     private var checkpointWaiters: [Pause] = []
@@ -47,9 +47,19 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
     struct CheckpointReport: Equatable {
         var lsn: UInt64
         var milliseconds: Int64
-        var longestApplyMeanwhile: Int64
+        var longestApplyMeanwhile: ApplyTime
         /// The longest apply between the end of the checkpoint before and the start of this one.
-        var longestApplyBefore: Int64
+        var longestApplyBefore: ApplyTime
+    }
+
+    /// How long an apply took on the clock, and on the engine thread's CPU: far less CPU than clock
+    /// time means the thread waited (for a core, or for memory the system had to give it).
+    struct ApplyTime: Equatable {
+        var milliseconds: Int64 = 0
+        var cpuMilliseconds: Int64 = 0
+
+        /// The longer of the two by clock time.
+        func longer(_ other: ApplyTime) -> ApplyTime { other.milliseconds > self.milliseconds ? other : self }
     }
 
     /// Shutdown's next step (`finishStep()`).
@@ -104,11 +114,11 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
 
     /// How long an apply took: the longest while a checkpoint is written and the longest between
     /// two go in the checkpoint's report.
-    mutating func applyTook(milliseconds: Int64) {
+    mutating func applyTook(_ time: ApplyTime) {
         if self.runningCheckpoint != nil {
-            self.longestApplyDuringCheckpoint = max(self.longestApplyDuringCheckpoint, milliseconds)
+            self.longestApplyDuringCheckpoint = self.longestApplyDuringCheckpoint.longer(time)
         } else {
-            self.longestApplyBetweenCheckpoints = max(self.longestApplyBetweenCheckpoints, milliseconds)
+            self.longestApplyBetweenCheckpoints = self.longestApplyBetweenCheckpoints.longer(time)
         }
     }
 
@@ -146,9 +156,9 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
         if let horizon { self.appliedBatches = self.appliedBatches.filter { $0.value.timestamp >= horizon } }
         self.runningCheckpoint = self.appliedLSN
         self.lastCheckpointAt = now
-        self.longestApplyDuringCheckpoint = 0
+        self.longestApplyDuringCheckpoint = ApplyTime()
         self.longestApplyBefore = self.longestApplyBetweenCheckpoints
-        self.longestApplyBetweenCheckpoints = 0
+        self.longestApplyBetweenCheckpoints = ApplyTime()
         return CheckpointPlan(lsn: self.appliedLSN, batches: self.appliedBatches)
     }
 

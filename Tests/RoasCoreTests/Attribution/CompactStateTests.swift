@@ -312,6 +312,32 @@ struct CompactStateTests {
     }
 
     /// The bits of time follow the dedup horizon plus the lateness: 32 for a day, more past 24 days.
+    /// Ids spread evenly over the 64 shards (here exactly: one per shard in turn) fill the shards at
+    /// one pace, yet their tables are rebuilt one after another (each at its own limit, 55-70%
+    /// full), not all within the same few ids: with millions of ids, a rebuild of every shard in a
+    /// few chunks was seconds of work there.
+    @Test(arguments: [false, true])
+    func dedupShardsAreRebuiltOneAfterAnother(paged: Bool) {
+        var random = SplitMix64(seed: 0x5EB)
+        var set = DedupSet(capacity: 1 << 16, paged: paged)
+        var rebuiltAt: [Int] = []
+        for step in 0..<200_000 {
+            let before = set.rebuilds
+            let shard = UInt64(step % DedupSet.shardCount) << UInt64(64 - DedupSet.shardBits)
+            let fingerprint = Fingerprint(high: shard | random.next() >> UInt64(DedupSet.shardBits), low: random.next())
+            let fresh = set.insert(fingerprint, time: 1_000, cutoff: 0)
+            #expect(fresh)
+            rebuiltAt += Array(repeating: step, count: set.rebuilds - before)
+        }
+        // 64 shards of 1,024 slots, then 2,048, then 4,096: three rebuilds each, each doubling.
+        #expect(rebuiltAt.count == 3 * 64, "\(rebuiltAt.count) rebuilds")
+        var most = 0
+        for (index, step) in rebuiltAt.enumerated() {
+            most = max(most, rebuiltAt[index...].prefix { $0 < step + 100 }.count)
+        }
+        #expect(most == 1, "at most \(most) rebuilds within 100 ids")
+    }
+
     @Test func dedupTimeBitsFollowTheSpan() {
         let day: Int64 = 86_400_000
         #expect(DedupSet.timeBits(span: day + 3_600_000) == 32)

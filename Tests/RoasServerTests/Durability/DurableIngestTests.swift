@@ -84,24 +84,25 @@ struct DurableIngestTests {
 
     @Test func theLongestApplyDuringACheckpointAndBeforeItAreReported() {
         var machine = Machine(lsn: 0, checkpointLSN: 0, batches: [:], now: 0)
-        machine.applyTook(milliseconds: 40)  // no checkpoint running: counts as before the first
-        machine.applyTook(milliseconds: 12)
+        machine.applyTook(.init(milliseconds: 40, cpuMilliseconds: 20))  // no checkpoint running: counts as before the first
+        machine.applyTook(.init(milliseconds: 12, cpuMilliseconds: 6))
         _ = machine.appended("a", lsn: 1)
         machine.logged(lsns: 1, through: 1, failure: nil)
         _ = Self.applyAll(&machine)
         _ = machine.checkpointIfDue(now: 5, every: 5, horizon: nil)
-        machine.applyTook(milliseconds: 7)
-        machine.applyTook(milliseconds: 3)
+        machine.applyTook(.init(milliseconds: 7, cpuMilliseconds: 3))
+        machine.applyTook(.init(milliseconds: 3, cpuMilliseconds: 1))
         let first = machine.checkpointEnded(failed: false, now: 9).report
-        #expect(first.longestApplyMeanwhile == 7 && first.longestApplyBefore == 40)
-        machine.applyTook(milliseconds: 5)  // between the two checkpoints
+        #expect(first.longestApplyMeanwhile == .init(milliseconds: 7, cpuMilliseconds: 3))
+        #expect(first.longestApplyBefore == .init(milliseconds: 40, cpuMilliseconds: 20))
+        machine.applyTook(.init(milliseconds: 5, cpuMilliseconds: 2))  // between the two checkpoints
         _ = machine.appended("b", lsn: 2)
         machine.logged(lsns: 2, through: 2, failure: nil)
         _ = Self.applyAll(&machine)
         _ = machine.checkpointIfDue(now: 20, every: 5, horizon: nil)
-        machine.applyTook(milliseconds: 2)
+        machine.applyTook(.init(milliseconds: 2, cpuMilliseconds: 1))
         let second = machine.checkpointEnded(failed: false, now: 21).report
-        #expect(second.longestApplyMeanwhile == 2 && second.longestApplyBefore == 5)
+        #expect(second.longestApplyMeanwhile.milliseconds == 2 && second.longestApplyBefore.milliseconds == 5)
     }
 
     @Test func shutdownWaitsForInputsThenTheRunningCheckpointThenWritesALastOneAndCloses() {
