@@ -3,7 +3,7 @@ import CRoasPrefetch
 /// The event ids seen within the dedup horizon, as fingerprints with their event time.
 ///
 /// 64 open-addressing tables (shards, chosen by a fingerprint's top 6 bits) of 16-byte entries, each
-/// kept at most 55-70% full (by shard: `fullPermille(shard:)`); expired entries are dropped when a
+/// kept at most 64-70% full (by shard: `fullPermille(shard:)`); expired entries are dropped when a
 /// shard would pass that. An entry holds a
 /// fingerprint's high 64 bits, then in one word the top `64 - timeBits` bits of its low 64 and the
 /// event time as an offset from its shard's `epoch`: `timeBits` is 32, or more when the dedup
@@ -27,7 +27,7 @@ import CRoasPrefetch
 /// workload), so an engine that never checkpoints keeps each table in one array.
 ///
 /// Memory: 23-64 bytes per id seen within the horizon (a shard holds 1.4 to 4 times its live count:
-/// it is rebuilt at 55-70% full and doubled when over half is still live); 23-58 while the set grows.
+/// it is rebuilt at 64-70% full and doubled when over half is still live); 23-50 while the set grows.
 struct DedupSet: Sendable {
     fileprivate struct Entry: Sendable {
         var high: UInt64
@@ -493,12 +493,14 @@ struct DedupSet: Sendable {
         }
     }
 
-    /// How full shard `shard`'s table may get before it is rebuilt: from 55% (shard 0) to 70%
+    /// How full shard `shard`'s table may get before it is rebuilt: from 64% (shard 0) to 70%
     /// (the last). Ids spread evenly over the shards, so with one limit every shard would be rebuilt
     /// within the same few thousand ids (at 60M ids, over two seconds of rebuilds in a few chunks);
-    /// spread, the rebuilds come one at a time. Above half, so that a rebuild that keeps the size
-    /// (over half the entries expired) leaves the table below its limit.
-    static func fullPermille(shard: Int) -> Int { 550 + 150 * shard / (DedupSet.shardCount - 1) }
+    /// spread, the rebuilds come one at a time (at 2M slots a shard, 120K ids apart). A narrow band,
+    /// as a lower limit doubles a table sooner (55-70% cost the reference workload 14% more peak
+    /// RSS); above half, so that a rebuild that keeps the size (over half the entries expired)
+    /// leaves the table below its limit.
+    static func fullPermille(shard: Int) -> Int { 640 + 60 * shard / (DedupSet.shardCount - 1) }
 
     static let shardBits = 6
     static let shardCount = 1 << shardBits

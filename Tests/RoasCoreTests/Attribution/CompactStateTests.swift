@@ -313,7 +313,7 @@ struct CompactStateTests {
 
     /// The bits of time follow the dedup horizon plus the lateness: 32 for a day, more past 24 days.
     /// Ids spread evenly over the 64 shards (here exactly: one per shard in turn) fill the shards at
-    /// one pace, yet their tables are rebuilt one after another (each at its own limit, 55-70%
+    /// one pace, yet their tables are rebuilt one after another (each at its own limit, 64-70%
     /// full), not all within the same few ids: with millions of ids, a rebuild of every shard in a
     /// few chunks was seconds of work there.
     @Test(arguments: [false, true])
@@ -333,9 +333,10 @@ struct CompactStateTests {
         #expect(rebuiltAt.count == 3 * 64, "\(rebuiltAt.count) rebuilds")
         var most = 0
         for (index, step) in rebuiltAt.enumerated() {
-            most = max(most, rebuiltAt[index...].prefix { $0 < step + 100 }.count)
+            most = max(most, rebuiltAt[index...].prefix { $0 < step + 40 }.count)
         }
-        #expect(most == 1, "at most \(most) rebuilds within 100 ids")
+        // One limit for every shard: all 64 within 64 ids. Some shards share a limit here (60 limits).
+        #expect(most <= 2, "at most \(most) rebuilds within 40 ids")
     }
 
     @Test func dedupTimeBitsFollowTheSpan() {
