@@ -2,17 +2,17 @@ import CRoasPrefetch
 
 /// The event ids seen within the dedup horizon, as fingerprints with their event time.
 ///
-/// 64 open-addressing tables (shards, chosen by a fingerprint's top 6 bits) of 16-byte entries, each
-/// kept at most 64-70% full (by shard: `fullPermille(shard:)`); expired entries are dropped when a
-/// shard would pass that. An entry holds a
-/// fingerprint's high 64 bits, then in one word the top `64 - timeBits` bits of its low 64 and the
-/// event time as an offset from its shard's `epoch`: `timeBits` is 32, or more when the dedup
-/// horizon plus the lateness needs more than 31 bits of milliseconds (`DedupSet.timeBits(span:)`),
-/// so ids are told apart by at least 96 - 6 bits beyond their shard (two of 10 million ids within
-/// the horizon share those with a chance of about 10^-14). A shard moves its epoch up to the cutoff
-/// (`rebase`) when an id's time no longer fits, about once per `2^timeBits` ms minus the horizon of
-/// stream time; the rare time that does not fit even then (an event far ahead of every other) is kept
-/// exactly in `far`, a dictionary beside the shards.
+/// 64 open-addressing tables (shards, chosen by a fingerprint's top 6 bits) of 16-byte entries,
+/// each kept at most 64-70% full (by shard: `fullPermille(shard:)`); expired entries are dropped
+/// when a shard would pass that. An entry holds a fingerprint's high 64 bits, then in one word the
+/// top `64 - timeBits` bits of its low 64 and the event time as an offset from its shard's `epoch`:
+/// `timeBits` is 32, or more when the dedup horizon plus the lateness needs more than 31 bits of
+/// milliseconds (`DedupSet.timeBits(span:)`), so ids are told apart by at least 96 - 6 bits beyond
+/// their shard (two of 10 million ids within the horizon share those with a chance of about
+/// 10^-14). A shard moves its epoch up to the cutoff (`rebase`) when an id's time no longer fits,
+/// about once per `2^timeBits` ms minus the horizon of stream time; the rare time that does not fit
+/// even then (an event far ahead of every other) is kept exactly in `far`, a dictionary beside the
+/// shards.
 ///
 /// A lookup ignores entries older than the cutoff, so the answer depends only on the cutoffs given,
 /// which never decrease, not on when a shard was last cleaned. Shards grow one at a time, so growing

@@ -355,7 +355,7 @@ extension Interner {
         try SnapshotReader.require(
             size >= 16 && size & (size - 1) == 0, "the interner's table size \(size) is not a power of two from 16")
         try SnapshotReader.require(occupied == count, "the interner's table holds \(occupied) strings, not \(count)")
-        try SnapshotReader.require(!Interner.isNearlyFull(count: count, slots: size), "the interner's table is more than 9/16 full")
+        try SnapshotReader.require(!Interner.isNearlyFull(count: count, slots: size), "the interner's table is 9/16 full or more")
         self.init(capacity: 1)
         self.arena = PagedArray(arena, pageShift: self.arena.pageShift)
         self.offsets = PagedArray(offsets, pageShift: self.offsets.pageShift)
