@@ -30,8 +30,8 @@ struct InternerTests {
     /// grows: the growths past 2^16 slots span thousands of strings each (the step that ends one moves
     /// at most `stringsMovedPerString`), lookups stay right throughout, a snapshot taken mid-growth
     /// reads back and goes on to the same handles, a held copy does not change, and once grown the
-    /// table is the one a whole growth builds (the same snapshot bytes as an interner restored and
-    /// grown again from its strings).
+    /// table is the one the names in handle order make (the same snapshot bytes as an interner
+    /// restored mid-growth and grown on, and as one made large enough up front never to grow).
     @Test(arguments: [false, true])
     func aLargeTableGrowsAFewStringsAtATime(paged: Bool) throws {
         var interner = Interner(capacity: 16)
@@ -79,6 +79,13 @@ struct InternerTests {
         var again = SnapshotWriter()
         restored.write(to: &again)
         #expect(final.bytes == again.bytes, "the same table whatever the growth went through")
+        // And the table an interner made that large up front holds, never grown: the names in handle order.
+        var unGrown = Interner(capacity: 300_000)
+        for number in 0..<300_000 { _ = Self.string(number).withUnsafeBytes { unGrown.intern($0) } }
+        #expect(unGrown.tableSize == interner.tableSize)
+        var whole = SnapshotWriter()
+        unGrown.write(to: &whole)
+        #expect(final.bytes == whole.bytes, "the table of a never-grown interner")
     }
 
     /// A growth dropped after every string (`dropGrowth`, as a checkpoint's copy does) starts over
