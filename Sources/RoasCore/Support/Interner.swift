@@ -238,15 +238,12 @@ public struct Interner: Sendable {
     @inline(never)
     private mutating func grow() {
         let size = self.slots.count * 2
-        var growth: Growth
-        if let going = self.growth {
-            growth = going
-            self.growth = nil
-        } else {
-            growth = Growth(slots: PagedArray(pageShift: Interner.slotPageShift, paged: self.slots.isPaged))
-            growth.slots.reserveCapacity(size)
-        }
-        let whole = size <= Interner.wholeGrowthSlots * 2 || Interner.isNearlyFull(count: self.count, slots: self.slots.count)
+        // Taken out, so that this is the new table's only holder while it is filled.
+        var growth =
+            self.growth.take()
+            ?? Growth(slots: PagedArray(pageShift: Interner.slotPageShift, paged: self.slots.isPaged))
+        growth.slots.reserveCapacity(size)
+        let whole = self.slots.count <= Interner.wholeGrowthSlots || Interner.isNearlyFull(count: self.count, slots: self.slots.count)
         // First the new table's empty slots, `emptySlotsPerString` at a time, then the strings, in
         // handle order.
         if growth.slots.count < size {

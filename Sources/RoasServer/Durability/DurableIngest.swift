@@ -24,9 +24,9 @@ struct DurableIngest<Input, Output, Waiter, Pause> {
     private var lastCheckpointAt: Int64
     /// The LSN of the checkpoint being written, if one is.
     private(set) var runningCheckpoint: UInt64?
-    /// The longest apply (milliseconds) while the running checkpoint is written.
+    /// The longest apply while the running checkpoint is written.
     private var longestApplyDuringCheckpoint = ApplyTime()
-    /// The longest apply (milliseconds) since the last checkpoint ended, while none was written.
+    /// The longest apply since the last checkpoint ended, while none was written.
     private var longestApplyBetweenCheckpoints = ApplyTime()
     /// `longestApplyBetweenCheckpoints` when the running checkpoint started.
     private var longestApplyBefore = ApplyTime()
