@@ -31,6 +31,9 @@ final class InflightBudget: Sendable {
     /// Bytes held now.
     var used: Int { self.state.withLock { $0.used } }
 
+    /// Waits queued now (for tests).
+    var waiting: Int { self.state.withLock { $0.waiters.count } }
+
     /// Takes `bytes` if they fit now.
     func take(_ bytes: Int) -> Bool {
         self.state.withLock { state in
