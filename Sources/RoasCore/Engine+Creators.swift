@@ -86,11 +86,11 @@ extension Engine {
     /// A window's rows rolled up by tier (and campaign): figures summed, reach merged (each user
     /// once across the tier's creators); in order of tier (nano to mega, unknown, then none), then
     /// campaign bytewise with nulls last.
-    func rollUp(_ cells: [RowKey: WindowCell], start: Int64) -> [(key: TierKey, cell: WindowCell)] {
+    func rollUp(_ cells: [RowKey: WindowCell], start: Int64, order: RowOrder) -> [(key: TierKey, cell: WindowCell)] {
         let end = start + self.configuration.window
         var groups: [TierKey: WindowCell] = [:]
         // Creators in row order, so that the merge order (and so the sketch) does not depend on hashing.
-        for key in cells.keys.sorted(by: { self.precedes($0, $1) }) {
+        for key in cells.keys.sorted(by: { order.precedes($0, $1) }) {
             let cell = cells[key]!
             let group = self.tierKey(key, windowEnd: end)
             if groups[group] == nil { groups[group] = cell } else { groups[group]!.add(cell.figures, cell.reach) }

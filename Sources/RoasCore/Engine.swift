@@ -55,6 +55,9 @@ public struct Engine: Sendable {
     var users = Interner()
     var creators = Interner()
     var campaigns = Interner()
+    /// The byte order of `creators` and `campaigns` (`rowOrder()`): made from them, not in snapshots.
+    var creatorOrder = NameOrder()
+    var campaignOrder = NameOrder()
     /// The views and clicks, in `configuration.partitions` partitions by identity handle (handle
     /// modulo the count; `TouchPartition`).
     var store: PartitionStore
@@ -331,7 +334,7 @@ public struct Engine: Sendable {
                 }
                 for start in groups.keys.sorted() {
                     let changed = groups[start]!
-                    let rolled = self.rollUp(self.cells(startingAt: start, model: model), start: start)
+                    let rolled = self.rollUp(self.cells(startingAt: start, model: model), start: start, order: self.rowOrder())
                         .filter { changed.contains($0.key) }
                     for (key, cell) in rolled {
                         rows.append(self.makeRow(start: start, tierKey: key, cell: cell, model: model, isFinal: false))
@@ -344,7 +347,8 @@ public struct Engine: Sendable {
                         cells.append((change.start, change.key, cell))
                     }
                 }
-                cells.sort { a, b in a.start != b.start ? a.start < b.start : self.precedes(a.key, b.key) }
+                let rowOrder = self.rowOrder()
+                cells.sort { a, b in a.start != b.start ? a.start < b.start : rowOrder.precedes(a.key, b.key) }
                 for cell in cells {
                     rows.append(self.makeRow(start: cell.start, key: cell.key, cell: cell.cell, model: model, isFinal: false))
                 }
@@ -662,31 +666,48 @@ public struct Engine: Sendable {
         start: Int64, cells: WindowColumns, model: Int, into output: inout EngineOutput
     ) {
         if self.configuration.byTier {
-            let rolled = self.rollUp(cells.dictionary, start: start)
+            let rolled = self.rollUp(cells.dictionary, start: start, order: self.rowOrder())
             for (key, cell) in rolled {
                 output.rows.append(self.makeRow(start: start, tierKey: key, cell: cell, model: model, isFinal: true))
             }
             self.statistics.finalRows += rolled.count
             return
         }
-        let order = cells.keys.indices.sorted { self.precedes(cells.keys[$0], cells.keys[$1]) }
+        let rowOrder = self.rowOrder()
+        let order = cells.keys.indices.sorted { rowOrder.precedes(cells.keys[$0], cells.keys[$1]) }
         for index in order {
             output.rows.append(self.makeRow(start: start, key: cells.keys[index], cell: cells.cells[index], model: model, isFinal: true))
         }
         self.statistics.finalRows += order.count
     }
 
-    /// Row order within a window: creator, then campaign, bytewise, nulls last.
-    func precedes(_ a: RowKey, _ b: RowKey) -> Bool {
-        if a.creator != b.creator { return Engine.precedes(a.creator, b.creator, in: self.creators) }
-        if a.campaign != b.campaign { return Engine.precedes(a.campaign, b.campaign, in: self.campaigns) }
-        return false
+    /// Row order within a window: creator, then campaign, bytewise, nulls last, as ranks brought up
+    /// to date with the names interned since the last call. A window's rows then sort by comparing
+    /// integers: comparing names' bytes through the engine made each comparison copy the engine (a
+    /// retain and a release of each of its buffers), 40% of the simple job's time at 5,000 creators.
+    mutating func rowOrder() -> RowOrder {
+        self.creatorOrder.update(self.creators)
+        self.campaignOrder.update(self.campaigns)
+        return RowOrder(creators: self.creatorOrder.ranks, campaigns: self.campaignOrder.ranks)
     }
 
-    private static func precedes(_ a: Int32, _ b: Int32, in interner: Interner) -> Bool {
-        if a < 0 { return false }
-        if b < 0 { return true }
-        return interner.compare(a, b)
+    /// Row order within a window (`rowOrder()`).
+    struct RowOrder {
+        /// By handle, its rank in byte order among the names interned when the order was made.
+        let creators: [Int32]
+        let campaigns: [Int32]
+
+        func precedes(_ a: RowKey, _ b: RowKey) -> Bool {
+            if a.creator != b.creator { return RowOrder.precedes(a.creator, b.creator, by: self.creators) }
+            if a.campaign != b.campaign { return RowOrder.precedes(a.campaign, b.campaign, by: self.campaigns) }
+            return false
+        }
+
+        private static func precedes(_ a: Int32, _ b: Int32, by ranks: [Int32]) -> Bool {
+            if a < 0 { return false }
+            if b < 0 { return true }
+            return ranks[Int(a)] < ranks[Int(b)]
+        }
     }
 
     /// The `model` field of rows under the model at `index`: its name with `--models`, nil without.
