@@ -120,6 +120,23 @@ enum Inputs {
         return EventStream(lines: lines)
     }()
 
+    /// Spend from 5,000 creators every hour for two days, about four campaigns each: closing each
+    /// hourly window sorts its 20,000-odd rows by creator and campaign, which is most of what closing
+    /// windows costs a stream of many creators.
+    static let manyCreatorsStream: EventStream = {
+        var writer = EventWriter(seed: 51)
+        var lines: [String] = []
+        for hour in 0..<48 {
+            for creator in 0..<5_000 {
+                for _ in 0..<4 {
+                    let time = start + Int64(hour) * 3_600_000 + Int64(creator)
+                    lines.append(writer.single(.spend, time: time, creator: creator))
+                }
+            }
+        }
+        return EventStream(lines: lines)
+    }()
+
     // MARK: pipeline
 
     /// 100,000 events of every type over a day, in 100 batches of 1,000 signed with `secret`.
@@ -265,6 +282,14 @@ struct EventWriter {
         case .link:
             self.linked[user] = true
             return head + ",\"user\":\"tt:\(user)\",\"linked\":\"amz:A\(user)\"}"
+        case .engagement:
+            let action = ["like", "comment", "share", "save"][self.random.below(4)]
+            return head + ",\"user\":\"tt:\(user)\",\"creator\":\(self.creator(creator))\(self.campaign()),\"action\":\"\(action)\"}"
+        case .signup:
+            return head + ",\"user\":\"tt:\(user)\"}"
+        case .creator:
+            let platform = ["tiktok", "instagram", "youtube"][self.random.below(3)]
+            return head + ",\"creator\":\(self.creator(creator)),\"followers\":\(1_000 + self.random.below(2_000_000)),\"platform\":\"\(platform)\"}"
         }
     }
 
@@ -276,6 +301,9 @@ struct EventWriter {
         case .refund: "r"
         case .link: "l"
         case .spend: "s"
+        case .engagement: "e"
+        case .signup: "g"
+        case .creator: "cp"
         }
     }
 

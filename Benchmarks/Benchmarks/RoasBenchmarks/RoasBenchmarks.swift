@@ -140,6 +140,11 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("windows.many-creators", configuration: configuration(.one, slack: streamSlack)) { benchmark in
+        var pipeline = Pipeline(configuration: EngineConfiguration(currencies: Inputs.currencies), now: { Inputs.now })
+        runPipeline(benchmark, Inputs.manyCreatorsStream, &pipeline)
+    }
+
     // MARK: pipeline
 
     Benchmark("pipeline.signed", configuration: configuration(.one, slack: streamSlack)) { benchmark in
