@@ -63,6 +63,34 @@ struct ReachSketchTests {
         #expect(abs(Double(abc.count) - 30_000) / 30_000 <= 0.02)
     }
 
+    @Test("merging exact sketches stays exact, the zero hash (kept apart from the table) included")
+    func mergeExact() {
+        var a = ReachSketch()
+        var b = ReachSketch()
+        var both = ReachSketch()
+        for hash: UInt64 in [0, 1, 2, 3, 1 << 40] {
+            a.insert(hash: hash)
+            both.insert(hash: hash)
+        }
+        for hash: UInt64 in [2, 3, 4, 0, .max] {
+            b.insert(hash: hash)
+            both.insert(hash: hash)
+        }
+        var merged = a
+        merged.merge(b)
+        #expect(merged.isExact)
+        #expect(merged.count == 7)
+        #expect(merged == both)
+        var empty = ReachSketch()
+        empty.merge(b)
+        #expect(empty == b)
+        #expect(empty.count == 5)
+        var noZero = ReachSketch()
+        noZero.insert(hash: 9)
+        noZero.merge(ReachSketch())
+        #expect(noZero.count == 1)
+    }
+
     @Test("the hash is stable across runs")
     func stableHash() {
         // The interner's fixed-seed hash, mixed (the engine reuses the interner's hash of each user).
