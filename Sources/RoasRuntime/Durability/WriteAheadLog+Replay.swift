@@ -104,6 +104,19 @@ extension WriteAheadLog {
         defer { SegmentFile.closeDescriptor(descriptor) }
         let size = try SegmentFile.size(descriptor, path: path)
         reader.reset(descriptor: descriptor, size: size, path: path)
+        // Deletes (when repairing) a last segment a crash left while creating it: roas writes and
+        // syncs a segment's header before any record, so such a segment never held one.
+        func dropHalfCreated(_ problem: String) throws -> Bool {
+            report.droppedBytes += size
+            guard repairing else {
+                report.droppedTail = problem + ": left in place"
+                return false
+            }
+            guard unlink(path) == 0 else { throw WALError.io("unlink \(path): \(SegmentFile.errorText(errno))") }
+            try SegmentFile.syncDirectory(walDirectory)
+            report.droppedTail = problem + ": deleted"
+            return false
+        }
         guard size >= SegmentFile.headerBytes else {
             guard isLast else {
                 throw WALError.corrupt(
@@ -112,24 +125,20 @@ extension WriteAheadLog {
                     reason: "segment of \(size) bytes, shorter than its header"
                 )
             }
-            let problem = "\(path): \(size)-byte segment, shorter than its header (a crash while creating it)"
-            guard repairing else {
-                report.droppedTail = problem + ": left in place"
-                report.droppedBytes += size
-                return false
-            }
-            guard unlink(path) == 0 else { throw WALError.io("unlink \(path): \(SegmentFile.errorText(errno))") }
-            try SegmentFile.syncDirectory(walDirectory)
-            report.droppedTail = problem + ": deleted"
-            report.droppedBytes += size
-            return false
+            return try dropHalfCreated("\(path): \(size)-byte segment, shorter than its header (a crash while creating it)")
+        }
+        let header = try reader.bytes(at: 0, count: SegmentFile.headerBytes)
+        let magicIsRight = header.loadUnaligned(as: UInt64.self) == SegmentFile.magic.littleEndian
+        let headerLSN = UInt64(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        // A header that is not the one roas wrote, with nothing after it: the OS stopped before the
+        // header's sync (zeros or old bytes where it was to be). With records after it, it is damage.
+        if isLast && size == SegmentFile.headerBytes && (!magicIsRight || headerLSN != firstLSN) {
+            return try dropHalfCreated("\(path): a segment of a damaged header alone (a crash while creating it)")
         }
         report.segments += 1
-        let header = try reader.bytes(at: 0, count: SegmentFile.headerBytes)
-        guard header.loadUnaligned(as: UInt64.self) == SegmentFile.magic.littleEndian else {
+        guard magicIsRight else {
             throw WALError.corrupt(path: path, offset: 0, reason: "not a segment: bad magic")
         }
-        let headerLSN = UInt64(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard headerLSN == firstLSN else {
             throw WALError.corrupt(
                 path: path,

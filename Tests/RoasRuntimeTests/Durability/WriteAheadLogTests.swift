@@ -597,6 +597,42 @@ final class WriteAheadLogTests: XCTestCase {
         XCTAssertEqual(report.segments, 1)
     }
 
+    /// A last segment of exactly a header that is not the one roas writes (zeros, other bytes, or
+    /// another LSN: the OS stopped before the header's sync) never held a record and is deleted,
+    /// with or without records before it; the same header with a record after it is damage.
+    func testALastSegmentOfADamagedHeaderAloneIsDeleted() async throws {
+        let directory = try self.makeDirectory()
+        let log = try WriteAheadLog(directory: directory, nextLSN: 1, fsync: .batch)
+        var records: [Record] = []
+        try await Self.appendDurably(log, &records, count: 3)
+        try log.close()
+        let half = directory + "/wal/" + Self.segmentName(4)
+        var otherBytes = Self.segmentHeader(firstLSN: 4)
+        otherBytes[3] ^= 0x40
+        let headers: [(String, [UInt8])] = [
+            ("zeros", [UInt8](repeating: 0, count: 16)),
+            ("bad magic", otherBytes),
+            ("another LSN", Self.segmentHeader(firstLSN: 5)),
+        ]
+        for (name, header) in headers {
+            try Self.write(header, to: half)
+            let (replayed, report) = try Self.replay(directory)
+            XCTAssertEqual(replayed, records, name)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: half), name)
+            XCTAssertTrue(report.droppedTail?.contains("a damaged header alone") ?? false, "\(name): \(report)")
+            XCTAssertEqual(report.droppedBytes, 16, name)
+            XCTAssertEqual(report.nextLSN, 4, name)
+            XCTAssertEqual(report.segments, 1, name)
+        }
+        // With a record after it, the header is damage to a segment that held records: refused, kept.
+        let damaged = [UInt8](repeating: 0, count: 16) + Self.encode(Record(lsn: 4, kind: 1, payload: [4]))
+        try Self.write(damaged, to: half)
+        XCTAssertThrowsError(try Self.replay(directory)) { error in
+            XCTAssertEqual(error as? WALError, .corrupt(path: half, offset: 0, reason: "not a segment: bad magic"))
+        }
+        XCTAssertEqual(try Self.contents(half), damaged)
+    }
+
     // MARK: Write failures
 
     func testAFailingWriteIsCutFromTheSegmentAndTheLogRecovers() async throws {
