@@ -285,10 +285,11 @@ public struct Engine: Sendable {
 
     /// A copy to write a snapshot from while this engine goes on (a checkpoint, on another thread):
     /// it shares the state's pages, without the work in progress that a snapshot leaves out (a
-    /// growth of the user table), whose pages the copy would otherwise keep this engine from filling
-    /// in place.
+    /// growth of the user table or of a dedup shard), whose pages the copy would otherwise keep this
+    /// engine from filling in place.
     public var checkpointCopy: Engine {
         var copy = self
+        copy.admission.dropDedupGrowth()
         copy.users.dropGrowth()
         copy.creators.dropGrowth()
         copy.campaigns.dropGrowth()

@@ -33,6 +33,9 @@ struct Admission: Sendable {
     /// Keeps the dedup set's tables in pages, or in one array each (`DedupSet.setPaged`).
     mutating func setDedupPaged(_ paged: Bool) { self.dedup.setPaged(paged) }
 
+    /// Forgets the dedup set's growths in progress (`DedupSet.dropGrowth`): for a copy that only writes a snapshot.
+    mutating func dropDedupGrowth() { self.dedup.dropGrowth() }
+
     /// Starts loading where `check` will look for `fingerprint` (a hint; see `Engine.prefetch`).
     @inline(__always)
     func prefetch(_ fingerprint: Fingerprint) { self.dedup.prefetch(fingerprint) }

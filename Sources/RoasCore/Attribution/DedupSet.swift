@@ -15,8 +15,10 @@ import CRoasPrefetch
 /// shards.
 ///
 /// A lookup ignores entries older than the cutoff, so the answer depends only on the cutoffs given,
-/// which never decrease, not on when a shard was last cleaned. Shards grow one at a time, so growing
-/// never holds two copies of the whole set. With `paged` (an engine that checkpoints while it runs:
+/// which never decrease, not on when a shard was last cleaned. A shard's table past
+/// `wholeRebuildSlots` grows beside itself, a few slots per id taken (`Shard.grow`), so that no
+/// id pays for moving a million; shards reach their limits at different fullness, so a growth
+/// holds two tables of one shard, a few at most, never two copies of the whole set. With `paged` (an engine that checkpoints while it runs:
 /// `roas serve --data-dir`; `roas worker --data-dir` does not page yet), each table is kept in pages
 /// of 256 entries (4 KiB), so that a copy of the set (a checkpoint being written) shares them. Under load nearly
 /// every page gets an id while a large checkpoint is written, so copying a page the first time the
@@ -27,7 +29,8 @@ import CRoasPrefetch
 /// workload), so an engine that never checkpoints keeps each table in one array.
 ///
 /// Memory: 23-64 bytes per id seen within the horizon (a shard holds 1.4 to 4 times its live count:
-/// it is rebuilt at 64-70% full and doubled when over half is still live); 23-50 while the set grows.
+/// it is rebuilt at 64-70% full and doubled when over half is still live); 23-50 while the set
+/// grows, plus the new tables of the shards growing at the time.
 struct DedupSet: Sendable {
     fileprivate struct Entry: Sendable {
         var high: UInt64
@@ -53,6 +56,10 @@ struct DedupSet: Sendable {
         init(count: Int)
         /// `entries` as a table.
         init(_ entries: [Entry])
+        /// No entries yet, room for `capacity` (`appendEmpty`).
+        init(reserving capacity: Int)
+        /// Adds `count` empty entries at the end (whole pages when paged).
+        mutating func appendEmpty(_ count: Int)
         var count: Int { get }
         subscript(index: Int) -> Entry { get }
         /// Writes `entry` at `index` and notes where it is (for `prefetch(at:)`). A page that a copy
@@ -82,6 +89,16 @@ struct DedupSet: Sendable {
 
         init(_ entries: [Entry]) {
             self.entries = entries
+            self.base = self.entries.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        }
+
+        init(reserving capacity: Int) {
+            self.entries = []
+            self.entries.reserveCapacity(capacity)
+        }
+
+        mutating func appendEmpty(_ count: Int) {
+            self.entries.append(contentsOf: repeatElement(Entry.empty, count: count))
             self.base = self.entries.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
         }
 
@@ -165,7 +182,7 @@ struct DedupSet: Sendable {
         /// Where `bases` keeps its elements (for `DedupSet.prefetchPage` alone, stale after a
         /// copy-on-write until the next page is replaced).
         private(set) var basesAddress: UInt = 0
-        let count: Int
+        private(set) var count: Int
         /// Pages replaced by a copy of their own (`write` with `copying`), for tests.
         var copies = 0
 
@@ -188,6 +205,26 @@ struct DedupSet: Sendable {
             }
             self.bases = self.pages.map(\.page.address)
             self.count = entries.count
+            self.noteAddresses()
+        }
+
+        init(reserving capacity: Int) {
+            self.pages = []
+            self.pages.reserveCapacity(capacity >> PagedEntries.pageShift)
+            self.bases = []
+            self.bases.reserveCapacity(capacity >> PagedEntries.pageShift)
+            self.count = 0
+            self.noteAddresses()
+        }
+
+        mutating func appendEmpty(_ count: Int) {
+            precondition(count & PagedEntries.pageMask == 0, "paged entries are added a page at a time")
+            for _ in 0..<(count >> PagedEntries.pageShift) {
+                let page = EntryPage.make(empty: PagedEntries.pageSize)
+                self.pages.append(PageReference(page: page))
+                self.bases.append(page.address)
+            }
+            self.count += count
             self.noteAddresses()
         }
 
@@ -374,15 +411,53 @@ struct DedupSet: Sendable {
         let fullPermille: Int
         /// Times the table was rebuilt since the shard was made, for tests.
         var rebuilds = 0
+        /// A table being filled beside `entries` (`grow`), or nil.
+        var growth: Growth?
+        /// A table of more slots than this grows beside itself (`grow`); one of at most this many is
+        /// rebuilt at once.
+        let wholeRebuildSlots: Int
 
-        init(size: Int, stampMask: UInt64, fullPermille: Int) {
+        /// A table filled a few slots per id taken, beside the one lookups read, which holds every
+        /// id until the new one takes its place: first its empty slots, then the old table's live
+        /// ids in slot order. An id written to an old slot the move has passed is written to the new
+        /// table too. Not in snapshots (they write the old table); a copy of the set drops it
+        /// (`DedupSet.dropGrowth`).
+        struct Growth: Sendable {
+            var entries: Table
+            /// Slots the new table is to have.
+            let size: Int
+            /// The old table's slots below this are moved.
+            var moved = 0
+            /// Ids in `entries`.
+            var count = 0
+
+            /// Writes `entry` where its id is, or in the first empty slot from its place.
+            mutating func place(_ entry: Entry, stampMask: UInt64) {
+                let mask = self.size - 1
+                let key = entry.tail & ~stampMask
+                var index = Int(truncatingIfNeeded: entry.high) & mask
+                while true {
+                    let existing = self.entries[index]
+                    if existing.tail & stampMask == 0 {
+                        self.count += 1
+                        break
+                    }
+                    if existing.high == entry.high && existing.tail & ~stampMask == key { break }
+                    index = (index + 1) & mask
+                }
+                _ = self.entries.write(entry, at: index, copying: true)
+            }
+        }
+
+        init(size: Int, stampMask: UInt64, fullPermille: Int, wholeRebuildSlots: Int) {
             self.entries = Table(count: size)
             self.mask = size - 1
             self.stampMask = stampMask
             self.fullPermille = fullPermille
+            self.wholeRebuildSlots = wholeRebuildSlots
         }
 
-        /// `other` with its table kept as `Table` keeps it.
+        /// `other` with its table kept as `Table` keeps it (without its growth: it starts over).
         init<Other>(_ other: Shard<Other>) {
             self.entries = other.entries.withParts { Table(Array($0.joined())) }
             self.mask = other.mask
@@ -390,6 +465,7 @@ struct DedupSet: Sendable {
             self.epoch = other.epoch
             self.stampMask = other.stampMask
             self.fullPermille = other.fullPermille
+            self.wholeRebuildSlots = other.wholeRebuildSlots
         }
 
         /// The greatest offset from the epoch an entry can hold.
@@ -426,14 +502,108 @@ struct DedupSet: Sendable {
             // Already expired: nothing later can match it, as cutoffs never decrease.
             if time < cutoff { return .inserted }
             guard let stamp = self.stamp(time) else { return .outOfReach }
-            guard self.entries.write(Entry(high: fingerprint.high, tail: key | stamp), at: index, copying: copying) else {
-                return .held
-            }
-            if found == nil {
-                self.count += 1
-                if self.count * 1000 > self.entries.count * self.fullPermille { self.rebuild(cutoff: cutoff, epoch: self.epoch) }
+            let entry = Entry(high: fingerprint.high, tail: key | stamp)
+            guard self.entries.write(entry, at: index, copying: copying) else { return .held }
+            if found == nil { self.count += 1 }
+            if self.growth != nil || (found == nil && self.count * 1000 > self.entries.count * self.fullPermille) {
+                self.written(entry, at: index, cutoff: cutoff)
             }
             return .inserted
+        }
+
+        /// After `entry` was written at `index` while the table grows or once it is past its limit:
+        /// writes it to the new table too when the move has passed its slot, then takes a step of
+        /// the growth (or begins one, or rebuilds a small table at once).
+        @inline(never)
+        private mutating func written(_ entry: Entry, at index: Int, cutoff: Int64) {
+            if let moved = self.growth?.moved {
+                if index < moved { self.growth!.place(entry, stampMask: self.stampMask) }
+                self.grow(cutoff: cutoff)
+            } else if self.entries.count > self.wholeRebuildSlots {
+                self.grow(cutoff: cutoff)
+            } else {
+                self.rebuild(cutoff: cutoff, epoch: self.epoch)
+            }
+        }
+
+        /// Slots of the old table moved per id taken while a shard grows: the move ends before the
+        /// old table is 3% fuller than when it began.
+        static var slotsMovedPerInsert: Int { 32 }
+        /// Empty slots the new table gets per id taken before the move (64 KiB, a few microseconds;
+        /// whole pages).
+        static var emptySlotsPerInsert: Int { 4096 }
+        /// How full (in thousandths) the old table may get while a growth goes on before the rest of
+        /// the growth is done at once: reached only when few of the ids taken are new.
+        static var growingPermille: Int { DedupSet.mostPermille }
+
+        /// A step of growing the table beside itself (`Growth`), begun when it passes its limit:
+        /// the ids not older than `cutoff` move to a table twice the size when over half are (else
+        /// of the same size), a few per id taken, so that no id pays for them all (a shard of a
+        /// million ids took a quarter of a second, a pause of ingest). The step that ends the move
+        /// puts the new table in the old one's place.
+        @inline(never)
+        private mutating func grow(cutoff: Int64) {
+            var growth = self.growth.take() ?? self.newGrowth(cutoff: cutoff)
+            let whole = self.count * 1000 > self.entries.count * Shard.growingPermille
+            if growth.entries.count < growth.size {
+                let missing = growth.size - growth.entries.count
+                growth.entries.appendEmpty(whole ? missing : min(missing, Shard.emptySlotsPerInsert))
+                if growth.entries.count < growth.size {
+                    self.growth = growth
+                    return
+                }
+            }
+            let end = whole ? self.entries.count : min(self.entries.count, growth.moved + Shard.slotsMovedPerInsert)
+            let mask = growth.size - 1
+            // A batch at a time: the live entries and their places first, each place prefetched, then
+            // the places filled, so that their cache misses overlap.
+            withUnsafeTemporaryAllocation(of: (Entry, Int).self, capacity: Shard.slotsMovedPerInsert) { moving in
+                var from = growth.moved
+                while from < end {
+                    let to = min(end, from + Shard.slotsMovedPerInsert)
+                    var live = 0
+                    for slot in from..<to {
+                        let entry = self.entries[slot]
+                        guard entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff else { continue }
+                        let index = Int(truncatingIfNeeded: entry.high) & mask
+                        growth.entries.prefetch(at: index)
+                        moving.initializeElement(at: live, to: (entry, index))
+                        live += 1
+                    }
+                    for (entry, first) in moving[0..<live] {
+                        var index = first
+                        while growth.entries[index].tail & self.stampMask != 0 { index = (index + 1) & mask }
+                        _ = growth.entries.write(entry, at: index, copying: true)
+                    }
+                    growth.count += live
+                    from = to
+                }
+            }
+            growth.moved = end
+            if end < self.entries.count {
+                self.growth = growth
+                return
+            }
+            let copies = self.entries.copies
+            self.entries = growth.entries
+            self.entries.copies = copies
+            self.rebuilds += 1
+            self.mask = mask
+            self.count = growth.count
+        }
+
+        /// The growth `grow` begins: twice the slots when over half the entries are not older than
+        /// `cutoff`, else as many (counting them reads the table once, in order: a few milliseconds
+        /// for a million ids).
+        private func newGrowth(cutoff: Int64) -> Growth {
+            var live = 0
+            self.entries.withParts { parts in
+                for part in parts {
+                    for entry in part where entry.tail & self.stampMask != 0 && self.time(of: entry) >= cutoff { live += 1 }
+                }
+            }
+            let size = live * 2 > self.entries.count ? self.entries.count * 2 : self.entries.count
+            return Growth(entries: Table(reserving: size), size: size)
         }
 
         /// Moves the epoch so that `time` and every entry not older than `cutoff` are within reach,
@@ -461,6 +631,7 @@ struct DedupSet: Sendable {
         /// Keeps the entries not older than `cutoff`, counted from `epoch` (which they must be within
         /// reach of), in a table twice the size when over half are.
         private mutating func rebuild(cutoff: Int64, epoch: Int64) {
+            self.growth = nil
             let (table, live) = self.entries.withParts { parts in
                 var live = 0
                 for part in parts {
@@ -502,6 +673,10 @@ struct DedupSet: Sendable {
     /// leaves the table below its limit.
     static func fullPermille(shard: Int) -> Int { 640 + 60 * shard / (DedupSet.shardCount - 1) }
 
+    /// The fullest a shard's table gets (in thousandths): while it grows beside itself (an id past it
+    /// ends the growth at once), in a snapshot written then.
+    static let mostPermille = 850
+
     static let shardBits = 6
     static let shardCount = 1 << shardBits
     /// The fewest bits of time an entry holds; see `timeBits(span:)`.
@@ -541,8 +716,14 @@ struct DedupSet: Sendable {
     ///   - timeBits: as `timeBits(span:)` gives (a test may ask for fewer, to move epochs often).
     ///   - paged: whether to keep the tables in pages (for an engine that checkpoints while it runs).
     ///   - overlayLimit: the most ids kept beside pages a copy holds (`overlay`).
-    init(capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false, overlayLimit: Int = 1 << 20) {
+    ///   - wholeRebuildSlots: a shard's table of more slots grows beside itself (`Shard.grow`), one
+    ///     of at most this many is rebuilt at once (a test may ask for smaller; at least a page).
+    init(
+        capacity: Int = 1 << 12, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false, overlayLimit: Int = 1 << 20,
+        wholeRebuildSlots: Int = DedupSet.wholeRebuildSlots
+    ) {
         precondition((2...56).contains(timeBits), "a dedup entry's time takes 2 to 56 bits")
+        precondition(wholeRebuildSlots >= PagedEntries.pageSize, "a dedup table grows beside itself by whole pages")
         var size = 16
         while size * DedupSet.shardCount < capacity { size <<= 1 }
         self.timeBits = timeBits
@@ -551,11 +732,25 @@ struct DedupSet: Sendable {
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         let shards = (0..<DedupSet.shardCount).map { DedupSet.fullPermille(shard: $0) }
         if paged {
-            self.paged = shards.map { Shard(size: size, stampMask: stampMask, fullPermille: $0) }
+            self.paged = shards.map { Shard(size: size, stampMask: stampMask, fullPermille: $0, wholeRebuildSlots: wholeRebuildSlots) }
         } else {
-            self.flat = shards.map { Shard(size: size, stampMask: stampMask, fullPermille: $0) }
+            self.flat = shards.map { Shard(size: size, stampMask: stampMask, fullPermille: $0, wholeRebuildSlots: wholeRebuildSlots) }
         }
     }
+
+    /// A shard's table of more slots than this (1 MiB of entries; 64 MiB over the 64 shards) grows
+    /// beside itself (`Shard.grow`); one of at most this many is rebuilt at once (about a millisecond).
+    static let wholeRebuildSlots = 1 << 16
+
+    /// Forgets the growths in progress (each starts over at its shard's next id): for a copy that
+    /// only writes a snapshot, which would otherwise hold the new tables while the set fills them.
+    mutating func dropGrowth() {
+        for index in self.flat.indices where self.flat[index].growth != nil { self.flat[index].growth = nil }
+        for index in self.paged.indices where self.paged[index].growth != nil { self.paged[index].growth = nil }
+    }
+
+    /// Shards whose table is growing beside itself (for tests).
+    var growing: Int { self.flat.count { $0.growth != nil } + self.paged.count { $0.growth != nil } }
 
     /// Keeps the tables in pages (or in one array each), as `init(paged:)` does: `roas serve
     /// --data-dir` replays its log into tables in one array each, then pages them.
@@ -576,7 +771,9 @@ struct DedupSet: Sendable {
         converted.reserveCapacity(shards.count)
         for index in shards.indices {
             converted.append(Shard(shards[index]))
-            shards[index] = Shard(size: 16, stampMask: shards[index].stampMask, fullPermille: shards[index].fullPermille)
+            shards[index] = Shard(
+                size: 16, stampMask: shards[index].stampMask, fullPermille: shards[index].fullPermille,
+                wholeRebuildSlots: shards[index].wholeRebuildSlots)
         }
         shards = []
         return converted
@@ -751,11 +948,12 @@ extension DedupSet {
     }
 
     /// Reads what `write(to:)` wrote with `timeBits`: 64 tables, each of a power-of-two size at most
-    /// 70% full (so that probing always reaches an empty slot), whose entries' times are in range and
+    /// 85% full (so that probing always reaches an empty slot; a table grows past 64-70% only while a
+    /// growth goes on, which a snapshot leaves out), whose entries' times are in range and
     /// whose fingerprints belong to that shard, and far ids with times in range; in pages when `paged`.
     init(
         from reader: inout SnapshotReader, timeBits: Int = DedupSet.minimumTimeBits, paged: Bool = false,
-        overlayLimit: Int = 1 << 20
+        overlayLimit: Int = 1 << 20, wholeRebuildSlots: Int = DedupSet.wholeRebuildSlots
     ) throws {
         let count = try reader.read(UInt64.self)
         try SnapshotReader.require(
@@ -763,7 +961,7 @@ extension DedupSet {
         let written = Int(try reader.read(UInt8.self))
         try SnapshotReader.require(
             written == timeBits, "dedup entries hold \(written) bits of time, \(timeBits) with these options")
-        self.init(capacity: 16, timeBits: timeBits, paged: paged, overlayLimit: overlayLimit)
+        self.init(capacity: 16, timeBits: timeBits, paged: paged, overlayLimit: overlayLimit, wholeRebuildSlots: wholeRebuildSlots)
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         for number in 0..<DedupSet.shardCount {
             // Down to the reach below the earliest time (a shard's first epoch can be that).
@@ -778,7 +976,8 @@ extension DedupSet {
             let size = entries.count
             try SnapshotReader.require(
                 size >= 16 && size & (size - 1) == 0, "a dedup table's size \(size) is not a power of two from 16")
-            try SnapshotReader.require(occupied * 10 <= size * 7, "a dedup table is more than 70% full")
+            try SnapshotReader.require(
+                occupied * 1000 <= size * DedupSet.mostPermille, "a dedup table is more than \(DedupSet.mostPermille / 10)% full")
             try SnapshotReader.require(
                 (-SnapshotReader.timeLimit - Int64(stampMask)...SnapshotReader.timeLimit).contains(epoch),
                 "a dedup shard's epoch \(epoch) is out of range")
