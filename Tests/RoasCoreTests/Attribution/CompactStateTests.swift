@@ -309,6 +309,34 @@ struct CompactStateTests {
         #expect(sets.map(\.overlayCount) == [0, 0], "every id kept beside was moved into its page (\(beside))")
         #expect(sets[0].pagesCopied == copied, "no page copied once the copy was gone")
         for index in (60_000 + beside / 2 + 10)..<100_000 { step(index) }
+        // A second copy, taken as a checkpoint takes it: the tables beside the pages are kept from the
+        // first (emptied as ids come), so they need not grow again from empty.
+        let slots = sets[0].overlaySlots
+        #expect(slots > 0 && sets[0].overlayCount == 0)
+        var second = sets[0]
+        second.dropGrowth()
+        var secondBytes = SnapshotWriter()
+        second.write(to: &secondBytes)
+        for index in 100_000..<101_000 { step(index) }
+        #expect(sets[0].overlayCount > 100 && sets[0].overlaySlots == slots, "the kept tables took the first ids")
+        for index in 101_000..<120_000 { step(index) }
+        if overlayLimit > 20_000 { #expect(sets[0].overlayCount > 10_000 && sets[0].overlaySlots >= slots) }
+        var whileHeld = SnapshotWriter()
+        sets[0].write(to: &whileHeld)
+        let restored = try whileHeld.bytes.withUnsafeBytes { raw in
+            var reader = SnapshotReader(raw)
+            return try DedupSet(from: &reader, paged: true, overlayLimit: overlayLimit)
+        }
+        var restoredBytes = SnapshotWriter()
+        restored.write(to: &restoredBytes)
+        #expect(restoredBytes.bytes == whileHeld.bytes)
+        #expect(restored.overlayCount == sets[0].overlayCount, "the kept tables' old ids are not written")
+        var secondLater = SnapshotWriter()
+        second.write(to: &secondLater)
+        #expect(secondLater.bytes == secondBytes.bytes, "the second copy did not change")
+        second = DedupSet(capacity: 16)
+        for index in 120_000..<160_000 { step(index) }
+        #expect(sets.map(\.overlayCount) == [0, 0])
     }
 
     /// The bits of time follow the dedup horizon plus the lateness: 32 for a day, more past 24 days.
