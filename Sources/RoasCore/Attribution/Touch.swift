@@ -365,7 +365,9 @@ struct TouchLog: Sendable {
     /// Global position of each identity's latest touch, -1 for none. Paged with the engine's state
     /// (`setPaged`): a copy of the engine (a checkpoint being written) shares the pages, and an
     /// append then copies one page of heads, not all of them (about 160 MB over every log at 10M users).
-    private var heads = PagedArray<Int64>(pageShift: 13)
+    /// Pages of 512 heads (4 KiB): each touch writes its identity's head, at random, so the first
+    /// chunk after a checkpoint began copied nearly every page of 64 KiB ones.
+    private var heads = PagedArray<Int64>(pageShift: 9)
     let lateness: Int64
 
     init(lateness: Int64) {

@@ -30,8 +30,10 @@ public struct Interner: Sendable {
         self.mask = size - 1
     }
 
-    /// Pages of 4,096 slots (96 KiB).
-    static let slotPageShift = 12
+    /// Pages of 256 slots (6 KiB): a new user writes a slot at random, and while a checkpoint holds
+    /// the pages that copies the slot's page; with 96 KiB pages the first chunks after a checkpoint
+    /// began copied hundreds of MB at 10M users (page faults: long applies).
+    static let slotPageShift = 8
 
     /// `meta` is `hash tag (24 bits) << 40 | min(length, 255) << 32 | (handle + 1)`; 0 means empty.
     /// `first` and `last` hold a key of at most 16 bytes (`Slot.words`).
