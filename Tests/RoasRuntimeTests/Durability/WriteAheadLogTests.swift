@@ -580,27 +580,11 @@ final class WriteAheadLogTests: XCTestCase {
         }
     }
 
+    /// A last segment a crash left while creating it never held a record and is deleted: one shorter
+    /// than its header, or of exactly a header that is not the one roas writes (zeros, other bytes,
+    /// another LSN: the OS stopped before the header's sync). The same header with a record after it
+    /// is damage.
     func testAHalfCreatedLastSegmentIsDeleted() async throws {
-        let directory = try self.makeDirectory()
-        let log = try WriteAheadLog(directory: directory, nextLSN: 1, fsync: .batch)
-        var records: [Record] = []
-        try await Self.appendDurably(log, &records, count: 3)
-        try log.close()
-        let half = directory + "/wal/" + Self.segmentName(4)
-        try Self.write(Array(Self.segmentHeader(firstLSN: 4).prefix(7)), to: half)
-        let (replayed, report) = try Self.replay(directory)
-        XCTAssertEqual(replayed, records)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: half))
-        XCTAssertTrue(report.droppedTail?.contains("shorter than its header") ?? false, "\(report)")
-        XCTAssertEqual(report.droppedBytes, 7)
-        XCTAssertEqual(report.nextLSN, 4)
-        XCTAssertEqual(report.segments, 1)
-    }
-
-    /// A last segment of exactly a header that is not the one roas writes (zeros, other bytes, or
-    /// another LSN: the OS stopped before the header's sync) never held a record and is deleted,
-    /// with or without records before it; the same header with a record after it is damage.
-    func testALastSegmentOfADamagedHeaderAloneIsDeleted() async throws {
         let directory = try self.makeDirectory()
         let log = try WriteAheadLog(directory: directory, nextLSN: 1, fsync: .batch)
         var records: [Record] = []
@@ -609,18 +593,19 @@ final class WriteAheadLogTests: XCTestCase {
         let half = directory + "/wal/" + Self.segmentName(4)
         var otherBytes = Self.segmentHeader(firstLSN: 4)
         otherBytes[3] ^= 0x40
-        let headers: [(String, [UInt8])] = [
-            ("zeros", [UInt8](repeating: 0, count: 16)),
-            ("bad magic", otherBytes),
-            ("another LSN", Self.segmentHeader(firstLSN: 5)),
+        let halves: [(name: String, bytes: [UInt8], reason: String)] = [
+            ("7 bytes", Array(Self.segmentHeader(firstLSN: 4).prefix(7)), "shorter than its header"),
+            ("zeros", [UInt8](repeating: 0, count: 16), "a damaged header alone"),
+            ("bad magic", otherBytes, "a damaged header alone"),
+            ("another LSN", Self.segmentHeader(firstLSN: 5), "a damaged header alone"),
         ]
-        for (name, header) in headers {
-            try Self.write(header, to: half)
+        for (name, bytes, reason) in halves {
+            try Self.write(bytes, to: half)
             let (replayed, report) = try Self.replay(directory)
             XCTAssertEqual(replayed, records, name)
             XCTAssertFalse(FileManager.default.fileExists(atPath: half), name)
-            XCTAssertTrue(report.droppedTail?.contains("a damaged header alone") ?? false, "\(name): \(report)")
-            XCTAssertEqual(report.droppedBytes, 16, name)
+            XCTAssertTrue(report.droppedTail?.contains(reason) ?? false, "\(name): \(report)")
+            XCTAssertEqual(report.droppedBytes, bytes.count, name)
             XCTAssertEqual(report.nextLSN, 4, name)
             XCTAssertEqual(report.segments, 1, name)
         }
