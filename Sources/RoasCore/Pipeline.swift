@@ -36,8 +36,7 @@ public struct Pipeline {
 
     /// Takes the next chunk of the stream.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) {
-        self.decoder.append(bytes)
-        self.decoder.decode(into: &self.reader, isFinal: false)
+        self.decoder.decode(appending: bytes, into: &self.reader, isFinal: false)
         self.reader.sink.engine.countLines(read: self.decoder.lineNumber, bytes: self.decoder.bytesRead)
         self.reader.sink.engine.flushPartitions()
     }

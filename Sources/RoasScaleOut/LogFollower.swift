@@ -101,6 +101,8 @@ public final class LogFollower: Sendable {
         var drainTarget: UInt64?
         var emptyWhileDraining = 0
         var opened: (any LogReader)?
+        // Batches put together and not yet parsed: one buffer for the whole read, emptied as parsed.
+        var frames: [UInt8] = []
         // The one message of the stream a reader of parts never gets: the options record.
         let optionsSequence = (try? log.lastMessage(on: LogLayout.optionsSubject(stream)))??.sequence ?? 0
         do {
@@ -129,7 +131,6 @@ public final class LogFollower: Sendable {
                     continue
                 }
                 emptyWhileDraining = 0
-                var frames: [UInt8] = []
                 for message in messages {
                     lastSequence = message.sequence
                     if message.subject == advanceSubject {
@@ -139,7 +140,7 @@ public final class LogFollower: Sendable {
                         // After the batches before it, as the edge appended it.
                         if !frames.isEmpty {
                             guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
-                            frames.removeAll()
+                            frames.removeAll(keepingCapacity: true)
                         }
                         guard queue.put(.advance(time)) else { throw CancellationError() }
                         continue
@@ -152,7 +153,7 @@ public final class LogFollower: Sendable {
                         throw RoasError(.input, "stream \(stream) sequence \(message.sequence): not a part (\(error))")
                     }
                     for part in parts {
-                        if let frame = try assembler.add(part, sequence: message.sequence) { frames += frame }
+                        try assembler.add(part, sequence: message.sequence, appendingTo: &frames)
                     }
                     // A fetch can bring hundreds of MB of batches: parsed in pieces of about what
                     // `roas run` reads at once, the engine applies one while the next is parsed, and
@@ -164,6 +165,7 @@ public final class LogFollower: Sendable {
                 }
                 if !frames.isEmpty {
                     guard queue.put(.chunk(frames.withUnsafeBytes { parser.consume($0) })) else { throw CancellationError() }
+                    frames.removeAll(keepingCapacity: true)
                 }
                 // Draining while other edges go on appending: stop at the end as it was.
                 if drains(), let target = drainTarget ?? (try? log.lastSequence()) {

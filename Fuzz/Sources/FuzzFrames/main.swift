@@ -84,7 +84,8 @@ struct Parsed: Equatable {
 
     mutating func add(_ chunk: ParsedChunk) {
         func field(_ field: ParsedChunk.Field) -> [UInt8]? {
-            field.count < 0 ? nil : Array(chunk.bytes[Int(field.offset)..<Int(field.offset + field.count)])
+            field.count < 0
+                ? nil : chunk.bytes.withUnsafeBytes { Array($0[Int(field.offset)..<Int(field.offset + field.count)]) }
         }
         func batch(_ index: Int32) -> String? { index < 0 ? nil : chunk.batches[Int(index)] }
         var events = chunk.events.makeIterator()

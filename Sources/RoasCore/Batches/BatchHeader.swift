@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The header line of a signed batch frame: `{"batch":{"id":…,"timestamp":…,"signature":…,"bytes":N}}`.
 public struct BatchHeader: Sendable, Equatable {
     public var id: String
@@ -89,6 +95,25 @@ public struct BatchHeader: Sendable, Equatable {
         case invalid(id: String?, bytes: Int?, detail: String)
     }
 
+    /// The members of a header's `batch` object that `parse` reads.
+    private enum Member: Int, CaseIterable {
+        case id, timestamp, signature, bytes
+
+        /// The member named by a key's bytes (unescaped), if it is one.
+        init?(_ name: UnsafeRawBufferPointer) {
+            @inline(__always) func named(_ text: StaticString) -> Bool {
+                name.count == text.utf8CodeUnitCount && memcmp(name.baseAddress!, text.utf8Start, name.count) == 0
+            }
+            switch name.count {
+            case 2 where named("id"): self = .id
+            case 5 where named("bytes"): self = .bytes
+            case 9 where named("timestamp"): self = .timestamp
+            case 9 where named("signature"): self = .signature
+            default: return nil
+            }
+        }
+    }
+
     static func parse(_ line: UnsafeRawBufferPointer) -> Parsed {
         var batchSpan = JSONSpan()
         var first = true
@@ -97,9 +122,15 @@ public struct BatchHeader: Sendable, Equatable {
         let result = scanner.scanObject { key, value in
             if first {
                 first = false
-                var keyBytes: [UInt8] = []
-                if key.flag { JSONScanner.unescape(line, key, into: &keyBytes) } else { keyBytes = Array(line[key.start..<key.end]) }
-                firstIsBatch = value.kind == .object && keyBytes.elementsEqual("batch".utf8)
+                var isBatch: Bool
+                if key.flag {
+                    var keyBytes: [UInt8] = []
+                    JSONScanner.unescape(line, key, into: &keyBytes)
+                    isBatch = keyBytes.elementsEqual("batch".utf8)
+                } else {
+                    isBatch = line[key.start..<key.end].elementsEqual("batch".utf8)
+                }
+                firstIsBatch = value.kind == .object && isBatch
                 if firstIsBatch { batchSpan = value }
             }
         }
@@ -107,18 +138,28 @@ public struct BatchHeader: Sendable, Equatable {
             return .invalid(id: nil, bytes: nil, detail: "the batch header is not a JSON object {\"batch\":{…}}")
         }
         let inner = UnsafeRawBufferPointer(rebasing: line[batchSpan.start..<batchSpan.end])
-        var spans = [[UInt8]: JSONSpan]()
+        // The four members a header has, by `Member`; any other key is kept only to tell a repeat.
+        var spans = [JSONSpan](repeating: JSONSpan(), count: Member.allCases.count)
+        var others: [[UInt8]] = []
         var repeated = false
         var innerScanner = JSONScanner(inner)
         _ = innerScanner.scanObject { key, value in
-            var nameBytes: [UInt8] = []
-            if key.flag { JSONScanner.unescape(inner, key, into: &nameBytes) } else { nameBytes = Array(inner[key.start..<key.end]) }
-            let name = nameBytes
+            var escaped: [UInt8] = []
+            if key.flag { JSONScanner.unescape(inner, key, into: &escaped) }
+            let member: Member? =
+                key.flag
+                ? escaped.withUnsafeBytes { Member($0) } : Member(UnsafeRawBufferPointer(rebasing: inner[key.start..<key.end]))
             // A repeated key makes the header bad_frame; the first value still gives the frame length.
-            if spans[name] != nil { repeated = true } else { spans[name] = value }
+            if let member {
+                if spans[member.rawValue].kind != .absent { repeated = true } else { spans[member.rawValue] = value }
+            } else {
+                let name = key.flag ? escaped : Array(inner[key.start..<key.end])
+                if others.contains(name) { repeated = true } else { others.append(name) }
+            }
         }
-        func string(_ name: String) -> String? {
-            guard let span = spans[Array(name.utf8)], span.kind == .string else { return nil }
+        func string(_ member: Member) -> String? {
+            let span = spans[member.rawValue]
+            guard span.kind == .string else { return nil }
             if span.flag {
                 var decoded: [UInt8] = []
                 JSONScanner.unescape(inner, span, into: &decoded)
@@ -126,17 +167,19 @@ public struct BatchHeader: Sendable, Equatable {
             }
             return String(decoding: inner[span.start..<span.end], as: UTF8.self)
         }
-        func integer(_ name: String) -> Int64? {
-            guard let span = spans[Array(name.utf8)], span.kind == .number, !span.flag else { return nil }
+        func integer(_ member: Member) -> Int64? {
+            let span = spans[member.rawValue]
+            guard span.kind == .number, !span.flag else { return nil }
             return EventParser.integer(UnsafeRawBufferPointer(rebasing: inner[span.start..<span.end]))
         }
-        let id = string("id")
-        let bytes = integer("bytes").flatMap { $0 >= 0 && $0 <= Int64(Int32.max) * 64 ? Int($0) : nil }
+        let id = string(.id)
+        let bytes = integer(.bytes).flatMap { $0 >= 0 && $0 <= Int64(Int32.max) * 64 ? Int($0) : nil }
         if repeated { return .invalid(id: id, bytes: bytes, detail: "the batch header repeats a key") }
         guard let id else { return .invalid(id: nil, bytes: bytes, detail: "batch.id " + Invalid.idLength.rule) }
         var timestampText = ""
-        if let span = spans[Array("timestamp".utf8)], span.kind == .number, !span.flag {
-            timestampText = String(decoding: inner[span.start..<span.end], as: UTF8.self)
+        let timestampSpan = spans[Member.timestamp.rawValue]
+        if timestampSpan.kind == .number, !timestampSpan.flag {
+            timestampText = String(decoding: inner[timestampSpan.start..<timestampSpan.end], as: UTF8.self)
         }
         let timestamp: Int64
         switch Self.validate(id: id, timestampText: timestampText) {
@@ -145,7 +188,7 @@ public struct BatchHeader: Sendable, Equatable {
             let field = invalid == .timestamp ? "batch.timestamp " : "batch.id "
             return .invalid(id: id, bytes: bytes, detail: field + invalid.rule)
         }
-        guard let signature = string("signature") else {
+        guard let signature = string(.signature) else {
             return .invalid(id: id, bytes: bytes, detail: "batch.signature must be a string")
         }
         guard let bytes else {

@@ -87,6 +87,29 @@ public struct FrameDecoder {
         self.bytesRead += bytes.count
     }
 
+    /// `append(bytes)` then `decode(into:isFinal:)`, without copying `bytes` when nothing is
+    /// buffered: the items are read from `bytes` where they are, and only an incomplete rest (a
+    /// line or frame cut by the chunk's end) is kept for the next call. The items reported are
+    /// exactly those of the two calls.
+    public mutating func decode<Handler: FrameHandler>(
+        appending bytes: UnsafeRawBufferPointer, into handler: inout Handler, isFinal: Bool = false
+    ) {
+        guard self.bufferedBytes == 0 else {
+            self.append(bytes)
+            return self.decode(into: &handler, isFinal: isFinal)
+        }
+        self.bytesRead += bytes.count
+        self.start = 0
+        self.decode(bytes, into: &handler, isFinal: isFinal)
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[self.start...])
+        if self.buffer.capacity > FrameDecoder.keptCapacity && rest.count <= FrameDecoder.keptCapacity {
+            self.buffer = []
+        }
+        self.buffer.removeAll(keepingCapacity: true)
+        self.buffer.append(contentsOf: rest)
+        self.start = 0
+    }
+
     /// Reports every complete item; with `isFinal` (end of stream) also the incomplete rest.
     public mutating func decode<Handler: FrameHandler>(into handler: inout Handler, isFinal: Bool = false) {
         let storage = self.buffer

@@ -32,6 +32,14 @@ public enum LogCompression: String, CaseIterable, Sendable {
     public func encode(_ bytes: [UInt8]) -> [UInt8] {
         switch self {
         case .none: return bytes
+        case .zstd: return bytes.withUnsafeBytes { LogCompression.compress($0) }
+        }
+    }
+
+    /// `encode` of bytes held elsewhere (a message built in a reused buffer).
+    public func encode(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        switch self {
+        case .none: return Array(bytes)
         case .zstd: return LogCompression.compress(bytes)
         }
     }
@@ -39,25 +47,46 @@ public enum LogCompression: String, CaseIterable, Sendable {
     /// A Zstandard frame of `bytes`, with their length and a checksum of them (XXH64's low 32
     /// bits, which `decode` checks) in the frame.
     public static func compress(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBytes { LogCompression.compress($0) }
+    }
+
+    /// `compress` of bytes held elsewhere. The frame is written into the context's own buffer (of
+    /// `ZSTD_compressBound` bytes, kept from one message to the next) and copied out at its size, so
+    /// each message costs no fresh buffer of about its plain size, most of it never written.
+    public static func compress(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         let context = Contexts.shared.take()
         defer { Contexts.shared.give(context) }
         let bound = ZSTD_compressBound(bytes.count)
-        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-            let written = bytes.withUnsafeBytes { source in
-                ZSTD_compress2(context.pointer, buffer.baseAddress, bound, source.baseAddress, source.count)
-            }
-            // Only a destination smaller than ZSTD_compressBound or an allocation failure makes
-            // ZSTD_compress2 fail; the first cannot happen here.
-            precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
-            count = written
-        }
+        let scratch = context.scratch(bound)
+        let written = ZSTD_compress2(context.pointer, scratch, bound, bytes.baseAddress, bytes.count)
+        // Only a destination smaller than ZSTD_compressBound or an allocation failure makes
+        // ZSTD_compress2 fail; the first cannot happen here.
+        precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        return Array(UnsafeRawBufferPointer(start: scratch, count: written))
     }
 
     /// Compression contexts set to `level` with checksums, kept for reuse (making one per part
     /// would allocate its tables each time); one per thread compressing at once.
     final class Contexts: Sendable {
-        struct Context: @unchecked Sendable {
+        /// A context and the buffer frames are written into; used by one thread at a time (taken
+        /// from the pool, then given back).
+        final class Context: @unchecked Sendable {
             let pointer: OpaquePointer
+            private var buffer: UnsafeMutableRawPointer?
+            private var capacity = 0
+
+            init(pointer: OpaquePointer) { self.pointer = pointer }
+
+            /// The buffer, with room for at least `bytes`. Kept up to 4 MiB: a larger one is
+            /// freed when a smaller one is asked for.
+            func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
+                if bytes > self.capacity || (self.capacity > 4 << 20 && bytes <= 4 << 20) {
+                    self.buffer?.deallocate()
+                    self.capacity = max(bytes, 1)
+                    self.buffer = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+                }
+                return self.buffer!
+            }
         }
         static let shared = Contexts()
         private let idle = Mutex<[Context]>([])

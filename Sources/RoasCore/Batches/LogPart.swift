@@ -195,11 +195,26 @@ public struct LogPart: Sendable, Equatable {
     /// (a part larger than that alone). A reader puts each batch together when its last part
     /// comes, so the batches are still whole in the order given.
     public static func messages(of parts: [LogPart], partitions: Int, maximumBytes: Int) -> [Message] {
+        var messages: [Message] = []
+        self.forEachMessage(of: parts, partitions: partitions, maximumBytes: maximumBytes) { partition, id, bytes in
+            messages.append(Message(partition: partition, id: id, bytes: Array(bytes)))
+        }
+        return messages
+    }
+
+    /// `messages(of:partitions:maximumBytes:)` one at a time, each built in one buffer kept from one
+    /// message to the next and handed to `body` (its partition, id and bytes) only while `body` runs:
+    /// the edge compresses each from there, with no array of about half a megabyte made and freed
+    /// per message.
+    public static func forEachMessage(
+        of parts: [LogPart], partitions: Int, maximumBytes: Int,
+        _ body: (_ partition: Int, _ id: String, _ bytes: UnsafeRawBufferPointer) -> Void
+    ) {
         var byPartition: [[LogPart]] = Array(repeating: [], count: partitions)
         for part in parts { byPartition[part.partition].append(part) }
-        var messages: [Message] = []
+        var bytes: [UInt8] = []
+        var carried: [UInt8] = []
         for (partition, group) in byPartition.enumerated() {
-            var bytes: [UInt8] = []
             var ids: [String] = []
             var single = ""
             func close() {
@@ -212,21 +227,28 @@ public struct LogPart: Sendable, Equatable {
                     let hex = String(hash, radix: 16)
                     id += ".\(ids.count)." + String(repeating: "0", count: 16 - hex.count) + hex
                 }
-                messages.append(Message(partition: partition, id: id, bytes: bytes))
-                bytes = []
+                bytes.withUnsafeBytes { body(partition, id, $0) }
+                bytes.removeAll(keepingCapacity: true)
                 ids = []
             }
             for part in group {
-                let encoded = part.encoded
-                if !ids.isEmpty && bytes.count + encoded.count > maximumBytes { close() }
-                bytes += encoded
+                let before = bytes.count
+                if before == 0 { bytes.reserveCapacity(min(maximumBytes + (1 << 12), part.encodedByteEstimate * group.count)) }
+                part.encode(into: &bytes)
+                if !ids.isEmpty && bytes.count > maximumBytes {
+                    // Over the limit with this part: the message closes without it, which begins the next.
+                    carried.removeAll(keepingCapacity: true)
+                    carried.append(contentsOf: bytes[before...])
+                    bytes.removeSubrange(before...)
+                    close()
+                    bytes.append(contentsOf: carried)
+                }
                 if ids.isEmpty { single = part.logID }
                 // A piece's id names it: messages starting with other pieces of one batch differ.
                 ids.append(part.pieces == 1 ? part.header.id : part.logID)
             }
             close()
         }
-        return messages
     }
 
     static let messageSeed: UInt64 = 0x9e37_79b9_7f4a_7c15
@@ -238,7 +260,14 @@ public struct LogPart: Sendable, Equatable {
     public static func split(
         _ header: BatchHeader, payload: UnsafeRawBufferPointer, partitions: Int, parser: EventParser, routes: [LogRoute]? = nil
     ) -> [LogPart] {
-        var parts = (0..<partitions).map { LogPart(empty: header, partition: $0, partitions: partitions) }
+        // Each part's share of the payload, with room for an uneven spread, so that bodies are not
+        // moved again and again as they grow.
+        let share = payload.count / partitions
+        var parts = (0..<partitions).map { partition in
+            var part = LogPart(empty: header, partition: partition, partitions: partitions)
+            part.body.reserveCapacity(share + share / 2 + 256)
+            return part
+        }
         var count = 0
         FrameDecoder.forEachLine(in: payload) { line, number in
             count = number + 1
@@ -297,15 +326,23 @@ public struct LogPart: Sendable, Equatable {
         }
         var collector = Collector(partitions: partitions, parser: parser, routes: routes)
         var decoder = FrameDecoder(maximumLineLength: 1 << 30, maximumBatchBytes: 1 << 30)
-        journal.withUnsafeBytes { decoder.append($0) }
-        decoder.decode(into: &collector, isFinal: true)
+        journal.withUnsafeBytes { decoder.decode(appending: $0, into: &collector, isFinal: true) }
         return (collector.parts, collector.bareLines)
     }
 
     /// The part as a log message.
     public var encoded: [UInt8] {
         var output: [UInt8] = []
-        output.reserveCapacity(256 + self.take.count * 6 + self.body.count)
+        output.reserveCapacity(self.encodedByteEstimate)
+        self.encode(into: &output)
+        return output
+    }
+
+    /// About the bytes of `encoded` (at least them, but for a take of numbers over 5 digits).
+    var encodedByteEstimate: Int { 256 + self.header.json.utf8.count + self.take.count * 6 + self.body.count }
+
+    /// Appends `encoded` to `output` (a message of several parts).
+    func encode(into output: inout [UInt8]) {
         JSONText.append("{\"part\":", to: &output)
         JSONText.append(self.header.json, to: &output)
         output.removeLast()  // the header's closing brace: the part's members follow
@@ -319,7 +356,6 @@ public struct LogPart: Sendable, Equatable {
         }
         JSONText.append("]}}\n", to: &output)
         output.append(contentsOf: self.body)
-        return output
     }
 
     /// Why a log message is not a part.
@@ -359,7 +395,10 @@ public struct LogPart: Sendable, Equatable {
     /// Reads the part `message` begins with: its header line, then as many lines as its `take`
     /// holds; `length` is the bytes it took.
     private init(decodingFirstOf message: UnsafeRawBufferPointer, length: inout Int) throws {
-        guard let newline = message.firstIndex(of: 0x0A) else { throw Invalid("no header line") }
+        guard let base = message.baseAddress, let found = memchr(base, 0x0A, message.count) else {
+            throw Invalid("no header line")
+        }
+        let newline = base.distance(to: UnsafeRawPointer(found))
         let line = UnsafeRawBufferPointer(rebasing: message[..<newline])
         let shape = "the header line is not {\"part\":{\"batch\":{…},\"partition\",\"partitions\",\"lines\",\"take\"}}"
         @inline(__always) func named(_ span: JSONSpan, in bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
@@ -433,13 +472,11 @@ public struct LogPart: Sendable, Equatable {
         }
         guard previous < lineCount else { throw Invalid("take outside 0..<\(lineCount)") }
         var end = newline + 1
-        if let base = message.baseAddress {
-            for _ in 0..<self.take.count {
-                guard end < message.count, let found = memchr(base + end, 0x0A, message.count - end) else {
-                    throw Invalid("fewer lines than the \(self.take.count) in take, or the last has no newline")
-                }
-                end = base.distance(to: UnsafeRawPointer(found)) + 1
+        for _ in 0..<self.take.count {
+            guard end < message.count, let found = memchr(base + end, 0x0A, message.count - end) else {
+                throw Invalid("fewer lines than the \(self.take.count) in take, or the last has no newline")
             }
+            end = base.distance(to: UnsafeRawPointer(found)) + 1
         }
         self.body = Array(message[(newline + 1)..<end])
         length = end
@@ -529,10 +566,18 @@ public struct LogPartAssembler: Sendable {
     ///   `resumeSequence(after:)`.
     /// - Throws: `LogPart.Invalid` when the part disagrees with the parts of its batch before it.
     public mutating func add(_ part: LogPart, sequence: UInt64 = 0) throws -> [UInt8]? {
+        var frame: [UInt8] = []
+        return try self.add(part, sequence: sequence, appendingTo: &frame) ? frame : nil
+    }
+
+    /// `add(_:sequence:)` that appends the batch's frame, when whole, to `frames` (a reader's chunk
+    /// of frames) rather than making an array of it; returns whether it did.
+    @discardableResult
+    public mutating func add(_ part: LogPart, sequence: UInt64 = 0, appendingTo frames: inout [UInt8]) throws -> Bool {
         let id = part.header.id
         guard !self.given.contains(id) && !self.givenBefore.contains(id) else {
             self.repeated += 1
-            return nil
+            return false
         }
         var batch = self.waiting[id] ?? Waiting()
         if let first = batch.parts.values.first {
@@ -548,7 +593,7 @@ public struct LogPartAssembler: Sendable {
         if self.firstSequences[id] == nil { self.firstSequences[id] = sequence }
         guard batch.pieces.count == part.partitions, batch.parts.count == batch.expected else {
             self.waiting[id] = batch
-            return nil
+            return false
         }
         let parts = batch.parts
         self.waiting[id] = nil
@@ -570,18 +615,32 @@ public struct LogPartAssembler: Sendable {
                 }
             }
         }
-        var payload: [UInt8] = []
-        payload.reserveCapacity(pieces.reduce(0) { $0 + $1.body.count })
+        // The payload's size first (the header line names it), then the frame written in place.
+        var bytes = 0
         for (number, place) in found.enumerated() {
             guard place.piece >= 0 else { throw LogPart.Invalid("line \(number) of batch \(id) is in none of its parts") }
-            payload.append(contentsOf: pieces[Int(place.piece)].body[Int(place.start)..<Int(place.end)])
-            payload.append(0x0A)
+            bytes += Int(place.end - place.start) + 1
         }
         var header = part.header
-        header.bytes = payload.count
-        var frame = Array(header.json.utf8)
-        frame.append(0x0A)
-        frame.append(contentsOf: payload)
-        return frame
+        header.bytes = bytes
+        frames.append(contentsOf: header.json.utf8)
+        frames.append(0x0A)
+        let payloadStart = frames.count
+        frames.append(contentsOf: repeatElement(0, count: bytes))
+        frames.withUnsafeMutableBytes { output in
+            var at = payloadStart
+            for place in found {
+                pieces[Int(place.piece)].body.withUnsafeBytes { body in
+                    let count = Int(place.end - place.start)
+                    if count > 0 {
+                        (output.baseAddress! + at).copyMemory(from: body.baseAddress! + Int(place.start), byteCount: count)
+                    }
+                    at += count
+                }
+                output[at] = 0x0A
+                at += 1
+            }
+        }
+        return true
     }
 }

@@ -44,8 +44,7 @@ public struct ChunkParser {
 
     /// Parses the next chunk of the stream; a frame or line cut by the chunk's end waits for the next.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) -> ParsedChunk {
-        self.decoder.append(bytes)
-        self.decoder.decode(into: &self.lines, isFinal: false)
+        self.decoder.decode(appending: bytes, into: &self.lines, isFinal: false)
         return self.take()
     }
 

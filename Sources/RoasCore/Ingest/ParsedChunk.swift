@@ -50,7 +50,7 @@ public struct ParsedChunk: Sendable {
         case counted(Reason?, lines: Int)
     }
 
-    var bytes: [UInt8] = []
+    var bytes = FieldBytes()
     var entries: [Entry] = []
     var events: [Event] = []
     var rejects: [Reject] = []
@@ -137,9 +137,8 @@ public struct ChunkRecorder: EventSink {
 
     @inline(__always)
     private mutating func field(_ bytes: UnsafeRawBufferPointer) -> ParsedChunk.Field {
-        let offset = Int32(truncatingIfNeeded: self.chunk.bytes.count)
-        self.chunk.bytes.append(contentsOf: bytes)
-        return ParsedChunk.Field(offset: offset, count: Int32(truncatingIfNeeded: bytes.count))
+        let offset = self.chunk.bytes.append(bytes)
+        return ParsedChunk.Field(offset: Int32(truncatingIfNeeded: offset), count: Int32(truncatingIfNeeded: bytes.count))
     }
 
     /// The index in `batches` of the origin's batch (-1: none), compared in place with the last

@@ -169,11 +169,12 @@ final class LogEdge: Sendable {
             var entries: [LogEntry] = []
             var parts: [LogPart] = []
             func flush() {
-                for message in LogPart.messages(of: parts, partitions: settings.partitions, maximumBytes: LogEdge.messageBytes) {
+                LogPart.forEachMessage(of: parts, partitions: settings.partitions, maximumBytes: LogEdge.messageBytes) {
+                    partition, id, bytes in
                     entries.append(
                         LogEntry(
-                            subject: LogLayout.partSubject(settings.stream, message.partition), id: message.id,
-                            bytes: settings.compression.encode(message.bytes)))
+                            subject: LogLayout.partSubject(settings.stream, partition), id: id,
+                            bytes: settings.compression.encode(bytes)))
                 }
                 parts.removeAll()
             }

@@ -19,9 +19,13 @@ import Testing
         let bytes = Self.bytes(stream)
         let whole = FrameDecoder.run(bytes, chunks: [bytes.count], maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
         for chunks in Self.chunkings {
-            let run = FrameDecoder.run(bytes, chunks: chunks, maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
-            #expect(run.items == whole.items, "chunks of \(chunks)", sourceLocation: sourceLocation)
-            #expect(run.lineNumber == whole.lineNumber, sourceLocation: sourceLocation)
+            for inPlace in [false, true] {
+                let run = FrameDecoder.run(
+                    bytes, chunks: chunks, maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes, inPlace: inPlace)
+                #expect(run.items == whole.items, "chunks of \(chunks), in place: \(inPlace)", sourceLocation: sourceLocation)
+                #expect(run.lineNumber == whole.lineNumber, sourceLocation: sourceLocation)
+                #expect(run.bytesRead == bytes.count, sourceLocation: sourceLocation)
+            }
         }
         #expect(whole.bytesRead == bytes.count, sourceLocation: sourceLocation)
         return whole.items
@@ -70,9 +74,13 @@ import Testing
     @Test func longLinesAreNotBufferedWhole() {
         let line = Array(repeating: UInt8(ascii: "y"), count: 200_000)
         let stream = Self.bytes("first\n") + line + Self.bytes("\r\nnext\n") + line
-        for chunk in [1000, 4096, 65536] {
+        for chunk in [1000, 4096, 65536, 300_000] {
             let run = FrameDecoder.run(stream, chunks: [chunk], maximumLineLength: 10_000)
             #expect(run.maximumBuffered <= 10_000 + chunk, "chunks of \(chunk): \(run.maximumBuffered) bytes held")
+            // Read in place, a chunk leaves at most the limit behind (what is not yet known to be too long).
+            let inPlace = FrameDecoder.run(stream, chunks: [chunk], maximumLineLength: 10_000, inPlace: true)
+            #expect(inPlace.maximumBuffered <= 10_001, "chunks of \(chunk) in place: \(inPlace.maximumBuffered) bytes held")
+            #expect(inPlace.items == run.items)
             #expect(
                 run.items == [
                     .line(Self.bytes("first"), number: 1), .tooLong(prefix: Array(line.prefix(1024)), number: 2, batch: nil),
@@ -202,6 +210,12 @@ import Testing
         (#"{"batch":{"id":"b1","timestamp":1.5,"signature":"s","bytes":4}}"#, "b1", true, "batch.timestamp must be integer epoch seconds"),
         (#"{"batch":{"id":"b1","timestamp":1,"signature":5,"bytes":4}}"#, "b1", true, "batch.signature must be a string"),
         (#"{"batch":{"id":"b1","timestamp":1,"signature":"s","bytes":4,"id":"b1"}}"#, "b1", true, "the batch header repeats a key"),
+        // Keys a header does not have count too, escaped or not; one of them alone is no repeat.
+        (#"{"batch":{"x":1,"id":"b1","timestamp":1,"signature":"s","bytes":4,"\u0078":2}}"#, "b1", true, "the batch header repeats a key"),
+        (
+            #"{"batch":{"x":1,"id":"b1","timestamp":1.5,"signature":"s","bytes":4,"y":2}}"#, "b1", true,
+            "batch.timestamp must be integer epoch seconds"
+        ),
         (#"{"batch":{"id":"","timestamp":1,"signature":"s","bytes":4}}"#, "", true, "batch.id must be a string of 1 to 256 bytes"),
         (#"{"batch":{"id":7,"timestamp":1,"signature":"s","bytes":4}}"#, nil, true, "batch.id must be a string of 1 to 256 bytes"),
         (#"{"batch":{"id":"a.b","timestamp":1,"signature":"s","bytes":4}}"#, "a.b", true, "batch.id must not contain '.'"),
@@ -348,9 +362,15 @@ import Testing
         var chunkings = Self.chunkings
         for _ in 0..<3 { chunkings.append((0..<20).map { _ in random.chance(0.5) ? random.int(1...8) : random.int(1...3000) }) }
         for chunks in chunkings {
-            let run = FrameDecoder.run(stream.bytes, chunks: chunks, maximumLineLength: limits.0, maximumBatchBytes: limits.1)
-            #expect(run.items == whole.items, "seed \(seed), chunks of \(chunks): \(firstDifference(run.items, whole.items))")
-            #expect(run.lineNumber == whole.lineNumber, "seed \(seed), chunks of \(chunks)")
+            // Appended then decoded, and read in place where nothing is buffered: the same items.
+            for inPlace in [false, true] {
+                let run = FrameDecoder.run(
+                    stream.bytes, chunks: chunks, maximumLineLength: limits.0, maximumBatchBytes: limits.1, inPlace: inPlace)
+                #expect(
+                    run.items == whole.items,
+                    "seed \(seed), chunks of \(chunks), in place: \(inPlace): \(firstDifference(run.items, whole.items))")
+                #expect(run.lineNumber == whole.lineNumber, "seed \(seed), chunks of \(chunks), in place: \(inPlace)")
+            }
         }
         // Line numbers: every physical line once, from 1, a frame's payload lines after its header.
         var next = 1

@@ -104,6 +104,10 @@ struct LogPartTests {
         var assembler = LogPartAssembler()
         var given: [[UInt8]] = []
         var read: [String: LogPart] = [:]
+        // A reader's way: every frame appended to one buffer, which holds other bytes first.
+        var appending = LogPartAssembler()
+        var joined = Array("{\"some\":\"bytes before\"}\n".utf8)
+        let before = joined
         for message in messages {
             let decoded = try message.bytes.withUnsafeBytes { try LogPart.parts(decoding: $0) }
             #expect(decoded.allSatisfy { $0.partition == message.partition })
@@ -113,11 +117,16 @@ struct LogPartTests {
             if maximumBytes == 1 { #expect(decoded.count == 1) }
             for part in decoded {
                 read[part.logID] = part
-                if let frame = try assembler.add(part) { given.append(frame) }
+                let frame = try assembler.add(part)
+                if let frame { given.append(frame) }
+                let count = joined.count
+                #expect(try appending.add(part, appendingTo: &joined) == (frame != nil))
+                #expect(frame.map { Array(joined[count...]) == $0 } ?? (joined.count == count))
             }
         }
         #expect(read == Dictionary(uniqueKeysWithValues: parts.map { ($0.logID, $0) }))
         #expect(given == frames)
+        #expect(joined == before + frames.joined())
         // The same batches give the same ids; fewer batches, other ids.
         #expect(LogPart.messages(of: parts, partitions: 4, maximumBytes: maximumBytes) == messages)
         let fewer = LogPart.messages(of: Array(parts.dropLast(4)), partitions: 4, maximumBytes: maximumBytes)

@@ -61,8 +61,11 @@ struct DecodeRun {
 
 extension FrameDecoder {
     /// Feeds `stream` in chunks of the given sizes (cycled), decoding after each, then ends the stream.
+    /// - Parameter inPlace: each chunk through `decode(appending:into:)`, which reads a chunk where it
+    ///   is when nothing is buffered, rather than `append` then `decode`.
     static func run(
-        _ stream: [UInt8], chunks: [Int], maximumLineLength: Int = 1 << 20, maximumBatchBytes: Int = 16 << 20
+        _ stream: [UInt8], chunks: [Int], maximumLineLength: Int = 1 << 20, maximumBatchBytes: Int = 16 << 20,
+        inPlace: Bool = false
     ) -> DecodeRun {
         var decoder = FrameDecoder(maximumLineLength: maximumLineLength, maximumBatchBytes: maximumBatchBytes)
         var handler = RecordingFrameHandler()
@@ -73,8 +76,12 @@ extension FrameDecoder {
             let size = max(1, chunks[chunk % chunks.count])
             chunk += 1
             let end = min(stream.count, position + size)
-            stream[position..<end].withUnsafeBytes { decoder.append($0) }
-            decoder.decode(into: &handler)
+            if inPlace {
+                stream[position..<end].withUnsafeBytes { decoder.decode(appending: $0, into: &handler) }
+            } else {
+                stream[position..<end].withUnsafeBytes { decoder.append($0) }
+                decoder.decode(into: &handler)
+            }
             maximumBuffered = max(maximumBuffered, decoder.bufferedBytes)
             position = end
         }
