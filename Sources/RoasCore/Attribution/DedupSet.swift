@@ -24,7 +24,8 @@ import CRoasPrefetch
 /// every page gets an id while a large checkpoint is written, so copying a page the first time the
 /// engine writes to it would copy nearly the whole set; instead, an id whose page the copy holds is
 /// kept beside the tables (`overlay`, 48-96 bytes an id), and moved into its page a few per id
-/// taken once the copy is gone. Past `overlayLimit` ids the pages are copied after all. Pages cost
+/// taken once the copy is gone. Past `overlayLimit` ids, or a sixteenth of the ids the set held when
+/// the copy was taken if that is more, the pages are copied after all. Pages cost
 /// each lookup a few more cache lines (about 6-10% of `roas run`'s CPU time on the reference
 /// workload), so an engine that never checkpoints keeps each table in one array.
 ///
@@ -725,12 +726,22 @@ struct DedupSet: Sendable {
     private var farLimit = 64
     /// Ids taken while the page they go to was shared with a copy of the set (a checkpoint being
     /// written), with their times: written there instead of copying the page, and moved into
-    /// their pages (`fold`) a few per id taken once the copy is gone. Past `overlayLimit` ids,
+    /// their pages (`fold`) a few per id taken once the copy is gone. Past `overlayBound` ids,
     /// pages are copied again.
     private var overlay = Overlay()
-    /// The most ids `overlay` holds (1 << 20 but in tests): copying it whole when a checkpoint is
-    /// taken stays short.
+    /// The fewest ids `overlay` may hold (1 << 20 but in tests): copying it whole when a checkpoint
+    /// is taken stays short.
     let overlayLimit: Int
+    /// The most ids `overlay` may hold while the present copy is held: `overlayLimit`, or a
+    /// sixteenth of the ids the set held when the first id went beside its pages, if more. A
+    /// checkpoint of a large set takes long to write and many ids come meanwhile (at 60M ids and
+    /// 400k new ids a second, 6M in 15 s): past 1M they went to their pages, which copied most of
+    /// the set's pages (RSS 1.34-1.36x the RSS before those checkpoints). Beside the pages they cost
+    /// 48-96 bytes each, against 4 KiB for each page copied; the bound keeps them to 3-6 bytes
+    /// per id of the set.
+    private var overlayBound: Int
+    /// The share of the set's ids `overlayBound` allows beside the pages: one in this many.
+    static let overlayShare = 16
     /// How many of `overlay`'s ids `insert` moves into their pages per id taken (scanning at most
     /// four times as many slots).
     static let foldsPerInsert = 4
@@ -760,6 +771,7 @@ struct DedupSet: Sendable {
         self.timeBits = timeBits
         self.isPaged = paged
         self.overlayLimit = overlayLimit
+        self.overlayBound = overlayLimit
         let stampMask: UInt64 = (1 << UInt64(timeBits)) - 1
         let shards = (0..<DedupSet.shardCount).map { DedupSet.fullPermille(shard: $0) }
         if paged {
@@ -842,8 +854,11 @@ struct DedupSet: Sendable {
             self.far[fingerprint] = nil
         }
         if !self.overlay.isEmpty, let heldTime = self.overlay.time(of: fingerprint), heldTime >= cutoff { return false }
-        let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.overlayLimit)
-        if outcome == .held { self.overlay.set(fingerprint, time: time) }
+        let outcome = self.place(fingerprint, time: time, cutoff: cutoff, copying: self.overlay.count >= self.overlayBound)
+        if outcome == .held {
+            if self.overlay.isEmpty { self.overlayBound = max(self.overlayLimit, self.count / DedupSet.overlayShare) }
+            self.overlay.set(fingerprint, time: time)
+        }
         return outcome != .duplicate
     }
 

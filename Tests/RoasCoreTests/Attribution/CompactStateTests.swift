@@ -247,6 +247,43 @@ struct CompactStateTests {
         #expect(set.count < model.count)
     }
 
+    /// The overlay's bound grows with the set: a sixteenth of the ids it held when the copy was taken
+    /// (here 12,500 of 200,000), above the limit it was made with (1,000). Up to it, ids taken while
+    /// the copy is held go beside the pages and no page is copied; past it, pages are copied.
+    @Test func theOverlayHoldsASixteenthOfALargeSet() {
+        var set = DedupSet(capacity: 16, paged: true, overlayLimit: 1_000)
+        let time: Int64 = 1_700_000_000_000
+        let cutoff = time - 3_600_000
+        func fingerprint(_ id: UInt64) -> Fingerprint { withUnsafeBytes(of: id) { Fingerprint($0) } }
+        var fresh = 0
+        for id in UInt64(0)..<200_000 where set.insert(fingerprint(id), time: time, cutoff: cutoff) { fresh += 1 }
+        #expect(fresh == 200_000)
+        // As a checkpoint's copy (`Engine.checkpointCopy`): without the growths in progress.
+        var held = set
+        held.dropGrowth()
+        var mostBeside = 0
+        for id in UInt64(200_000)..<210_000 {
+            let taken = set.insert(fingerprint(id), time: time, cutoff: cutoff)
+            #expect(taken)
+            mostBeside = max(mostBeside, set.overlayCount)
+        }
+        // Nearly all of them beside (an id of a shard rebuilt meanwhile goes to its new table), none copied.
+        #expect(mostBeside > 9_000 && mostBeside <= 10_000 && set.pagesCopied == 0, "\(mostBeside) beside, \(set.pagesCopied) copied")
+        for id in UInt64(210_000)..<230_000 {
+            let taken = set.insert(fingerprint(id), time: time, cutoff: cutoff)
+            #expect(taken)
+            mostBeside = max(mostBeside, set.overlayCount)
+        }
+        #expect(mostBeside == 200_000 / DedupSet.overlayShare && set.pagesCopied > 100, "\(mostBeside) beside")
+        // Every id answers as taken, in the set and (those before it) in the copy.
+        var again = 0
+        for id in UInt64(0)..<230_000 where set.insert(fingerprint(id), time: time, cutoff: cutoff) { again += 1 }
+        #expect(again == 0)
+        let old = held.insert(fingerprint(7), time: time, cutoff: cutoff)
+        let new = held.insert(fingerprint(220_000), time: time, cutoff: cutoff)
+        #expect(!old && new)
+    }
+
     /// While a copy of a paged set is held (a checkpoint being written), ids that go to its pages
     /// are kept beside them and no page is copied; once the copy is gone they are moved into their
     /// pages as ids come, and none is left. Past the overlay's limit, pages are copied as before.
