@@ -140,7 +140,8 @@ public struct BatchHeader: Sendable, Equatable {
         let inner = UnsafeRawBufferPointer(rebasing: line[batchSpan.start..<batchSpan.end])
         // The four members a header has, by `Member`; any other key is kept only to tell a repeat.
         var spans = [JSONSpan](repeating: JSONSpan(), count: Member.allCases.count)
-        var others: [[UInt8]] = []
+        // A set: a hostile header may hold a hundred thousand keys within --max-line.
+        var others = Set<[UInt8]>()
         var repeated = false
         var innerScanner = JSONScanner(inner)
         _ = innerScanner.scanObject { key, value in
@@ -154,7 +155,7 @@ public struct BatchHeader: Sendable, Equatable {
                 if spans[member.rawValue].kind != .absent { repeated = true } else { spans[member.rawValue] = value }
             } else {
                 let name = key.flag ? escaped : Array(inner[key.start..<key.end])
-                if others.contains(name) { repeated = true } else { others.append(name) }
+                if !others.insert(name).inserted { repeated = true }
             }
         }
         func string(_ member: Member) -> String? {

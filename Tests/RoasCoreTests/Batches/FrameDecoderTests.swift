@@ -426,6 +426,25 @@ import Testing
         #expect(split.items == whole.items)
     }
 
+    /// A header with 50,000 keys it does not know (well within --max-line): each is kept once to
+    /// tell a repeat (in a set: a list made this quadratic), and a repeat among them is found.
+    @Test func aHeaderWithManyUnknownKeys() {
+        let keys = (0..<50_000).map { "\"k\($0)\":0" }.joined(separator: ",")
+        let members = #""id":"b1","timestamp":1,"signature":"s","bytes":2"#
+        let good = Array(("{\"batch\":{" + keys + "," + members + "}}").utf8)
+        let repeated = Array(("{\"batch\":{" + keys + "," + members + ",\"k49999\":1}}").utf8)
+        guard case .header(let header) = good.withUnsafeBytes({ BatchHeader.parse($0) }) else {
+            Issue.record("a header with many other keys is refused")
+            return
+        }
+        #expect(header.id == "b1" && header.bytes == 2)
+        guard case .invalid(let id, _, let detail) = repeated.withUnsafeBytes({ BatchHeader.parse($0) }) else {
+            Issue.record("a repeated key among many is not found")
+            return
+        }
+        #expect(id == "b1" && detail == "the batch header repeats a key")
+    }
+
     /// A header key written with an escape (`"\u0062ytes"` is `"bytes"` in JSON) is the same key, so
     /// repeating it makes the frame `bad_frame`; the first value still gives the frame length. (The
     /// first commit matched raw key bytes and accepted this frame with `bytes` 2, while a JSON reader
