@@ -1,8 +1,9 @@
 /// The bytes of a parsed chunk's fields (ids, users, creators, ...), one after another.
 ///
 /// A growable buffer like `[UInt8]`, but an append of a few bytes is copied inline: a field is
-/// most often 4 to 16 bytes, and `Array.append(contentsOf:)` called `memmove` for each, about 4%
-/// of the reading thread's time on plain events. Copy on write, as an array.
+/// most often 4 to 16 bytes, and `Array.append(contentsOf:)` called `memmove` for each: 218 of the
+/// 5,666 `perf` samples of the DuckDB comparison's simple job, an eighth of the reading thread's.
+/// Copy on write, as an array.
 struct FieldBytes: @unchecked Sendable {
     // @unchecked: the storage is only written while uniquely referenced (`makeRoom`).
     private var storage: ManagedBuffer<Int, UInt8>
