@@ -5,7 +5,8 @@
 /// 5,666 `perf` samples of the DuckDB comparison's simple job, an eighth of the reading thread's.
 /// Copy on write, as an array.
 struct FieldBytes: @unchecked Sendable {
-    // @unchecked: the storage is only written while uniquely referenced (`makeRoom`).
+    // @unchecked: the storage is only written while uniquely referenced (`append` and
+    // `reserveCapacity` reallocate otherwise).
     private var storage: ManagedBuffer<Int, UInt8>
 
     init(capacity: Int = 0) {
